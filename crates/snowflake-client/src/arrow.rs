@@ -1,0 +1,370 @@
+//! Arrow result decoding: `rowsetBase64` and Arrow result chunks into [`Value`] rows.
+//!
+//! Snowflake sends an Arrow IPC *stream* (schema message, then record batches). The Arrow type
+//! alone does not say what a column means, so each array is read according to the column's
+//! Snowflake type from `rowtype`:
+//!
+//! | Snowflake type | Arrow encodings accepted |
+//! |---|---|
+//! | FIXED | Int8/16/32/64 holding `value * 10^scale`; Decimal128 (its own scale); Float64 |
+//! | REAL | Float64, Float32 |
+//! | TEXT, VARIANT, OBJECT, ARRAY | Utf8, LargeUtf8, Utf8View |
+//! | BOOLEAN | Boolean |
+//! | DATE | Date32 (days), Date64 (ms) |
+//! | TIME | Int32/Int64 in units of `10^-scale` s since midnight |
+//! | TIMESTAMP_NTZ/LTZ | Int64 in units of `10^-scale` s; or struct `{epoch: s, fraction: ns}` |
+//! | TIMESTAMP_TZ | struct `{epoch: 10^-scale s, timezone}`; or `{epoch: s, fraction: ns, timezone}` |
+//! | BINARY | Binary, LargeBinary, FixedSizeBinary, BinaryView |
+//!
+//! `timezone` is the offset in minutes plus 1440. Any array may be all-null (Arrow `Null`).
+
+use std::io::Cursor;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Date64Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type,
+    Int64Type, Int8Type,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch, StructArray};
+use arrow_ipc::reader::StreamReader;
+use arrow_schema::DataType;
+
+use crate::error::{Error, Result};
+use crate::value::{
+    date_from_days, instant_from_parts, offset_from_encoded, split_scaled, time_from_parts, Column,
+    ColumnType, Decimal, Value,
+};
+
+/// Decode every record batch of an Arrow IPC stream into rows.
+pub(crate) fn decode_ipc_stream(columns: &[Column], bytes: &[u8]) -> Result<Vec<Vec<Value>>> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let reader = StreamReader::try_new(Cursor::new(bytes), None)
+        .map_err(|e| Error::protocol(format!("cannot read the Arrow result: {e}")))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::protocol(format!("cannot read an Arrow record batch: {e}")))?;
+        decode_batch(columns, &batch, &mut rows)?;
+    }
+    Ok(rows)
+}
+
+/// Append the rows of one record batch.
+pub(crate) fn decode_batch(columns: &[Column], batch: &RecordBatch, rows: &mut Vec<Vec<Value>>) -> Result<()> {
+    if batch.num_columns() != columns.len() {
+        return Err(Error::protocol(format!(
+            "the Arrow result has {} columns but rowtype describes {}",
+            batch.num_columns(),
+            columns.len()
+        )));
+    }
+    let decoded: Vec<Vec<Value>> = columns
+        .iter()
+        .zip(batch.columns())
+        .map(|(column, array)| decode_array(column, array))
+        .collect::<Result<_>>()?;
+    let start = rows.len();
+    rows.extend((0..batch.num_rows()).map(|_| Vec::with_capacity(columns.len())));
+    for column_values in decoded {
+        for (row, value) in rows[start..].iter_mut().zip(column_values) {
+            row.push(value);
+        }
+    }
+    Ok(())
+}
+
+/// Decode one column's array, cell by cell, nulls included.
+fn decode_array(column: &Column, array: &ArrayRef) -> Result<Vec<Value>> {
+    let unsupported = || {
+        Error::protocol(format!(
+            "column {} ({}) arrived as Arrow {}, which this client cannot read",
+            column.name,
+            column.column_type.sql_name(),
+            array.data_type()
+        ))
+    };
+    if array.data_type() == &DataType::Null {
+        return Ok(vec![Value::Null; array.len()]);
+    }
+    let scale = column.scale.unwrap_or(0);
+    let ints = || -> Option<Box<dyn Fn(usize) -> i64 + '_>> {
+        Some(match array.data_type() {
+            DataType::Int8 => Box::new(|i| i64::from(array.as_primitive::<Int8Type>().value(i))),
+            DataType::Int16 => Box::new(|i| i64::from(array.as_primitive::<Int16Type>().value(i))),
+            DataType::Int32 => Box::new(|i| i64::from(array.as_primitive::<Int32Type>().value(i))),
+            DataType::Int64 => Box::new(|i| array.as_primitive::<Int64Type>().value(i)),
+            _ => return None,
+        })
+    };
+    let cell: Box<dyn Fn(usize) -> Result<Value> + '_> = match (&column.column_type, array.data_type()) {
+        (ColumnType::Fixed, DataType::Decimal128(_, s)) => {
+            let s = u32::try_from(*s).map_err(|_| unsupported())?;
+            let a = array.as_primitive::<Decimal128Type>();
+            Box::new(move |i| Ok(Value::Number(Decimal::new(a.value(i), s)?)))
+        }
+        (ColumnType::Fixed, DataType::Float64) | (ColumnType::Real, DataType::Float64) => {
+            let a = array.as_primitive::<Float64Type>();
+            Box::new(move |i| Ok(Value::Real(a.value(i))))
+        }
+        (ColumnType::Real, DataType::Float32) => {
+            let a = array.as_primitive::<Float32Type>();
+            Box::new(move |i| Ok(Value::Real(f64::from(a.value(i)))))
+        }
+        (ColumnType::Fixed, _) => {
+            let get = ints().ok_or_else(unsupported)?;
+            Box::new(move |i| Ok(Value::Number(Decimal::new(i128::from(get(i)), scale)?)))
+        }
+        (ColumnType::Boolean, DataType::Boolean) => {
+            let a = array.as_boolean();
+            Box::new(move |i| Ok(Value::Boolean(a.value(i))))
+        }
+        (ColumnType::Date, DataType::Date32) => {
+            let a = array.as_primitive::<Date32Type>();
+            Box::new(move |i| Ok(Value::Date(date_from_days(i64::from(a.value(i)))?)))
+        }
+        (ColumnType::Date, DataType::Date64) => {
+            let a = array.as_primitive::<Date64Type>();
+            Box::new(move |i| Ok(Value::Date(date_from_days(a.value(i).div_euclid(86_400_000))?)))
+        }
+        (ColumnType::Time, _) => {
+            let get = ints().ok_or_else(unsupported)?;
+            Box::new(move |i| {
+                let (secs, nanos) = split_scaled(get(i), scale);
+                Ok(Value::Time(time_from_parts(secs, nanos)?))
+            })
+        }
+        (ColumnType::TimestampNtz | ColumnType::TimestampLtz, DataType::Struct(_)) => {
+            let parts = TimestampParts::new(array.as_struct(), scale).ok_or_else(unsupported)?;
+            let ltz = column.column_type == ColumnType::TimestampLtz;
+            Box::new(move |i| {
+                let (secs, nanos) = parts.instant(i);
+                let instant = instant_from_parts(secs, nanos)?;
+                Ok(if ltz { Value::TimestampLtz(instant) } else { Value::TimestampNtz(instant.naive_utc()) })
+            })
+        }
+        (ColumnType::TimestampNtz | ColumnType::TimestampLtz, _) => {
+            let get = ints().ok_or_else(unsupported)?;
+            let ltz = column.column_type == ColumnType::TimestampLtz;
+            Box::new(move |i| {
+                let (secs, nanos) = split_scaled(get(i), scale);
+                let instant = instant_from_parts(secs, nanos)?;
+                Ok(if ltz { Value::TimestampLtz(instant) } else { Value::TimestampNtz(instant.naive_utc()) })
+            })
+        }
+        (ColumnType::TimestampTz, DataType::Struct(_)) => {
+            let parts = TimestampParts::new(array.as_struct(), scale).ok_or_else(unsupported)?;
+            if parts.timezone.is_none() {
+                return Err(unsupported());
+            }
+            Box::new(move |i| {
+                let (secs, nanos) = parts.instant(i);
+                let offset = offset_from_encoded(parts.timezone(i))?;
+                Ok(Value::TimestampTz(instant_from_parts(secs, nanos)?.with_timezone(&offset)))
+            })
+        }
+        (ColumnType::Binary, DataType::Binary) => {
+            let a = array.as_binary::<i32>();
+            Box::new(move |i| Ok(Value::Binary(a.value(i).to_vec())))
+        }
+        (ColumnType::Binary, DataType::LargeBinary) => {
+            let a = array.as_binary::<i64>();
+            Box::new(move |i| Ok(Value::Binary(a.value(i).to_vec())))
+        }
+        (ColumnType::Binary, DataType::FixedSizeBinary(_)) => {
+            let a = array.as_fixed_size_binary();
+            Box::new(move |i| Ok(Value::Binary(a.value(i).to_vec())))
+        }
+        (ColumnType::Binary, DataType::BinaryView) => {
+            let a = array.as_binary_view();
+            Box::new(move |i| Ok(Value::Binary(a.value(i).to_vec())))
+        }
+        (t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
+            let json = matches!(t, ColumnType::Variant | ColumnType::Object | ColumnType::Array);
+            let text: Box<dyn Fn(usize) -> String + '_> = match array.data_type() {
+                DataType::Utf8 => Box::new(|i| array.as_string::<i32>().value(i).to_string()),
+                DataType::LargeUtf8 => Box::new(|i| array.as_string::<i64>().value(i).to_string()),
+                _ => Box::new(|i| array.as_string_view().value(i).to_string()),
+            };
+            if !(json || matches!(t, ColumnType::Text | ColumnType::Other(_))) {
+                return Err(unsupported());
+            }
+            Box::new(move |i| {
+                let s = text(i);
+                Ok(if json { Value::Json(s) } else { Value::Text(s) })
+            })
+        }
+        _ => return Err(unsupported()),
+    };
+    (0..array.len())
+        .map(|i| if array.is_null(i) { Ok(Value::Null) } else { cell(i) })
+        .collect()
+}
+
+/// The fields of Snowflake's timestamp structs.
+struct TimestampParts<'a> {
+    epoch: &'a arrow_array::Int64Array,
+    fraction: Option<&'a arrow_array::Int32Array>,
+    timezone: Option<&'a arrow_array::Int32Array>,
+    scale: u32,
+}
+
+impl<'a> TimestampParts<'a> {
+    fn new(s: &'a StructArray, scale: u32) -> Option<Self> {
+        let field = |name: &str| s.column_by_name(name);
+        let epoch = field("epoch")?.as_primitive_opt::<Int64Type>()?;
+        let fraction = match field("fraction") {
+            Some(a) => Some(a.as_primitive_opt::<Int32Type>()?),
+            None => None,
+        };
+        let timezone = match field("timezone") {
+            Some(a) => Some(a.as_primitive_opt::<Int32Type>()?),
+            None => None,
+        };
+        Some(TimestampParts { epoch, fraction, timezone, scale })
+    }
+
+    /// With a `fraction` field, `epoch` is whole seconds and `fraction` nanoseconds; without
+    /// one, `epoch` is in units of `10^-scale` seconds.
+    fn instant(&self, i: usize) -> (i64, u32) {
+        match self.fraction {
+            Some(f) => (self.epoch.value(i), f.value(i).clamp(0, 999_999_999) as u32),
+            None => split_scaled(self.epoch.value(i), self.scale),
+        }
+    }
+
+    fn timezone(&self, i: usize) -> i64 {
+        self.timezone.map_or(1440, |t| i64::from(t.value(i)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use arrow_array::{
+        BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
+        Int64Array, Int8Array, NullArray, StringArray,
+    };
+    use arrow_ipc::writer::StreamWriter;
+    use arrow_schema::{Field, Fields, Schema};
+
+    fn column(t: &str, scale: u32) -> Column {
+        Column {
+            name: t.to_uppercase(),
+            column_type: ColumnType::from_name(t),
+            nullable: true,
+            precision: None,
+            scale: Some(scale),
+            length: None,
+        }
+    }
+
+    fn ipc(arrays: Vec<ArrayRef>) -> Vec<u8> {
+        let fields: Vec<Field> = arrays
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Field::new(format!("c{i}"), a.data_type().clone(), true))
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap();
+        let mut out = Vec::new();
+        let mut writer = StreamWriter::try_new(&mut out, &batch.schema()).unwrap();
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+        drop(writer);
+        out
+    }
+
+    fn ts_struct(epoch: Vec<Option<i64>>, fraction: Vec<i32>, tz: Option<Vec<i32>>) -> ArrayRef {
+        let nulls: Vec<bool> = epoch.iter().map(Option::is_some).collect();
+        let mut fields = vec![
+            (Arc::new(Field::new("epoch", DataType::Int64, false)), Arc::new(Int64Array::from(epoch.iter().map(|e| e.unwrap_or(0)).collect::<Vec<_>>())) as ArrayRef),
+            (Arc::new(Field::new("fraction", DataType::Int32, false)), Arc::new(Int32Array::from(fraction)) as ArrayRef),
+        ];
+        if let Some(tz) = tz {
+            fields.push((Arc::new(Field::new("timezone", DataType::Int32, false)), Arc::new(Int32Array::from(tz)) as ArrayRef));
+        }
+        let (f, a): (Vec<_>, Vec<_>) = fields.into_iter().unzip();
+        Arc::new(StructArray::new(Fields::from(f), a, Some(nulls.into())))
+    }
+
+    #[test]
+    fn every_type_with_nulls_and_scales() {
+        let columns = vec![
+            column("fixed", 2),
+            column("fixed", 0),
+            column("fixed", 0),
+            column("real", 0),
+            column("text", 0),
+            column("boolean", 0),
+            column("date", 0),
+            column("time", 9),
+            column("timestamp_ntz", 9),
+            column("timestamp_ltz", 3),
+            column("timestamp_tz", 9),
+            column("variant", 0),
+            column("binary", 0),
+            column("text", 0),
+        ];
+        let bytes = ipc(vec![
+            Arc::new(Int64Array::from(vec![Some(-1250), None])),
+            Arc::new(Decimal128Array::from(vec![Some(12_345i128), None]).with_precision_and_scale(38, 3).unwrap()),
+            Arc::new(Int8Array::from(vec![Some(7), None])),
+            Arc::new(Float64Array::from(vec![Some(2.5), None])),
+            Arc::new(StringArray::from(vec![Some("héllo"), None])),
+            Arc::new(BooleanArray::from(vec![Some(true), None])),
+            Arc::new(Date32Array::from(vec![Some(19000), None])),
+            Arc::new(Int64Array::from(vec![Some(3_723_000_000_500), None])),
+            ts_struct(vec![Some(1_700_000_000), None], vec![123_456_789, 0], None),
+            Arc::new(Int64Array::from(vec![Some(-500), None])),
+            ts_struct(vec![Some(1_700_000_000), None], vec![0, 0], Some(vec![1500, 1440])),
+            Arc::new(StringArray::from(vec![Some("{\"a\":[1,2]}"), None])),
+            Arc::new(BinaryArray::from(vec![Some(&b"\x01\xff"[..]), None])),
+            Arc::new(NullArray::new(2)),
+        ]);
+        let rows = decode_ipc_stream(&columns, &bytes).unwrap();
+        assert_eq!(rows.len(), 2);
+        let r = &rows[0];
+        assert_eq!(r[0].to_string(), "-12.50");
+        assert_eq!(r[1].to_string(), "12.345");
+        assert_eq!(r[2].to_string(), "7");
+        assert_eq!(r[3], Value::Real(2.5));
+        assert_eq!(r[4], Value::Text("héllo".into()));
+        assert_eq!(r[5], Value::Boolean(true));
+        assert_eq!(r[6].to_string(), "2022-01-08");
+        assert_eq!(r[7].to_string(), "01:02:03.000000500");
+        assert_eq!(r[8].to_string(), "2023-11-14 22:13:20.123456789");
+        assert_eq!(r[9].to_string(), "1969-12-31 23:59:59.500 +00:00");
+        assert_eq!(r[10].to_string(), "2023-11-14 23:13:20 +01:00");
+        assert_eq!(r[11].to_json()["a"][1], 2);
+        assert_eq!(r[12], Value::Binary(vec![1, 255]));
+        assert_eq!(r[13], Value::Null);
+        assert!(rows[1].iter().all(Value::is_null), "{:?}", rows[1]);
+    }
+
+    #[test]
+    fn tz_struct_with_scaled_epoch_and_no_fraction() {
+        let epoch = Arc::new(Int64Array::from(vec![1_700_000_000_123i64]));
+        let tz = Arc::new(Int32Array::from(vec![1440 - 300]));
+        let s: ArrayRef = Arc::new(StructArray::new(
+            Fields::from(vec![Field::new("epoch", DataType::Int64, false), Field::new("timezone", DataType::Int32, false)]),
+            vec![epoch as ArrayRef, tz as ArrayRef],
+            None,
+        ));
+        let rows = decode_ipc_stream(&[column("timestamp_tz", 3)], &ipc(vec![s])).unwrap();
+        assert_eq!(rows[0][0].to_string(), "2023-11-14 17:13:20.123 -05:00");
+    }
+
+    #[test]
+    fn mismatched_encodings_are_protocol_errors() {
+        let bytes = ipc(vec![Arc::new(BooleanArray::from(vec![true]))]);
+        let e = decode_ipc_stream(&[column("date", 0)], &bytes).unwrap_err();
+        assert!(e.message().contains("column DATE"), "{e}");
+        let e = decode_ipc_stream(&[column("date", 0), column("text", 0)], &bytes).unwrap_err();
+        assert!(e.message().contains("rowtype describes 2"), "{e}");
+        let e = decode_ipc_stream(&[column("text", 0)], b"not arrow").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Protocol);
+        assert!(decode_ipc_stream(&[column("text", 0)], b"").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,286 @@
+//! The HTTP layer: one request to Snowflake, its envelope, and retries where they are safe.
+//!
+//! Every REST answer is an envelope `{"success": bool, "code": "...", "message": "...",
+//! "data": {...}}`; a failure keeps its code, and SQL failures carry `data.sqlState` and
+//! `data.queryId`. Request bodies are JSON, gzip-compressed (`Content-Encoding: gzip`), and
+//! authorised with `Authorization: Snowflake Token="<session token>"`.
+//!
+//! Retries (exponential backoff with jitter, a few attempts) depend on what repeating means:
+//! [`Retry::Always`] for requests that change nothing or are idempotent (heartbeat, result
+//! polling, chunk downloads, token renewal, abort, close, login), [`Retry::NotSent`] for
+//! statements — repeated only when the request cannot have reached Snowflake (the connection
+//! was refused) or Snowflake refused it before starting (HTTP 429 or 503).
+
+use std::io::Write;
+use std::time::Duration;
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::settings::Secret;
+
+/// How a request may be repeated after a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Repeating is harmless.
+    Always,
+    /// Repeat only if the request surely did not start anything.
+    NotSent,
+}
+
+const MAX_ATTEMPTS: u32 = 4;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Snowflake answers "still running" (333334) after about 45 s, so one request never needs more.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The answer envelope of every REST call.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Envelope {
+    #[serde(default)]
+    pub success: bool,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub data: Value,
+}
+
+impl Envelope {
+    /// The error this envelope reports (when `success` is false).
+    pub fn error(&self) -> Error {
+        let data = |key: &str| self.data.get(key).and_then(Value::as_str).map(str::to_string);
+        let code = self.code.clone().or_else(|| data("errorCode"));
+        Error::from_snowflake(code, data("sqlState"), self.message.clone().unwrap_or_default())
+            .with_query_id(data("queryId"))
+    }
+}
+
+/// An HTTP client bound to one Snowflake endpoint.
+#[derive(Clone, Debug)]
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    base: Url,
+}
+
+impl Transport {
+    pub fn new(base: Url) -> Result<Self> {
+        // reqwest is built without a default crypto provider; install ring's once per process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Transport { http, base })
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// `path` (with query) resolved against the endpoint.
+    pub fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url> {
+        let mut url = self
+            .base
+            .join(path)
+            .map_err(|e| Error::protocol(format!("bad URL path '{path}': {e}")))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        Ok(url)
+    }
+
+    /// POST a JSON body and read the envelope.
+    pub async fn post(&self, url: Url, token: Option<&Secret>, body: &Value, retry: Retry) -> Result<Envelope> {
+        let compressed = gzip(body.to_string().as_bytes())?;
+        self.send(retry, || {
+            self.http
+                .post(url.clone())
+                .headers(headers(token))
+                .header(CONTENT_ENCODING, "gzip")
+                .body(compressed.clone())
+        })
+        .await
+    }
+
+    /// GET an envelope (result polling).
+    pub async fn get(&self, url: Url, token: Option<&Secret>) -> Result<Envelope> {
+        self.send(Retry::Always, || self.http.get(url.clone()).headers(headers(token))).await
+    }
+
+    /// GET raw bytes from a result-chunk URL (cloud storage, not Snowflake itself).
+    pub async fn get_bytes(&self, url: &str, extra: &HeaderMap) -> Result<Vec<u8>> {
+        let url = Url::parse(url).map_err(|e| Error::protocol(format!("bad result chunk URL: {e}")))?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let err = match self.http.get(url.clone()).headers(extra.clone()).send().await {
+                Ok(resp) if resp.status().is_success() => match resp.bytes().await {
+                    Ok(bytes) => return Ok(bytes.to_vec()),
+                    Err(e) => network_error(&e),
+                },
+                Ok(resp) => status_error(resp.status(), "downloading a result chunk"),
+                Err(e) => network_error(&e),
+            };
+            if attempt >= MAX_ATTEMPTS || !err.is_transient() {
+                return Err(err);
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+
+    async fn send(&self, retry: Retry, build: impl Fn() -> reqwest::RequestBuilder) -> Result<Envelope> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (err, may_repeat) = match build().send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let refused_before_start = matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE);
+                    let transient = refused_before_start || matches!(status, StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT);
+                    match resp.bytes().await {
+                        // Snowflake (and emulators) put a JSON envelope on many error statuses
+                        // too; when there is one it says more than the status does.
+                        Ok(bytes) => match serde_json::from_slice::<Envelope>(&bytes) {
+                            Ok(env) if status.is_success() || !env.success && (env.code.is_some() || env.message.is_some()) => {
+                                return Ok(env)
+                            }
+                            _ if status.is_success() => {
+                                return Err(Error::protocol(format!(
+                                    "Snowflake answered HTTP {status} with a body that is not a JSON envelope"
+                                )))
+                            }
+                            _ => (
+                                status_error(status, "calling Snowflake"),
+                                retry == Retry::Always && transient || refused_before_start,
+                            ),
+                        },
+                        Err(e) => (network_error(&e), retry == Retry::Always),
+                    }
+                }
+                Err(e) => {
+                    let not_sent = e.is_connect();
+                    (network_error(&e), retry == Retry::Always || not_sent)
+                }
+            };
+            if attempt >= MAX_ATTEMPTS || !may_repeat {
+                return Err(err);
+            }
+            tracing::debug!(attempt, error = %err, "retrying Snowflake request");
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+}
+
+fn headers(token: Option<&Secret>) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(ACCEPT, HeaderValue::from_static("application/snowflake"));
+    h.insert(USER_AGENT, HeaderValue::from_static(concat!("snowflake-mcp/", env!("CARGO_PKG_VERSION"))));
+    if let Some(token) = token {
+        if let Ok(mut v) = HeaderValue::from_str(&format!("Snowflake Token=\"{}\"", token.expose())) {
+            v.set_sensitive(true);
+            h.insert(AUTHORIZATION, v);
+        }
+    }
+    h
+}
+
+fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut enc = GzEncoder::new(Vec::with_capacity(bytes.len() / 4 + 64), Compression::fast());
+    enc.write_all(bytes)
+        .and_then(|_| enc.finish())
+        .map_err(|e| Error::protocol(format!("cannot compress the request: {e}")))
+}
+
+/// 100 ms, 200 ms, 400 ms, ... with up to 50% random jitter so retries do not march in step.
+fn backoff(attempt: u32) -> Duration {
+    let base = FIRST_BACKOFF * 2u32.pow(attempt.saturating_sub(1).min(6));
+    let jitter = u64::from(uuid::Uuid::new_v4().as_u128() as u16) % (base.as_millis() as u64 / 2 + 1);
+    base + Duration::from_millis(jitter)
+}
+
+fn status_error(status: StatusCode, doing: &str) -> Error {
+    let kind = if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        ErrorKind::Network
+    } else {
+        ErrorKind::Protocol
+    };
+    Error::new(kind, format!("HTTP {status} while {doing}"))
+}
+
+/// Describe a transport failure in plain words: DNS, refused, timeout, TLS.
+pub(crate) fn network_error(e: &reqwest::Error) -> Error {
+    let chain = error_chain(e);
+    let lower = chain.to_ascii_lowercase();
+    let what = if e.is_timeout() {
+        return Error::new(ErrorKind::Timeout, "Snowflake did not answer in time (HTTP request timed out)");
+    } else if lower.contains("dns") || lower.contains("failed to lookup") || lower.contains("name or service not known") {
+        "cannot resolve the host name (unknown account or host?)"
+    } else if lower.contains("connection refused") {
+        "the connection was refused (nothing listens at that host and port)"
+    } else if lower.contains("certificate") || lower.contains("tls") {
+        "the TLS handshake failed (wrong protocol or an untrusted certificate?)"
+    } else {
+        "the network request failed"
+    };
+    Error::new(ErrorKind::Network, format!("{what}: {chain}"))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_errors_read_code_state_and_query_id() {
+        let env: Envelope = serde_json::from_str(
+            r#"{"success":false,"code":"002003","message":"Object 'X' does not exist","data":{"sqlState":"42S02","queryId":"q-1"}}"#,
+        )
+        .unwrap();
+        let e = env.error();
+        assert_eq!(e.kind(), ErrorKind::Sql);
+        assert_eq!(e.code(), Some("002003"));
+        assert_eq!(e.sql_state(), Some("42S02"));
+        assert_eq!(e.query_id(), Some("q-1"));
+        let env: Envelope = serde_json::from_str(r#"{"success":false,"message":"m","data":{"errorCode":"390100"}}"#).unwrap();
+        assert_eq!(env.error().kind(), ErrorKind::Authentication);
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        for attempt in 1..10 {
+            let b = backoff(attempt);
+            let base = FIRST_BACKOFF * 2u32.pow((attempt - 1).min(6));
+            assert!(b >= base && b <= base + base / 2 + Duration::from_millis(1), "{attempt}: {b:?}");
+        }
+    }
+
+    #[test]
+    fn token_header_is_sensitive() {
+        let h = headers(Some(&Secret::new("abc")));
+        assert!(h[AUTHORIZATION].is_sensitive());
+        assert!(!format!("{h:?}").contains("abc"));
+    }
+}
