@@ -18,7 +18,8 @@
 //!
 //! `timezone` is the offset in minutes plus 1440. Any array may be all-null (Arrow `Null`).
 
-use std::io::Cursor;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -26,8 +27,8 @@ use arrow_array::types::{
     Int64Type, Int8Type,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch, StructArray};
-use arrow_ipc::reader::StreamReader;
-use arrow_schema::DataType;
+use arrow_buffer::Buffer;
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
 
 use crate::error::{Error, Result};
 use crate::value::{
@@ -36,18 +37,77 @@ use crate::value::{
 };
 
 /// Decode every record batch of an Arrow IPC stream into rows.
+///
+/// We split the stream ourselves instead of using `StreamReader` so that the schema can be
+/// relaxed first: emulators send timestamp structs whose children hold nulls the parent does
+/// not mask, which Arrow's validation rejects when the children are declared non-nullable.
 pub(crate) fn decode_ipc_stream(columns: &[Column], bytes: &[u8]) -> Result<Vec<Vec<Value>>> {
-    if bytes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let reader = StreamReader::try_new(Cursor::new(bytes), None)
-        .map_err(|e| Error::protocol(format!("cannot read the Arrow result: {e}")))?;
+    let bad = |what: String| Error::protocol(format!("cannot read the Arrow result: {what}"));
     let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| Error::protocol(format!("cannot read an Arrow record batch: {e}")))?;
-        decode_batch(columns, &batch, &mut rows)?;
+    let mut schema: Option<SchemaRef> = None;
+    let mut pos = 0usize;
+    let take = |n: usize, pos: &mut usize| -> Result<&[u8]> {
+        let end = pos.checked_add(n).filter(|e| *e <= bytes.len()).ok_or_else(|| bad("the stream ends early".into()))?;
+        let slice = &bytes[*pos..end];
+        *pos = end;
+        Ok(slice)
+    };
+    while pos + 4 <= bytes.len() {
+        let mut len = i32::from_le_bytes(take(4, &mut pos)?.try_into().expect("4 bytes"));
+        if len == -1 {
+            // Continuation marker of the current format; the length follows.
+            if pos + 4 > bytes.len() {
+                break;
+            }
+            len = i32::from_le_bytes(take(4, &mut pos)?.try_into().expect("4 bytes"));
+        }
+        if len == 0 {
+            break;
+        }
+        let len = usize::try_from(len).map_err(|_| bad(format!("negative message length {len}")))?;
+        let meta = take(len, &mut pos)?;
+        let message = arrow_ipc::root_as_message(meta).map_err(|e| bad(format!("{e}")))?;
+        let body_len = usize::try_from(message.bodyLength()).map_err(|_| bad("negative body length".into()))?;
+        let body = take(body_len, &mut pos)?;
+        match message.header_type() {
+            arrow_ipc::MessageHeader::Schema => {
+                let fb = message.header_as_schema().ok_or_else(|| bad("bad schema message".into()))?;
+                let parsed = arrow_ipc::convert::try_fb_to_schema(fb).map_err(|e| bad(e.to_string()))?;
+                schema = Some(Arc::new(relax_structs(&parsed)));
+            }
+            arrow_ipc::MessageHeader::RecordBatch => {
+                let fb = message.header_as_record_batch().ok_or_else(|| bad("bad record batch message".into()))?;
+                let schema = schema.clone().ok_or_else(|| bad("a record batch came before the schema".into()))?;
+                let batch = arrow_ipc::reader::read_record_batch(
+                    &Buffer::from(body.to_vec()),
+                    fb,
+                    schema,
+                    &HashMap::new(),
+                    None,
+                    &message.version(),
+                )
+                .map_err(|e| Error::protocol(format!("cannot read an Arrow record batch: {e}")))?;
+                decode_batch(columns, &batch, &mut rows)?;
+            }
+            other => return Err(bad(format!("unsupported message {other:?}"))),
+        }
     }
     Ok(rows)
+}
+
+/// The schema with every struct child declared nullable (see [`decode_ipc_stream`]).
+fn relax_structs(schema: &Schema) -> Schema {
+    fn relax(field: &Field) -> Field {
+        match field.data_type() {
+            DataType::Struct(children) => {
+                let children: Vec<Field> = children.iter().map(|c| relax(c).with_nullable(true)).collect();
+                field.clone().with_data_type(DataType::Struct(Fields::from(children)))
+            }
+            _ => field.clone(),
+        }
+    }
+    let fields: Vec<Field> = schema.fields().iter().map(|f| relax(f)).collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
 /// Append the rows of one record batch.
@@ -138,6 +198,9 @@ fn decode_array(column: &Column, array: &ArrayRef) -> Result<Vec<Value>> {
             let parts = TimestampParts::new(array.as_struct(), scale).ok_or_else(unsupported)?;
             let ltz = column.column_type == ColumnType::TimestampLtz;
             Box::new(move |i| {
+                if parts.epoch.is_null(i) {
+                    return Ok(Value::Null);
+                }
                 let (secs, nanos) = parts.instant(i);
                 let instant = instant_from_parts(secs, nanos)?;
                 Ok(if ltz { Value::TimestampLtz(instant) } else { Value::TimestampNtz(instant.naive_utc()) })
@@ -158,6 +221,9 @@ fn decode_array(column: &Column, array: &ArrayRef) -> Result<Vec<Value>> {
                 return Err(unsupported());
             }
             Box::new(move |i| {
+                if parts.epoch.is_null(i) {
+                    return Ok(Value::Null);
+                }
                 let (secs, nanos) = parts.instant(i);
                 let offset = offset_from_encoded(parts.timezone(i))?;
                 Ok(Value::TimestampTz(instant_from_parts(secs, nanos)?.with_timezone(&offset)))
@@ -241,14 +307,12 @@ impl<'a> TimestampParts<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     use arrow_array::{
         BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
         Int64Array, Int8Array, NullArray, StringArray,
     };
     use arrow_ipc::writer::StreamWriter;
-    use arrow_schema::{Field, Fields, Schema};
 
     fn column(t: &str, scale: u32) -> Column {
         Column {
