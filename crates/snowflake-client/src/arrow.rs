@@ -47,7 +47,10 @@ pub(crate) fn decode_ipc_stream(columns: &[Column], bytes: &[u8]) -> Result<Vec<
     let mut schema: Option<SchemaRef> = None;
     let mut pos = 0usize;
     let take = |n: usize, pos: &mut usize| -> Result<&[u8]> {
-        let end = pos.checked_add(n).filter(|e| *e <= bytes.len()).ok_or_else(|| bad("the stream ends early".into()))?;
+        let end = pos
+            .checked_add(n)
+            .filter(|e| *e <= bytes.len())
+            .ok_or_else(|| bad("the stream ends early".into()))?;
         let slice = &bytes[*pos..end];
         *pos = end;
         Ok(slice)
@@ -64,20 +67,29 @@ pub(crate) fn decode_ipc_stream(columns: &[Column], bytes: &[u8]) -> Result<Vec<
         if len == 0 {
             break;
         }
-        let len = usize::try_from(len).map_err(|_| bad(format!("negative message length {len}")))?;
+        let len =
+            usize::try_from(len).map_err(|_| bad(format!("negative message length {len}")))?;
         let meta = take(len, &mut pos)?;
         let message = arrow_ipc::root_as_message(meta).map_err(|e| bad(format!("{e}")))?;
-        let body_len = usize::try_from(message.bodyLength()).map_err(|_| bad("negative body length".into()))?;
+        let body_len = usize::try_from(message.bodyLength())
+            .map_err(|_| bad("negative body length".into()))?;
         let body = take(body_len, &mut pos)?;
         match message.header_type() {
             arrow_ipc::MessageHeader::Schema => {
-                let fb = message.header_as_schema().ok_or_else(|| bad("bad schema message".into()))?;
-                let parsed = arrow_ipc::convert::try_fb_to_schema(fb).map_err(|e| bad(e.to_string()))?;
+                let fb = message
+                    .header_as_schema()
+                    .ok_or_else(|| bad("bad schema message".into()))?;
+                let parsed =
+                    arrow_ipc::convert::try_fb_to_schema(fb).map_err(|e| bad(e.to_string()))?;
                 schema = Some(Arc::new(relax_structs(&parsed)));
             }
             arrow_ipc::MessageHeader::RecordBatch => {
-                let fb = message.header_as_record_batch().ok_or_else(|| bad("bad record batch message".into()))?;
-                let schema = schema.clone().ok_or_else(|| bad("a record batch came before the schema".into()))?;
+                let fb = message
+                    .header_as_record_batch()
+                    .ok_or_else(|| bad("bad record batch message".into()))?;
+                let schema = schema
+                    .clone()
+                    .ok_or_else(|| bad("a record batch came before the schema".into()))?;
                 let batch = arrow_ipc::reader::read_record_batch(
                     &Buffer::from(body.to_vec()),
                     fb,
@@ -100,8 +112,13 @@ fn relax_structs(schema: &Schema) -> Schema {
     fn relax(field: &Field) -> Field {
         match field.data_type() {
             DataType::Struct(children) => {
-                let children: Vec<Field> = children.iter().map(|c| relax(c).with_nullable(true)).collect();
-                field.clone().with_data_type(DataType::Struct(Fields::from(children)))
+                let children: Vec<Field> = children
+                    .iter()
+                    .map(|c| relax(c).with_nullable(true))
+                    .collect();
+                field
+                    .clone()
+                    .with_data_type(DataType::Struct(Fields::from(children)))
             }
             _ => field.clone(),
         }
@@ -111,7 +128,11 @@ fn relax_structs(schema: &Schema) -> Schema {
 }
 
 /// Append the rows of one record batch.
-pub(crate) fn decode_batch(columns: &[Column], batch: &RecordBatch, rows: &mut Vec<Vec<Value>>) -> Result<()> {
+pub(crate) fn decode_batch(
+    columns: &[Column],
+    batch: &RecordBatch,
+    rows: &mut Vec<Vec<Value>>,
+) -> Result<()> {
     if batch.num_columns() != columns.len() {
         return Err(Error::protocol(format!(
             "the Arrow result has {} columns but rowtype describes {}",
@@ -157,113 +178,141 @@ fn decode_array(column: &Column, array: &ArrayRef) -> Result<Vec<Value>> {
             _ => return None,
         })
     };
-    let cell: Box<dyn Fn(usize) -> Result<Value> + '_> = match (&column.column_type, array.data_type()) {
-        (ColumnType::Fixed, DataType::Decimal128(_, s)) => {
-            let s = u32::try_from(*s).map_err(|_| unsupported())?;
-            let a = array.as_primitive::<Decimal128Type>();
-            Box::new(move |i| Ok(Value::Number(Decimal::new(a.value(i), s)?)))
-        }
-        (ColumnType::Fixed, DataType::Float64) | (ColumnType::Real, DataType::Float64) => {
-            let a = array.as_primitive::<Float64Type>();
-            Box::new(move |i| Ok(Value::Real(a.value(i))))
-        }
-        (ColumnType::Real, DataType::Float32) => {
-            let a = array.as_primitive::<Float32Type>();
-            Box::new(move |i| Ok(Value::Real(f64::from(a.value(i)))))
-        }
-        (ColumnType::Fixed, _) => {
-            let get = ints().ok_or_else(unsupported)?;
-            Box::new(move |i| Ok(Value::Number(Decimal::new(i128::from(get(i)), scale)?)))
-        }
-        (ColumnType::Boolean, DataType::Boolean) => {
-            let a = array.as_boolean();
-            Box::new(move |i| Ok(Value::Boolean(a.value(i))))
-        }
-        (ColumnType::Date, DataType::Date32) => {
-            let a = array.as_primitive::<Date32Type>();
-            Box::new(move |i| Ok(Value::Date(date_from_days(i64::from(a.value(i)))?)))
-        }
-        (ColumnType::Date, DataType::Date64) => {
-            let a = array.as_primitive::<Date64Type>();
-            Box::new(move |i| Ok(Value::Date(date_from_days(a.value(i).div_euclid(86_400_000))?)))
-        }
-        (ColumnType::Time, _) => {
-            let get = ints().ok_or_else(unsupported)?;
-            Box::new(move |i| {
-                let (secs, nanos) = split_scaled(get(i), scale);
-                Ok(Value::Time(time_from_parts(secs, nanos)?))
-            })
-        }
-        (ColumnType::TimestampNtz | ColumnType::TimestampLtz, DataType::Struct(_)) => {
-            let parts = TimestampParts::new(array.as_struct(), scale).ok_or_else(unsupported)?;
-            let ltz = column.column_type == ColumnType::TimestampLtz;
-            Box::new(move |i| {
-                if parts.epoch.is_null(i) {
-                    return Ok(Value::Null);
-                }
-                let (secs, nanos) = parts.instant(i);
-                let instant = instant_from_parts(secs, nanos)?;
-                Ok(if ltz { Value::TimestampLtz(instant) } else { Value::TimestampNtz(instant.naive_utc()) })
-            })
-        }
-        (ColumnType::TimestampNtz | ColumnType::TimestampLtz, _) => {
-            let get = ints().ok_or_else(unsupported)?;
-            let ltz = column.column_type == ColumnType::TimestampLtz;
-            Box::new(move |i| {
-                let (secs, nanos) = split_scaled(get(i), scale);
-                let instant = instant_from_parts(secs, nanos)?;
-                Ok(if ltz { Value::TimestampLtz(instant) } else { Value::TimestampNtz(instant.naive_utc()) })
-            })
-        }
-        (ColumnType::TimestampTz, DataType::Struct(_)) => {
-            let parts = TimestampParts::new(array.as_struct(), scale).ok_or_else(unsupported)?;
-            if parts.timezone.is_none() {
-                return Err(unsupported());
+    let cell: Box<dyn Fn(usize) -> Result<Value> + '_> =
+        match (&column.column_type, array.data_type()) {
+            (ColumnType::Fixed, DataType::Decimal128(_, s)) => {
+                let s = u32::try_from(*s).map_err(|_| unsupported())?;
+                let a = array.as_primitive::<Decimal128Type>();
+                Box::new(move |i| Ok(Value::Number(Decimal::new(a.value(i), s)?)))
             }
-            Box::new(move |i| {
-                if parts.epoch.is_null(i) {
-                    return Ok(Value::Null);
-                }
-                let (secs, nanos) = parts.instant(i);
-                let offset = offset_from_encoded(parts.timezone(i))?;
-                Ok(Value::TimestampTz(instant_from_parts(secs, nanos)?.with_timezone(&offset)))
-            })
-        }
-        (ColumnType::Binary, DataType::Binary) => {
-            let a = array.as_binary::<i32>();
-            Box::new(move |i| Ok(Value::Binary(a.value(i).to_vec())))
-        }
-        (ColumnType::Binary, DataType::LargeBinary) => {
-            let a = array.as_binary::<i64>();
-            Box::new(move |i| Ok(Value::Binary(a.value(i).to_vec())))
-        }
-        (ColumnType::Binary, DataType::FixedSizeBinary(_)) => {
-            let a = array.as_fixed_size_binary();
-            Box::new(move |i| Ok(Value::Binary(a.value(i).to_vec())))
-        }
-        (ColumnType::Binary, DataType::BinaryView) => {
-            let a = array.as_binary_view();
-            Box::new(move |i| Ok(Value::Binary(a.value(i).to_vec())))
-        }
-        (t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
-            let json = matches!(t, ColumnType::Variant | ColumnType::Object | ColumnType::Array);
-            let text: Box<dyn Fn(usize) -> String + '_> = match array.data_type() {
-                DataType::Utf8 => Box::new(|i| array.as_string::<i32>().value(i).to_string()),
-                DataType::LargeUtf8 => Box::new(|i| array.as_string::<i64>().value(i).to_string()),
-                _ => Box::new(|i| array.as_string_view().value(i).to_string()),
-            };
-            if !(json || matches!(t, ColumnType::Text | ColumnType::Other(_))) {
-                return Err(unsupported());
+            (ColumnType::Fixed, DataType::Float64) | (ColumnType::Real, DataType::Float64) => {
+                let a = array.as_primitive::<Float64Type>();
+                Box::new(move |i| Ok(Value::Real(a.value(i))))
             }
-            Box::new(move |i| {
-                let s = text(i);
-                Ok(if json { Value::Json(s) } else { Value::Text(s) })
-            })
-        }
-        _ => return Err(unsupported()),
-    };
+            (ColumnType::Real, DataType::Float32) => {
+                let a = array.as_primitive::<Float32Type>();
+                Box::new(move |i| Ok(Value::Real(f64::from(a.value(i)))))
+            }
+            (ColumnType::Fixed, _) => {
+                let get = ints().ok_or_else(unsupported)?;
+                Box::new(move |i| Ok(Value::Number(Decimal::new(i128::from(get(i)), scale)?)))
+            }
+            (ColumnType::Boolean, DataType::Boolean) => {
+                let a = array.as_boolean();
+                Box::new(move |i| Ok(Value::Boolean(a.value(i))))
+            }
+            (ColumnType::Date, DataType::Date32) => {
+                let a = array.as_primitive::<Date32Type>();
+                Box::new(move |i| Ok(Value::Date(date_from_days(i64::from(a.value(i)))?)))
+            }
+            (ColumnType::Date, DataType::Date64) => {
+                let a = array.as_primitive::<Date64Type>();
+                Box::new(move |i| {
+                    Ok(Value::Date(date_from_days(
+                        a.value(i).div_euclid(86_400_000),
+                    )?))
+                })
+            }
+            (ColumnType::Time, _) => {
+                let get = ints().ok_or_else(unsupported)?;
+                Box::new(move |i| {
+                    let (secs, nanos) = split_scaled(get(i), scale);
+                    Ok(Value::Time(time_from_parts(secs, nanos)?))
+                })
+            }
+            (ColumnType::TimestampNtz | ColumnType::TimestampLtz, DataType::Struct(_)) => {
+                let parts =
+                    TimestampParts::new(array.as_struct(), scale).ok_or_else(unsupported)?;
+                let ltz = column.column_type == ColumnType::TimestampLtz;
+                Box::new(move |i| {
+                    if parts.epoch.is_null(i) {
+                        return Ok(Value::Null);
+                    }
+                    let (secs, nanos) = parts.instant(i);
+                    let instant = instant_from_parts(secs, nanos)?;
+                    Ok(if ltz {
+                        Value::TimestampLtz(instant)
+                    } else {
+                        Value::TimestampNtz(instant.naive_utc())
+                    })
+                })
+            }
+            (ColumnType::TimestampNtz | ColumnType::TimestampLtz, _) => {
+                let get = ints().ok_or_else(unsupported)?;
+                let ltz = column.column_type == ColumnType::TimestampLtz;
+                Box::new(move |i| {
+                    let (secs, nanos) = split_scaled(get(i), scale);
+                    let instant = instant_from_parts(secs, nanos)?;
+                    Ok(if ltz {
+                        Value::TimestampLtz(instant)
+                    } else {
+                        Value::TimestampNtz(instant.naive_utc())
+                    })
+                })
+            }
+            (ColumnType::TimestampTz, DataType::Struct(_)) => {
+                let parts =
+                    TimestampParts::new(array.as_struct(), scale).ok_or_else(unsupported)?;
+                if parts.timezone.is_none() {
+                    return Err(unsupported());
+                }
+                Box::new(move |i| {
+                    if parts.epoch.is_null(i) {
+                        return Ok(Value::Null);
+                    }
+                    let (secs, nanos) = parts.instant(i);
+                    let offset = offset_from_encoded(parts.timezone(i))?;
+                    Ok(Value::TimestampTz(
+                        instant_from_parts(secs, nanos)?.with_timezone(&offset),
+                    ))
+                })
+            }
+            (ColumnType::Binary, DataType::Binary) => {
+                let a = array.as_binary::<i32>();
+                Box::new(move |i| Ok(Value::Binary(a.value(i).to_vec())))
+            }
+            (ColumnType::Binary, DataType::LargeBinary) => {
+                let a = array.as_binary::<i64>();
+                Box::new(move |i| Ok(Value::Binary(a.value(i).to_vec())))
+            }
+            (ColumnType::Binary, DataType::FixedSizeBinary(_)) => {
+                let a = array.as_fixed_size_binary();
+                Box::new(move |i| Ok(Value::Binary(a.value(i).to_vec())))
+            }
+            (ColumnType::Binary, DataType::BinaryView) => {
+                let a = array.as_binary_view();
+                Box::new(move |i| Ok(Value::Binary(a.value(i).to_vec())))
+            }
+            (t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
+                let json = matches!(
+                    t,
+                    ColumnType::Variant | ColumnType::Object | ColumnType::Array
+                );
+                let text: Box<dyn Fn(usize) -> String + '_> = match array.data_type() {
+                    DataType::Utf8 => Box::new(|i| array.as_string::<i32>().value(i).to_string()),
+                    DataType::LargeUtf8 => {
+                        Box::new(|i| array.as_string::<i64>().value(i).to_string())
+                    }
+                    _ => Box::new(|i| array.as_string_view().value(i).to_string()),
+                };
+                if !(json || matches!(t, ColumnType::Text | ColumnType::Other(_))) {
+                    return Err(unsupported());
+                }
+                Box::new(move |i| {
+                    let s = text(i);
+                    Ok(if json { Value::Json(s) } else { Value::Text(s) })
+                })
+            }
+            _ => return Err(unsupported()),
+        };
     (0..array.len())
-        .map(|i| if array.is_null(i) { Ok(Value::Null) } else { cell(i) })
+        .map(|i| {
+            if array.is_null(i) {
+                Ok(Value::Null)
+            } else {
+                cell(i)
+            }
+        })
         .collect()
 }
 
@@ -287,7 +336,12 @@ impl<'a> TimestampParts<'a> {
             Some(a) => Some(a.as_primitive_opt::<Int32Type>()?),
             None => None,
         };
-        Some(TimestampParts { epoch, fraction, timezone, scale })
+        Some(TimestampParts {
+            epoch,
+            fraction,
+            timezone,
+            scale,
+        })
     }
 
     /// With a `fraction` field, `epoch` is whole seconds and `fraction` nanoseconds; without
@@ -343,11 +397,22 @@ mod tests {
     fn ts_struct(epoch: Vec<Option<i64>>, fraction: Vec<i32>, tz: Option<Vec<i32>>) -> ArrayRef {
         let nulls: Vec<bool> = epoch.iter().map(Option::is_some).collect();
         let mut fields = vec![
-            (Arc::new(Field::new("epoch", DataType::Int64, false)), Arc::new(Int64Array::from(epoch.iter().map(|e| e.unwrap_or(0)).collect::<Vec<_>>())) as ArrayRef),
-            (Arc::new(Field::new("fraction", DataType::Int32, false)), Arc::new(Int32Array::from(fraction)) as ArrayRef),
+            (
+                Arc::new(Field::new("epoch", DataType::Int64, false)),
+                Arc::new(Int64Array::from(
+                    epoch.iter().map(|e| e.unwrap_or(0)).collect::<Vec<_>>(),
+                )) as ArrayRef,
+            ),
+            (
+                Arc::new(Field::new("fraction", DataType::Int32, false)),
+                Arc::new(Int32Array::from(fraction)) as ArrayRef,
+            ),
         ];
         if let Some(tz) = tz {
-            fields.push((Arc::new(Field::new("timezone", DataType::Int32, false)), Arc::new(Int32Array::from(tz)) as ArrayRef));
+            fields.push((
+                Arc::new(Field::new("timezone", DataType::Int32, false)),
+                Arc::new(Int32Array::from(tz)) as ArrayRef,
+            ));
         }
         let (f, a): (Vec<_>, Vec<_>) = fields.into_iter().unzip();
         Arc::new(StructArray::new(Fields::from(f), a, Some(nulls.into())))
@@ -373,7 +438,11 @@ mod tests {
         ];
         let bytes = ipc(vec![
             Arc::new(Int64Array::from(vec![Some(-1250), None])),
-            Arc::new(Decimal128Array::from(vec![Some(12_345i128), None]).with_precision_and_scale(38, 3).unwrap()),
+            Arc::new(
+                Decimal128Array::from(vec![Some(12_345i128), None])
+                    .with_precision_and_scale(38, 3)
+                    .unwrap(),
+            ),
             Arc::new(Int8Array::from(vec![Some(7), None])),
             Arc::new(Float64Array::from(vec![Some(2.5), None])),
             Arc::new(StringArray::from(vec![Some("héllo"), None])),
@@ -382,7 +451,11 @@ mod tests {
             Arc::new(Int64Array::from(vec![Some(3_723_000_000_500), None])),
             ts_struct(vec![Some(1_700_000_000), None], vec![123_456_789, 0], None),
             Arc::new(Int64Array::from(vec![Some(-500), None])),
-            ts_struct(vec![Some(1_700_000_000), None], vec![0, 0], Some(vec![1500, 1440])),
+            ts_struct(
+                vec![Some(1_700_000_000), None],
+                vec![0, 0],
+                Some(vec![1500, 1440]),
+            ),
             Arc::new(StringArray::from(vec![Some("{\"a\":[1,2]}"), None])),
             Arc::new(BinaryArray::from(vec![Some(&b"\x01\xff"[..]), None])),
             Arc::new(NullArray::new(2)),
@@ -412,7 +485,10 @@ mod tests {
         let epoch = Arc::new(Int64Array::from(vec![1_700_000_000_123i64]));
         let tz = Arc::new(Int32Array::from(vec![1440 - 300]));
         let s: ArrayRef = Arc::new(StructArray::new(
-            Fields::from(vec![Field::new("epoch", DataType::Int64, false), Field::new("timezone", DataType::Int32, false)]),
+            Fields::from(vec![
+                Field::new("epoch", DataType::Int64, false),
+                Field::new("timezone", DataType::Int32, false),
+            ]),
             vec![epoch as ArrayRef, tz as ArrayRef],
             None,
         ));
@@ -429,6 +505,8 @@ mod tests {
         assert!(e.message().contains("rowtype describes 2"), "{e}");
         let e = decode_ipc_stream(&[column("text", 0)], b"not arrow").unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Protocol);
-        assert!(decode_ipc_stream(&[column("text", 0)], b"").unwrap().is_empty());
+        assert!(decode_ipc_stream(&[column("text", 0)], b"")
+            .unwrap()
+            .is_empty());
     }
 }

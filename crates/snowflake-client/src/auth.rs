@@ -37,7 +37,7 @@ const JWT_LIFETIME_SECS: u64 = 120;
 #[derive(Clone)]
 pub(crate) enum Credentials {
     Password { user: String, password: Secret },
-    KeyPair(KeyPair),
+    KeyPair(Box<KeyPair>),
     OAuth { user: Option<String>, token: Secret },
     ProgrammaticToken { user: String, token: Secret },
 }
@@ -71,10 +71,11 @@ impl Credentials {
             .unwrap_or("snowflake")
             .to_ascii_lowercase();
         let user = || {
-            s.user
-                .clone()
-                .filter(|u| !u.is_empty())
-                .ok_or_else(|| Error::config(format!("authenticator '{authenticator}' needs `user` (SNOWFLAKE_USER)")))
+            s.user.clone().filter(|u| !u.is_empty()).ok_or_else(|| {
+                Error::config(format!(
+                    "authenticator '{authenticator}' needs `user` (SNOWFLAKE_USER)"
+                ))
+            })
         };
         let token = || {
             s.token.clone().ok_or_else(|| {
@@ -106,12 +107,12 @@ impl Credentials {
                     .account
                     .clone()
                     .ok_or_else(|| Error::config("key-pair authentication needs `account`"))?;
-                Ok(Credentials::KeyPair(KeyPair::from_pem(
+                Ok(Credentials::KeyPair(Box::new(KeyPair::from_pem(
                     &pem,
                     s.private_key_file_pwd.as_ref(),
                     &account,
                     &user()?,
-                )?))
+                )?)))
             }
             "oauth" => Ok(Credentials::OAuth {
                 user: s.user.clone().filter(|u| !u.is_empty()),
@@ -269,16 +270,19 @@ mod tests {
         let jwt = pair.jwt(1_700_000_000).unwrap();
         let parts: Vec<&str> = jwt.split('.').collect();
         assert_eq!(parts.len(), 3);
-        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+        let header: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
         assert_eq!(header["alg"], "RS256");
-        let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
         assert_eq!(claims["sub"], "XY12345.ALICE");
         assert_eq!(claims["iss"], format!("XY12345.ALICE.{expected_fp}"));
         assert_eq!(claims["iat"], 1_700_000_000u64);
         assert_eq!(claims["exp"], 1_700_000_000u64 + JWT_LIFETIME_SECS);
 
         let verifier = VerifyingKey::<Sha256>::new(key.to_public_key());
-        let sig = Signature::try_from(URL_SAFE_NO_PAD.decode(parts[2]).unwrap().as_slice()).unwrap();
+        let sig =
+            Signature::try_from(URL_SAFE_NO_PAD.decode(parts[2]).unwrap().as_slice()).unwrap();
         verifier
             .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
             .expect("signature verifies with the public key");

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
+use reqwest::header::{
+    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT,
+};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
@@ -55,10 +57,19 @@ pub(crate) struct Envelope {
 impl Envelope {
     /// The error this envelope reports (when `success` is false).
     pub fn error(&self) -> Error {
-        let data = |key: &str| self.data.get(key).and_then(Value::as_str).map(str::to_string);
+        let data = |key: &str| {
+            self.data
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         let code = self.code.clone().or_else(|| data("errorCode"));
-        Error::from_snowflake(code, data("sqlState"), self.message.clone().unwrap_or_default())
-            .with_query_id(data("queryId"))
+        Error::from_snowflake(
+            code,
+            data("sqlState"),
+            self.message.clone().unwrap_or_default(),
+        )
+        .with_query_id(data("queryId"))
     }
 }
 
@@ -99,7 +110,13 @@ impl Transport {
     }
 
     /// POST a JSON body and read the envelope.
-    pub async fn post(&self, url: Url, token: Option<&Secret>, body: &Value, retry: Retry) -> Result<Envelope> {
+    pub async fn post(
+        &self,
+        url: Url,
+        token: Option<&Secret>,
+        body: &Value,
+        retry: Retry,
+    ) -> Result<Envelope> {
         let compressed = gzip(body.to_string().as_bytes())?;
         self.send(retry, || {
             self.http
@@ -113,16 +130,26 @@ impl Transport {
 
     /// GET an envelope (result polling).
     pub async fn get(&self, url: Url, token: Option<&Secret>) -> Result<Envelope> {
-        self.send(Retry::Always, || self.http.get(url.clone()).headers(headers(token))).await
+        self.send(Retry::Always, || {
+            self.http.get(url.clone()).headers(headers(token))
+        })
+        .await
     }
 
     /// GET raw bytes from a result-chunk URL (cloud storage, not Snowflake itself).
     pub async fn get_bytes(&self, url: &str, extra: &HeaderMap) -> Result<Vec<u8>> {
-        let url = Url::parse(url).map_err(|e| Error::protocol(format!("bad result chunk URL: {e}")))?;
+        let url =
+            Url::parse(url).map_err(|e| Error::protocol(format!("bad result chunk URL: {e}")))?;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let err = match self.http.get(url.clone()).headers(extra.clone()).send().await {
+            let err = match self
+                .http
+                .get(url.clone())
+                .headers(extra.clone())
+                .send()
+                .await
+            {
                 Ok(resp) if resp.status().is_success() => match resp.bytes().await {
                     Ok(bytes) => return Ok(bytes.to_vec()),
                     Err(e) => network_error(&e),
@@ -137,15 +164,26 @@ impl Transport {
         }
     }
 
-    async fn send(&self, retry: Retry, build: impl Fn() -> reqwest::RequestBuilder) -> Result<Envelope> {
+    async fn send(
+        &self,
+        retry: Retry,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Envelope> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let (err, may_repeat) = match build().send().await {
                 Ok(resp) => {
                     let status = resp.status();
-                    let refused_before_start = matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE);
-                    let transient = refused_before_start || matches!(status, StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT);
+                    let refused_before_start = matches!(
+                        status,
+                        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+                    );
+                    let transient = refused_before_start
+                        || matches!(
+                            status,
+                            StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT
+                        );
                     match resp.bytes().await {
                         // Snowflake (and emulators) put a JSON envelope on many error statuses
                         // too; when there is one it says more than the status does.
@@ -184,9 +222,13 @@ fn headers(token: Option<&Secret>) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(ACCEPT, HeaderValue::from_static("application/snowflake"));
-    h.insert(USER_AGENT, HeaderValue::from_static(concat!("snowflake-mcp/", env!("CARGO_PKG_VERSION"))));
+    h.insert(
+        USER_AGENT,
+        HeaderValue::from_static(concat!("snowflake-mcp/", env!("CARGO_PKG_VERSION"))),
+    );
     if let Some(token) = token {
-        if let Ok(mut v) = HeaderValue::from_str(&format!("Snowflake Token=\"{}\"", token.expose())) {
+        if let Ok(mut v) = HeaderValue::from_str(&format!("Snowflake Token=\"{}\"", token.expose()))
+        {
             v.set_sensitive(true);
             h.insert(AUTHORIZATION, v);
         }
@@ -195,7 +237,10 @@ fn headers(token: Option<&Secret>) -> HeaderMap {
 }
 
 fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
-    let mut enc = GzEncoder::new(Vec::with_capacity(bytes.len() / 4 + 64), Compression::fast());
+    let mut enc = GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 4 + 64),
+        Compression::fast(),
+    );
     enc.write_all(bytes)
         .and_then(|_| enc.finish())
         .map_err(|e| Error::protocol(format!("cannot compress the request: {e}")))
@@ -204,7 +249,8 @@ fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
 /// 100 ms, 200 ms, 400 ms, ... with up to 50% random jitter so retries do not march in step.
 fn backoff(attempt: u32) -> Duration {
     let base = FIRST_BACKOFF * 2u32.pow(attempt.saturating_sub(1).min(6));
-    let jitter = u64::from(uuid::Uuid::new_v4().as_u128() as u16) % (base.as_millis() as u64 / 2 + 1);
+    let jitter =
+        u64::from(uuid::Uuid::new_v4().as_u128() as u16) % (base.as_millis() as u64 / 2 + 1);
     base + Duration::from_millis(jitter)
 }
 
@@ -222,8 +268,14 @@ pub(crate) fn network_error(e: &reqwest::Error) -> Error {
     let chain = error_chain(e);
     let lower = chain.to_ascii_lowercase();
     let what = if e.is_timeout() {
-        return Error::new(ErrorKind::Timeout, "Snowflake did not answer in time (HTTP request timed out)");
-    } else if lower.contains("dns") || lower.contains("failed to lookup") || lower.contains("name or service not known") {
+        return Error::new(
+            ErrorKind::Timeout,
+            "Snowflake did not answer in time (HTTP request timed out)",
+        );
+    } else if lower.contains("dns")
+        || lower.contains("failed to lookup")
+        || lower.contains("name or service not known")
+    {
         "cannot resolve the host name (unknown account or host?)"
     } else if lower.contains("connection refused") {
         "the connection was refused (nothing listens at that host and port)"
@@ -264,7 +316,10 @@ mod tests {
         assert_eq!(e.code(), Some("002003"));
         assert_eq!(e.sql_state(), Some("42S02"));
         assert_eq!(e.query_id(), Some("q-1"));
-        let env: Envelope = serde_json::from_str(r#"{"success":false,"message":"m","data":{"errorCode":"390100"}}"#).unwrap();
+        let env: Envelope = serde_json::from_str(
+            r#"{"success":false,"message":"m","data":{"errorCode":"390100"}}"#,
+        )
+        .unwrap();
         assert_eq!(env.error().kind(), ErrorKind::Authentication);
     }
 
@@ -273,7 +328,10 @@ mod tests {
         for attempt in 1..10 {
             let b = backoff(attempt);
             let base = FIRST_BACKOFF * 2u32.pow((attempt - 1).min(6));
-            assert!(b >= base && b <= base + base / 2 + Duration::from_millis(1), "{attempt}: {b:?}");
+            assert!(
+                b >= base && b <= base + base / 2 + Duration::from_millis(1),
+                "{attempt}: {b:?}"
+            );
         }
     }
 

@@ -146,7 +146,10 @@ impl QueryResult {
                 }
             }
         } else if let Some(qrmk) = data.qrmk {
-            chunk_headers.insert("x-amz-server-side-encryption-customer-algorithm", HeaderValue::from_static("AES256"));
+            chunk_headers.insert(
+                "x-amz-server-side-encryption-customer-algorithm",
+                HeaderValue::from_static("AES256"),
+            );
             if let Ok(mut v) = HeaderValue::try_from(qrmk) {
                 v.set_sensitive(true);
                 chunk_headers.insert("x-amz-server-side-encryption-customer-key", v);
@@ -199,7 +202,10 @@ impl QueryResult {
         let Some(chunk) = self.chunks.pop_front() else {
             return Ok(None);
         };
-        let body = self.transport.get_bytes(&chunk.url, &self.chunk_headers).await?;
+        let body = self
+            .transport
+            .get_bytes(&chunk.url, &self.chunk_headers)
+            .await?;
         let body = gunzip_if_needed(body)?;
         let rows = match self.format {
             Format::Arrow => decode_ipc_stream(&self.columns, &body)?,
@@ -208,13 +214,18 @@ impl QueryResult {
                 text.push(b'[');
                 text.extend_from_slice(&body);
                 text.push(b']');
-                let raw: Vec<Vec<Option<String>>> = serde_json::from_slice(&text)
-                    .map_err(|e| Error::protocol(format!("a JSON result chunk is malformed: {e}")))?;
+                let raw: Vec<Vec<Option<String>>> = serde_json::from_slice(&text).map_err(|e| {
+                    Error::protocol(format!("a JSON result chunk is malformed: {e}"))
+                })?;
                 decode_json_rows(&self.columns, raw)?
             }
         };
         if chunk.row_count != 0 && chunk.row_count != rows.len() as u64 {
-            tracing::warn!(expected = chunk.row_count, got = rows.len(), "result chunk row count differs");
+            tracing::warn!(
+                expected = chunk.row_count,
+                got = rows.len(),
+                "result chunk row count differs"
+            );
         }
         Ok(Some(rows))
     }
@@ -231,9 +242,10 @@ impl QueryResult {
                     || self.total.is_some_and(|t| t > rows.len() as u64);
                 break;
             }
-            let Some(batch) = self.next_batch().await? else { break };
-            let mut batch = batch.into_iter();
-            while let Some(row) = batch.next() {
+            let Some(batch) = self.next_batch().await? else {
+                break;
+            };
+            for row in batch {
                 let size: usize = row.iter().map(Value::approx_size).sum();
                 if rows.len() >= limits.max_rows || bytes.saturating_add(size) > limits.max_bytes {
                     truncated = true;
@@ -268,5 +280,6 @@ fn gunzip_if_needed(body: Vec<u8>) -> Result<Vec<u8>> {
 
 /// Parse a finished statement's `data` object.
 pub(crate) fn parse_query_data(data: Json) -> Result<QueryData> {
-    serde_json::from_value(data).map_err(|e| Error::protocol(format!("cannot read the statement's answer: {e}")))
+    serde_json::from_value(data)
+        .map_err(|e| Error::protocol(format!("cannot read the statement's answer: {e}")))
 }

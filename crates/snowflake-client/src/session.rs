@@ -22,7 +22,9 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use crate::auth::Credentials;
-use crate::error::{Error, ErrorKind, Result, MASTER_TOKEN_EXPIRED, SESSION_GONE, SESSION_TOKEN_EXPIRED};
+use crate::error::{
+    Error, ErrorKind, Result, MASTER_TOKEN_EXPIRED, SESSION_GONE, SESSION_TOKEN_EXPIRED,
+};
 use crate::http::{Envelope, Retry, Transport};
 use crate::result::{parse_query_data, QueryResult};
 use crate::settings::{ConnectionSettings, Secret};
@@ -74,13 +76,22 @@ impl Client {
         let account = settings
             .account
             .clone()
-            .or_else(|| settings.host.as_ref().map(|h| h.split('.').next().unwrap_or(h).to_string()))
+            .or_else(|| {
+                settings
+                    .host
+                    .as_ref()
+                    .map(|h| h.split('.').next().unwrap_or(h).to_string())
+            })
             .unwrap_or_default();
         Ok(Client {
             inner: Arc::new(ClientInner {
                 transport: Transport::new(base)?,
                 credentials,
-                account: account.split('.').next().unwrap_or(&account).to_ascii_uppercase(),
+                account: account
+                    .split('.')
+                    .next()
+                    .unwrap_or(&account)
+                    .to_ascii_uppercase(),
                 context: SessionContext {
                     database: settings.database.clone(),
                     schema: settings.schema.clone(),
@@ -163,7 +174,10 @@ impl ClientInner {
         let url = self.transport.url("session/v1/login-request", &query)?;
         let mut data = Map::new();
         data.insert("CLIENT_APP_ID".into(), json!(CLIENT_APP_ID));
-        data.insert("CLIENT_APP_VERSION".into(), json!(env!("CARGO_PKG_VERSION")));
+        data.insert(
+            "CLIENT_APP_VERSION".into(),
+            json!(env!("CARGO_PKG_VERSION")),
+        );
         data.insert("ACCOUNT_NAME".into(), json!(self.account));
         // Emulators refuse a login without SESSION_PARAMETERS; Snowflake uses
         // CLIENT_VALIDATE_DEFAULT_PARAMETERS to fail the login when the context does not exist.
@@ -185,7 +199,8 @@ impl ClientInner {
         }
         let d = &env.data;
         let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
-        let token = text(d, "token").ok_or_else(|| Error::protocol("the login answer has no session token"))?;
+        let token = text(d, "token")
+            .ok_or_else(|| Error::protocol("the login answer has no session token"))?;
         let info = d.get("sessionInfo").cloned().unwrap_or(Value::Null);
         let known = |key: &str, asked: &Option<String>| text(&info, key).or_else(|| asked.clone());
         Ok(LoginOutcome {
@@ -309,19 +324,26 @@ impl Session {
         // Stays true if this future is dropped before the statement finished.
         self.poisoned = true;
         let outcome = match options.timeout {
-            Some(t) => match tokio::time::timeout(t + TIMEOUT_SLACK, self.run(sql, options, &request_id)).await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    // Snowflake did not enforce the timeout; stop the statement ourselves. The
-                    // session stays poisoned: an emulator may keep running it regardless.
-                    let _ = self.handle().abort_request(&request_id).await;
-                    *lock(&self.shared.running) = None;
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!("the statement did not finish within {} s and was aborted", t.as_secs()),
-                    ));
+            Some(t) => {
+                match tokio::time::timeout(t + TIMEOUT_SLACK, self.run(sql, options, &request_id))
+                    .await
+                {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        // Snowflake did not enforce the timeout; stop the statement ourselves. The
+                        // session stays poisoned: an emulator may keep running it regardless.
+                        let _ = self.handle().abort_request(&request_id).await;
+                        *lock(&self.shared.running) = None;
+                        return Err(Error::new(
+                            ErrorKind::Timeout,
+                            format!(
+                                "the statement did not finish within {} s and was aborted",
+                                t.as_secs()
+                            ),
+                        ));
+                    }
                 }
-            },
+            }
             None => self.run(sql, options, &request_id).await,
         };
         *lock(&self.shared.running) = None;
@@ -329,11 +351,19 @@ impl Session {
         outcome
     }
 
-    async fn run(&mut self, sql: &str, options: &QueryOptions, request_id: &str) -> Result<QueryResult> {
+    async fn run(
+        &mut self,
+        sql: &str,
+        options: &QueryOptions,
+        request_id: &str,
+    ) -> Result<QueryResult> {
         self.sequence += 1;
         let mut parameters = Map::new();
         if let Some(t) = options.timeout {
-            parameters.insert("STATEMENT_TIMEOUT_IN_SECONDS".into(), json!(t.as_secs().max(1)));
+            parameters.insert(
+                "STATEMENT_TIMEOUT_IN_SECONDS".into(),
+                json!(t.as_secs().max(1)),
+            );
         }
         if let Some(tag) = &options.query_tag {
             parameters.insert("QUERY_TAG".into(), json!(tag));
@@ -352,7 +382,11 @@ impl Session {
         let mut env = self
             .with_renewal(|token| {
                 let (transport, url, body) = (&transport, url.clone(), &body);
-                async move { transport.post(url, Some(&token), body, Retry::NotSent).await }
+                async move {
+                    transport
+                        .post(url, Some(&token), body, Retry::NotSent)
+                        .await
+                }
             })
             .await?;
         let mut wait = Duration::from_millis(20);
@@ -361,7 +395,9 @@ impl Session {
                 .data
                 .get("getResultUrl")
                 .and_then(Value::as_str)
-                .ok_or_else(|| Error::protocol("Snowflake said the statement runs but gave no result URL"))?
+                .ok_or_else(|| {
+                    Error::protocol("Snowflake said the statement runs but gave no result URL")
+                })?
                 .to_string();
             let url = transport.url(&path, &[])?;
             tokio::time::sleep(wait).await;
@@ -414,11 +450,17 @@ impl Session {
                 &[("requestId", uuid::Uuid::new_v4().to_string().as_str())],
             )?;
             let body = json!({"oldSessionToken": old.expose(), "requestType": "RENEW"});
-            let env = self.client.transport.post(url, Some(&master), &body, Retry::Always).await?;
+            let env = self
+                .client
+                .transport
+                .post(url, Some(&master), &body, Retry::Always)
+                .await?;
             if env.success {
                 let token = env.data.get("sessionToken").and_then(Value::as_str);
                 let Some(token) = token else {
-                    return Err(Error::protocol("the token renewal answer has no session token"));
+                    return Err(Error::protocol(
+                        "the token renewal answer has no session token",
+                    ));
                 };
                 let mut tokens = lock(&self.shared.tokens);
                 tokens.session = Secret::new(token);
@@ -431,7 +473,10 @@ impl Session {
             tracing::debug!(code = ?env.code, "token renewal refused; logging in again");
         }
         let login = self.client.login(&self.context).await.map_err(|e| {
-            Error::new(ErrorKind::SessionExpired, format!("the session expired and logging in again failed: {e}"))
+            Error::new(
+                ErrorKind::SessionExpired,
+                format!("the session expired and logging in again failed: {e}"),
+            )
         })?;
         *lock(&self.shared.tokens) = login.tokens;
         self.context = login.context;
@@ -442,7 +487,10 @@ impl Session {
 
     fn check_open(&self) -> Result<()> {
         if self.shared.closed.load(Ordering::Acquire) {
-            return Err(Error::new(ErrorKind::SessionExpired, "this session was closed"));
+            return Err(Error::new(
+                ErrorKind::SessionExpired,
+                "this session was closed",
+            ));
         }
         Ok(())
     }
@@ -455,7 +503,11 @@ impl Session {
         let env = self
             .with_renewal(|token| {
                 let (transport, url) = (&transport, url.clone());
-                async move { transport.post(url, Some(&token), &json!({}), Retry::Always).await }
+                async move {
+                    transport
+                        .post(url, Some(&token), &json!({}), Retry::Always)
+                        .await
+                }
             })
             .await?;
         if env.success {
@@ -470,9 +522,16 @@ impl Session {
         if self.shared.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let url = self.client.transport.url("session", &[("delete", "true")])?;
+        let url = self
+            .client
+            .transport
+            .url("session", &[("delete", "true")])?;
         let token = self.shared.session_token();
-        let env = self.client.transport.post(url, Some(&token), &json!({}), Retry::Always).await?;
+        let env = self
+            .client
+            .transport
+            .post(url, Some(&token), &json!({}), Retry::Always)
+            .await?;
         if env.success || expiry_code(&env).is_some() {
             Ok(())
         } else {
@@ -509,7 +568,12 @@ impl SessionHandle {
         let env = self
             .client
             .transport
-            .post(url, Some(&self.shared.session_token()), &body, Retry::Always)
+            .post(
+                url,
+                Some(&self.shared.session_token()),
+                &body,
+                Retry::Always,
+            )
             .await?;
         // 000605: the statement already finished; nothing left to abort.
         if env.success || env.code.as_deref() == Some("000605") {
@@ -526,7 +590,12 @@ impl SessionHandle {
         let env = self
             .client
             .transport
-            .post(url, Some(&self.shared.session_token()), &json!({}), Retry::Always)
+            .post(
+                url,
+                Some(&self.shared.session_token()),
+                &json!({}),
+                Retry::Always,
+            )
             .await?;
         if env.success {
             Ok(())
@@ -537,7 +606,9 @@ impl SessionHandle {
 }
 
 fn is_in_progress(env: &Envelope) -> bool {
-    env.code.as_deref().is_some_and(|c| IN_PROGRESS.contains(&c))
+    env.code
+        .as_deref()
+        .is_some_and(|c| IN_PROGRESS.contains(&c))
 }
 
 fn expiry_code(env: &Envelope) -> Option<&'static str> {

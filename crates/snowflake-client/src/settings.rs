@@ -148,9 +148,8 @@ impl ConnectionSettings {
                 path.display()
             ))
         })?;
-        let mut doc: BTreeMap<String, toml::Value> = toml::from_str(&text).map_err(|e| {
-            Error::config(format!("{} is not valid TOML: {e}", path.display()))
-        })?;
+        let mut doc: BTreeMap<String, toml::Value> = toml::from_str(&text)
+            .map_err(|e| Error::config(format!("{} is not valid TOML: {e}", path.display())))?;
         // Both layouts exist in the wild: `[name]` at top level and `[connections.name]`.
         let section = match doc.remove(name) {
             Some(section) => Some(section),
@@ -252,7 +251,9 @@ where
     };
     match port {
         Some(p) if p > 0 => Ok(Some(p)),
-        _ => Err(serde::de::Error::custom("port must be a number from 1 to 65535")),
+        _ => Err(serde::de::Error::custom(
+            "port must be a number from 1 to 65535",
+        )),
     }
 }
 

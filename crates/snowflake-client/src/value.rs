@@ -141,7 +141,9 @@ impl Decimal {
     /// `unscaled / 10^scale`; scales above 38 are refused.
     pub fn new(unscaled: i128, scale: u32) -> Result<Self> {
         if scale > 38 {
-            return Err(Error::protocol(format!("decimal scale {scale} is above 38")));
+            return Err(Error::protocol(format!(
+                "decimal scale {scale} is above 38"
+            )));
         }
         Ok(Decimal { unscaled, scale })
     }
@@ -185,7 +187,10 @@ impl Decimal {
                 .and_then(|v| v.checked_add(i128::from(b - b'0')))
                 .ok_or_else(bad)?;
         }
-        Decimal::new(if negative { -unscaled } else { unscaled }, frac.len() as u32)
+        Decimal::new(
+            if negative { -unscaled } else { unscaled },
+            frac.len() as u32,
+        )
     }
 }
 
@@ -257,9 +262,12 @@ impl Value {
                 }
                 _ => J::String(d.to_string()),
             },
-            Value::Real(f) => serde_json::Number::from_f64(*f)
-                .map_or_else(|| J::String(f.to_string()), J::Number),
-            Value::Json(text) => serde_json::from_str(text).unwrap_or_else(|_| J::String(text.clone())),
+            Value::Real(f) => {
+                serde_json::Number::from_f64(*f).map_or_else(|| J::String(f.to_string()), J::Number)
+            }
+            Value::Json(text) => {
+                serde_json::from_str(text).unwrap_or_else(|_| J::String(text.clone()))
+            }
             other => J::String(other.to_string()),
         }
     }
@@ -334,7 +342,8 @@ fn parse_seconds(text: &str) -> Result<(i64, u32)> {
     let nanos_total = d.unscaled() / 10i128.pow(d.scale() - scale) * 10i128.pow(9 - scale);
     let secs = nanos_total.div_euclid(1_000_000_000);
     let nanos = nanos_total.rem_euclid(1_000_000_000) as u32;
-    let secs = i64::try_from(secs).map_err(|_| Error::protocol(format!("'{text}' is out of range")))?;
+    let secs =
+        i64::try_from(secs).map_err(|_| Error::protocol(format!("'{text}' is out of range")))?;
     Ok((secs, nanos))
 }
 
@@ -377,13 +386,18 @@ pub(crate) fn decode_json_cell(column: &Column, cell: Option<&str>) -> Result<Va
             Value::TimestampLtz(instant_from_parts(secs, nanos)?)
         }
         ColumnType::TimestampTz => {
-            let (epoch, tz) = text.trim().split_once(' ').ok_or_else(|| bad("timestamp"))?;
+            let (epoch, tz) = text
+                .trim()
+                .split_once(' ')
+                .ok_or_else(|| bad("timestamp"))?;
             let (secs, nanos) = parse_seconds(epoch).map_err(|_| bad("timestamp"))?;
             let offset = offset_from_encoded(tz.trim().parse().map_err(|_| bad("time zone"))?)?;
             Value::TimestampTz(instant_from_parts(secs, nanos)?.with_timezone(&offset))
         }
         ColumnType::Binary => Value::Binary(decode_hex(text).ok_or_else(|| bad("hex string"))?),
-        ColumnType::Variant | ColumnType::Object | ColumnType::Array => Value::Json(text.to_string()),
+        ColumnType::Variant | ColumnType::Object | ColumnType::Array => {
+            Value::Json(text.to_string())
+        }
         ColumnType::Text | ColumnType::Other(_) => Value::Text(text.to_string()),
     })
 }
@@ -399,7 +413,10 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Decode JSON rowset rows (arrays of nullable strings) against the columns.
-pub(crate) fn decode_json_rows(columns: &[Column], rows: Vec<Vec<Option<String>>>) -> Result<Vec<Vec<Value>>> {
+pub(crate) fn decode_json_rows(
+    columns: &[Column],
+    rows: Vec<Vec<Option<String>>>,
+) -> Result<Vec<Vec<Value>>> {
     rows.into_iter()
         .map(|row| {
             if row.len() != columns.len() {
@@ -439,8 +456,17 @@ mod tests {
 
     #[test]
     fn decimals_are_exact_and_print_back() {
-        for text in ["0", "-0.05", "12.50", "99999999999999999999999999999999999999", "-1.000000001"] {
-            assert_eq!(Decimal::parse(text).unwrap().to_string(), text.trim_start_matches('+'));
+        for text in [
+            "0",
+            "-0.05",
+            "12.50",
+            "99999999999999999999999999999999999999",
+            "-1.000000001",
+        ] {
+            assert_eq!(
+                Decimal::parse(text).unwrap().to_string(),
+                text.trim_start_matches('+')
+            );
         }
         assert_eq!(Decimal::new(-5, 3).unwrap().to_string(), "-0.005");
         assert_eq!(Decimal::new(1234, 2).unwrap().to_i128(), None);
@@ -452,15 +478,24 @@ mod tests {
 
     #[test]
     fn json_cells_of_every_type() {
-        assert_eq!(cell("fixed", Some(2), "-12.50"), Value::Number(Decimal::new(-1250, 2).unwrap()));
+        assert_eq!(
+            cell("fixed", Some(2), "-12.50"),
+            Value::Number(Decimal::new(-1250, 2).unwrap())
+        );
         assert_eq!(cell("real", None, "1.5"), Value::Real(1.5));
         assert!(matches!(cell("real", None, "NaN"), Value::Real(x) if x.is_nan()));
         assert_eq!(cell("real", None, "-inf"), Value::Real(f64::NEG_INFINITY));
         assert_eq!(cell("text", None, "héllo"), Value::Text("héllo".into()));
         assert_eq!(cell("boolean", None, "1"), Value::Boolean(true));
         assert_eq!(cell("boolean", None, "false"), Value::Boolean(false));
-        assert_eq!(cell("date", None, "19000"), Value::Date(NaiveDate::from_ymd_opt(2022, 1, 8).unwrap()));
-        assert_eq!(cell("date", None, "-1"), Value::Date(NaiveDate::from_ymd_opt(1969, 12, 31).unwrap()));
+        assert_eq!(
+            cell("date", None, "19000"),
+            Value::Date(NaiveDate::from_ymd_opt(2022, 1, 8).unwrap())
+        );
+        assert_eq!(
+            cell("date", None, "-1"),
+            Value::Date(NaiveDate::from_ymd_opt(1969, 12, 31).unwrap())
+        );
         assert_eq!(
             cell("time", Some(9), "3723.000000500"),
             Value::Time(NaiveTime::from_hms_nano_opt(1, 2, 3, 500).unwrap())
@@ -470,23 +505,51 @@ mod tests {
         let before_epoch = cell("timestamp_ntz", Some(3), "-0.5");
         assert_eq!(before_epoch.to_string(), "1969-12-31 23:59:59.500");
         let ltz = cell("timestamp_ltz", Some(0), "1700000000");
-        assert_eq!(ltz, Value::TimestampLtz(DateTime::from_timestamp(1_700_000_000, 0).unwrap()));
+        assert_eq!(
+            ltz,
+            Value::TimestampLtz(DateTime::from_timestamp(1_700_000_000, 0).unwrap())
+        );
         let tz = cell("timestamp_tz", Some(9), "1700000000.000000000 1500");
         assert_eq!(tz.to_string(), "2023-11-14 23:13:20 +01:00");
         let tz_neg = cell("timestamp_tz", Some(0), "1700000000 1140");
         assert_eq!(tz_neg.to_string(), "2023-11-14 17:13:20 -05:00");
-        assert_eq!(cell("binary", None, "CAFE"), Value::Binary(vec![0xCA, 0xFE]));
+        assert_eq!(
+            cell("binary", None, "CAFE"),
+            Value::Binary(vec![0xCA, 0xFE])
+        );
         assert_eq!(cell("variant", None, "{\"a\":1}").to_json()["a"], 1);
         assert_eq!(cell("array", None, "[1,2]"), Value::Json("[1,2]".into()));
         assert_eq!(cell("object", None, "{}"), Value::Json("{}".into()));
-        for t in ["fixed", "real", "text", "boolean", "date", "time", "timestamp_ntz", "timestamp_ltz", "timestamp_tz", "binary", "variant"] {
-            assert_eq!(decode_json_cell(&col(t, Some(0)), None).unwrap(), Value::Null, "{t}");
+        for t in [
+            "fixed",
+            "real",
+            "text",
+            "boolean",
+            "date",
+            "time",
+            "timestamp_ntz",
+            "timestamp_ltz",
+            "timestamp_tz",
+            "binary",
+            "variant",
+        ] {
+            assert_eq!(
+                decode_json_cell(&col(t, Some(0)), None).unwrap(),
+                Value::Null,
+                "{t}"
+            );
         }
     }
 
     #[test]
     fn bad_json_cells_are_protocol_errors_naming_the_column() {
-        for (t, text) in [("fixed", "abc"), ("boolean", "yes"), ("date", "x"), ("binary", "ABC"), ("timestamp_tz", "17")] {
+        for (t, text) in [
+            ("fixed", "abc"),
+            ("boolean", "yes"),
+            ("date", "x"),
+            ("binary", "ABC"),
+            ("timestamp_tz", "17"),
+        ] {
             let e = decode_json_cell(&col(t, Some(0)), Some(text)).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::Protocol);
             assert!(e.message().contains("column C"), "{e}");
@@ -497,11 +560,23 @@ mod tests {
 
     #[test]
     fn json_rendering_keeps_exactness() {
-        assert_eq!(Value::Number(Decimal::new(42, 0).unwrap()).to_json(), serde_json::json!(42));
-        assert_eq!(Value::Number(Decimal::new(125, 2).unwrap()).to_json(), serde_json::json!(1.25));
+        assert_eq!(
+            Value::Number(Decimal::new(42, 0).unwrap()).to_json(),
+            serde_json::json!(42)
+        );
+        assert_eq!(
+            Value::Number(Decimal::new(125, 2).unwrap()).to_json(),
+            serde_json::json!(1.25)
+        );
         let big = Decimal::parse("123456789012345678901234567890").unwrap();
-        assert_eq!(Value::Number(big).to_json(), serde_json::json!("123456789012345678901234567890"));
-        assert_eq!(Value::Binary(vec![1, 255]).to_json(), serde_json::json!("01FF"));
+        assert_eq!(
+            Value::Number(big).to_json(),
+            serde_json::json!("123456789012345678901234567890")
+        );
+        assert_eq!(
+            Value::Binary(vec![1, 255]).to_json(),
+            serde_json::json!("01FF")
+        );
         assert_eq!(Value::Null.to_json(), serde_json::Value::Null);
     }
 

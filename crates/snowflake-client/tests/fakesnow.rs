@@ -21,20 +21,30 @@ async fn session() -> Session {
 }
 
 async fn rows(s: &mut Session, sql: &str) -> Vec<Vec<Value>> {
-    s.query(sql).await.unwrap().collect(RowLimits::default()).await.unwrap().rows
+    s.query(sql)
+        .await
+        .unwrap()
+        .collect(RowLimits::default())
+        .await
+        .unwrap()
+        .rows
 }
 
 #[tokio::test]
 async fn select_returns_each_data_type() {
     let mut s = session().await;
-    let sql = "SELECT 42 AS i, 12.50::NUMBER(10,2) AS d, 1.5::FLOAT AS f, 'héllo' AS t, TRUE AS b, \
+    let sql =
+        "SELECT 42 AS i, 12.50::NUMBER(10,2) AS d, 1.5::FLOAT AS f, 'héllo' AS t, TRUE AS b, \
         '2024-02-29'::DATE AS dt, '13:14:15.5'::TIME AS tm, \
         '2024-02-29 13:14:15.123456'::TIMESTAMP_NTZ AS ntz, \
         '2024-02-29 13:14:15+00:00'::TIMESTAMP_TZ AS tz, \
         PARSE_JSON('{\"a\": [1, 2]}') AS v, TO_BINARY('CAFE', 'HEX') AS bin, NULL AS n";
     let result = s.query(sql).await.unwrap();
     let names: Vec<&str> = result.columns().iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["I", "D", "F", "T", "B", "DT", "TM", "NTZ", "TZ", "V", "BIN", "N"]);
+    assert_eq!(
+        names,
+        ["I", "D", "F", "T", "B", "DT", "TM", "NTZ", "TZ", "V", "BIN", "N"]
+    );
     assert_eq!(result.columns()[1].scale, Some(2));
     let rows = result.collect(RowLimits::default()).await.unwrap();
     let r = &rows.rows[0];
@@ -61,12 +71,30 @@ async fn nulls_in_every_type_and_row_caps() {
     let r = rows(&mut s, sql).await;
     assert!(r[0].iter().all(Value::is_null), "{:?}", r[0]);
 
-    let result = s.query("SELECT seq4() AS n FROM TABLE(GENERATOR(ROWCOUNT => 1000))").await.unwrap();
-    let capped = result.collect(RowLimits { max_rows: 10, max_bytes: usize::MAX }).await.unwrap();
+    let result = s
+        .query("SELECT seq4() AS n FROM TABLE(GENERATOR(ROWCOUNT => 1000))")
+        .await
+        .unwrap();
+    let capped = result
+        .collect(RowLimits {
+            max_rows: 10,
+            max_bytes: usize::MAX,
+        })
+        .await
+        .unwrap();
     assert_eq!(capped.rows.len(), 10);
     assert!(capped.truncated);
-    let result = s.query("SELECT 'x' || seq4() FROM TABLE(GENERATOR(ROWCOUNT => 1000))").await.unwrap();
-    let capped = result.collect(RowLimits { max_rows: usize::MAX, max_bytes: 100 }).await.unwrap();
+    let result = s
+        .query("SELECT 'x' || seq4() FROM TABLE(GENERATOR(ROWCOUNT => 1000))")
+        .await
+        .unwrap();
+    let capped = result
+        .collect(RowLimits {
+            max_rows: usize::MAX,
+            max_bytes: 100,
+        })
+        .await
+        .unwrap();
     assert!(capped.truncated && capped.bytes <= 100 && !capped.rows.is_empty());
 }
 
@@ -76,15 +104,29 @@ async fn ddl_dml_and_show() {
     rows(&mut s, "CREATE DATABASE IF NOT EXISTS DML_DB").await;
     rows(&mut s, "USE DATABASE DML_DB").await;
     rows(&mut s, "CREATE SCHEMA IF NOT EXISTS DML_DB.S1").await;
-    rows(&mut s, "CREATE OR REPLACE TABLE DML_DB.S1.T (id INT, name TEXT)").await;
+    rows(
+        &mut s,
+        "CREATE OR REPLACE TABLE DML_DB.S1.T (id INT, name TEXT)",
+    )
+    .await;
     let inserted = rows(&mut s, "INSERT INTO DML_DB.S1.T VALUES (1, 'a'), (2, 'b')").await;
     assert_eq!(inserted[0][0].to_string(), "2");
     let got = rows(&mut s, "SELECT name FROM DML_DB.S1.T ORDER BY id").await;
-    assert_eq!(got, vec![vec![Value::Text("a".into())], vec![Value::Text("b".into())]]);
+    assert_eq!(
+        got,
+        vec![vec![Value::Text("a".into())], vec![Value::Text("b".into())]]
+    );
     let dbs = s.query("SHOW DATABASES").await.unwrap();
-    let name_col = dbs.columns().iter().position(|c| c.name == "name").expect("SHOW DATABASES has a name column");
+    let name_col = dbs
+        .columns()
+        .iter()
+        .position(|c| c.name == "name")
+        .expect("SHOW DATABASES has a name column");
     let dbs = dbs.collect(RowLimits::default()).await.unwrap();
-    assert!(dbs.rows.iter().any(|r| r[name_col] == Value::Text("DML_DB".into())));
+    assert!(dbs
+        .rows
+        .iter()
+        .any(|r| r[name_col] == Value::Text("DML_DB".into())));
 }
 
 #[tokio::test]
@@ -95,8 +137,14 @@ async fn use_database_stays_in_its_own_session() {
     rows(&mut a, "CREATE DATABASE IF NOT EXISTS ISO_B").await;
     rows(&mut a, "USE DATABASE ISO_A").await;
     rows(&mut b, "USE DATABASE ISO_B").await;
-    assert_eq!(rows(&mut a, "SELECT CURRENT_DATABASE()").await[0][0], Value::Text("ISO_A".into()));
-    assert_eq!(rows(&mut b, "SELECT CURRENT_DATABASE()").await[0][0], Value::Text("ISO_B".into()));
+    assert_eq!(
+        rows(&mut a, "SELECT CURRENT_DATABASE()").await[0][0],
+        Value::Text("ISO_A".into())
+    );
+    assert_eq!(
+        rows(&mut b, "SELECT CURRENT_DATABASE()").await[0][0],
+        Value::Text("ISO_B".into())
+    );
     assert_eq!(a.context().database.as_deref(), Some("ISO_A"));
     assert_eq!(b.context().database.as_deref(), Some("ISO_B"));
 }
@@ -104,7 +152,10 @@ async fn use_database_stays_in_its_own_session() {
 #[tokio::test]
 async fn bad_statement_is_a_sql_error_with_code_and_state() {
     let mut s = session().await;
-    let err = s.query("SELECT * FROM NO_SUCH_DB.NO_SUCH_SCHEMA.NO_SUCH_TABLE").await.unwrap_err();
+    let err = s
+        .query("SELECT * FROM NO_SUCH_DB.NO_SUCH_SCHEMA.NO_SUCH_TABLE")
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Sql, "{err}");
     assert!(err.code().is_some_and(|c| c.len() == 6), "{err:?}");
     assert!(err.sql_state().is_some(), "{err:?}");
@@ -130,7 +181,9 @@ async fn key_pair_login_sends_a_jwt() {
     let dir = std::env::temp_dir().join(format!("sfc-key-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("key.p8");
-    let pem = key.to_pkcs8_encrypted_pem(&mut rand::thread_rng(), b"pass", LineEnding::LF).unwrap();
+    let pem = key
+        .to_pkcs8_encrypted_pem(&mut rand::thread_rng(), b"pass", LineEnding::LF)
+        .unwrap();
     std::fs::write(&path, pem.as_bytes()).unwrap();
     let settings = ConnectionSettings {
         authenticator: Some("snowflake_jwt".into()),

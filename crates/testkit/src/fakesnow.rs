@@ -33,8 +33,12 @@ pub fn fakesnow_path() -> PathBuf {
     }
     let cache = std::env::var_os("SNOWFLAKE_MCP_CACHE")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|c| PathBuf::from(c).join("snowflake-mcp")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("snowflake-mcp")))
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME").map(|c| PathBuf::from(c).join("snowflake-mcp"))
+        })
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("snowflake-mcp"))
+        })
         .unwrap_or_else(|| PathBuf::from(".cache/snowflake-mcp"));
     cache.join("venv").join("bin").join("fakesnow")
 }
@@ -63,29 +67,43 @@ fn start() -> Fakesnow {
     );
     let python = exe.with_file_name("python");
     let port = free_port();
-    let child = Command::new(if python.exists() { python } else { PathBuf::from("python3") })
-        .arg("-c")
-        .arg(GUARD)
-        .arg(&exe)
-        .args(["-s", "-p", &port.to_string(), "--host", "127.0.0.1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
+    let child = Command::new(if python.exists() {
+        python
+    } else {
+        PathBuf::from("python3")
+    })
+    .arg("-c")
+    .arg(GUARD)
+    .arg(&exe)
+    .args(["-s", "-p", &port.to_string(), "--host", "127.0.0.1"])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
     let mut child = child;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match TcpStream::connect(("127.0.0.1", port)) {
             Ok(_) => break,
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused || e.kind() == ErrorKind::TimedOut => {}
+            Err(e)
+                if e.kind() == ErrorKind::ConnectionRefused || e.kind() == ErrorKind::TimedOut => {}
             Err(e) => panic!("cannot reach fakesnow on port {port}: {e}"),
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("fakesnow exited at start ({status}); run it by hand to see why: {} -s -p {port}", exe.display());
+            panic!(
+                "fakesnow exited at start ({status}); run it by hand to see why: {} -s -p {port}",
+                exe.display()
+            );
         }
-        assert!(Instant::now() < deadline, "fakesnow did not listen on port {port} within 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "fakesnow did not listen on port {port} within 60 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    Fakesnow { port, _guard: Mutex::new(child) }
+    Fakesnow {
+        port,
+        _guard: Mutex::new(child),
+    }
 }

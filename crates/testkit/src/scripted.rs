@@ -30,15 +30,27 @@ pub struct Reply {
 impl Reply {
     /// HTTP 200 with a JSON body.
     pub fn json(value: serde_json::Value) -> Self {
-        Reply { status: 200, body: value.to_string().into_bytes(), headers: vec![("content-type".into(), "application/json".into())] }
+        Reply {
+            status: 200,
+            body: value.to_string().into_bytes(),
+            headers: vec![("content-type".into(), "application/json".into())],
+        }
     }
     /// Any status with a plain body.
     pub fn status(status: u16, body: &str) -> Self {
-        Reply { status, body: body.as_bytes().to_vec(), headers: vec![] }
+        Reply {
+            status,
+            body: body.as_bytes().to_vec(),
+            headers: vec![],
+        }
     }
     /// HTTP 200 with raw bytes.
     pub fn bytes(body: Vec<u8>) -> Self {
-        Reply { status: 200, body, headers: vec![] }
+        Reply {
+            status: 200,
+            body,
+            headers: vec![],
+        }
     }
 }
 
@@ -57,25 +69,32 @@ impl Scripted {
         let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
         let script: Arc<Script> = Arc::new(script);
         let recorded = requests.clone();
-        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let (recorded, script) = (recorded.clone(), script.clone());
-            async move {
-                let request = record(method, uri, headers, body);
-                recorded.lock().unwrap().push(request.clone());
-                let reply = script(&request);
-                let mut response = Response::builder().status(StatusCode::from_u16(reply.status).unwrap());
-                for (k, v) in reply.headers {
-                    response = response.header(k, v);
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let (recorded, script) = (recorded.clone(), script.clone());
+                async move {
+                    let request = record(method, uri, headers, body);
+                    recorded.lock().unwrap().push(request.clone());
+                    let reply = script(&request);
+                    let mut response =
+                        Response::builder().status(StatusCode::from_u16(reply.status).unwrap());
+                    for (k, v) in reply.headers {
+                        response = response.header(k, v);
+                    }
+                    response.body(Body::from(reply.body)).unwrap()
                 }
-                response.body(Body::from(reply.body)).unwrap()
-            }
-        });
+            },
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Scripted { addr, requests, task }
+        Scripted {
+            addr,
+            requests,
+            task,
+        }
     }
 
     /// All requests so far.
@@ -85,7 +104,12 @@ impl Scripted {
 
     /// How many requests went to `path`.
     pub fn count(&self, path: &str) -> usize {
-        self.requests.lock().unwrap().iter().filter(|r| r.path == path).count()
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .count()
     }
 }
 
@@ -108,12 +132,19 @@ fn record(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Request 
         .collect();
     let headers: HashMap<String, String> = headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_ascii_lowercase(), v.to_str().unwrap_or("").to_string()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                v.to_str().unwrap_or("").to_string(),
+            )
+        })
         .collect();
     let mut raw = body.to_vec();
     if headers.get("content-encoding").map(String::as_str) == Some("gzip") {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice()).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(raw.as_slice())
+            .read_to_end(&mut out)
+            .unwrap();
         raw = out;
     }
     Request {
