@@ -281,6 +281,22 @@ impl Session {
         &self.context
     }
 
+    /// Record the context as the caller knows it after statements whose effect Snowflake did not
+    /// report (emulators omit `finalRoleName` and `finalWarehouseName` after `USE ROLE` and
+    /// `USE WAREHOUSE`). Fields left `None` keep what the session knew.
+    pub fn record_context(&mut self, known: &SessionContext) {
+        for (mine, theirs) in [
+            (&mut self.context.database, &known.database),
+            (&mut self.context.schema, &known.schema),
+            (&mut self.context.warehouse, &known.warehouse),
+            (&mut self.context.role, &known.role),
+        ] {
+            if theirs.is_some() {
+                mine.clone_from(theirs);
+            }
+        }
+    }
+
     /// The server version reported at login.
     pub fn server_version(&self) -> Option<&str> {
         self.server_version.as_deref()

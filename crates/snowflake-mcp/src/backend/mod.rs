@@ -1,0 +1,154 @@
+//! The backend boundary: what the tools need from a database, and nothing more.
+//!
+//! Tools speak to a [`Backend`]; they never build SQL for a particular engine. Snowflake
+//! ([`snowflake::SnowflakeBackend`]) is the product; the offline demo ([`demo::DemoBackend`],
+//! SQLite) is one more implementation. Every call carries the calling MCP session's
+//! [`Context`], and every answer is plain data the tools render.
+
+pub mod demo;
+pub mod pool;
+pub mod snowflake;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::ToolError;
+use crate::ident::Ident;
+
+pub use snowflake_client::SessionContext as Context;
+
+/// Caps for one `run_query`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueryLimits {
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    pub timeout: Duration,
+}
+
+/// A named thing (database, schema) with optional details.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Named {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// Tables or views.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectKind {
+    Table,
+    View,
+}
+
+/// One table or view.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ObjectInfo {
+    pub name: String,
+    pub kind: ObjectKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// One column of a described object.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ColumnInfo {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub nullable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// A fully qualified object name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectName {
+    pub database: Ident,
+    pub schema: Ident,
+    pub name: Ident,
+}
+
+impl ObjectName {
+    pub fn quoted(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            self.database.quoted(),
+            self.schema.quoted(),
+            self.name.quoted()
+        )
+    }
+}
+
+impl std::fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.database, self.schema, self.name)
+    }
+}
+
+/// A result column: name and SQL type.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ResultColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+}
+
+/// The rows of a `run_query`, already capped.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryOutput {
+    pub columns: Vec<ResultColumn>,
+    pub rows: Vec<Vec<Value>>,
+    pub truncated: bool,
+    pub query_id: String,
+}
+
+/// What tools need from a database engine.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// A short name for logs and `get_context` ("snowflake", "demo").
+    fn name(&self) -> &'static str;
+
+    /// The context a new MCP session starts in.
+    async fn default_context(&self) -> Result<Context, ToolError>;
+
+    /// Whether the database answers (for `/readyz`).
+    async fn ready(&self) -> Result<(), ToolError>;
+
+    async fn list_databases(&self, ctx: &Context) -> Result<Vec<Named>, ToolError>;
+
+    async fn list_schemas(&self, ctx: &Context, database: &Ident) -> Result<Vec<Named>, ToolError>;
+
+    /// Tables and views of one schema; `pattern` is a LIKE pattern (`%`, `_`), case-insensitive.
+    async fn list_objects(
+        &self,
+        ctx: &Context,
+        database: &Ident,
+        schema: &Ident,
+        kind: Option<ObjectKind>,
+        pattern: Option<&str>,
+    ) -> Result<Vec<ObjectInfo>, ToolError>;
+
+    async fn describe_object(
+        &self,
+        ctx: &Context,
+        name: &ObjectName,
+    ) -> Result<Vec<ColumnInfo>, ToolError>;
+
+    /// Run one statement the read-only guard allowed, under `limits`.
+    async fn run_query(
+        &self,
+        ctx: &Context,
+        sql: &str,
+        limits: QueryLimits,
+    ) -> Result<QueryOutput, ToolError>;
+
+    /// Check that `target` can be used (objects exist, role and warehouse usable) and return the
+    /// context as the engine reports it once applied.
+    async fn resolve_context(&self, target: &Context) -> Result<Context, ToolError>;
+}

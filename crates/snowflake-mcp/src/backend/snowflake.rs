@@ -1,0 +1,279 @@
+//! The Snowflake backend: tools' requests as Snowflake statements on pooled sessions.
+//!
+//! Metadata comes from `SHOW` and `DESCRIBE` (what Snowflake answers fastest and what every
+//! role may run); identifiers are quoted by [`Ident`], patterns passed as string literals.
+
+use async_trait::async_trait;
+use serde_json::Value;
+use snowflake_client::{QueryOptions, RowLimits, Rows};
+use tokio::sync::OnceCell;
+
+use super::pool::Pool;
+use super::{
+    Backend, ColumnInfo, Context, Named, ObjectInfo, ObjectKind, ObjectName, QueryLimits,
+    QueryOutput, ResultColumn,
+};
+use crate::error::ToolError;
+use crate::ident::{string_literal, Ident};
+
+/// Metadata answers are capped too; a catalogue bigger than this is truncated.
+const METADATA_ROWS: usize = 10_000;
+const METADATA_BYTES: usize = 16 << 20;
+
+pub struct SnowflakeBackend {
+    pool: Pool,
+    metadata_timeout: std::time::Duration,
+    default_context: OnceCell<Context>,
+}
+
+impl SnowflakeBackend {
+    pub fn new(pool: Pool, metadata_timeout: std::time::Duration) -> Self {
+        SnowflakeBackend {
+            pool,
+            metadata_timeout,
+            default_context: OnceCell::new(),
+        }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Run one statement on a leased session and collect it under caps.
+    async fn run(
+        &self,
+        ctx: &Context,
+        sql: &str,
+        limits: RowLimits,
+        timeout: std::time::Duration,
+    ) -> Result<Rows, ToolError> {
+        let mut lease = self.pool.lease(ctx).await?;
+        let options = QueryOptions {
+            timeout: Some(timeout),
+            query_tag: Some("snowflake-mcp".into()),
+        };
+        let outcome = match lease.session().query_with(sql, &options).await {
+            Ok(result) => result.collect(limits).await,
+            Err(e) => Err(e),
+        };
+        outcome.map_err(|e| {
+            lease.retire_if_broken(&e);
+            ToolError::from(e)
+        })
+    }
+
+    async fn show(&self, ctx: &Context, sql: &str) -> Result<Table, ToolError> {
+        let rows = self
+            .run(
+                ctx,
+                sql,
+                RowLimits {
+                    max_rows: METADATA_ROWS,
+                    max_bytes: METADATA_BYTES,
+                },
+                self.metadata_timeout,
+            )
+            .await?;
+        Ok(Table(rows))
+    }
+}
+
+/// A metadata answer with columns looked up by name.
+struct Table(Rows);
+
+impl Table {
+    fn column(&self, name: &str) -> Option<usize> {
+        self.0
+            .columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case(name))
+    }
+
+    fn text(&self, row: &[snowflake_client::Value], col: Option<usize>) -> Option<String> {
+        let v = row.get(col?)?;
+        (!v.is_null())
+            .then(|| v.to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    fn named(&self) -> Vec<Named> {
+        let (name, comment) = (self.column("name"), self.column("comment"));
+        self.0
+            .rows
+            .iter()
+            .filter_map(|r| {
+                Some(Named {
+                    name: self.text(r, name)?,
+                    comment: self.text(r, comment),
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Backend for SnowflakeBackend {
+    fn name(&self) -> &'static str {
+        "snowflake"
+    }
+
+    async fn default_context(&self) -> Result<Context, ToolError> {
+        self.default_context
+            .get_or_try_init(|| async {
+                let wanted = self.pool.client().default_context().clone();
+                let mut lease = self.pool.lease(&wanted).await?;
+                Ok::<_, ToolError>(lease.session().context().clone())
+            })
+            .await
+            .cloned()
+    }
+
+    async fn ready(&self) -> Result<(), ToolError> {
+        let ctx = self.default_context().await?;
+        self.run(
+            &ctx,
+            "SELECT 1",
+            RowLimits {
+                max_rows: 1,
+                max_bytes: 64,
+            },
+            self.metadata_timeout,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn list_databases(&self, ctx: &Context) -> Result<Vec<Named>, ToolError> {
+        Ok(self.show(ctx, "SHOW DATABASES").await?.named())
+    }
+
+    async fn list_schemas(&self, ctx: &Context, database: &Ident) -> Result<Vec<Named>, ToolError> {
+        let sql = format!("SHOW SCHEMAS IN DATABASE {}", database.quoted());
+        Ok(self.show(ctx, &sql).await?.named())
+    }
+
+    async fn list_objects(
+        &self,
+        ctx: &Context,
+        database: &Ident,
+        schema: &Ident,
+        kind: Option<ObjectKind>,
+        pattern: Option<&str>,
+    ) -> Result<Vec<ObjectInfo>, ToolError> {
+        let like = pattern
+            .map(|p| format!(" LIKE {}", string_literal(p)))
+            .unwrap_or_default();
+        let place = format!("{}.{}", database.quoted(), schema.quoted());
+        let mut objects = Vec::new();
+        for (k, noun) in [(ObjectKind::Table, "TABLES"), (ObjectKind::View, "VIEWS")] {
+            if kind.is_some_and(|wanted| wanted != k) {
+                continue;
+            }
+            let table = self
+                .show(ctx, &format!("SHOW {noun}{like} IN SCHEMA {place}"))
+                .await?;
+            let (rows_col, comment_col) = (table.column("rows"), table.column("comment"));
+            for (named, row) in table.named().into_iter().zip(table.0.rows.iter()) {
+                objects.push(ObjectInfo {
+                    name: named.name,
+                    kind: k,
+                    rows: table.text(row, rows_col).and_then(|r| r.parse().ok()),
+                    comment: table.text(row, comment_col),
+                });
+            }
+        }
+        Ok(objects)
+    }
+
+    async fn describe_object(
+        &self,
+        ctx: &Context,
+        name: &ObjectName,
+    ) -> Result<Vec<ColumnInfo>, ToolError> {
+        let table = self
+            .show(ctx, &format!("DESCRIBE TABLE {}", name.quoted()))
+            .await
+            .map_err(|e| match e.kind {
+                "sql_error" => ToolError::new(
+                    "not_found",
+                    format!(
+                        "{name} does not exist or is not visible to this role. Use list_objects to find the right name."
+                    ),
+                ),
+                _ => e,
+            })?;
+        let (n, t, null, comment) = (
+            table.column("name"),
+            table.column("type"),
+            table.column("null?"),
+            table.column("comment"),
+        );
+        Ok(table
+            .0
+            .rows
+            .iter()
+            .filter_map(|r| {
+                Some(ColumnInfo {
+                    name: table.text(r, n)?,
+                    type_name: table.text(r, t).unwrap_or_default(),
+                    nullable: table.text(r, null).is_none_or(|v| v != "N"),
+                    comment: table.text(r, comment),
+                })
+            })
+            .collect())
+    }
+
+    async fn run_query(
+        &self,
+        ctx: &Context,
+        sql: &str,
+        limits: QueryLimits,
+    ) -> Result<QueryOutput, ToolError> {
+        let rows = self
+            .run(
+                ctx,
+                sql,
+                RowLimits {
+                    max_rows: limits.max_rows,
+                    max_bytes: limits.max_bytes,
+                },
+                limits.timeout,
+            )
+            .await?;
+        Ok(QueryOutput {
+            columns: rows
+                .columns
+                .iter()
+                .map(|c| ResultColumn {
+                    name: c.name.clone(),
+                    type_name: sql_type(c),
+                })
+                .collect(),
+            rows: rows
+                .rows
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .map(snowflake_client::Value::to_json)
+                        .collect::<Vec<Value>>()
+                })
+                .collect(),
+            truncated: rows.truncated,
+            query_id: rows.query_id,
+        })
+    }
+
+    async fn resolve_context(&self, target: &Context) -> Result<Context, ToolError> {
+        let mut lease = self.pool.lease(target).await?;
+        Ok(lease.session().context().clone())
+    }
+}
+
+/// `NUMBER(10,2)`, `VARCHAR`, `TIMESTAMP_NTZ(9)`...
+fn sql_type(c: &snowflake_client::Column) -> String {
+    use snowflake_client::ColumnType;
+    match (&c.column_type, c.precision, c.scale) {
+        (ColumnType::Fixed, Some(p), Some(s)) => format!("NUMBER({p},{s})"),
+        (t, _, _) => t.sql_name().to_string(),
+    }
+}

@@ -1,0 +1,154 @@
+//! Tool errors: what a refused or failed tool call tells the model.
+//!
+//! Every failure becomes a tool result with `isError: true`, a message that says what to do
+//! next, and `structuredContent` `{error: <kind>, message, retry_after_ms?, code?, sql_state?,
+//! query_id?}`. Kinds are stable strings a client can branch on. Snowflake errors keep their
+//! code, SQL state and query id; nothing from another client's request ever lands here.
+
+use rmcp::model::{CallToolResult, ContentBlock};
+use serde_json::{json, Map, Value};
+use snowflake_client::{Error as SnowflakeError, ErrorKind};
+
+/// A tool failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolError {
+    pub kind: &'static str,
+    pub message: String,
+    pub retry_after_ms: Option<u64>,
+    /// Snowflake's own identification of the failure, when it came from Snowflake (boxed to
+    /// keep the error small on the happy path).
+    pub snowflake: Option<Box<SnowflakeDetails>>,
+}
+
+/// Snowflake's code, SQL state and query id of a failed statement.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnowflakeDetails {
+    pub code: Option<String>,
+    pub sql_state: Option<String>,
+    pub query_id: Option<String>,
+}
+
+impl ToolError {
+    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        ToolError {
+            kind,
+            message: message.into(),
+            retry_after_ms: None,
+            snowflake: None,
+        }
+    }
+
+    /// A bad argument: the model should fix the call.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ToolError::new("invalid_argument", message)
+    }
+
+    /// A statement the read-only guard refused.
+    pub fn refused(message: impl Into<String>) -> Self {
+        ToolError::new("not_allowed", message)
+    }
+
+    /// Something that should not happen; the message is still safe to show.
+    pub fn internal(message: impl Into<String>) -> Self {
+        ToolError::new("internal", message)
+    }
+
+    /// The tool result for this error.
+    pub fn into_result(self) -> CallToolResult {
+        let mut structured = Map::new();
+        structured.insert("error".into(), json!(self.kind));
+        structured.insert("message".into(), json!(self.message));
+        if let Some(details) = &self.snowflake {
+            for (key, value) in [
+                ("code", &details.code),
+                ("sql_state", &details.sql_state),
+                ("query_id", &details.query_id),
+            ] {
+                if let Some(v) = value {
+                    structured.insert(key.into(), json!(v));
+                }
+            }
+        }
+        if let Some(ms) = self.retry_after_ms {
+            structured.insert("retry_after_ms".into(), json!(ms));
+        }
+        let mut result = CallToolResult::structured_error(Value::Object(structured));
+        result.content = vec![ContentBlock::text(format!("error: {}", self.message))];
+        result
+    }
+}
+
+impl std::fmt::Display for ToolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+impl From<SnowflakeError> for ToolError {
+    fn from(e: SnowflakeError) -> Self {
+        let (kind, next) = match e.kind() {
+            ErrorKind::Sql => (
+                "sql_error",
+                "Fix the SQL and try again (describe_object shows column names and types).",
+            ),
+            ErrorKind::Timeout => (
+                "timeout",
+                "Narrow the query (filters, fewer columns, LIMIT) and try again.",
+            ),
+            ErrorKind::Cancelled => ("cancelled", "The statement was cancelled."),
+            ErrorKind::Network | ErrorKind::SessionExpired => (
+                "unavailable",
+                "Snowflake could not be reached; try again shortly.",
+            ),
+            ErrorKind::Authentication | ErrorKind::Config => (
+                "unavailable",
+                "The server cannot log in to Snowflake; an operator must fix its settings.",
+            ),
+            _ => ("backend_error", "Try again; if it persists, report it."),
+        };
+        let retry_after_ms = (kind == "unavailable").then_some(2_000);
+        ToolError {
+            kind,
+            message: format!("{} {next}", e.message()),
+            retry_after_ms,
+            snowflake: Some(Box::new(SnowflakeDetails {
+                code: e.code().map(str::to_string),
+                sql_state: e.sql_state().map(str::to_string),
+                query_id: e.query_id().map(str::to_string),
+            })),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snowflake_sql_errors_keep_code_state_and_query_id() {
+        let e = SnowflakeError::from_snowflake(
+            Some("002003".into()),
+            Some("42S02".into()),
+            "Table 'X' does not exist",
+        )
+        .with_query_id(Some("q1".into()));
+        let t = ToolError::from(e);
+        assert_eq!(t.kind, "sql_error");
+        let r = t.into_result();
+        assert_eq!(r.is_error, Some(true));
+        let s = r.structured_content.unwrap();
+        assert_eq!(s["error"], "sql_error");
+        assert_eq!(s["code"], "002003");
+        assert_eq!(s["sql_state"], "42S02");
+        assert_eq!(s["query_id"], "q1");
+        assert!(s["message"].as_str().unwrap().contains("Fix the SQL"));
+    }
+
+    #[test]
+    fn network_errors_carry_a_retry_hint() {
+        let e = SnowflakeError::new(ErrorKind::Network, "connection refused");
+        let s = ToolError::from(e).into_result().structured_content.unwrap();
+        assert_eq!(s["error"], "unavailable");
+        assert_eq!(s["retry_after_ms"], 2000);
+    }
+}

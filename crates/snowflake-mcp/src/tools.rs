@@ -1,0 +1,506 @@
+//! The MCP tools: their public contract (names, arguments, output schemas) and what each does.
+//!
+//! Names and fields are fixed by DESIGN.md. Descriptions are one sentence each because every
+//! token of the tool list is paid for on every model turn; the whole list stays well under
+//! 1,500 tokens (checked by a test). Arguments are parsed strictly (unknown fields refused),
+//! identifiers validated and quoted by [`crate::ident`], and SQL checked by [`crate::guard`]
+//! before any of it reaches a [`Backend`].
+
+use std::sync::Arc;
+
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::backend::{Backend, Context, ObjectKind, ObjectName, QueryLimits};
+use crate::config::QueryConfig;
+use crate::error::ToolError;
+use crate::guard::check_read_only;
+use crate::ident::{split_parts, Ident};
+use crate::render;
+
+/// Everything a tool call needs besides its arguments and the caller's context.
+pub struct Tools {
+    pub backend: Arc<dyn Backend>,
+    pub limits: QueryConfig,
+}
+
+/// The outcome of a tool: the result, and the caller's new context when it changed.
+pub struct Outcome {
+    pub result: CallToolResult,
+    pub new_context: Option<Context>,
+}
+
+impl Tools {
+    /// Run tool `name` for a caller whose context is `ctx`.
+    pub async fn call(
+        &self,
+        name: &str,
+        args: JsonObject,
+        ctx: &Context,
+    ) -> Result<Outcome, ToolError> {
+        let plain = |result| Outcome {
+            result,
+            new_context: None,
+        };
+        match name {
+            "list_databases" => {
+                parse::<NoArgs>(args)?;
+                let dbs = self.backend.list_databases(ctx).await?;
+                let rows: Vec<Vec<Value>> = dbs
+                    .iter()
+                    .map(|d| vec![json!(d.name), json!(d.comment)])
+                    .collect();
+                Ok(plain(success(
+                    json!({ "databases": dbs }),
+                    render::table(&["name", "comment"], &rows),
+                )))
+            }
+            "list_schemas" => {
+                let a: ListSchemas = parse(args)?;
+                let db = database_or_current(a.database.as_deref(), ctx)?;
+                let schemas = self.backend.list_schemas(ctx, &db).await?;
+                let rows: Vec<Vec<Value>> = schemas
+                    .iter()
+                    .map(|s| vec![json!(s.name), json!(s.comment)])
+                    .collect();
+                Ok(plain(success(
+                    json!({ "schemas": schemas }),
+                    render::table(&["name", "comment"], &rows),
+                )))
+            }
+            "list_objects" => {
+                let a: ListObjects = parse(args)?;
+                let db = database_or_current(a.database.as_deref(), ctx)?;
+                let schema = match a.schema.as_deref() {
+                    Some(s) => Ident::parse(s, "schema")?,
+                    None if a.database.is_some() => {
+                        return Err(ToolError::invalid(
+                            "with database, also pass schema (list_schemas shows them)",
+                        ))
+                    }
+                    None => current(&ctx.schema, "schema")?,
+                };
+                let pattern = a.pattern.as_deref().map(check_pattern).transpose()?;
+                let objects = self
+                    .backend
+                    .list_objects(ctx, &db, &schema, a.kind, pattern)
+                    .await?;
+                let rows: Vec<Vec<Value>> = objects
+                    .iter()
+                    .map(|o| vec![json!(o.name), json!(o.kind), json!(o.rows)])
+                    .collect();
+                Ok(plain(success(
+                    json!({ "objects": objects }),
+                    render::table(&["name", "kind", "rows"], &rows),
+                )))
+            }
+            "describe_object" => {
+                let a: DescribeObject = parse(args)?;
+                let name = object_name(&a.name, ctx)?;
+                let columns = self.backend.describe_object(ctx, &name).await?;
+                let rows: Vec<Vec<Value>> = columns
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            json!(c.name),
+                            json!(c.type_name),
+                            json!(if c.nullable { "Y" } else { "N" }),
+                            json!(c.comment),
+                        ]
+                    })
+                    .collect();
+                let text = format!(
+                    "{name}\n{}",
+                    render::table(&["column", "type", "null", "comment"], &rows)
+                );
+                Ok(plain(success(
+                    json!({ "name": name.to_string(), "columns": columns }),
+                    text,
+                )))
+            }
+            "run_query" => {
+                let a: RunQuery = parse(args)?;
+                self.run_query(a, ctx).await.map(plain)
+            }
+            "get_context" => {
+                parse::<NoArgs>(args)?;
+                Ok(plain(context_result(ctx)))
+            }
+            "set_context" => {
+                let a: SetContext = parse(args)?;
+                let target = a.apply_to(ctx)?;
+                let resolved = self.backend.resolve_context(&target).await?;
+                Ok(Outcome {
+                    result: context_result(&resolved),
+                    new_context: Some(resolved),
+                })
+            }
+            other => Err(ToolError::invalid(format!("unknown tool '{other}'"))),
+        }
+    }
+
+    async fn run_query(&self, a: RunQuery, ctx: &Context) -> Result<CallToolResult, ToolError> {
+        if a.sql.len() > self.limits.max_sql_bytes {
+            return Err(ToolError::invalid(format!(
+                "the SQL text is {} bytes; at most {} are accepted",
+                a.sql.len(),
+                self.limits.max_sql_bytes
+            )));
+        }
+        check_read_only(&a.sql).map_err(|r| ToolError::refused(r.0))?;
+        let max_rows = match a.max_rows {
+            Some(0) => return Err(ToolError::invalid("max_rows must be at least 1")),
+            Some(n) => (n as usize).min(self.limits.max_rows),
+            None => self.limits.default_max_rows,
+        };
+        let limits = QueryLimits {
+            max_rows,
+            max_bytes: self.limits.max_result_bytes,
+            timeout: self.limits.statement_timeout(),
+        };
+        let out = self.backend.run_query(ctx, &a.sql, limits).await?;
+        let headers: Vec<&str> = out.columns.iter().map(|c| c.name.as_str()).collect();
+        let mut text = render::table(&headers, &out.rows);
+        let mut structured = json!({
+            "columns": out.columns,
+            "rows": out.rows,
+            "row_count": out.rows.len(),
+            "truncated": out.truncated,
+            "query_id": out.query_id,
+        });
+        if out.truncated {
+            let note = format!(
+                "Showing the first {} rows (cap: {max_rows} rows or {} bytes). Narrow the query with WHERE, aggregate it, or select fewer columns.",
+                out.rows.len(),
+                self.limits.max_result_bytes
+            );
+            text.push_str(&format!("\n… {note}"));
+            structured["note"] = json!(note);
+        } else {
+            text.push_str(&format!("\n({} rows)", out.rows.len()));
+        }
+        Ok(success(structured, text))
+    }
+}
+
+fn success(structured: Value, text: String) -> CallToolResult {
+    let mut result = CallToolResult::structured(structured);
+    result.content = vec![ContentBlock::text(text)];
+    result
+}
+
+fn context_result(ctx: &Context) -> CallToolResult {
+    let value = json!({"database": ctx.database, "schema": ctx.schema, "warehouse": ctx.warehouse, "role": ctx.role});
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+    let text = format!(
+        "database: {}\nschema: {}\nwarehouse: {}\nrole: {}",
+        show(&ctx.database),
+        show(&ctx.schema),
+        show(&ctx.warehouse),
+        show(&ctx.role)
+    );
+    success(value, text)
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(args: JsonObject) -> Result<T, ToolError> {
+    serde_json::from_value(Value::Object(args))
+        .map_err(|e| ToolError::invalid(format!("invalid arguments: {e}")))
+}
+
+fn current(value: &Option<String>, what: &str) -> Result<Ident, ToolError> {
+    value.clone().map(Ident::exact).ok_or_else(|| {
+        ToolError::invalid(format!(
+            "no current {what}: pass {what}, or choose one with set_context"
+        ))
+    })
+}
+
+fn database_or_current(arg: Option<&str>, ctx: &Context) -> Result<Ident, ToolError> {
+    match arg {
+        Some(d) => Ident::parse(d, "database"),
+        None => current(&ctx.database, "database"),
+    }
+}
+
+/// `TABLE`, `SCHEMA.TABLE` or `DB.SCHEMA.TABLE`, completed from the context.
+fn object_name(text: &str, ctx: &Context) -> Result<ObjectName, ToolError> {
+    let parts = split_parts(text, "name")?;
+    Ok(match parts.as_slice() {
+        [t] => ObjectName {
+            database: current(&ctx.database, "database")?,
+            schema: current(&ctx.schema, "schema")?,
+            name: t.clone(),
+        },
+        [s, t] => ObjectName {
+            database: current(&ctx.database, "database")?,
+            schema: s.clone(),
+            name: t.clone(),
+        },
+        [d, s, t] => ObjectName {
+            database: d.clone(),
+            schema: s.clone(),
+            name: t.clone(),
+        },
+        _ => {
+            return Err(ToolError::invalid(format!(
+                "name '{text}' has too many parts; use DB.SCHEMA.NAME at most"
+            )))
+        }
+    })
+}
+
+fn check_pattern(p: &str) -> Result<&str, ToolError> {
+    if p.is_empty() || p.len() > 255 || p.chars().any(char::is_control) {
+        return Err(ToolError::invalid(
+            "pattern must be 1 to 255 printable characters, e.g. 'ORD%'",
+        ));
+    }
+    Ok(p)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListSchemas {
+    database: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListObjects {
+    database: Option<String>,
+    schema: Option<String>,
+    kind: Option<ObjectKind>,
+    pattern: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DescribeObject {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunQuery {
+    sql: String,
+    max_rows: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetContext {
+    database: Option<String>,
+    schema: Option<String>,
+    warehouse: Option<String>,
+    role: Option<String>,
+}
+
+impl SetContext {
+    /// The context asked for: the current one with the given parts replaced. A new database
+    /// without a schema starts in that database's default schema.
+    fn apply_to(&self, ctx: &Context) -> Result<Context, ToolError> {
+        if [&self.database, &self.schema, &self.warehouse, &self.role]
+            .iter()
+            .all(|v| v.is_none())
+        {
+            return Err(ToolError::invalid(
+                "pass at least one of database, schema, warehouse, role",
+            ));
+        }
+        let ident = |v: &Option<String>, what| {
+            v.as_deref()
+                .map(|s| Ident::parse(s, what).map(|i| i.name().to_string()))
+                .transpose()
+        };
+        let mut target = ctx.clone();
+        if let Some(db) = ident(&self.database, "database")? {
+            if target.database.as_deref() != Some(db.as_str()) {
+                target.schema = None;
+            }
+            target.database = Some(db);
+        }
+        if let Some(schema) = ident(&self.schema, "schema")? {
+            if target.database.is_none() {
+                return Err(ToolError::invalid(
+                    "set a database before (or together with) the schema",
+                ));
+            }
+            target.schema = Some(schema);
+        }
+        if let Some(wh) = ident(&self.warehouse, "warehouse")? {
+            target.warehouse = Some(wh);
+        }
+        if let Some(role) = ident(&self.role, "role")? {
+            target.role = Some(role);
+        }
+        Ok(target)
+    }
+}
+
+/// The tool list, with compact input and output schemas.
+pub fn definitions() -> Vec<Tool> {
+    let name_list = |key: &str| {
+        json!({"type": "object", "properties": {key: {"type": "array", "items": {"type": "object",
+            "properties": {"name": {"type": "string"}, "comment": {"type": "string"}}, "required": ["name"]}}}, "required": [key]})
+    };
+    let str_prop = |d: &str| json!({"type": "string", "description": d});
+    let ctx_schema = json!({"type": "object", "properties": {
+        "database": {"type": ["string", "null"]}, "schema": {"type": ["string", "null"]},
+        "warehouse": {"type": ["string", "null"]}, "role": {"type": ["string", "null"]}}});
+    let empty = json!({"type": "object", "properties": {}, "additionalProperties": false});
+    vec![
+        tool("list_databases", "List the databases the current role can see.", empty.clone(), name_list("databases")),
+        tool(
+            "list_schemas",
+            "List the schemas of a database (default: the current one).",
+            json!({"type": "object", "properties": {"database": str_prop("database name")}, "additionalProperties": false}),
+            name_list("schemas"),
+        ),
+        tool(
+            "list_objects",
+            "List tables and views of a schema (default: the current one); pattern is a LIKE pattern such as 'ORD%'.",
+            json!({"type": "object", "properties": {
+                "database": str_prop("database name"), "schema": str_prop("schema name"),
+                "kind": {"type": "string", "enum": ["table", "view"]}, "pattern": str_prop("LIKE pattern")},
+                "additionalProperties": false}),
+            json!({"type": "object", "properties": {"objects": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "kind": {"type": "string"}, "rows": {"type": "integer"}, "comment": {"type": "string"}},
+                "required": ["name", "kind"]}}}, "required": ["objects"]}),
+        ),
+        tool(
+            "describe_object",
+            "Show the columns of a table or view; name is NAME, SCHEMA.NAME or DB.SCHEMA.NAME.",
+            json!({"type": "object", "properties": {"name": str_prop("table or view")}, "required": ["name"], "additionalProperties": false}),
+            json!({"type": "object", "properties": {"name": {"type": "string"}, "columns": {"type": "array", "items": {"type": "object",
+                "properties": {"name": {"type": "string"}, "type": {"type": "string"}, "nullable": {"type": "boolean"}, "comment": {"type": "string"}},
+                "required": ["name", "type", "nullable"]}}}, "required": ["name", "columns"]}),
+        ),
+        tool(
+            "run_query",
+            "Run one read-only SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) in the current context; results are capped.",
+            json!({"type": "object", "properties": {"sql": str_prop("one statement"),
+                "max_rows": {"type": "integer", "minimum": 1, "description": "row cap"}}, "required": ["sql"], "additionalProperties": false}),
+            json!({"type": "object", "properties": {
+                "columns": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "type": {"type": "string"}}}},
+                "rows": {"type": "array", "items": {"type": "array"}}, "row_count": {"type": "integer"},
+                "truncated": {"type": "boolean"}, "query_id": {"type": "string"}, "note": {"type": "string"}},
+                "required": ["columns", "rows", "row_count", "truncated", "query_id"]}),
+        ),
+        tool("get_context", "Show this session's database, schema, warehouse and role.", empty, ctx_schema.clone()),
+        tool(
+            "set_context",
+            "Change this session's database, schema, warehouse or role; other sessions are not affected.",
+            json!({"type": "object", "properties": {"database": str_prop("database"), "schema": str_prop("schema"),
+                "warehouse": str_prop("warehouse"), "role": str_prop("role")}, "additionalProperties": false}),
+            ctx_schema,
+        ),
+    ]
+}
+
+fn tool(name: &'static str, description: &'static str, input: Value, output: Value) -> Tool {
+    let object = |v: Value| match v {
+        Value::Object(map) => Arc::new(map),
+        _ => unreachable!("tool schemas are JSON objects"),
+    };
+    let annotations = ToolAnnotations::new()
+        .read_only(true)
+        .destructive(false)
+        .idempotent(name != "set_context");
+    let mut tool =
+        Tool::new(name, description, object(input)).with_raw_output_schema(object(output));
+    tool.annotations = Some(annotations);
+    tool
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tool_list_is_small() {
+        let list = serde_json::to_string(&definitions()).unwrap();
+        // About four characters per token: stay far below 1,500 tokens.
+        assert!(
+            list.len() / 4 < 1_500,
+            "tool list is ~{} tokens",
+            list.len() / 4
+        );
+        let names: Vec<String> = definitions().iter().map(|t| t.name.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "list_databases",
+                "list_schemas",
+                "list_objects",
+                "describe_object",
+                "run_query",
+                "get_context",
+                "set_context"
+            ]
+        );
+        assert!(definitions()
+            .iter()
+            .all(|t| t.annotations.as_ref().unwrap().read_only_hint == Some(true)));
+    }
+
+    #[test]
+    fn object_names_complete_from_the_context() {
+        let ctx = Context {
+            database: Some("DB".into()),
+            schema: Some("S".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            object_name("orders", &ctx).unwrap().quoted(),
+            "\"DB\".\"S\".\"ORDERS\""
+        );
+        assert_eq!(
+            object_name("x.\"My T\"", &ctx).unwrap().quoted(),
+            "\"DB\".\"X\".\"My T\""
+        );
+        assert!(object_name("a.b.c.d", &ctx).is_err());
+        assert!(object_name("t", &Context::default())
+            .unwrap_err()
+            .message
+            .contains("set_context"));
+    }
+
+    #[test]
+    fn set_context_moves_schema_with_database() {
+        let ctx = Context {
+            database: Some("A".into()),
+            schema: Some("S".into()),
+            ..Default::default()
+        };
+        let a = SetContext {
+            database: Some("b".into()),
+            schema: None,
+            warehouse: None,
+            role: None,
+        };
+        let t = a.apply_to(&ctx).unwrap();
+        assert_eq!(
+            (t.database.as_deref(), t.schema.as_deref()),
+            (Some("B"), None)
+        );
+        let none = SetContext {
+            database: None,
+            schema: None,
+            warehouse: None,
+            role: None,
+        };
+        assert!(none.apply_to(&ctx).is_err());
+        let bad = SetContext {
+            database: Some("x; drop".into()),
+            schema: None,
+            warehouse: None,
+            role: None,
+        };
+        assert_eq!(bad.apply_to(&ctx).unwrap_err().kind, "invalid_argument");
+    }
+}
