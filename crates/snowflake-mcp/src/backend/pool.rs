@@ -86,8 +86,17 @@ impl Pool {
         let session = match picked {
             Some(s) => s,
             None => {
+                // Log in where the connection's settings say and move with `USE`, so a
+                // context that does not exist fails as a statement (not as a login, which
+                // Snowflake refuses and emulators silently satisfy by creating it).
                 self.inner.stats.logins.fetch_add(1, Ordering::Relaxed);
-                self.inner.client.login_with(ctx).await?
+                let default = self.inner.client.default_context();
+                let start = if can_switch(default, ctx) {
+                    default
+                } else {
+                    ctx
+                };
+                self.inner.client.login_with(start).await?
             }
         };
         let mut lease = Lease {
@@ -130,17 +139,21 @@ impl Inner {
     }
 }
 
-/// A session can move to `to` only where `to` names something; it cannot forget a database,
-/// schema, warehouse or role it has.
+/// A session can move to `to` only where `to` names something: it cannot forget a database,
+/// warehouse or role it has. A schema is forgotten by moving to another database (`USE
+/// DATABASE` selects that database's default schema, which is what "no schema" asks for).
 fn can_switch(from: &Context, to: &Context) -> bool {
-    [
-        (&from.database, &to.database),
-        (&from.schema, &to.schema),
-        (&from.warehouse, &to.warehouse),
-        (&from.role, &to.role),
-    ]
-    .iter()
-    .all(|(f, t)| f == t || t.is_some())
+    let schema_ok = from.schema == to.schema
+        || to.schema.is_some()
+        || (to.database.is_some() && to.database != from.database);
+    schema_ok
+        && [
+            (&from.database, &to.database),
+            (&from.warehouse, &to.warehouse),
+            (&from.role, &to.role),
+        ]
+        .iter()
+        .all(|(f, t)| f == t || t.is_some())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

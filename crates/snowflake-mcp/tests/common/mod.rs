@@ -1,0 +1,185 @@
+//! Shared end-to-end helpers: start the real binary, connect a real MCP client (rmcp).
+
+#![allow(dead_code)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+pub type Client = RunningService<RoleClient, ()>;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_snowflake-mcp");
+
+/// Environment for a server that talks to the emulator.
+pub fn fakesnow_env() -> Vec<(String, String)> {
+    let port = testkit::fakesnow().port;
+    [
+        ("SNOWFLAKE_ACCOUNT", "test".to_string()),
+        ("SNOWFLAKE_USER", "tester".into()),
+        ("SNOWFLAKE_PASSWORD", "pw".into()),
+        ("SNOWFLAKE_HOST", "127.0.0.1".into()),
+        ("SNOWFLAKE_PORT", port.to_string()),
+        ("SNOWFLAKE_PROTOCOL", "http".into()),
+        ("SNOWFLAKE_DATABASE", "MCP_DB".into()),
+        ("SNOWFLAKE_SCHEMA", "PUBLIC".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// A private cache directory (for the demo database) per test process.
+pub fn cache_env() -> (String, String) {
+    let dir = std::env::temp_dir().join(format!("snowflake-mcp-test-cache-{}", std::process::id()));
+    ("SNOWFLAKE_MCP_CACHE".into(), dir.display().to_string())
+}
+
+/// A running `snowflake-mcp serve`, killed when dropped.
+pub struct Server {
+    pub url: String,
+    pub base: String,
+    child: tokio::process::Child,
+}
+
+impl Server {
+    pub async fn start(args: &[&str], env: &[(String, String)]) -> Server {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args);
+        cmd.env_remove("SNOWFLAKE_DEFAULT_CONNECTION_NAME");
+        for (k, v) in env.iter().cloned().chain([cache_env()]) {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("start snowflake-mcp serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let url = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    return rest.split_whitespace().next().unwrap().to_string();
+                }
+            }
+            panic!("snowflake-mcp serve exited before listening");
+        })
+        .await
+        .expect("the server did not start within 60 s");
+        // Keep draining stderr so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let base = url.trim_end_matches("/mcp").to_string();
+        Server { url, base, child }
+    }
+
+    pub async fn client(&self) -> Client {
+        // reqwest is built without a default TLS provider in this workspace.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        ().serve(StreamableHttpClientTransport::from_uri(self.url.clone()))
+            .await
+            .expect("MCP client connects over HTTP")
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// An MCP client that launches `snowflake-mcp stdio` itself.
+pub async fn stdio_client(args: &[&str], env: &[(String, String)]) -> Client {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let env: Vec<(String, String)> = env.iter().cloned().chain([cache_env()]).collect();
+    let command = tokio::process::Command::new(BIN).configure(|c| {
+        c.arg("stdio").args(&args);
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+    });
+    let (transport, _stderr) = TokioChildProcess::builder(command)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn stdio server");
+    ().serve(transport)
+        .await
+        .expect("MCP client connects over stdio")
+}
+
+/// Call a tool with JSON arguments.
+pub async fn call(client: &Client, tool: &str, args: Value) -> CallToolResult {
+    let args = match args {
+        Value::Object(map) => map,
+        Value::Null => Default::default(),
+        other => panic!("arguments must be an object, not {other}"),
+    };
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args))
+        .await
+        .unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}"))
+}
+
+/// The structured content of a successful call.
+pub async fn ok(client: &Client, tool: &str, args: Value) -> Value {
+    let r = call(client, tool, args.clone()).await;
+    assert_ne!(
+        r.is_error,
+        Some(true),
+        "{tool}({args}) failed: {:?}",
+        r.structured_content
+    );
+    assert!(!r.content.is_empty(), "{tool} has a text rendering");
+    r.structured_content.expect("structured content")
+}
+
+/// The error kind and message of a failed call.
+pub async fn err(client: &Client, tool: &str, args: Value) -> (String, String) {
+    let r = call(client, tool, args.clone()).await;
+    assert_eq!(
+        r.is_error,
+        Some(true),
+        "{tool}({args}) should fail: {:?}",
+        r.structured_content
+    );
+    let s = r
+        .structured_content
+        .expect("errors carry structured content");
+    (
+        s["error"].as_str().unwrap().to_string(),
+        s["message"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Text of the first content block.
+pub fn text(r: &CallToolResult) -> String {
+    r.content
+        .first()
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .unwrap_or_default()
+}
+
+/// The refusals of the guard corpus.
+pub fn corpus_refusals() -> Vec<String> {
+    include_str!("../data/guard_corpus.txt")
+        .lines()
+        .filter_map(|l| l.strip_prefix("refuse\t"))
+        .map(|s| s.replace("\\n", "\n"))
+        .collect()
+}
+
+pub fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+pub fn no_args() -> Value {
+    json!({})
+}

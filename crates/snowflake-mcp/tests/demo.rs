@@ -1,0 +1,169 @@
+//! The offline demo end to end: the real binary, a real MCP client, over HTTP and stdio.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+async fn exercise(client: &Client) {
+    // The tool list: exact names, output schemas, read-only hints.
+    let tools = client.list_all_tools().await.unwrap();
+    let mut names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "describe_object",
+            "get_context",
+            "list_databases",
+            "list_objects",
+            "list_schemas",
+            "run_query",
+            "set_context"
+        ]
+    );
+    assert!(tools.iter().all(|t| t.output_schema.is_some()));
+    assert!(tools
+        .iter()
+        .all(|t| t.annotations.as_ref().and_then(|a| a.read_only_hint) == Some(true)));
+
+    let dbs = ok(client, "list_databases", no_args()).await;
+    assert_eq!(names_of(&dbs["databases"]), ["DEMO"]);
+    let schemas = ok(client, "list_schemas", json!({"database": "demo"})).await;
+    assert_eq!(names_of(&schemas["schemas"]), ["SALES"]);
+    let objects = ok(
+        client,
+        "list_objects",
+        json!({"kind": "table", "pattern": "ORD%"}),
+    )
+    .await;
+    assert_eq!(names_of(&objects["objects"]), ["ORDERS", "ORDER_ITEMS"]);
+    let described = ok(client, "describe_object", json!({"name": "sales.orders"})).await;
+    assert_eq!(described["name"], "DEMO.SALES.ORDERS");
+    assert_eq!(described["columns"][0]["name"], "ORDER_ID");
+
+    let result = ok(
+        client,
+        "run_query",
+        json!({"sql": "SELECT STATUS, COUNT(*) AS N FROM ORDERS GROUP BY STATUS ORDER BY STATUS"}),
+    )
+    .await;
+    assert_eq!(result["row_count"], 3);
+    assert_eq!(result["rows"][0][0], "pending");
+    assert_eq!(result["truncated"], false);
+    assert_eq!(result["columns"][1]["type"], "NUMBER(38,0)");
+
+    // A result bigger than the cap comes back truncated, with a note.
+    let big = ok(
+        client,
+        "run_query",
+        json!({"sql": "SELECT * FROM ORDER_ITEMS", "max_rows": 1_000_000}),
+    )
+    .await;
+    assert_eq!(big["row_count"], 10_000);
+    assert_eq!(big["truncated"], true);
+    assert!(big["note"].as_str().unwrap().contains("Narrow"));
+    let small = ok(
+        client,
+        "run_query",
+        json!({"sql": "SELECT * FROM ORDER_ITEMS"}),
+    )
+    .await;
+    assert_eq!(small["row_count"], 100, "the default cap");
+
+    let ctx = ok(client, "get_context", no_args()).await;
+    assert_eq!(
+        ctx,
+        json!({"database": "DEMO", "schema": "SALES", "warehouse": "DEMO_WH", "role": "PUBLIC"})
+    );
+    let set = ok(client, "set_context", json!({"schema": "SALES"})).await;
+    assert_eq!(set["schema"], "SALES");
+
+    // Error paths: each a tool error with a kind and a helpful message.
+    let (kind, msg) = err(client, "run_query", json!({"sql": "DROP TABLE ORDERS"})).await;
+    assert_eq!(kind, "not_allowed");
+    assert!(msg.contains("DROP TABLE"), "{msg}");
+    let (kind, _) = err(
+        client,
+        "run_query",
+        json!({"sql": "SELECT * FROM NO_SUCH_TABLE"}),
+    )
+    .await;
+    assert_eq!(kind, "sql_error");
+    let (kind, msg) = err(client, "describe_object", json!({"name": "nope"})).await;
+    assert_eq!(kind, "not_found");
+    assert!(msg.contains("list_objects"), "{msg}");
+    let (kind, _) = err(client, "list_schemas", json!({"database": "OTHER"})).await;
+    assert_eq!(kind, "not_found");
+    let (kind, _) = err(client, "set_context", json!({"database": "OTHER"})).await;
+    assert_eq!(kind, "not_found");
+    let (kind, msg) = err(client, "run_query", json!({"sql": 5})).await;
+    assert_eq!(kind, "invalid_argument", "{msg}");
+    let (kind, _) = err(
+        client,
+        "describe_object",
+        json!({"name": "x; DROP TABLE y"}),
+    )
+    .await;
+    assert_eq!(kind, "invalid_argument");
+    let (kind, _) = err(client, "list_databases", json!({"surprise": 1})).await;
+    assert_eq!(kind, "invalid_argument");
+    assert!(client
+        .call_tool(rmcp::model::CallToolRequestParams::new("drop_everything"))
+        .await
+        .is_err());
+    // The data is still there after every refusal.
+    let count = ok(
+        client,
+        "run_query",
+        json!({"sql": "SELECT COUNT(*) AS N FROM ORDERS"}),
+    )
+    .await;
+    assert_eq!(count["rows"][0][0], 5000);
+}
+
+fn names_of(v: &serde_json::Value) -> Vec<String> {
+    names(v)
+}
+
+#[tokio::test]
+async fn demo_over_http() {
+    let server = Server::start(&["--demo"], &[]).await;
+    let client = server.client().await;
+    exercise(&client).await;
+    let health = reqwest_get(&format!("{}/healthz", server.base)).await;
+    assert_eq!(health.0, 200);
+    let ready = reqwest_get(&format!("{}/readyz", server.base)).await;
+    assert_eq!(ready, (200, "ready\n".to_string()));
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn demo_over_stdio() {
+    let client = stdio_client(&["--demo"], &[]).await;
+    exercise(&client).await;
+    client.cancel().await.unwrap();
+}
+
+/// A bare HTTP GET (status, body) without pulling in an HTTP client crate.
+async fn reqwest_get(url: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    stream
+        .write_all(
+            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
+}
