@@ -19,5 +19,6 @@ pub mod error;
 pub mod guard;
 pub mod ident;
 pub mod render;
+pub mod scheduler;
 pub mod server;
 pub mod tools;

@@ -1,0 +1,145 @@
+//! Deterministic scheduler tests on tokio's paused clock.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+
+fn limits(capacity: usize) -> SchedulerLimits {
+    SchedulerLimits {
+        capacity,
+        max_queue_per_client: 1_000,
+        max_queue_total: 10_000,
+        queue_timeout: Duration::from_secs(600),
+    }
+}
+
+fn client(id: &str, weight: u32, max_concurrent: usize) -> ClientShare {
+    ClientShare { id: id.into(), weight, max_concurrent }
+}
+
+/// Each client submits `n` requests at once, each holding its permit for 10 ms; returns the
+/// order in which requests were granted.
+async fn flood(s: &Scheduler, clients: &[(ClientShare, usize)]) -> Vec<String> {
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for (c, n) in clients {
+        for _ in 0..*n {
+            let (s, c, order) = (s.clone(), c.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let permit = s.acquire(&c).await.unwrap();
+                order.lock().unwrap().push(c.id.to_string());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                drop(permit);
+            }));
+            tokio::task::yield_now().await;
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let v = order.lock().unwrap().clone();
+    v
+}
+
+#[tokio::test(start_paused = true)]
+async fn shares_follow_weights_under_contention() {
+    let s = Scheduler::new(limits(1));
+    let clients = [(client("a", 1, 8), 70), (client("b", 2, 8), 70), (client("c", 4, 8), 70)];
+    let order = flood(&s, &clients).await;
+    // While all three are backlogged (the first 70 grants), shares follow 1:2:4.
+    let window = &order[..70];
+    let count = |id: &str| window.iter().filter(|x| *x == id).count() as f64;
+    for (id, expected) in [("a", 10.0), ("b", 20.0), ("c", 40.0)] {
+        assert!((count(id) - expected).abs() <= 2.0, "{id}: {} of 70 (expected {expected})", count(id));
+    }
+    assert_eq!(s.stats(), SchedulerStats::default());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flooding_client_does_not_starve_a_late_one() {
+    let s = Scheduler::new(limits(2));
+    let heavy = client("heavy", 1, 8);
+    let light = client("light", 1, 8);
+    let order = flood(&s, &[(heavy, 100), (light, 5)]).await;
+    let last_light = order.iter().rposition(|x| x == "light").unwrap();
+    assert!(last_light < 20, "light finished only at grant {last_light}: {order:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_concurrent_is_never_exceeded() {
+    let s = Scheduler::new(limits(8));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let running = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (s, peak, running) = (s.clone(), peak.clone(), running.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = s.acquire(&client("capped", 1, 2)).await.unwrap();
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            running.fetch_sub(1, Ordering::SeqCst);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(peak.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn queues_are_bounded_and_waits_time_out() {
+    let s = Scheduler::new(SchedulerLimits {
+        capacity: 1,
+        max_queue_per_client: 1,
+        max_queue_total: 2,
+        queue_timeout: Duration::from_secs(2),
+    });
+    let held = s.acquire(&client("a", 1, 4)).await.unwrap();
+    let waiting = {
+        let s = s.clone();
+        tokio::spawn(async move { s.acquire(&client("a", 1, 4)).await.map(|_| ()) })
+    };
+    tokio::task::yield_now().await;
+    let e = s.acquire(&client("a", 1, 4)).await.err().unwrap();
+    assert_eq!(e.kind, "busy");
+    assert!(e.retry_after_ms.is_some());
+    let other = {
+        let s = s.clone();
+        tokio::spawn(async move { s.acquire(&client("b", 1, 4)).await.map(|_| ()) })
+    };
+    tokio::task::yield_now().await;
+    let full = s.acquire(&client("c", 1, 4)).await.err().unwrap();
+    assert!(full.message.contains("queue is full"), "{}", full.message);
+
+    let started = tokio::time::Instant::now();
+    let timed_out = waiting.await.unwrap().unwrap_err();
+    assert_eq!(timed_out.kind, "busy");
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(other.await.unwrap().is_err());
+    assert_eq!(s.stats(), SchedulerStats { running: 1, queued: 0 });
+    drop(held);
+    assert_eq!(s.stats(), SchedulerStats::default());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_waiter_leaves_the_queue() {
+    let s = Scheduler::new(limits(1));
+    let held = s.acquire(&client("a", 1, 4)).await.unwrap();
+    let waiter = {
+        let s = s.clone();
+        tokio::spawn(async move { s.acquire(&client("b", 1, 4)).await.map(|_| ()) })
+    };
+    tokio::task::yield_now().await;
+    assert_eq!(s.stats().queued, 1);
+    waiter.abort();
+    let _ = waiter.await;
+    assert_eq!(s.stats(), SchedulerStats { running: 1, queued: 0 });
+    drop(held);
+    assert_eq!(s.stats(), SchedulerStats::default());
+    // The slot is free for the next comer at once.
+    let again = tokio::time::timeout(Duration::from_millis(1), s.acquire(&client("c", 1, 1))).await;
+    assert!(again.is_ok());
+}
