@@ -32,6 +32,129 @@ pub struct Config {
     /// The HTTP server.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Configured clients; without any, every MCP session is its own anonymous client.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    /// The policy of anonymous clients.
+    #[serde(default)]
+    pub anonymous: AnonymousConfig,
+    /// MCP session limits.
+    #[serde(default)]
+    pub sessions: SessionsConfig,
+    /// The fair scheduler's queues.
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
+    /// The metadata cache.
+    #[serde(default)]
+    pub cache: CacheConfig,
+}
+
+/// A context given in config (`default_context = { warehouse = "WH" }`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ContextConfig {
+    pub database: Option<String>,
+    pub schema: Option<String>,
+    pub warehouse: Option<String>,
+    pub role: Option<String>,
+}
+
+/// `[[clients]]`: one identified principal.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub id: String,
+    /// Hex SHA-256 of the bearer token (the token itself is never stored).
+    pub token_sha256: String,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: usize,
+    #[serde(default)]
+    pub default_context: ContextConfig,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+fn default_max_concurrent() -> usize {
+    4
+}
+
+/// `[anonymous]`: the policy of clients without a token (only when no clients are configured).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnonymousConfig {
+    pub weight: u32,
+    pub max_concurrent: usize,
+}
+
+impl Default for AnonymousConfig {
+    fn default() -> Self {
+        AnonymousConfig {
+            weight: default_weight(),
+            max_concurrent: default_max_concurrent(),
+        }
+    }
+}
+
+/// `[sessions]`: MCP sessions.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    pub max_total: usize,
+    pub max_per_client: usize,
+    /// Seconds without a request after which a session expires.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            max_total: 10_000,
+            max_per_client: 100,
+            idle_timeout_secs: 3600,
+        }
+    }
+}
+
+/// `[scheduler]`: waiting for a Snowflake session.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// Seconds a request may wait before it fails with a busy error.
+    pub queue_timeout_secs: u64,
+    pub max_queue_per_client: usize,
+    pub max_queue_total: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            queue_timeout_secs: 30,
+            max_queue_per_client: 64,
+            max_queue_total: 4096,
+        }
+    }
+}
+
+/// `[cache]`: catalogue answers shared between identical requests.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Seconds a metadata answer is reused; 0 turns the cache off (requests still coalesce).
+    pub metadata_ttl_secs: u64,
+    pub max_entries: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            metadata_ttl_secs: 60,
+            max_entries: 10_000,
+        }
+    }
 }
 
 /// `[query]`: caps on every statement.
@@ -88,11 +211,22 @@ impl QueryConfig {
 pub struct PoolConfig {
     /// At most this many Snowflake sessions at once.
     pub max_sessions: usize,
+    /// Sessions kept logged in and idle, ready for the next request.
+    pub min_idle: usize,
+    /// Seconds after which a session is retired and replaced.
+    pub max_lifetime_secs: u64,
+    /// Seconds of idleness after which a session gets a heartbeat.
+    pub heartbeat_secs: u64,
 }
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        PoolConfig { max_sessions: 8 }
+        PoolConfig {
+            max_sessions: 8,
+            min_idle: 0,
+            max_lifetime_secs: 4 * 3600,
+            heartbeat_secs: 1800,
+        }
     }
 }
 
@@ -126,16 +260,58 @@ impl Config {
         let config: Config =
             toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
         config
-            .query
             .check()
             .map_err(|e| format!("config file {}: {e}", path.display()))?;
-        if config.pool.max_sessions == 0 {
-            return Err(format!(
-                "config file {}: [pool] max_sessions must be at least 1",
-                path.display()
-            ));
-        }
         Ok(config)
+    }
+
+    /// Values serde cannot check.
+    pub fn check(&self) -> Result<(), String> {
+        self.query.check()?;
+        if self.pool.max_sessions == 0
+            || self.pool.max_lifetime_secs == 0
+            || self.pool.heartbeat_secs == 0
+        {
+            return Err(
+                "[pool] max_sessions, max_lifetime_secs and heartbeat_secs must be at least 1"
+                    .into(),
+            );
+        }
+        if self.scheduler.queue_timeout_secs == 0
+            || self.scheduler.max_queue_per_client == 0
+            || self.scheduler.max_queue_total == 0
+        {
+            return Err("[scheduler] values must be at least 1".into());
+        }
+        if self.sessions.max_total == 0
+            || self.sessions.max_per_client == 0
+            || self.sessions.idle_timeout_secs == 0
+        {
+            return Err("[sessions] values must be at least 1".into());
+        }
+        let mut ids = std::collections::HashSet::new();
+        for c in &self.clients {
+            if c.id.is_empty() || !ids.insert(c.id.as_str()) {
+                return Err(format!(
+                    "[[clients]] ids must be unique and non-empty ('{}')",
+                    c.id
+                ));
+            }
+            if c.token_sha256.len() != 64 || !c.token_sha256.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return Err(format!(
+                    "client '{}': token_sha256 must be 64 hex digits (sha256sum of the token)",
+                    c.id
+                ));
+            }
+            if c.weight == 0 || c.max_concurrent == 0 {
+                return Err(format!(
+                    "client '{}': weight and max_concurrent must be at least 1",
+                    c.id
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

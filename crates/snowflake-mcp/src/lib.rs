@@ -2,13 +2,15 @@
 //!
 //! The path of one tool call, module by module:
 //!
-//! 1. [`server`] — the transport (stdio or Streamable HTTP) and the per-MCP-session handler,
-//!    which holds that session's context;
-//! 2. [`tools`] — argument checks, the read-only [`guard`], identifier quoting ([`ident`]),
+//! 1. [`server`] — the transport (stdio or Streamable HTTP) and the per-MCP-session handler;
+//! 2. [`identity`] — bearer token → client and policy; [`sessions`] — the registry of MCP
+//!    sessions with their context;
+//! 3. [`tools`] — argument checks, the read-only [`guard`], identifier quoting ([`ident`]),
 //!    and result rendering ([`render`]);
-//! 3. [`backend`] — the database behind the tools: Snowflake through a [`backend::pool`] of
+//! 4. [`gateway`] — metadata cache and coalescing, then the fair [`scheduler`];
+//! 5. [`backend`] — the database behind the tools: Snowflake through a [`backend::pool`] of
 //!    sessions (the `snowflake-client` crate speaks the protocol), or the offline demo;
-//! 4. [`error`] — how a failure reads to the model.
+//! 6. [`error`] — how a failure reads to the model.
 //!
 //! [`config`] holds the settings and [`check`] the `snowflake-mcp check` command.
 
@@ -16,9 +18,12 @@ pub mod backend;
 pub mod check;
 pub mod config;
 pub mod error;
+pub mod gateway;
 pub mod guard;
 pub mod ident;
+pub mod identity;
 pub mod render;
 pub mod scheduler;
 pub mod server;
+pub mod sessions;
 pub mod tools;

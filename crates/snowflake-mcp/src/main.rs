@@ -3,14 +3,20 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use snowflake_mcp::backend::demo::DemoBackend;
-use snowflake_mcp::backend::pool::Pool;
+use snowflake_mcp::backend::pool::{Pool, PoolLimits};
 use snowflake_mcp::backend::snowflake::SnowflakeBackend;
 use snowflake_mcp::backend::Backend;
 use snowflake_mcp::config::{cache_dir, snowflake_settings, Config};
-use snowflake_mcp::tools::Tools;
+use snowflake_mcp::gateway::Gateway;
+use snowflake_mcp::identity::Clients;
+use snowflake_mcp::scheduler::{Scheduler, SchedulerLimits};
+use snowflake_mcp::server::App;
+use snowflake_mcp::sessions::{Registry, SessionLimits};
+use snowflake_mcp::tools::{definitions, Tools};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -94,7 +100,7 @@ fn main() -> ExitCode {
                 }
             }
             Command::Serve { listen, demo } => {
-                let tools = tools(&config, cli.connection.as_deref(), demo)?;
+                let app = app(&config, cli.connection.as_deref(), demo)?;
                 let listen = listen.unwrap_or_else(|| config.server.listen.clone());
                 let shutdown = CancellationToken::new();
                 let on_signal = shutdown.clone();
@@ -102,11 +108,11 @@ fn main() -> ExitCode {
                     let _ = tokio::signal::ctrl_c().await;
                     on_signal.cancel();
                 });
-                snowflake_mcp::server::serve(tools, &listen, &config.server, shutdown).await
+                snowflake_mcp::server::serve(app, &listen, &config.server, shutdown).await
             }
             Command::Stdio { demo } => {
-                let tools = tools(&config, cli.connection.as_deref(), demo)?;
-                snowflake_mcp::server::stdio(tools).await
+                let app = app(&config, cli.connection.as_deref(), demo)?;
+                snowflake_mcp::server::stdio(app).await
             }
         }
     });
@@ -121,8 +127,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// The tools over the demo or over Snowflake.
-fn tools(config: &Config, connection: Option<&str>, demo: bool) -> Result<Arc<Tools>, String> {
+/// Everything the transports serve: the backend (demo or Snowflake) behind its scheduler and
+/// cache, the clients, and the session registry — plus the background upkeep they need.
+fn app(config: &Config, connection: Option<&str>, demo: bool) -> Result<Arc<App>, String> {
+    let secs = Duration::from_secs;
     let backend: Arc<dyn Backend> = if demo {
         Arc::new(DemoBackend::open(&cache_dir())?)
     } else {
@@ -130,14 +138,60 @@ fn tools(config: &Config, connection: Option<&str>, demo: bool) -> Result<Arc<To
         let client = snowflake_client::Client::new(&settings).map_err(|e| {
             format!("{e}\n(try `snowflake-mcp check` for a diagnosis, or `--demo` to run without Snowflake)")
         })?;
-        let pool = Pool::new(client, config.pool.max_sessions);
+        let pool = Pool::new(
+            client,
+            PoolLimits {
+                max_sessions: config.pool.max_sessions,
+                min_idle: config.pool.min_idle,
+                max_lifetime: secs(config.pool.max_lifetime_secs),
+                heartbeat_every: secs(config.pool.heartbeat_secs),
+            },
+        );
+        let upkeep = pool.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(secs(30));
+            loop {
+                tick.tick().await;
+                upkeep.maintain().await;
+            }
+        });
         Arc::new(SnowflakeBackend::new(
             pool,
             config.query.statement_timeout(),
         ))
     };
-    Ok(Arc::new(Tools {
+    let scheduler = Scheduler::new(SchedulerLimits {
+        capacity: config.pool.max_sessions,
+        max_queue_per_client: config.scheduler.max_queue_per_client,
+        max_queue_total: config.scheduler.max_queue_total,
+        queue_timeout: secs(config.scheduler.queue_timeout_secs),
+    });
+    let gateway = Gateway::new(
         backend,
-        limits: config.query.clone(),
+        scheduler,
+        secs(config.cache.metadata_ttl_secs),
+        config.cache.max_entries,
+    );
+    let registry = Registry::new(SessionLimits {
+        max_total: config.sessions.max_total,
+        max_per_client: config.sessions.max_per_client,
+        idle_timeout: secs(config.sessions.idle_timeout_secs),
+    });
+    let expiring = registry.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(secs(60));
+        loop {
+            tick.tick().await;
+            expiring.expire_idle();
+        }
+    });
+    Ok(Arc::new(App {
+        tools: Tools {
+            gateway,
+            limits: config.query.clone(),
+        },
+        registry,
+        clients: Arc::new(Clients::from_config(config)?),
+        tool_list: definitions(),
     }))
 }

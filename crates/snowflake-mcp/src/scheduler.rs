@@ -152,7 +152,10 @@ impl Scheduler {
             }
             if state.queued >= limits.max_queue_total {
                 drop(state);
-                return Err(busy("the server's queue is full".into(), limits.queue_timeout));
+                return Err(busy(
+                    "the server's queue is full".into(),
+                    limits.queue_timeout,
+                ));
             }
             let c = state.clients.get_mut(&client.id).expect("inserted above");
             if c.waiters.is_empty() {
@@ -187,7 +190,9 @@ impl Scheduler {
             }
             Ok(Err(_)) => {
                 guard.rx = None;
-                Err(ToolError::internal("the scheduler dropped a waiting request"))
+                Err(ToolError::internal(
+                    "the scheduler dropped a waiting request",
+                ))
             }
             Err(_) => Err(busy(
                 format!(
@@ -240,7 +245,9 @@ impl Inner {
             state.running += 1;
         }
         // Forget clients with nothing running or waiting (their virtual time restarts at `now`).
-        state.clients.retain(|_, c| c.running > 0 || !c.waiters.is_empty());
+        state
+            .clients
+            .retain(|_, c| c.running > 0 || !c.waiters.is_empty());
     }
 }
 

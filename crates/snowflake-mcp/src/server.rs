@@ -1,9 +1,12 @@
-//! Transports: the MCP handler, served over Streamable HTTP (`serve`) or stdin/stdout (`stdio`).
+//! Transports and the per-session MCP handler.
 //!
-//! rmcp creates one [`McpServer`] per MCP session (per `Mcp-Session-Id` over HTTP, one for a
-//! stdio process), so the session's context lives in the handler itself: `set_context` in one
-//! session can never touch another's. Beside `/mcp` the HTTP server answers `/healthz`
-//! (the process is up) and `/readyz` (Snowflake answers).
+//! `serve` speaks Streamable HTTP at `/mcp` behind the identity layer (bearer tokens, see
+//! [`crate::identity`]), plus `/healthz` (the process is up) and `/readyz` (the backend
+//! answers); `stdio` serves one client over stdin/stdout. rmcp creates one [`McpServer`] per
+//! MCP session: `initialize` registers the session (client, client info) in the
+//! [`Registry`], and the registration is released when rmcp drops the handler — on DELETE,
+//! disconnect or idle expiry, exactly once. Requests without a session (protocol 2026-07-28)
+//! use their client's sessionless state.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -12,8 +15,9 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::routing::get;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig as McpServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, Implementation, InitializeRequestParams,
+    InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
+    ServerConfig as McpServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -24,60 +28,152 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::Context;
 use crate::config::ServerConfig;
 use crate::error::ToolError;
-use crate::tools::{definitions, Tools};
+use crate::identity::{authenticate, Clients, Identity};
+use crate::sessions::{ClientInfo, Registration, Registry, SessionState};
+use crate::tools::{Caller, Tools};
 
 const INSTRUCTIONS: &str = "Read-only access to Snowflake. Explore with list_databases, list_schemas, list_objects and describe_object; query with run_query. Each session has its own context (set_context).";
+
+/// What every session handler shares.
+pub struct App {
+    pub tools: Tools,
+    pub registry: Arc<Registry>,
+    pub clients: Arc<Clients>,
+    pub tool_list: Vec<Tool>,
+}
 
 /// The MCP handler for one MCP session.
 #[derive(Clone)]
 pub struct McpServer {
-    tools: Arc<Tools>,
-    tool_list: Arc<Vec<Tool>>,
-    context: Arc<Mutex<Option<Context>>>,
+    app: Arc<App>,
+    registration: Arc<Mutex<Option<Arc<Registration>>>>,
 }
 
 impl McpServer {
-    pub fn new(tools: Arc<Tools>, tool_list: Arc<Vec<Tool>>) -> Self {
+    pub fn new(app: Arc<App>) -> Self {
         McpServer {
-            tools,
-            tool_list,
-            context: Arc::new(Mutex::new(None)),
+            app,
+            registration: Arc::default(),
         }
     }
 
-    /// This session's context; the backend's default until `set_context` changes it.
-    async fn context(&self) -> Result<Context, ToolError> {
-        if let Some(ctx) = lock(&self.context).clone() {
+    /// The session this request belongs to: the registered one, else (sessionless requests)
+    /// the client's shared sessionless state.
+    fn session(&self, context: &RequestContext<RoleServer>) -> Arc<SessionState> {
+        if let Some(registration) = lock(&self.registration).clone() {
+            if let Some(id) = header(context, "mcp-session-id") {
+                registration.session.note_mcp_session_id(&id);
+            }
+            return registration.session.clone();
+        }
+        let client = identity(context)
+            .and_then(|i| i.0)
+            .unwrap_or_else(|| self.app.clients.new_anonymous());
+        self.app.registry.sessionless(&client)
+    }
+
+    /// The session's context: set by `set_context`, else the client's `default_context` laid
+    /// over the connection's defaults (checked against the backend once).
+    async fn context(&self, session: &SessionState) -> Result<Context, ToolError> {
+        if let Some(ctx) = session.context() {
             return Ok(ctx);
         }
-        let default = self.tools.backend.default_context().await?;
-        Ok(lock(&self.context).get_or_insert(default).clone())
+        let gateway = &self.app.tools.gateway;
+        let base = gateway.default_context().await?;
+        let wanted = overlay(&base, &session.client.default_context);
+        let ctx = if wanted == base {
+            base
+        } else {
+            gateway
+                .resolve_context(&session.client.share(), &wanted)
+                .await
+                .map_err(|e| {
+                    ToolError::new(
+                        e.kind,
+                        format!(
+                            "the default context configured for client '{}' cannot be used: {}",
+                            session.client.id, e.message
+                        ),
+                    )
+                })?
+        };
+        session.set_context(ctx.clone());
+        Ok(ctx)
     }
 
     async fn call(
         &self,
         request: CallToolRequestParams,
-        cancel: CancellationToken,
+        context: RequestContext<RoleServer>,
     ) -> rmcp::model::CallToolResult {
+        let session = self.session(&context);
+        let _in_flight = session.begin_request();
         let work = async {
-            let ctx = self.context().await?;
+            let caller = Caller {
+                client: session.client.share(),
+                context: self.context(&session).await?,
+            };
             let outcome = self
+                .app
                 .tools
-                .call(&request.name, request.arguments.unwrap_or_default(), &ctx)
+                .call(
+                    &request.name,
+                    request.arguments.unwrap_or_default(),
+                    &caller,
+                )
                 .await?;
             if let Some(new) = outcome.new_context {
-                *lock(&self.context) = Some(new);
+                session.set_context(new);
             }
             Ok::<_, ToolError>(outcome.result)
         };
-        // A cancelled call drops its work: a queued lease is given up, and a statement
-        // interrupted mid-flight retires its Snowflake session (see `backend::pool`).
+        // A cancelled call drops its work: a queued request leaves its queue, and a running
+        // statement is aborted on Snowflake (see `backend::snowflake`).
         let outcome = tokio::select! {
             outcome = work => outcome,
-            _ = cancel.cancelled() => Err(ToolError::new("cancelled", "the call was cancelled")),
+            _ = context.ct.cancelled() => Err(ToolError::new("cancelled", "the call was cancelled")),
         };
         outcome.unwrap_or_else(ToolError::into_result)
     }
+}
+
+/// `client` parts override `base`; a client database without a schema means that database's
+/// default schema.
+fn overlay(base: &Context, client: &Context) -> Context {
+    let mut ctx = base.clone();
+    if let Some(db) = &client.database {
+        if ctx.database.as_ref() != Some(db) {
+            ctx.schema = None;
+        }
+        ctx.database = Some(db.clone());
+    }
+    for (mine, theirs) in [
+        (&mut ctx.schema, &client.schema),
+        (&mut ctx.warehouse, &client.warehouse),
+        (&mut ctx.role, &client.role),
+    ] {
+        if theirs.is_some() {
+            mine.clone_from(theirs);
+        }
+    }
+    ctx
+}
+
+fn parts(context: &RequestContext<RoleServer>) -> Option<&axum::http::request::Parts> {
+    context.extensions.get::<axum::http::request::Parts>()
+}
+
+fn identity(context: &RequestContext<RoleServer>) -> Option<Identity> {
+    parts(context).and_then(|p| p.extensions.get::<Identity>().cloned())
+}
+
+fn header(context: &RequestContext<RoleServer>, name: &str) -> Option<String> {
+    parts(context)?
+        .headers
+        .get(name)?
+        .to_str()
+        .ok()
+        .map(str::to_string)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -94,18 +190,39 @@ impl ServerHandler for McpServer {
             .with_instructions(INSTRUCTIONS)
     }
 
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
+        let client = identity(&context)
+            .and_then(|i| i.0)
+            .unwrap_or_else(|| self.app.clients.new_anonymous());
+        let info = ClientInfo {
+            name: request.client_info.name.clone(),
+            version: request.client_info.version.clone(),
+        };
+        let registration = self
+            .app
+            .registry
+            .open(client, Some(info))
+            .map_err(|e| McpError::invalid_request(e.message, None))?;
+        tracing::info!(client = %registration.session.client.id, session = registration.session.id, "session opened");
+        *lock(&self.registration) = Some(Arc::new(registration));
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(
-            self.tool_list.as_ref().clone(),
-        ))
+        Ok(ListToolsResult::with_all_items(self.app.tool_list.clone()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tool_list.iter().find(|t| t.name == name).cloned()
+        self.app.tool_list.iter().find(|t| t.name == name).cloned()
     }
 
     async fn call_tool(
@@ -119,13 +236,13 @@ impl ServerHandler for McpServer {
                 None,
             ));
         }
-        Ok(self.call(request, context.ct).await.into())
+        Ok(self.call(request, context).await.into())
     }
 }
 
 /// Serve MCP over stdin/stdout until the client closes it.
-pub async fn stdio(tools: Arc<Tools>) -> Result<(), String> {
-    let server = McpServer::new(tools, Arc::new(definitions()));
+pub async fn stdio(app: Arc<App>) -> Result<(), String> {
+    let server = McpServer::new(app);
     let running = server
         .serve(rmcp::transport::stdio())
         .await
@@ -139,7 +256,7 @@ pub async fn stdio(tools: Arc<Tools>) -> Result<(), String> {
 
 /// Serve MCP over Streamable HTTP on `listen` until `shutdown` is cancelled.
 pub async fn serve(
-    tools: Arc<Tools>,
+    app: Arc<App>,
     listen: &str,
     config: &ServerConfig,
     shutdown: CancellationToken,
@@ -154,40 +271,47 @@ pub async fn serve(
         .with_allowed_hosts(hosts)
         .with_max_request_body_bytes(config.max_request_bytes)
         .with_cancellation_token(shutdown.child_token());
-    let tool_list = Arc::new(definitions());
-    let factory_tools = tools.clone();
+    let factory_app = app.clone();
+    // rmcp closes a session after this much inactivity, which drops its handler and with it
+    // the registration.
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.keep_alive = Some(app.registry.limits().idle_timeout);
     let service = StreamableHttpService::new(
-        move || Ok(McpServer::new(factory_tools.clone(), tool_list.clone())),
-        Arc::new(LocalSessionManager::default()),
+        move || Ok(McpServer::new(factory_app.clone())),
+        Arc::new(sessions),
         http_config,
     );
-    let ready_tools = tools.clone();
-    let router = axum::Router::new()
-        .nest_service("/mcp", service)
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let tools = ready_tools.clone();
-                async move {
-                    match tokio::time::timeout(Duration::from_secs(15), tools.backend.ready()).await
-                    {
-                        Ok(Ok(())) => (StatusCode::OK, "ready\n".to_string()),
-                        Ok(Err(e)) => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            format!("not ready: {}\n", e.message),
-                        ),
-                        Err(_) => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "not ready: the backend did not answer in 15 s\n".into(),
-                        ),
-                    }
+    let mcp = axum::Router::new().nest_service("/mcp", service).layer(
+        axum::middleware::from_fn_with_state(app.clients.clone(), authenticate),
+    );
+    let ready_app = app.clone();
+    let router = mcp.route("/healthz", get(|| async { "ok\n" })).route(
+        "/readyz",
+        get(move || {
+            let app = ready_app.clone();
+            async move {
+                match tokio::time::timeout(
+                    Duration::from_secs(15),
+                    app.tools.gateway.backend().ready(),
+                )
+                .await
+                {
+                    Ok(Ok(())) => (StatusCode::OK, "ready\n".to_string()),
+                    Ok(Err(e)) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("not ready: {}\n", e.message),
+                    ),
+                    Err(_) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not ready: the backend did not answer in 15 s\n".into(),
+                    ),
                 }
-            }),
-        );
+            }
+        }),
+    );
     eprintln!(
         "snowflake-mcp: listening on http://{addr}/mcp ({} backend)",
-        tools.backend.name()
+        app.tools.gateway.backend().name()
     );
     tracing::info!(%addr, "listening");
     axum::serve(listener, router)

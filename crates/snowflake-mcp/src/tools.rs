@@ -12,17 +12,25 @@ use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotation
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::backend::{Backend, Context, ObjectKind, ObjectName, QueryLimits};
+use crate::backend::{Context, ObjectKind, ObjectName, QueryLimits};
 use crate::config::QueryConfig;
 use crate::error::ToolError;
+use crate::gateway::Gateway;
 use crate::guard::check_read_only;
 use crate::ident::{split_parts, Ident};
 use crate::render;
+use crate::scheduler::ClientShare;
 
-/// Everything a tool call needs besides its arguments and the caller's context.
+/// Everything a tool call needs besides its arguments and its caller.
 pub struct Tools {
-    pub backend: Arc<dyn Backend>,
+    pub gateway: Gateway,
     pub limits: QueryConfig,
+}
+
+/// Who is calling: the client (for scheduling) and its MCP session's context.
+pub struct Caller {
+    pub client: ClientShare,
+    pub context: Context,
 }
 
 /// The outcome of a tool: the result, and the caller's new context when it changed.
@@ -32,13 +40,14 @@ pub struct Outcome {
 }
 
 impl Tools {
-    /// Run tool `name` for a caller whose context is `ctx`.
+    /// Run tool `name` for `caller`.
     pub async fn call(
         &self,
         name: &str,
         args: JsonObject,
-        ctx: &Context,
+        caller: &Caller,
     ) -> Result<Outcome, ToolError> {
+        let (ctx, client) = (&caller.context, &caller.client);
         let plain = |result| Outcome {
             result,
             new_context: None,
@@ -46,7 +55,7 @@ impl Tools {
         match name {
             "list_databases" => {
                 parse::<NoArgs>(args)?;
-                let dbs = self.backend.list_databases(ctx).await?;
+                let dbs = self.gateway.list_databases(client, ctx).await?;
                 let rows: Vec<Vec<Value>> = dbs
                     .iter()
                     .map(|d| vec![json!(d.name), json!(d.comment)])
@@ -59,7 +68,7 @@ impl Tools {
             "list_schemas" => {
                 let a: ListSchemas = parse(args)?;
                 let db = database_or_current(a.database.as_deref(), ctx)?;
-                let schemas = self.backend.list_schemas(ctx, &db).await?;
+                let schemas = self.gateway.list_schemas(client, ctx, &db).await?;
                 let rows: Vec<Vec<Value>> = schemas
                     .iter()
                     .map(|s| vec![json!(s.name), json!(s.comment)])
@@ -83,8 +92,8 @@ impl Tools {
                 };
                 let pattern = a.pattern.as_deref().map(check_pattern).transpose()?;
                 let objects = self
-                    .backend
-                    .list_objects(ctx, &db, &schema, a.kind, pattern)
+                    .gateway
+                    .list_objects(client, ctx, &db, &schema, a.kind, pattern)
                     .await?;
                 let rows: Vec<Vec<Value>> = objects
                     .iter()
@@ -98,7 +107,7 @@ impl Tools {
             "describe_object" => {
                 let a: DescribeObject = parse(args)?;
                 let name = object_name(&a.name, ctx)?;
-                let columns = self.backend.describe_object(ctx, &name).await?;
+                let columns = self.gateway.describe_object(client, ctx, &name).await?;
                 let rows: Vec<Vec<Value>> = columns
                     .iter()
                     .map(|c| {
@@ -121,7 +130,7 @@ impl Tools {
             }
             "run_query" => {
                 let a: RunQuery = parse(args)?;
-                self.run_query(a, ctx).await.map(plain)
+                self.run_query(a, caller).await.map(plain)
             }
             "get_context" => {
                 parse::<NoArgs>(args)?;
@@ -130,7 +139,7 @@ impl Tools {
             "set_context" => {
                 let a: SetContext = parse(args)?;
                 let target = a.apply_to(ctx)?;
-                let resolved = self.backend.resolve_context(&target).await?;
+                let resolved = self.gateway.resolve_context(client, &target).await?;
                 Ok(Outcome {
                     result: context_result(&resolved),
                     new_context: Some(resolved),
@@ -140,7 +149,7 @@ impl Tools {
         }
     }
 
-    async fn run_query(&self, a: RunQuery, ctx: &Context) -> Result<CallToolResult, ToolError> {
+    async fn run_query(&self, a: RunQuery, caller: &Caller) -> Result<CallToolResult, ToolError> {
         if a.sql.len() > self.limits.max_sql_bytes {
             return Err(ToolError::invalid(format!(
                 "the SQL text is {} bytes; at most {} are accepted",
@@ -159,7 +168,10 @@ impl Tools {
             max_bytes: self.limits.max_result_bytes,
             timeout: self.limits.statement_timeout(),
         };
-        let out = self.backend.run_query(ctx, &a.sql, limits).await?;
+        let out = self
+            .gateway
+            .run_query(&caller.client, &caller.context, &a.sql, limits)
+            .await?;
         let headers: Vec<&str> = out.columns.iter().map(|c| c.name.as_str()).collect();
         let mut text = render::table(&headers, &out.rows);
         let mut structured = json!({

@@ -1,24 +1,28 @@
 //! The pool: a bounded set of Snowflake sessions, each lent to one statement at a time.
 //!
-//! At most `max_sessions` sessions exist; they are created on demand. A [`Lease`] hands one
-//! session to one request with the request's context applied, using only the `USE` statements
-//! that differ (`USE ROLE`, `USE WAREHOUSE`, `USE SCHEMA db.schema`), and prefers an idle
-//! session whose context already matches. A request that finds every session busy waits for a
-//! permit — it is never refused with "pool exhausted".
+//! At most `max_sessions` sessions exist; they are created on demand (and `min_idle` kept warm
+//! by [`Pool::maintain`]), kept alive with heartbeats, and retired after errors or after
+//! `max_lifetime` — replaced transparently by the next lease. A [`Lease`] hands one session to
+//! one request with the request's context applied, using only the `USE` statements that differ
+//! (`USE ROLE`, `USE WAREHOUSE`, `USE SCHEMA db.schema`), and prefers an idle session whose
+//! context already matches, so a steady mix of clients rarely pays a switch.
 //!
-//! Isolation: a session can only be switched *to* a context, never *away from* a database or
-//! schema into "none" (Snowflake has no `UNUSE`), so a request without a database never gets a
-//! session another request pointed at one; it gets a fresh session instead.
+//! Isolation: a session can only be switched *to* a context, never *away from* a database,
+//! warehouse or role into "none" (Snowflake has no `UNUSE`), so a request without a database
+//! never gets a session another request pointed at one.
 //!
-//! The lock on the idle list is only ever held to push or pick a session, never across an
-//! `.await`.
+//! The pool is generic over [`Connector`] so the scheduler-and-pool tests can drive it with a
+//! scripted backend on a paused clock; production uses `snowflake_client`. The lock on the idle
+//! list is only held to push or pick a session, never across an `.await`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use snowflake_client::{Client, ErrorKind, QueryOptions, RowLimits, Session};
+use async_trait::async_trait;
+use snowflake_client::{Error as SfError, ErrorKind, QueryOptions, RowLimits};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use super::Context;
 use crate::error::ToolError;
@@ -27,54 +31,148 @@ use crate::ident::Ident;
 /// Time allowed for one `USE` statement.
 const USE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Opens sessions.
+#[async_trait]
+pub trait Connector: Send + Sync + 'static {
+    type Session: PooledSession;
+    /// The context the connection's settings ask for.
+    fn default_context(&self) -> &Context;
+    async fn connect(&self, ctx: &Context) -> Result<Self::Session, SfError>;
+}
+
+/// What the pool needs of a session.
+#[async_trait]
+pub trait PooledSession: Send + 'static {
+    fn context(&self) -> &Context;
+    fn record_context(&mut self, known: &Context);
+    fn is_poisoned(&self) -> bool;
+    /// Run a statement whose result is not needed (`USE ...`).
+    async fn execute(&mut self, sql: &str, timeout: Duration) -> Result<(), SfError>;
+    async fn heartbeat(&mut self) -> Result<(), SfError>;
+    async fn close(self);
+}
+
+#[async_trait]
+impl Connector for snowflake_client::Client {
+    type Session = snowflake_client::Session;
+    fn default_context(&self) -> &Context {
+        snowflake_client::Client::default_context(self)
+    }
+    async fn connect(&self, ctx: &Context) -> Result<Self::Session, SfError> {
+        self.login_with(ctx).await
+    }
+}
+
+#[async_trait]
+impl PooledSession for snowflake_client::Session {
+    fn context(&self) -> &Context {
+        snowflake_client::Session::context(self)
+    }
+    fn record_context(&mut self, known: &Context) {
+        snowflake_client::Session::record_context(self, known)
+    }
+    fn is_poisoned(&self) -> bool {
+        snowflake_client::Session::is_poisoned(self)
+    }
+    async fn execute(&mut self, sql: &str, timeout: Duration) -> Result<(), SfError> {
+        let options = QueryOptions {
+            timeout: Some(timeout),
+            ..Default::default()
+        };
+        let result = self.query_with(sql, &options).await?;
+        result
+            .collect(RowLimits {
+                max_rows: 1,
+                max_bytes: 4096,
+            })
+            .await
+            .map(|_| ())
+    }
+    async fn heartbeat(&mut self) -> Result<(), SfError> {
+        snowflake_client::Session::heartbeat(self).await
+    }
+    async fn close(self) {
+        let _ = snowflake_client::Session::close(self).await;
+    }
+}
+
+/// Pool settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolLimits {
+    pub max_sessions: usize,
+    pub min_idle: usize,
+    pub max_lifetime: Duration,
+    pub heartbeat_every: Duration,
+}
+
 /// Counters for operators and tests.
 #[derive(Debug, Default)]
 pub struct PoolStats {
     pub logins: AtomicU64,
     pub context_switches: AtomicU64,
     pub retired: AtomicU64,
+    pub heartbeats: AtomicU64,
 }
 
-/// A bounded set of Snowflake sessions.
-#[derive(Clone)]
-pub struct Pool {
-    inner: Arc<Inner>,
+/// A bounded set of sessions.
+pub struct Pool<C: Connector> {
+    inner: Arc<Inner<C>>,
 }
 
-struct Inner {
-    client: Client,
-    idle: Mutex<Vec<Session>>,
+impl<C: Connector> Clone for Pool<C> {
+    fn clone(&self) -> Self {
+        Pool {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<C: Connector> {
+    connector: C,
+    limits: PoolLimits,
+    idle: Mutex<Vec<Idle<C::Session>>>,
     permits: Arc<Semaphore>,
     stats: PoolStats,
 }
 
-impl Pool {
-    pub fn new(client: Client, max_sessions: usize) -> Pool {
+struct Idle<S> {
+    session: S,
+    born: Instant,
+    used: Instant,
+}
+
+impl<C: Connector> Pool<C> {
+    pub fn new(connector: C, limits: PoolLimits) -> Self {
         Pool {
             inner: Arc::new(Inner {
-                client,
+                connector,
+                limits,
                 idle: Mutex::new(Vec::new()),
-                permits: Arc::new(Semaphore::new(max_sessions.max(1))),
+                permits: Arc::new(Semaphore::new(limits.max_sessions.max(1))),
                 stats: PoolStats::default(),
             }),
         }
     }
 
-    pub fn client(&self) -> &Client {
-        &self.inner.client
+    pub fn connector(&self) -> &C {
+        &self.inner.connector
     }
 
     pub fn stats(&self) -> &PoolStats {
         &self.inner.stats
     }
 
-    /// Sessions idle right now.
     pub fn idle_count(&self) -> usize {
         lock(&self.inner.idle).len()
     }
 
+    /// Sessions lent out right now.
+    pub fn in_use(&self) -> usize {
+        self.inner.limits.max_sessions.max(1) - self.inner.permits.available_permits()
+    }
+
     /// Lend a session with `ctx` applied. Waits while every session is busy.
-    pub async fn lease(&self, ctx: &Context) -> Result<Lease, ToolError> {
+    pub async fn lease(&self, ctx: &Context) -> Result<Lease<C>, ToolError> {
         let permit = self
             .inner
             .permits
@@ -82,25 +180,25 @@ impl Pool {
             .acquire_owned()
             .await
             .map_err(|_| ToolError::new("unavailable", "the server is shutting down"))?;
-        let picked = self.pick_idle(ctx);
-        let session = match picked {
-            Some(s) => s,
+        let (session, born) = match self.pick_idle(ctx) {
+            Some(idle) => (idle.session, idle.born),
             None => {
-                // Log in where the connection's settings say and move with `USE`, so a
-                // context that does not exist fails as a statement (not as a login, which
-                // Snowflake refuses and emulators silently satisfy by creating it).
+                // Log in where the settings say and move with `USE`, so a context that does
+                // not exist fails as a statement, not as a login (which emulators satisfy by
+                // creating what was asked for).
                 self.inner.stats.logins.fetch_add(1, Ordering::Relaxed);
-                let default = self.inner.client.default_context();
+                let default = self.inner.connector.default_context();
                 let start = if can_switch(default, ctx) {
                     default
                 } else {
                     ctx
                 };
-                self.inner.client.login_with(start).await?
+                (self.inner.connector.connect(start).await?, Instant::now())
             }
         };
         let mut lease = Lease {
             session: Some(session),
+            born,
             pool: self.inner.clone(),
             _permit: permit,
         };
@@ -110,31 +208,107 @@ impl Pool {
         Ok(lease)
     }
 
-    /// Best idle session for `ctx`: same context, else one that can switch to it. An idle
-    /// session that can do neither is retired to make room for a fresh login.
-    fn pick_idle(&self, ctx: &Context) -> Option<Session> {
+    /// Best idle session for `ctx`: same context, else one that can switch to it. Sessions
+    /// past `max_lifetime` are retired; an idle session that fits nothing is retired to make
+    /// room for a fresh login.
+    fn pick_idle(&self, ctx: &Context) -> Option<Idle<C::Session>> {
         let mut idle = lock(&self.inner.idle);
-        if let Some(i) = idle.iter().position(|s| s.context() == ctx) {
-            return Some(idle.swap_remove(i));
+        let max_lifetime = self.inner.limits.max_lifetime;
+        let mut expired = Vec::new();
+        let mut i = 0;
+        while i < idle.len() {
+            if idle[i].born.elapsed() >= max_lifetime {
+                expired.push(idle.swap_remove(i));
+            } else {
+                i += 1;
+            }
         }
-        if let Some(i) = idle.iter().position(|s| can_switch(s.context(), ctx)) {
-            return Some(idle.swap_remove(i));
+        let pick = idle
+            .iter()
+            .position(|s| s.session.context() == ctx)
+            .or_else(|| {
+                idle.iter()
+                    .position(|s| can_switch(s.session.context(), ctx))
+            });
+        let chosen = match pick {
+            Some(i) => Some(idle.swap_remove(i)),
+            None => {
+                if let Some(stale) = idle.pop() {
+                    expired.push(stale);
+                }
+                None
+            }
+        };
+        drop(idle);
+        for old in expired {
+            self.inner.retire(old.session);
         }
-        if let Some(stale) = idle.pop() {
-            drop(idle);
-            self.inner.retire(stale);
+        chosen
+    }
+
+    /// Keep the pool healthy: heartbeat sessions idle for `heartbeat_every`, retire those past
+    /// `max_lifetime`, and log in until `min_idle` sessions wait. Call it periodically.
+    pub async fn maintain(&self) {
+        let (stale, old): (Vec<_>, Vec<_>) = {
+            let mut idle = lock(&self.inner.idle);
+            let limits = self.inner.limits;
+            let taken: Vec<Idle<C::Session>> = std::mem::take(&mut *idle);
+            let (keep, rest): (Vec<_>, Vec<_>) = taken.into_iter().partition(|s| {
+                s.used.elapsed() < limits.heartbeat_every && s.born.elapsed() < limits.max_lifetime
+            });
+            *idle = keep;
+            rest.into_iter()
+                .partition(|s| s.born.elapsed() < limits.max_lifetime)
+        };
+        for s in old {
+            self.inner.retire(s.session);
         }
-        None
+        for mut s in stale {
+            self.inner.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
+            match s.session.heartbeat().await {
+                Ok(()) => {
+                    s.used = Instant::now();
+                    lock(&self.inner.idle).push(s);
+                }
+                Err(_) => self.inner.retire(s.session),
+            }
+        }
+        while self.idle_count()
+            < self
+                .inner
+                .limits
+                .min_idle
+                .min(self.inner.limits.max_sessions)
+        {
+            let Ok(permit) = self.inner.permits.clone().try_acquire_owned() else {
+                break;
+            };
+            let ctx = self.inner.connector.default_context().clone();
+            self.inner.stats.logins.fetch_add(1, Ordering::Relaxed);
+            match self.inner.connector.connect(&ctx).await {
+                Ok(session) => {
+                    let now = Instant::now();
+                    lock(&self.inner.idle).push(Idle {
+                        session,
+                        born: now,
+                        used: now,
+                    });
+                    drop(permit);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot warm the pool");
+                    break;
+                }
+            }
+        }
     }
 }
 
-impl Inner {
-    fn retire(&self, session: Session) {
+impl<C: Connector> Inner<C> {
+    fn retire(&self, session: C::Session) {
         self.stats.retired.fetch_add(1, Ordering::Relaxed);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = session.close().await;
-            });
+            rt.spawn(session.close());
         }
     }
 }
@@ -160,22 +334,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// One session lent to one request. Dropping it returns the session to the pool (unless it
-/// was interrupted mid-statement, in which case it is retired).
-pub struct Lease {
-    session: Option<Session>,
-    pool: Arc<Inner>,
+/// One session lent to one request. Dropping it returns the session to the pool, unless it was
+/// interrupted mid-statement or retired.
+pub struct Lease<C: Connector> {
+    session: Option<C::Session>,
+    born: Instant,
+    pool: Arc<Inner<C>>,
     _permit: OwnedSemaphorePermit,
 }
 
-impl Lease {
-    pub fn session(&mut self) -> &mut Session {
+impl<C: Connector> Lease<C> {
+    pub fn session(&mut self) -> &mut C::Session {
         self.session
             .as_mut()
             .expect("a lease holds its session until dropped")
     }
 
-    /// Do not return this session to the pool (after errors that may have broken it).
+    /// Do not return this session to the pool.
     pub fn retire(&mut self) {
         if let Some(s) = self.session.take() {
             self.pool.retire(s);
@@ -183,7 +358,7 @@ impl Lease {
     }
 
     /// Retire the session if `e` suggests it is no longer healthy.
-    pub fn retire_if_broken(&mut self, e: &snowflake_client::Error) {
+    pub fn retire_if_broken(&mut self, e: &SfError) {
         if matches!(
             e.kind(),
             ErrorKind::Network
@@ -197,131 +372,90 @@ impl Lease {
 
     /// Run the `USE` statements that differ between the session's context and `ctx`.
     async fn apply(&mut self, ctx: &Context) -> Result<(), ToolError> {
-        let current = self.session().context().clone();
-        let mut statements = Vec::new();
-        if let Some(role) = ctx
-            .role
-            .as_ref()
-            .filter(|r| current.role.as_ref() != Some(*r))
-        {
-            statements.push(format!("USE ROLE {}", Ident::exact(role.clone()).quoted()));
-        }
-        if let Some(wh) = ctx
-            .warehouse
-            .as_ref()
-            .filter(|w| current.warehouse.as_ref() != Some(*w))
-        {
-            statements.push(format!(
-                "USE WAREHOUSE {}",
-                Ident::exact(wh.clone()).quoted()
-            ));
-        }
-        let place_differs = ctx.database != current.database
-            || (ctx.schema.is_some() && ctx.schema != current.schema);
-        match (&ctx.database, &ctx.schema) {
-            (Some(db), Some(schema)) if place_differs => statements.push(format!(
-                "USE SCHEMA {}.{}",
-                Ident::exact(db.clone()).quoted(),
-                Ident::exact(schema.clone()).quoted()
-            )),
-            (Some(db), None) if place_differs => statements.push(format!(
-                "USE DATABASE {}",
-                Ident::exact(db.clone()).quoted()
-            )),
-            _ => {}
-        }
-        let options = QueryOptions {
-            timeout: Some(USE_TIMEOUT),
-            ..Default::default()
-        };
-        for sql in statements {
+        for sql in switch_statements(self.session().context(), ctx) {
             self.pool
                 .stats
                 .context_switches
                 .fetch_add(1, Ordering::Relaxed);
-            let session = self.session();
-            match session.query_with(&sql, &options).await {
-                Ok(result) => {
-                    result
-                        .collect(RowLimits {
-                            max_rows: 1,
-                            max_bytes: 4096,
-                        })
-                        .await?;
-                }
-                Err(e) => {
-                    self.retire_if_broken(&e);
-                    return Err(context_error(&sql, e));
-                }
+            if let Err(e) = self.session().execute(&sql, USE_TIMEOUT).await {
+                self.retire_if_broken(&e);
+                return Err(context_error(&sql, e));
             }
         }
         let known = Context {
-            database: None,
-            schema: None,
             warehouse: ctx.warehouse.clone(),
             role: ctx.role.clone(),
+            ..Default::default()
         };
         self.session().record_context(&known);
         Ok(())
     }
 }
 
-impl Drop for Lease {
+/// The `USE` statements that take a session from `current` to `wanted`, fewest first.
+fn switch_statements(current: &Context, wanted: &Context) -> Vec<String> {
+    let q = |name: &String| Ident::exact(name.clone()).quoted();
+    let mut statements = Vec::new();
+    if let Some(role) = wanted
+        .role
+        .as_ref()
+        .filter(|r| current.role.as_ref() != Some(*r))
+    {
+        statements.push(format!("USE ROLE {}", q(role)));
+    }
+    if let Some(wh) = wanted
+        .warehouse
+        .as_ref()
+        .filter(|w| current.warehouse.as_ref() != Some(*w))
+    {
+        statements.push(format!("USE WAREHOUSE {}", q(wh)));
+    }
+    let place_differs = wanted.database != current.database
+        || (wanted.schema.is_some() && wanted.schema != current.schema);
+    match (&wanted.database, &wanted.schema) {
+        (Some(db), Some(schema)) if place_differs => {
+            statements.push(format!("USE SCHEMA {}.{}", q(db), q(schema)))
+        }
+        (Some(db), None) if place_differs => statements.push(format!("USE DATABASE {}", q(db))),
+        _ => {}
+    }
+    statements
+}
+
+impl<C: Connector> Drop for Lease<C> {
     fn drop(&mut self) {
         if let Some(session) = self.session.take() {
-            if session.is_poisoned() {
+            if session.is_poisoned() || self.born.elapsed() >= self.pool.limits.max_lifetime {
                 self.pool.retire(session);
             } else {
-                lock(&self.pool.idle).push(session);
+                lock(&self.pool.idle).push(Idle {
+                    session,
+                    born: self.born,
+                    used: Instant::now(),
+                });
             }
         }
     }
 }
 
-fn context_error(sql: &str, e: snowflake_client::Error) -> ToolError {
-    if e.kind() == ErrorKind::Sql {
-        let what = sql.trim_start_matches("USE ").to_ascii_lowercase();
-        let what = what
-            .split_whitespace()
-            .next()
-            .unwrap_or("object")
-            .to_string();
-        let mut t = ToolError::from(e);
-        t.kind = "not_found";
-        t.message = format!(
-            "cannot use that {what}: it does not exist or the role may not use it ({}). Check the name with list_databases / list_schemas.",
-            t.message.split(" Fix the SQL").next().unwrap_or_default()
-        );
-        t
-    } else {
-        e.into()
+fn context_error(sql: &str, e: SfError) -> ToolError {
+    if e.kind() != ErrorKind::Sql {
+        return e.into();
     }
+    let what = sql
+        .trim_start_matches("USE ")
+        .split_whitespace()
+        .next()
+        .unwrap_or("object")
+        .to_ascii_lowercase();
+    let mut t = ToolError::from(e);
+    t.kind = "not_found";
+    t.message = format!(
+        "cannot use that {what}: it does not exist or the role may not use it ({}). Check the name with list_databases / list_schemas.",
+        t.message.split(" Fix the SQL").next().unwrap_or_default()
+    );
+    t
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ctx(db: Option<&str>, schema: Option<&str>) -> Context {
-        Context {
-            database: db.map(Into::into),
-            schema: schema.map(Into::into),
-            warehouse: None,
-            role: None,
-        }
-    }
-
-    #[test]
-    fn sessions_never_switch_away_from_a_database_into_none() {
-        assert!(can_switch(&ctx(None, None), &ctx(Some("A"), None)));
-        assert!(can_switch(
-            &ctx(Some("A"), Some("S")),
-            &ctx(Some("B"), Some("T"))
-        ));
-        assert!(!can_switch(&ctx(Some("A"), None), &ctx(None, None)));
-        assert!(!can_switch(
-            &ctx(Some("A"), Some("S")),
-            &ctx(Some("A"), None)
-        ));
-    }
-}
+mod tests;

@@ -20,14 +20,17 @@ use crate::ident::{string_literal, Ident};
 const METADATA_ROWS: usize = 10_000;
 const METADATA_BYTES: usize = 16 << 20;
 
+/// The pool of real Snowflake sessions.
+pub type SnowflakePool = Pool<snowflake_client::Client>;
+
 pub struct SnowflakeBackend {
-    pool: Pool,
+    pool: SnowflakePool,
     metadata_timeout: std::time::Duration,
     default_context: OnceCell<Context>,
 }
 
 impl SnowflakeBackend {
-    pub fn new(pool: Pool, metadata_timeout: std::time::Duration) -> Self {
+    pub fn new(pool: SnowflakePool, metadata_timeout: std::time::Duration) -> Self {
         SnowflakeBackend {
             pool,
             metadata_timeout,
@@ -35,7 +38,7 @@ impl SnowflakeBackend {
         }
     }
 
-    pub fn pool(&self) -> &Pool {
+    pub fn pool(&self) -> &SnowflakePool {
         &self.pool
     }
 
@@ -52,10 +55,14 @@ impl SnowflakeBackend {
             timeout: Some(timeout),
             query_tag: Some("snowflake-mcp".into()),
         };
+        // If this future is dropped (the call was cancelled, its MCP session closed, or a
+        // timeout fired), the guard aborts the statement on Snowflake.
+        let guard = AbortOnDrop(Some(lease.session().handle()));
         let outcome = match lease.session().query_with(sql, &options).await {
             Ok(result) => result.collect(limits).await,
             Err(e) => Err(e),
         };
+        guard.disarm();
         outcome.map_err(|e| {
             lease.retire_if_broken(&e);
             ToolError::from(e)
@@ -75,6 +82,27 @@ impl SnowflakeBackend {
             )
             .await?;
         Ok(Table(rows))
+    }
+}
+
+/// Aborts the running statement when dropped before [`AbortOnDrop::disarm`].
+struct AbortOnDrop(Option<snowflake_client::SessionHandle>);
+
+impl AbortOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let (Some(handle), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(async move {
+                if let Err(e) = handle.abort().await {
+                    tracing::warn!(error = %e, "could not abort a cancelled statement");
+                }
+            });
+        }
     }
 }
 
@@ -120,7 +148,7 @@ impl Backend for SnowflakeBackend {
     async fn default_context(&self) -> Result<Context, ToolError> {
         self.default_context
             .get_or_try_init(|| async {
-                let wanted = self.pool.client().default_context().clone();
+                let wanted = self.pool.connector().default_context().clone();
                 let mut lease = self.pool.lease(&wanted).await?;
                 Ok::<_, ToolError>(lease.session().context().clone())
             })

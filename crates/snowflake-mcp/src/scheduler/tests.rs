@@ -16,7 +16,11 @@ fn limits(capacity: usize) -> SchedulerLimits {
 }
 
 fn client(id: &str, weight: u32, max_concurrent: usize) -> ClientShare {
-    ClientShare { id: id.into(), weight, max_concurrent }
+    ClientShare {
+        id: id.into(),
+        weight,
+        max_concurrent,
+    }
 }
 
 /// Each client submits `n` requests at once, each holding its permit for 10 ms; returns the
@@ -46,13 +50,21 @@ async fn flood(s: &Scheduler, clients: &[(ClientShare, usize)]) -> Vec<String> {
 #[tokio::test(start_paused = true)]
 async fn shares_follow_weights_under_contention() {
     let s = Scheduler::new(limits(1));
-    let clients = [(client("a", 1, 8), 70), (client("b", 2, 8), 70), (client("c", 4, 8), 70)];
+    let clients = [
+        (client("a", 1, 8), 70),
+        (client("b", 2, 8), 70),
+        (client("c", 4, 8), 70),
+    ];
     let order = flood(&s, &clients).await;
     // While all three are backlogged (the first 70 grants), shares follow 1:2:4.
     let window = &order[..70];
     let count = |id: &str| window.iter().filter(|x| *x == id).count() as f64;
     for (id, expected) in [("a", 10.0), ("b", 20.0), ("c", 40.0)] {
-        assert!((count(id) - expected).abs() <= 2.0, "{id}: {} of 70 (expected {expected})", count(id));
+        assert!(
+            (count(id) - expected).abs() <= 2.0,
+            "{id}: {} of 70 (expected {expected})",
+            count(id)
+        );
     }
     assert_eq!(s.stats(), SchedulerStats::default());
 }
@@ -64,7 +76,10 @@ async fn a_flooding_client_does_not_starve_a_late_one() {
     let light = client("light", 1, 8);
     let order = flood(&s, &[(heavy, 100), (light, 5)]).await;
     let last_light = order.iter().rposition(|x| x == "light").unwrap();
-    assert!(last_light < 20, "light finished only at grant {last_light}: {order:?}");
+    assert!(
+        last_light < 20,
+        "light finished only at grant {last_light}: {order:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -119,7 +134,13 @@ async fn queues_are_bounded_and_waits_time_out() {
     assert_eq!(timed_out.kind, "busy");
     assert!(started.elapsed() >= Duration::from_secs(2));
     assert!(other.await.unwrap().is_err());
-    assert_eq!(s.stats(), SchedulerStats { running: 1, queued: 0 });
+    assert_eq!(
+        s.stats(),
+        SchedulerStats {
+            running: 1,
+            queued: 0
+        }
+    );
     drop(held);
     assert_eq!(s.stats(), SchedulerStats::default());
 }
@@ -136,7 +157,13 @@ async fn a_cancelled_waiter_leaves_the_queue() {
     assert_eq!(s.stats().queued, 1);
     waiter.abort();
     let _ = waiter.await;
-    assert_eq!(s.stats(), SchedulerStats { running: 1, queued: 0 });
+    assert_eq!(
+        s.stats(),
+        SchedulerStats {
+            running: 1,
+            queued: 0
+        }
+    );
     drop(held);
     assert_eq!(s.stats(), SchedulerStats::default());
     // The slot is free for the next comer at once.

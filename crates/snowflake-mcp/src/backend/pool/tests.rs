@@ -1,0 +1,234 @@
+//! Deterministic pool tests: a scripted connector on tokio's paused clock.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+
+/// Everything the fake sessions did, for assertions.
+#[derive(Default)]
+struct Log {
+    statements: Mutex<Vec<(usize, String)>>,
+    busy: Mutex<HashSet<usize>>,
+    overlaps: AtomicUsize,
+    open: AtomicUsize,
+    peak_open: AtomicUsize,
+    next_id: AtomicUsize,
+    fail_next: AtomicBool,
+}
+
+struct FakeConnector {
+    default: Context,
+    log: Arc<Log>,
+}
+
+struct FakeSession {
+    id: usize,
+    context: Context,
+    log: Arc<Log>,
+}
+
+#[async_trait]
+impl Connector for FakeConnector {
+    type Session = FakeSession;
+    fn default_context(&self) -> &Context {
+        &self.default
+    }
+    async fn connect(&self, ctx: &Context) -> Result<FakeSession, SfError> {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let open = self.log.open.fetch_add(1, Ordering::SeqCst) + 1;
+        self.log.peak_open.fetch_max(open, Ordering::SeqCst);
+        Ok(FakeSession {
+            id: self.log.next_id.fetch_add(1, Ordering::SeqCst),
+            context: ctx.clone(),
+            log: self.log.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl PooledSession for FakeSession {
+    fn context(&self) -> &Context {
+        &self.context
+    }
+    fn record_context(&mut self, known: &Context) {
+        if known.role.is_some() {
+            self.context.role.clone_from(&known.role);
+        }
+        if known.warehouse.is_some() {
+            self.context.warehouse.clone_from(&known.warehouse);
+        }
+    }
+    fn is_poisoned(&self) -> bool {
+        false
+    }
+    async fn execute(&mut self, sql: &str, _timeout: Duration) -> Result<(), SfError> {
+        if !self.log.busy.lock().unwrap().insert(self.id) {
+            self.log.overlaps.fetch_add(1, Ordering::SeqCst);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        self.log.busy.lock().unwrap().remove(&self.id);
+        self.log
+            .statements
+            .lock()
+            .unwrap()
+            .push((self.id, sql.to_string()));
+        if self.log.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(SfError::new(ErrorKind::Network, "connection reset"));
+        }
+        // Emulate Snowflake: USE SCHEMA "D"."S" / USE DATABASE "D" move the session.
+        let names: Vec<String> = sql
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect();
+        if sql.starts_with("USE SCHEMA") {
+            self.context.database = Some(names[0].clone());
+            self.context.schema = Some(names[1].clone());
+        } else if sql.starts_with("USE DATABASE") {
+            self.context.database = Some(names[0].clone());
+            self.context.schema = Some("PUBLIC".into());
+        }
+        Ok(())
+    }
+    async fn heartbeat(&mut self) -> Result<(), SfError> {
+        Ok(())
+    }
+    async fn close(self) {
+        self.log.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn pool(max_sessions: usize) -> (Pool<FakeConnector>, Arc<Log>) {
+    let log = Arc::new(Log::default());
+    let connector = FakeConnector {
+        default: Context::default(),
+        log: log.clone(),
+    };
+    let limits = PoolLimits {
+        max_sessions,
+        min_idle: 0,
+        max_lifetime: Duration::from_secs(3600),
+        heartbeat_every: Duration::from_secs(600),
+    };
+    (Pool::new(connector, limits), log)
+}
+
+fn ctx(db: &str, schema: &str) -> Context {
+    Context {
+        database: Some(db.into()),
+        schema: Some(schema.into()),
+        warehouse: Some("WH".into()),
+        role: None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_differing_use_statements_run_and_matching_sessions_are_preferred() {
+    let (pool, log) = pool(4);
+    drop(pool.lease(&ctx("A", "S")).await.unwrap());
+    let first: Vec<String> = log
+        .statements
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, s)| s.clone())
+        .collect();
+    assert_eq!(first, ["USE WAREHOUSE \"WH\"", "USE SCHEMA \"A\".\"S\""]);
+    drop(pool.lease(&ctx("B", "T")).await.unwrap());
+    // B could reuse the idle A session with one USE SCHEMA (the warehouse already matches).
+    assert_eq!(
+        log.statements.lock().unwrap().last().unwrap().1,
+        "USE SCHEMA \"B\".\"T\""
+    );
+    let switches = pool.stats().context_switches.load(Ordering::SeqCst);
+    drop(pool.lease(&ctx("B", "T")).await.unwrap());
+    assert_eq!(
+        pool.stats().context_switches.load(Ordering::SeqCst),
+        switches,
+        "an exact match pays no switch"
+    );
+    assert_eq!(pool.stats().logins.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_is_never_shared_and_the_pool_never_grows_past_its_size() {
+    let (pool, log) = pool(3);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let wanted = ctx(&format!("DB{}", i % 7), "S");
+            let mut lease = pool.lease(&wanted).await.unwrap();
+            assert_eq!(lease.session().context().database, wanted.database);
+            lease
+                .session()
+                .execute("SELECT 1", Duration::from_secs(1))
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        log.overlaps.load(Ordering::SeqCst),
+        0,
+        "two statements ran on one session at once"
+    );
+    assert!(
+        log.peak_open.load(Ordering::SeqCst) <= 3,
+        "peak {}",
+        log.peak_open.load(Ordering::SeqCst)
+    );
+    assert_eq!(pool.in_use(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_broken_mid_lease_is_replaced() {
+    let (pool, log) = pool(1);
+    drop(pool.lease(&ctx("A", "S")).await.unwrap());
+    log.fail_next.store(true, Ordering::SeqCst);
+    let err = pool.lease(&ctx("B", "S")).await.err().unwrap();
+    assert_eq!(err.kind, "unavailable", "{err}");
+    assert_eq!(pool.stats().retired.load(Ordering::SeqCst), 1);
+    let mut lease = pool.lease(&ctx("B", "S")).await.unwrap();
+    assert_eq!(lease.session().context().database.as_deref(), Some("B"));
+    assert_eq!(
+        pool.stats().logins.load(Ordering::SeqCst),
+        2,
+        "a fresh session replaced the broken one"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_session_forgets_a_database_for_a_request_without_one() {
+    let (pool, _log) = pool(2);
+    drop(pool.lease(&ctx("A", "S")).await.unwrap());
+    let mut lease = pool.lease(&Context::default()).await.unwrap();
+    assert_eq!(lease.session().context().database, None);
+    assert_eq!(pool.stats().logins.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn old_sessions_retire_and_idle_ones_get_heartbeats() {
+    let (pool, log) = pool(2);
+    drop(pool.lease(&ctx("A", "S")).await.unwrap());
+    tokio::time::advance(Duration::from_secs(601)).await;
+    pool.maintain().await;
+    assert_eq!(pool.stats().heartbeats.load(Ordering::SeqCst), 1);
+    assert_eq!(pool.idle_count(), 1);
+    tokio::time::advance(Duration::from_secs(3000)).await;
+    drop(pool.lease(&ctx("A", "S")).await.unwrap());
+    assert_eq!(
+        pool.stats().retired.load(Ordering::SeqCst),
+        1,
+        "past max_lifetime"
+    );
+    assert_eq!(pool.stats().logins.load(Ordering::SeqCst), 2);
+    tokio::task::yield_now().await;
+    assert_eq!(log.open.load(Ordering::SeqCst), 1);
+}

@@ -1,0 +1,357 @@
+//! The request path between the tools and the backend, as layers:
+//! metadata cache (with coalescing) → fair scheduler → backend.
+//!
+//! * Catalogue answers (`list_databases`, `list_schemas`, `list_objects`, `describe_object`)
+//!   are cached per role and arguments for `cache.metadata_ttl_secs`, and identical concurrent
+//!   requests share one statement: AI clients ask the same catalogue questions over and over.
+//!   Failures are never cached.
+//! * Everything that reaches the backend first takes a permit from the [`Scheduler`], so
+//!   metadata and queries share the pool fairly by client weight.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+use crate::backend::{
+    Backend, ColumnInfo, Context, Named, ObjectInfo, ObjectKind, ObjectName, QueryLimits,
+    QueryOutput,
+};
+use crate::error::ToolError;
+use crate::ident::Ident;
+use crate::scheduler::{ClientShare, Scheduler};
+
+/// A cached catalogue answer.
+#[derive(Clone, Debug)]
+enum Cached {
+    Named(Vec<Named>),
+    Objects(Vec<ObjectInfo>),
+    Columns(Vec<ColumnInfo>),
+}
+
+type Cell = Arc<OnceCell<Result<Cached, ToolError>>>;
+
+struct Entry {
+    cell: Cell,
+    born: Instant,
+}
+
+/// Cache counters.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+}
+
+struct MetadataCache {
+    ttl: Duration,
+    max_entries: usize,
+    entries: Mutex<HashMap<String, Entry>>,
+    stats: CacheStats,
+}
+
+impl MetadataCache {
+    /// The cached answer for `key`, or the one computed by `fetch` — once, however many
+    /// identical requests arrive together.
+    async fn get_or_fetch<F, Fut>(&self, key: String, fetch: F) -> Result<Cached, ToolError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Cached, ToolError>>,
+    {
+        let cell = {
+            let mut entries = lock(&self.entries);
+            match entries.get(&key) {
+                Some(e) if !e.cell.initialized() || e.born.elapsed() < self.ttl => e.cell.clone(),
+                _ => {
+                    if entries.len() >= self.max_entries {
+                        let ttl = self.ttl;
+                        entries.retain(|_, e| !e.cell.initialized() || e.born.elapsed() < ttl);
+                        if entries.len() >= self.max_entries {
+                            entries.clear();
+                        }
+                    }
+                    let cell: Cell = Arc::default();
+                    entries.insert(
+                        key.clone(),
+                        Entry {
+                            cell: cell.clone(),
+                            born: Instant::now(),
+                        },
+                    );
+                    cell
+                }
+            }
+        };
+        let mut fetched = false;
+        let result = cell
+            .get_or_init(|| {
+                fetched = true;
+                fetch()
+            })
+            .await
+            .clone();
+        let counter = if fetched {
+            &self.stats.misses
+        } else {
+            &self.stats.hits
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if result.is_err() || self.ttl.is_zero() {
+            let mut entries = lock(&self.entries);
+            if entries
+                .get(&key)
+                .is_some_and(|e| Arc::ptr_eq(&e.cell, &cell))
+            {
+                entries.remove(&key);
+            }
+        }
+        result
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The backend behind its cache and scheduler.
+pub struct Gateway {
+    backend: Arc<dyn Backend>,
+    scheduler: Scheduler,
+    cache: MetadataCache,
+}
+
+impl Gateway {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        scheduler: Scheduler,
+        ttl: Duration,
+        max_entries: usize,
+    ) -> Self {
+        Gateway {
+            backend,
+            scheduler,
+            cache: MetadataCache {
+                ttl,
+                max_entries: max_entries.max(1),
+                entries: Mutex::new(HashMap::new()),
+                stats: CacheStats::default(),
+            },
+        }
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    pub fn cache_stats(&self) -> &CacheStats {
+        &self.cache.stats
+    }
+
+    /// Run `work` on the backend once `client` holds a scheduler permit.
+    async fn scheduled<T, Fut>(&self, client: &ClientShare, work: Fut) -> Result<T, ToolError>
+    where
+        Fut: Future<Output = Result<T, ToolError>>,
+    {
+        let _permit = self.scheduler.acquire(client).await?;
+        work.await
+    }
+
+    async fn catalogue(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+        key: String,
+        fetch: impl Future<Output = Result<Cached, ToolError>>,
+    ) -> Result<Cached, ToolError> {
+        let key = format!("{}\u{1}{key}", ctx.role.as_deref().unwrap_or(""));
+        self.cache
+            .get_or_fetch(key, || self.scheduled(client, fetch))
+            .await
+    }
+
+    pub async fn list_databases(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+    ) -> Result<Vec<Named>, ToolError> {
+        let fetch = async { self.backend.list_databases(ctx).await.map(Cached::Named) };
+        match self
+            .catalogue(client, ctx, "databases".into(), fetch)
+            .await?
+        {
+            Cached::Named(v) => Ok(v),
+            _ => Err(ToolError::internal("cache holds the wrong kind of answer")),
+        }
+    }
+
+    pub async fn list_schemas(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+        database: &Ident,
+    ) -> Result<Vec<Named>, ToolError> {
+        let fetch = async {
+            self.backend
+                .list_schemas(ctx, database)
+                .await
+                .map(Cached::Named)
+        };
+        match self
+            .catalogue(client, ctx, format!("schemas\u{1}{database}"), fetch)
+            .await?
+        {
+            Cached::Named(v) => Ok(v),
+            _ => Err(ToolError::internal("cache holds the wrong kind of answer")),
+        }
+    }
+
+    pub async fn list_objects(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+        database: &Ident,
+        schema: &Ident,
+        kind: Option<ObjectKind>,
+        pattern: Option<&str>,
+    ) -> Result<Vec<ObjectInfo>, ToolError> {
+        let key = format!(
+            "objects\u{1}{database}\u{1}{schema}\u{1}{kind:?}\u{1}{}",
+            pattern.unwrap_or("")
+        );
+        let fetch = async {
+            self.backend
+                .list_objects(ctx, database, schema, kind, pattern)
+                .await
+                .map(Cached::Objects)
+        };
+        match self.catalogue(client, ctx, key, fetch).await? {
+            Cached::Objects(v) => Ok(v),
+            _ => Err(ToolError::internal("cache holds the wrong kind of answer")),
+        }
+    }
+
+    pub async fn describe_object(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+        name: &ObjectName,
+    ) -> Result<Vec<ColumnInfo>, ToolError> {
+        let key = format!(
+            "describe\u{1}{}\u{1}{}\u{1}{}",
+            name.database, name.schema, name.name
+        );
+        let fetch = async {
+            self.backend
+                .describe_object(ctx, name)
+                .await
+                .map(Cached::Columns)
+        };
+        match self.catalogue(client, ctx, key, fetch).await? {
+            Cached::Columns(v) => Ok(v),
+            _ => Err(ToolError::internal("cache holds the wrong kind of answer")),
+        }
+    }
+
+    pub async fn run_query(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+        sql: &str,
+        limits: QueryLimits,
+    ) -> Result<QueryOutput, ToolError> {
+        self.scheduled(client, self.backend.run_query(ctx, sql, limits))
+            .await
+    }
+
+    pub async fn resolve_context(
+        &self,
+        client: &ClientShare,
+        target: &Context,
+    ) -> Result<Context, ToolError> {
+        self.scheduled(client, self.backend.resolve_context(target))
+            .await
+    }
+
+    pub async fn default_context(&self) -> Result<Context, ToolError> {
+        self.backend.default_context().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn cache(ttl_secs: u64) -> MetadataCache {
+        MetadataCache {
+            ttl: Duration::from_secs(ttl_secs),
+            max_entries: 100,
+            entries: Mutex::new(HashMap::new()),
+            stats: CacheStats::default(),
+        }
+    }
+
+    fn answer(name: &str) -> Cached {
+        Cached::Named(vec![Named {
+            name: name.into(),
+            comment: None,
+        }])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn identical_concurrent_requests_share_one_fetch_and_answers_expire() {
+        let c = Arc::new(cache(60));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (c, calls) = (c.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                c.get_or_fetch("k".into(), || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Ok(answer("A"))
+                })
+                .await
+                .unwrap()
+            }));
+        }
+        for t in tasks {
+            assert!(matches!(t.await.unwrap(), Cached::Named(v) if v[0].name == "A"));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(c.stats.hits.load(Ordering::SeqCst), 19);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        c.get_or_fetch("k".into(), || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok(answer("B"))
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "expired answers are fetched again"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_are_not_cached() {
+        let c = cache(60);
+        let e = c
+            .get_or_fetch("k".into(), || async { Err(ToolError::internal("boom")) })
+            .await;
+        assert!(e.is_err());
+        let ok = c
+            .get_or_fetch("k".into(), || async { Ok(answer("A")) })
+            .await;
+        assert!(ok.is_ok());
+    }
+}

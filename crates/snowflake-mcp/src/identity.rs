@@ -1,0 +1,245 @@
+//! Identity: which client a request comes from, and the policy that client runs under.
+//!
+//! With `[[clients]]` configured, every HTTP request to `/mcp` must carry
+//! `Authorization: Bearer <token>`; the token's SHA-256 is compared in constant time with each
+//! client's `token_sha256` (the token itself is never stored or logged). A request without a
+//! valid token gets HTTP 401 with a `WWW-Authenticate` header. Without configured clients, each
+//! MCP session is its own anonymous client under the `[anonymous]` policy.
+//!
+//! The HTTP layer ([`authenticate`]) puts an [`Identity`] into the request's extensions; rmcp
+//! hands the request parts to the MCP handler, which reads it from there.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use crate::backend::Context;
+use crate::config::{Config, ContextConfig};
+use crate::scheduler::ClientShare;
+
+/// A client's policy.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ClientPolicy {
+    pub id: Arc<str>,
+    pub weight: u32,
+    pub max_concurrent: usize,
+    /// Overrides of the connection's default context for this client's new sessions.
+    pub default_context: Context,
+    pub anonymous: bool,
+}
+
+impl ClientPolicy {
+    /// The scheduler's view of this client.
+    pub fn share(&self) -> ClientShare {
+        ClientShare {
+            id: self.id.clone(),
+            weight: self.weight,
+            max_concurrent: self.max_concurrent,
+        }
+    }
+}
+
+/// Who sent a request: a configured client, or nobody in particular.
+#[derive(Clone, Debug)]
+pub struct Identity(pub Option<Arc<ClientPolicy>>);
+
+/// All configured clients, and the anonymous policy.
+pub struct Clients {
+    configured: Vec<([u8; 32], Arc<ClientPolicy>)>,
+    anonymous_weight: u32,
+    anonymous_max_concurrent: usize,
+    next_anonymous: AtomicU64,
+}
+
+impl Clients {
+    pub fn from_config(config: &Config) -> Result<Clients, String> {
+        let mut configured = Vec::new();
+        for c in &config.clients {
+            let hash = decode_hex32(&c.token_sha256)
+                .ok_or_else(|| format!("client '{}': token_sha256 must be 64 hex digits", c.id))?;
+            configured.push((
+                hash,
+                Arc::new(ClientPolicy {
+                    id: c.id.as_str().into(),
+                    weight: c.weight.max(1),
+                    max_concurrent: c.max_concurrent.max(1),
+                    default_context: context_of(&c.default_context),
+                    anonymous: false,
+                }),
+            ));
+        }
+        Ok(Clients {
+            configured,
+            anonymous_weight: config.anonymous.weight.max(1),
+            anonymous_max_concurrent: config.anonymous.max_concurrent.max(1),
+            next_anonymous: AtomicU64::new(1),
+        })
+    }
+
+    /// True when requests must carry a bearer token.
+    pub fn requires_token(&self) -> bool {
+        !self.configured.is_empty()
+    }
+
+    /// The client a bearer token belongs to. Every configured hash is compared, each in
+    /// constant time, so timing says nothing about which (or whether one) matched.
+    pub fn by_token(&self, token: &str) -> Option<Arc<ClientPolicy>> {
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for (expected, policy) in &self.configured {
+            if constant_time_eq(expected, &hash) {
+                found = Some(policy.clone());
+            }
+        }
+        found
+    }
+
+    /// A new anonymous client (one per MCP session).
+    pub fn new_anonymous(&self) -> Arc<ClientPolicy> {
+        let n = self.next_anonymous.fetch_add(1, Ordering::Relaxed);
+        Arc::new(ClientPolicy {
+            id: format!("anonymous-{n}").into(),
+            weight: self.anonymous_weight,
+            max_concurrent: self.anonymous_max_concurrent,
+            default_context: Context::default(),
+            anonymous: true,
+        })
+    }
+}
+
+fn context_of(c: &ContextConfig) -> Context {
+    // Names in config are taken as Snowflake would take them unquoted: upper-cased.
+    let norm = |v: &Option<String>| {
+        v.as_ref()
+            .map(|s| match crate::ident::Ident::parse(s, "name") {
+                Ok(ident) => ident.name().to_string(),
+                Err(_) => s.clone(),
+            })
+    };
+    Context {
+        database: norm(&c.database),
+        schema: norm(&c.schema),
+        warehouse: norm(&c.warehouse),
+        role: norm(&c.role),
+    }
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+fn decode_hex32(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if text.len() != 64 {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The axum layer in front of `/mcp`: resolve the bearer token into an [`Identity`].
+pub async fn authenticate(
+    State(clients): State<Arc<Clients>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let identity = match (clients.requires_token(), token) {
+        (false, _) => Identity(None),
+        (true, Some(token)) => match clients.by_token(token) {
+            Some(policy) => Identity(Some(policy)),
+            None => return unauthorized("invalid_token", "the bearer token is not valid"),
+        },
+        (true, None) => return unauthorized("invalid_request", "a bearer token is required"),
+    };
+    request.extensions_mut().insert(identity);
+    next.run(request).await
+}
+
+fn unauthorized(error: &str, description: &str) -> Response {
+    let mut response = (StatusCode::UNAUTHORIZED, format!("{description}\n")).into_response();
+    let challenge = format!(
+        "Bearer realm=\"snowflake-mcp\", error=\"{error}\", error_description=\"{description}\""
+    );
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml_text: &str) -> Config {
+        let c: Config = toml::from_str(toml_text).unwrap();
+        c.check().unwrap();
+        c
+    }
+
+    #[test]
+    fn tokens_resolve_to_their_client_only() {
+        let hash = |t: &str| {
+            Sha256::digest(t.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let c = config(&format!(
+            "[[clients]]\nid = \"analyst\"\ntoken_sha256 = \"{}\"\nweight = 2\ndefault_context = {{ warehouse = \"an_wh\" }}\n\n[[clients]]\nid = \"bot\"\ntoken_sha256 = \"{}\"\n",
+            hash("tok-a"),
+            hash("tok-b")
+        ));
+        let clients = Clients::from_config(&c).unwrap();
+        assert!(clients.requires_token());
+        let a = clients.by_token("tok-a").unwrap();
+        assert_eq!(
+            (a.id.as_ref(), a.weight, a.max_concurrent),
+            ("analyst", 2, 4)
+        );
+        assert_eq!(a.default_context.warehouse.as_deref(), Some("AN_WH"));
+        assert_eq!(clients.by_token("tok-b").unwrap().id.as_ref(), "bot");
+        assert!(clients.by_token("tok-c").is_none());
+        assert!(clients.by_token("").is_none());
+    }
+
+    #[test]
+    fn bad_hashes_and_duplicate_ids_are_config_errors() {
+        let c: Config =
+            toml::from_str("[[clients]]\nid = \"a\"\ntoken_sha256 = \"xyz\"\n").unwrap();
+        assert!(c.check().unwrap_err().contains("64 hex digits"));
+        let h = "0".repeat(64);
+        let c: Config = toml::from_str(&format!(
+            "[[clients]]\nid = \"a\"\ntoken_sha256 = \"{h}\"\n[[clients]]\nid = \"a\"\ntoken_sha256 = \"{h}\"\n"
+        ))
+        .unwrap();
+        assert!(c.check().unwrap_err().contains("unique"));
+    }
+
+    #[test]
+    fn anonymous_clients_are_distinct() {
+        let clients = Clients::from_config(&Config::default()).unwrap();
+        assert!(!clients.requires_token());
+        let (a, b) = (clients.new_anonymous(), clients.new_anonymous());
+        assert_ne!(a.id, b.id);
+        assert!(a.anonymous);
+    }
+}

@@ -1,0 +1,312 @@
+//! The session registry: every live MCP session with its client, client info, context, times
+//! and in-flight requests.
+//!
+//! A session is registered when its client sends `initialize` and removed when its
+//! [`Registration`] is dropped — which happens exactly once, however often the transport reports
+//! the close (DELETE, disconnect, idle expiry). Limits on sessions in total and per client are
+//! checked at registration and refused with a clear error.
+//!
+//! Sessionless requests (protocol revision 2026-07-28 sends no `Mcp-Session-Id`) are keyed on
+//! the authenticated client: all of a client's sessionless calls share one state, so its
+//! `set_context` carries over between calls. Idle sessionless states expire like sessions.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::backend::Context;
+use crate::error::ToolError;
+use crate::identity::ClientPolicy;
+
+/// Registry limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub max_total: usize,
+    pub max_per_client: usize,
+    pub idle_timeout: Duration,
+}
+
+/// The MCP client software, from `initialize`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub name: String,
+    pub version: String,
+}
+
+/// One MCP session's state.
+#[derive(Debug)]
+pub struct SessionState {
+    pub id: u64,
+    pub client: Arc<ClientPolicy>,
+    pub client_info: Option<ClientInfo>,
+    pub created: SystemTime,
+    mcp_session_id: Mutex<Option<String>>,
+    context: Mutex<Option<Context>>,
+    last_seen: Mutex<Instant>,
+    in_flight: AtomicUsize,
+}
+
+impl SessionState {
+    fn new(id: u64, client: Arc<ClientPolicy>, client_info: Option<ClientInfo>) -> Self {
+        SessionState {
+            id,
+            client,
+            client_info,
+            created: SystemTime::now(),
+            mcp_session_id: Mutex::new(None),
+            context: Mutex::new(None),
+            last_seen: Mutex::new(Instant::now()),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    /// The session's context, once it has one (set at the first call).
+    pub fn context(&self) -> Option<Context> {
+        lock(&self.context).clone()
+    }
+
+    pub fn set_context(&self, ctx: Context) {
+        *lock(&self.context) = Some(ctx);
+    }
+
+    /// The transport's session id (`Mcp-Session-Id`), once seen.
+    pub fn mcp_session_id(&self) -> Option<String> {
+        lock(&self.mcp_session_id).clone()
+    }
+
+    pub fn note_mcp_session_id(&self, id: &str) {
+        let mut slot = lock(&self.mcp_session_id);
+        if slot.is_none() {
+            *slot = Some(id.to_string());
+        }
+    }
+
+    /// Mark a request as started; the guard marks it finished.
+    pub fn begin_request(self: &Arc<Self>) -> InFlight {
+        *lock(&self.last_seen) = Instant::now();
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(self.clone())
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        lock(&self.last_seen).elapsed()
+    }
+}
+
+/// A request in flight; dropping it ends it.
+pub struct InFlight(Arc<SessionState>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        *lock(&self.0.last_seen) = Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// All live sessions.
+pub struct Registry {
+    limits: SessionLimits,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    live: HashMap<u64, Arc<SessionState>>,
+    per_client: HashMap<Arc<str>, usize>,
+    sessionless: HashMap<Arc<str>, Arc<SessionState>>,
+}
+
+/// A registered session; dropping it removes the session from the registry (exactly once).
+pub struct Registration {
+    registry: Arc<Registry>,
+    pub session: Arc<SessionState>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut state = lock(&self.registry.state);
+        if state.live.remove(&self.session.id).is_some() {
+            let client = &self.session.client.id;
+            if let Some(n) = state.per_client.get_mut(client) {
+                *n -= 1;
+                if *n == 0 {
+                    state.per_client.remove(client);
+                }
+            }
+        }
+    }
+}
+
+impl Registry {
+    pub fn new(limits: SessionLimits) -> Arc<Registry> {
+        Arc::new(Registry {
+            limits,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    pub fn limits(&self) -> SessionLimits {
+        self.limits
+    }
+
+    /// Register a new MCP session of `client`.
+    pub fn open(
+        self: &Arc<Self>,
+        client: Arc<ClientPolicy>,
+        client_info: Option<ClientInfo>,
+    ) -> Result<Registration, ToolError> {
+        let mut state = lock(&self.state);
+        if state.live.len() >= self.limits.max_total {
+            return Err(ToolError::new(
+                "too_many_sessions",
+                format!(
+                    "the server has its maximum of {} sessions; retry later",
+                    self.limits.max_total
+                ),
+            ));
+        }
+        let mine = state.per_client.get(&client.id).copied().unwrap_or(0);
+        if mine >= self.limits.max_per_client {
+            return Err(ToolError::new(
+                "too_many_sessions",
+                format!(
+                    "client '{}' already has its maximum of {} sessions; close one first",
+                    client.id, self.limits.max_per_client
+                ),
+            ));
+        }
+        state.next_id += 1;
+        let session = Arc::new(SessionState::new(
+            state.next_id,
+            client.clone(),
+            client_info,
+        ));
+        state.live.insert(session.id, session.clone());
+        *state.per_client.entry(client.id.clone()).or_default() += 1;
+        Ok(Registration {
+            registry: self.clone(),
+            session,
+        })
+    }
+
+    /// The shared state of `client`'s sessionless requests.
+    pub fn sessionless(&self, client: &Arc<ClientPolicy>) -> Arc<SessionState> {
+        let mut state = lock(&self.state);
+        if let Some(s) = state.sessionless.get(&client.id) {
+            return s.clone();
+        }
+        state.next_id += 1;
+        let session = Arc::new(SessionState::new(state.next_id, client.clone(), None));
+        state.sessionless.insert(client.id.clone(), session.clone());
+        session
+    }
+
+    /// Live sessions (sessionless states not counted).
+    pub fn len(&self) -> usize {
+        lock(&self.state).live.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Live sessions of one client.
+    pub fn count_for(&self, client: &str) -> usize {
+        lock(&self.state)
+            .per_client
+            .get(client)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Forget sessionless states idle longer than the idle timeout. Sessions proper are expired
+    /// by the transport, which drops their [`Registration`].
+    pub fn expire_idle(&self) -> usize {
+        let timeout = self.limits.idle_timeout;
+        let mut state = lock(&self.state);
+        let before = state.sessionless.len();
+        state
+            .sessionless
+            .retain(|_, s| s.in_flight() > 0 || s.idle_for() < timeout);
+        before - state.sessionless.len()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(id: &str) -> Arc<ClientPolicy> {
+        Arc::new(ClientPolicy {
+            id: id.into(),
+            weight: 1,
+            max_concurrent: 1,
+            default_context: Context::default(),
+            anonymous: false,
+        })
+    }
+
+    fn registry(max_total: usize, max_per_client: usize) -> Arc<Registry> {
+        Registry::new(SessionLimits {
+            max_total,
+            max_per_client,
+            idle_timeout: Duration::from_millis(50),
+        })
+    }
+
+    #[test]
+    fn limits_are_enforced_and_release_is_exact() {
+        let r = registry(3, 2);
+        let a1 = r.open(client("a"), None).unwrap();
+        let a2 = r.open(client("a"), None).unwrap();
+        let e = r.open(client("a"), None).err().unwrap();
+        assert_eq!(e.kind, "too_many_sessions");
+        assert!(e.message.contains("client 'a'"));
+        let b1 = r.open(client("b"), None).unwrap();
+        assert!(r
+            .open(client("c"), None)
+            .err()
+            .unwrap()
+            .message
+            .contains("maximum of 3"));
+        assert_eq!((r.len(), r.count_for("a")), (3, 2));
+        drop(a1);
+        assert_eq!((r.len(), r.count_for("a")), (2, 1));
+        drop(a2);
+        drop(b1);
+        assert!(r.is_empty());
+        assert_eq!(r.count_for("a"), 0);
+        assert!(r.open(client("a"), None).is_ok());
+    }
+
+    #[test]
+    fn sessionless_state_is_per_client_and_expires_when_idle() {
+        let r = registry(10, 10);
+        let a = client("a");
+        let s1 = r.sessionless(&a);
+        s1.set_context(Context {
+            database: Some("D".into()),
+            ..Default::default()
+        });
+        let s2 = r.sessionless(&a);
+        assert_eq!(s2.context().unwrap().database.as_deref(), Some("D"));
+        assert!(r.sessionless(&client("b")).context().is_none());
+        let busy = s2.begin_request();
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(r.expire_idle(), 1, "b expired, a is busy");
+        drop(busy);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(r.expire_idle(), 1);
+        assert!(r.sessionless(&a).context().is_none());
+    }
+}
