@@ -429,15 +429,26 @@ impl Session {
             return Err(env.error());
         }
         let data = parse_query_data(env.data)?;
-        let update = |known: &mut Option<String>, reported: &Option<String>| {
-            if let Some(r) = reported.as_ref().filter(|r| !r.is_empty()) {
-                *known = Some(r.clone());
+        let reported = |r: &Option<String>| r.as_ref().filter(|r| !r.is_empty()).cloned();
+        if let Some(db) = reported(&data.final_database_name) {
+            if self.context.database.as_ref() != Some(&db) {
+                // A new database: the old schema no longer applies, whatever is reported next.
+                self.context.schema = None;
             }
-        };
-        update(&mut self.context.database, &data.final_database_name);
-        update(&mut self.context.schema, &data.final_schema_name);
-        update(&mut self.context.warehouse, &data.final_warehouse_name);
-        update(&mut self.context.role, &data.final_role_name);
+            self.context.database = Some(db);
+        }
+        for (known, value) in [
+            (&mut self.context.schema, reported(&data.final_schema_name)),
+            (
+                &mut self.context.warehouse,
+                reported(&data.final_warehouse_name),
+            ),
+            (&mut self.context.role, reported(&data.final_role_name)),
+        ] {
+            if value.is_some() {
+                *known = value;
+            }
+        }
         QueryResult::from_data(data, transport)
     }
 

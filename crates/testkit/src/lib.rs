@@ -2,11 +2,15 @@
 //!
 //! * [`fakesnow`] starts the `fakesnow` Snowflake emulator once per test binary on a free
 //!   loopback port and stops it when the test process exits, however it exits.
+//! * [`Proxy`] sits between a server under test and the emulator and counts what crosses:
+//!   logins, open sessions, and statements that overlap on one session token.
 //! * [`Scripted`] is a tiny HTTP server whose answers a test scripts, for the parts of the
 //!   protocol the emulator never exercises (token expiry, polling, chunks, retries).
 
 mod fakesnow;
+mod proxy;
 mod scripted;
 
 pub use fakesnow::{fakesnow, fakesnow_path, free_port, Fakesnow};
+pub use proxy::{Proxy, ProxyStats};
 pub use scripted::{Reply, Request, Scripted};

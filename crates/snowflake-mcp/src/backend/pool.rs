@@ -96,6 +96,29 @@ impl PooledSession for snowflake_client::Session {
     }
 }
 
+/// Aborts the running statement on Snowflake when dropped before [`AbortOnDrop::disarm`]:
+/// the future that owns it was dropped because its call was cancelled, its MCP session closed,
+/// or a timeout fired.
+pub(crate) struct AbortOnDrop(pub(crate) Option<snowflake_client::SessionHandle>);
+
+impl AbortOnDrop {
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let (Some(handle), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(async move {
+                if let Err(e) = handle.abort().await {
+                    tracing::warn!(error = %e, "could not abort a cancelled statement");
+                }
+            });
+        }
+    }
+}
+
 /// Pool settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolLimits {

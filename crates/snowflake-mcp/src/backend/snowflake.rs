@@ -8,7 +8,7 @@ use serde_json::Value;
 use snowflake_client::{QueryOptions, RowLimits, Rows};
 use tokio::sync::OnceCell;
 
-use super::pool::Pool;
+use super::pool::{AbortOnDrop, Pool};
 use super::{
     Backend, ColumnInfo, Context, Named, ObjectInfo, ObjectKind, ObjectName, QueryLimits,
     QueryOutput, ResultColumn,
@@ -82,27 +82,6 @@ impl SnowflakeBackend {
             )
             .await?;
         Ok(Table(rows))
-    }
-}
-
-/// Aborts the running statement when dropped before [`AbortOnDrop::disarm`].
-struct AbortOnDrop(Option<snowflake_client::SessionHandle>);
-
-impl AbortOnDrop {
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let (Some(handle), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
-            rt.spawn(async move {
-                if let Err(e) = handle.abort().await {
-                    tracing::warn!(error = %e, "could not abort a cancelled statement");
-                }
-            });
-        }
     }
 }
 

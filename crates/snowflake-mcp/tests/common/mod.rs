@@ -73,7 +73,14 @@ impl Server {
         .await
         .expect("the server did not start within 60 s");
         // Keep draining stderr so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let echo = std::env::var_os("TEST_SERVER_LOG").is_some();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if echo {
+                    eprintln!("[server] {line}");
+                }
+            }
+        });
         let base = url.trim_end_matches("/mcp").to_string();
         Server { url, base, child }
     }
@@ -86,9 +93,68 @@ impl Server {
             .expect("MCP client connects over HTTP")
     }
 
+    /// A client that sends `Authorization: Bearer <token>`.
+    pub async fn client_with_token(&self, token: &str) -> Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config =
+            rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+                self.url.clone(),
+            )
+            .auth_header(token.to_string());
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .expect("MCP client connects with a token")
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.start_kill();
     }
+}
+
+/// Write a config file for one test and return its path.
+pub fn write_config(name: &str, text: &str) -> String {
+    let dir =
+        std::env::temp_dir().join(format!("snowflake-mcp-test-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Environment for a server whose Snowflake is reached on `port` (e.g. through a proxy).
+pub fn env_with_port(port: u16) -> Vec<(String, String)> {
+    let mut env = fakesnow_env();
+    env.retain(|(k, _)| k != "SNOWFLAKE_PORT");
+    env.push(("SNOWFLAKE_PORT".into(), port.to_string()));
+    env
+}
+
+/// A raw HTTP request (status, headers, body) for probing the HTTP layer itself.
+pub async fn raw_http(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (status, head.to_string(), body.to_string())
 }
 
 /// An MCP client that launches `snowflake-mcp stdio` itself.
