@@ -145,25 +145,12 @@ async fn demo_over_stdio() {
     client.cancel().await.unwrap();
 }
 
-/// A bare HTTP GET (status, body) without pulling in an HTTP client crate.
 async fn reqwest_get(url: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.trim_start_matches("http://");
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    stream
-        .write_all(
-            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
+    let (base, path) = url.split_at(
+        url.find("/readyz")
+            .or_else(|| url.find("/healthz"))
+            .unwrap(),
+    );
+    let (status, _, body) = raw_http(base, "GET", path, &[], "").await;
     (status, body)
 }

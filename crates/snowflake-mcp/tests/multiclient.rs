@@ -12,35 +12,20 @@ use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest};
 use rmcp::service::PeerRequestOptions;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use snowflake_client::{Client as SfClient, ConnectionSettings, RowLimits, Secret};
 use testkit::{Proxy, Reply, Scripted};
 
 async fn create_databases(names: &[String]) {
-    let settings = ConnectionSettings {
-        account: Some("test".into()),
-        user: Some("seed".into()),
-        password: Some(Secret::new("pw")),
-        host: Some("127.0.0.1".into()),
-        port: Some(testkit::fakesnow().port),
-        protocol: Some("http".into()),
-        database: Some("MCP_DB".into()),
-        ..Default::default()
-    };
-    let mut s = SfClient::new(&settings).unwrap().login().await.unwrap();
-    for name in names {
-        // Snowflake gives every new database a PUBLIC schema; the emulator needs telling.
-        for sql in [
-            format!("CREATE DATABASE IF NOT EXISTS {name}"),
-            format!("CREATE SCHEMA IF NOT EXISTS {name}.PUBLIC"),
-        ] {
-            s.query(&sql)
-                .await
-                .unwrap()
-                .collect(RowLimits::default())
-                .await
-                .unwrap();
-        }
-    }
+    // Snowflake gives every new database a PUBLIC schema; the emulator needs telling.
+    let statements: Vec<String> = names
+        .iter()
+        .flat_map(|n| {
+            [
+                format!("CREATE DATABASE IF NOT EXISTS {n}"),
+                format!("CREATE SCHEMA IF NOT EXISTS {n}.PUBLIC"),
+            ]
+        })
+        .collect();
+    run_on_emulator(&statements).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

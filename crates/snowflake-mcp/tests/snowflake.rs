@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use snowflake_client::{Client as SfClient, ConnectionSettings, RowLimits, Secret};
+use snowflake_client::RowLimits;
 use tokio::sync::OnceCell;
 
 /// Create the catalogue the tests look at, once per test binary.
@@ -12,17 +12,7 @@ async fn seed() {
     static SEEDED: OnceCell<()> = OnceCell::const_new();
     SEEDED
         .get_or_init(|| async {
-            let settings = ConnectionSettings {
-                account: Some("test".into()),
-                user: Some("seed".into()),
-                password: Some(Secret::new("pw")),
-                host: Some("127.0.0.1".into()),
-                port: Some(testkit::fakesnow().port),
-                protocol: Some("http".into()),
-                database: Some("MCP_DB".into()),
-                ..Default::default()
-            };
-            let mut s = SfClient::new(&settings).unwrap().login().await.unwrap();
+            let mut s = emulator_session().await;
             for sql in [
                 "CREATE DATABASE IF NOT EXISTS SALES",
                 "CREATE SCHEMA IF NOT EXISTS SALES.CRM",
@@ -248,25 +238,11 @@ async fn readiness_follows_snowflake() {
 }
 
 async fn get(url: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.trim_start_matches("http://");
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    stream
-        .write_all(
-            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (
-        status,
-        response
-            .split("\r\n\r\n")
-            .nth(1)
-            .unwrap_or_default()
-            .to_string(),
-    )
+    let (base, path) = url.split_at(
+        url.find("/readyz")
+            .or_else(|| url.find("/healthz"))
+            .unwrap(),
+    );
+    let (status, _, body) = raw_http(base, "GET", path, &[], "").await;
+    (status, body)
 }

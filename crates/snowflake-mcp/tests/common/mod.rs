@@ -34,6 +34,38 @@ pub fn fakesnow_env() -> Vec<(String, String)> {
     .collect()
 }
 
+/// A direct session on the emulator, for setting up what a test looks at.
+pub async fn emulator_session() -> snowflake_client::Session {
+    let settings = snowflake_client::ConnectionSettings {
+        account: Some("test".into()),
+        user: Some("seed".into()),
+        password: Some(snowflake_client::Secret::new("pw")),
+        host: Some("127.0.0.1".into()),
+        port: Some(testkit::fakesnow().port),
+        protocol: Some("http".into()),
+        database: Some("MCP_DB".into()),
+        ..Default::default()
+    };
+    snowflake_client::Client::new(&settings)
+        .unwrap()
+        .login()
+        .await
+        .unwrap()
+}
+
+/// Run setup statements on the emulator.
+pub async fn run_on_emulator(statements: &[String]) {
+    let mut s = emulator_session().await;
+    for sql in statements {
+        s.query(sql)
+            .await
+            .unwrap()
+            .collect(snowflake_client::RowLimits::default())
+            .await
+            .unwrap();
+    }
+}
+
 /// A private cache directory (for the demo database) per test process.
 pub fn cache_env() -> (String, String) {
     let dir = std::env::temp_dir().join(format!("snowflake-mcp-test-cache-{}", std::process::id()));
