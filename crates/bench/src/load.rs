@@ -1,0 +1,193 @@
+//! The MCP load generator: classes of sessions calling a tool in a closed loop.
+//!
+//! Each class has a number of MCP sessions (each its own rmcp client over Streamable HTTP),
+//! an optional bearer token (so classes can be configured clients with weights), and a number
+//! of calls each session keeps in flight. For a fixed duration every session calls `run_query`
+//! back to back; the report gives per-class throughput and latency percentiles, per-session
+//! completions, and Jain's fairness index across classes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::RunningService;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::json;
+
+/// One class of load.
+#[derive(Clone, Debug)]
+pub struct Class {
+    pub name: String,
+    pub sessions: usize,
+    pub token: Option<String>,
+    pub in_flight: usize,
+}
+
+impl std::str::FromStr for Class {
+    type Err = String;
+    /// `NAME=SESSIONS[xIN_FLIGHT][@TOKEN]`, e.g. `heavy=2x8@tok-heavy`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, rest) = s
+            .split_once('=')
+            .ok_or("class is NAME=SESSIONS[xIN_FLIGHT][@TOKEN]")?;
+        let (counts, token) = match rest.split_once('@') {
+            Some((c, t)) => (c, Some(t.to_string())),
+            None => (rest, None),
+        };
+        let (sessions, in_flight) = counts.split_once('x').unwrap_or((counts, "1"));
+        Ok(Class {
+            name: name.to_string(),
+            sessions: sessions
+                .parse()
+                .map_err(|_| format!("bad session count in {s}"))?,
+            token,
+            in_flight: in_flight
+                .parse()
+                .map_err(|_| format!("bad in-flight count in {s}"))?,
+        })
+    }
+}
+
+/// What one class achieved.
+pub struct ClassReport {
+    pub name: String,
+    pub completed: usize,
+    pub errors: usize,
+    pub latencies: Vec<Duration>,
+    pub per_session: Vec<usize>,
+}
+
+pub type Client = RunningService<RoleClient, ()>;
+
+pub async fn connect(url: &str, token: Option<&str>) -> Result<Client, String> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_string());
+    if let Some(t) = token {
+        config = config.auth_header(t.to_string());
+    }
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+pub async fn call(client: &Client, sql: &str) -> Result<(), String> {
+    let args = json!({"sql": sql}).as_object().cloned().unwrap_or_default();
+    let r = client
+        .call_tool(CallToolRequestParams::new("run_query").with_arguments(args))
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.is_error == Some(true) {
+        return Err(format!("{:?}", r.structured_content));
+    }
+    Ok(())
+}
+
+/// Run every class for `duration` after a short warm-up of `warmup`.
+pub async fn run(
+    url: &str,
+    classes: &[Class],
+    duration: Duration,
+    warmup: Duration,
+) -> Result<Vec<ClassReport>, String> {
+    // Connect everything first, so connecting is not measured.
+    let mut sessions = Vec::new();
+    for (ci, class) in classes.iter().enumerate() {
+        for _ in 0..class.sessions {
+            sessions.push((ci, Arc::new(connect(url, class.token.as_deref()).await?)));
+        }
+    }
+    let start = Instant::now() + warmup;
+    let end = start + duration;
+    let mut tasks = Vec::new();
+    for (si, (ci, client)) in sessions.iter().enumerate() {
+        for _ in 0..classes[*ci].in_flight {
+            let client = client.clone();
+            let (ci, si) = (*ci, si);
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0;
+                loop {
+                    let t0 = Instant::now();
+                    if t0 >= end {
+                        break;
+                    }
+                    let outcome = call(&client, "SELECT 1").await;
+                    let t1 = Instant::now();
+                    if t0 >= start && t1 <= end {
+                        match outcome {
+                            Ok(()) => latencies.push(t1 - t0),
+                            Err(_) => errors += 1,
+                        }
+                    }
+                }
+                (ci, si, latencies, errors)
+            }));
+        }
+    }
+    let mut reports: Vec<ClassReport> = classes
+        .iter()
+        .map(|c| ClassReport {
+            name: c.name.clone(),
+            completed: 0,
+            errors: 0,
+            latencies: Vec::new(),
+            per_session: Vec::new(),
+        })
+        .collect();
+    let mut per_session = vec![0usize; sessions.len()];
+    for t in tasks {
+        let (ci, si, latencies, errors) = t.await.map_err(|e| e.to_string())?;
+        reports[ci].completed += latencies.len();
+        reports[ci].errors += errors;
+        per_session[si] += latencies.len();
+        reports[ci].latencies.extend(latencies);
+    }
+    for (si, (ci, _)) in sessions.iter().enumerate() {
+        reports[*ci].per_session.push(per_session[si]);
+    }
+    for (_, client) in sessions {
+        if let Ok(c) = Arc::try_unwrap(client) {
+            let _ = c.cancel().await;
+        }
+    }
+    Ok(reports)
+}
+
+/// The `q`-quantile of sorted latencies, in milliseconds.
+pub fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// Jain's fairness index of `x`: 1.0 when all are equal, 1/n when one takes everything.
+pub fn jain(x: &[f64]) -> f64 {
+    let sum: f64 = x.iter().sum();
+    let squares: f64 = x.iter().map(|v| v * v).sum();
+    if squares == 0.0 {
+        return 1.0;
+    }
+    sum * sum / (x.len() as f64 * squares)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jain_index_and_percentiles() {
+        assert!((jain(&[1.0, 1.0, 1.0]) - 1.0).abs() < 1e-9);
+        assert!((jain(&[1.0, 0.0, 0.0, 0.0]) - 0.25).abs() < 1e-9);
+        let l: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile_ms(&l, 0.5).round(), 51.0);
+        assert_eq!(percentile_ms(&l, 0.99).round(), 99.0);
+        let c: Class = "heavy=2x8@tok".parse().unwrap();
+        assert_eq!(
+            (c.sessions, c.in_flight, c.token.as_deref()),
+            (2, 8, Some("tok"))
+        );
+    }
+}
