@@ -268,7 +268,7 @@ async fn throughput(bin: &str, secs: Duration, out: &mut String) -> Result<(), S
         "## Throughput against pool size (backend delay 50 ms, {} s per row)\n",
         secs.as_secs()
     );
-    let _ = writeln!(out, "| pool | concurrent clients | calls/s | ideal (pool / delay) | ratio | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "| pool | concurrent clients | calls/s | ideal (pool / delay) | ratio | p50 ms | p99 ms | errors | Jain's index over clients |\n|---|---|---|---|---|---|---|---|---|");
     for (pool, clients) in [(4usize, 100usize), (16, 200), (64, 400), (64, 1000)] {
         let config = format!("[pool]\nmax_sessions = {pool}\n[scheduler]\nqueue_timeout_secs = 120\nmax_queue_total = 100000\n");
         let server = start_server(bin, port, &config).await?;
@@ -281,14 +281,16 @@ async fn throughput(bin: &str, secs: Duration, out: &mut String) -> Result<(), S
         let reports = load::run(&server.url, &classes, secs, Duration::from_secs(2)).await?;
         let s = &summarize(&reports, secs.as_secs_f64())[0];
         let ideal = pool as f64 / delay.as_secs_f64();
+        let per_client: Vec<f64> = reports[0].per_session.iter().map(|&n| n as f64).collect();
         let _ = writeln!(
             out,
-            "| {pool} | {clients} | {:.1} | {ideal:.0} | {:.3} | {:.1} | {:.1} | {} |",
+            "| {pool} | {clients} | {:.1} | {ideal:.0} | {:.3} | {:.1} | {:.1} | {} | {:.4} |",
             s.1,
             s.1 / ideal,
             s.2,
             s.4,
-            s.5
+            s.5,
+            jain(&per_client)
         );
     }
     let _ = writeln!(

@@ -226,11 +226,13 @@ impl Inner {
     /// Hand free permits to waiting clients, smallest virtual time first.
     fn dispatch(&self, state: &mut State) {
         while state.running < self.limits.capacity {
+            // Smallest virtual time first; among equals, whoever has waited longest (waiter ids
+            // grow), so a client that just finished cannot jump ahead of equal peers.
             let next = state
                 .clients
                 .iter()
                 .filter(|(_, c)| !c.waiters.is_empty() && c.running < c.share.max_concurrent.max(1))
-                .min_by(|(a_id, a), (b_id, b)| a.vtime.cmp(&b.vtime).then_with(|| a_id.cmp(b_id)))
+                .min_by_key(|(_, c)| (c.vtime, c.waiters.front().map_or(u64::MAX, |w| w.0)))
                 .map(|(id, _)| id.clone());
             let Some(id) = next else { break };
             let c = state.clients.get_mut(&id).expect("picked from the map");

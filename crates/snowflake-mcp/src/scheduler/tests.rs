@@ -170,3 +170,29 @@ async fn a_cancelled_waiter_leaves_the_queue() {
     let again = tokio::time::timeout(Duration::from_millis(1), s.acquire(&client("c", 1, 1))).await;
     assert!(again.is_ok());
 }
+
+#[tokio::test(start_paused = true)]
+async fn many_equal_clients_in_closed_loops_share_equally() {
+    let s = Scheduler::new(limits(4));
+    let counts = Arc::new(Mutex::new(vec![0usize; 100]));
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let (s, counts) = (s.clone(), counts.clone());
+        tasks.push(tokio::spawn(async move {
+            let me = client(&format!("anonymous-{i}"), 1, 4);
+            let end = tokio::time::Instant::now() + Duration::from_secs(10);
+            while tokio::time::Instant::now() < end {
+                let permit = s.acquire(&me).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                drop(permit);
+                counts.lock().unwrap()[i] += 1;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let counts = counts.lock().unwrap().clone();
+    let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+    assert!(max - min <= 1, "unequal service: min {min}, max {max}");
+}
