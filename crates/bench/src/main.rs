@@ -357,9 +357,10 @@ async fn isolation(bin: &str, secs: Duration, out: &mut String) -> Result<(), St
             sha(name)
         );
     }
+    // Light: two calls in flight, below its fair third of the pool; heavy: far above it.
     let light = Class {
         name: "light".into(),
-        sessions: 4,
+        sessions: 2,
         token: Some("light".into()),
         in_flight: 1,
     };
