@@ -72,6 +72,16 @@ pub struct ClientConfig {
     pub max_concurrent: usize,
     #[serde(default)]
     pub default_context: ContextConfig,
+    /// Tool calls per minute (token bucket); unlimited when unset.
+    pub rate_per_minute: Option<u32>,
+    /// Bucket size; default one minute's worth.
+    pub burst: Option<u32>,
+    pub queries_per_day: Option<u64>,
+    pub rows_per_day: Option<u64>,
+    pub bytes_per_day: Option<u64>,
+    pub queries_per_hour: Option<u64>,
+    pub rows_per_hour: Option<u64>,
+    pub bytes_per_hour: Option<u64>,
 }
 
 fn default_weight() -> u32 {
@@ -88,6 +98,9 @@ fn default_max_concurrent() -> usize {
 pub struct AnonymousConfig {
     pub weight: u32,
     pub max_concurrent: usize,
+    /// Tool calls per minute for each anonymous client; unlimited when unset.
+    pub rate_per_minute: Option<u32>,
+    pub burst: Option<u32>,
 }
 
 impl Default for AnonymousConfig {
@@ -95,6 +108,8 @@ impl Default for AnonymousConfig {
         AnonymousConfig {
             weight: default_weight(),
             max_concurrent: default_max_concurrent(),
+            rate_per_minute: None,
+            burst: None,
         }
     }
 }
@@ -240,6 +255,8 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<String>,
     /// Largest MCP request body, in bytes.
     pub max_request_bytes: usize,
+    /// Tool calls per minute for the whole server; unlimited when unset.
+    pub rate_per_minute: Option<u32>,
 }
 
 impl Default for ServerConfig {
@@ -248,6 +265,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8765".into(),
             allowed_hosts: Vec::new(),
             max_request_bytes: 1 << 20,
+            rate_per_minute: None,
         }
     }
 }

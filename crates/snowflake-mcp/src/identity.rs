@@ -18,9 +18,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use crate::admission::{QuotaPolicy, RatePolicy};
 use crate::backend::Context;
 use crate::config::{Config, ContextConfig};
 use crate::scheduler::ClientShare;
+use crate::store::WindowLimits;
 
 /// A client's policy.
 #[derive(Debug, PartialEq, Eq)]
@@ -31,6 +33,8 @@ pub struct ClientPolicy {
     /// Overrides of the connection's default context for this client's new sessions.
     pub default_context: Context,
     pub anonymous: bool,
+    pub rate: Option<RatePolicy>,
+    pub quotas: QuotaPolicy,
 }
 
 impl ClientPolicy {
@@ -53,6 +57,7 @@ pub struct Clients {
     configured: Vec<([u8; 32], Arc<ClientPolicy>)>,
     anonymous_weight: u32,
     anonymous_max_concurrent: usize,
+    anonymous_rate: Option<RatePolicy>,
     next_anonymous: AtomicU64,
 }
 
@@ -70,6 +75,22 @@ impl Clients {
                     max_concurrent: c.max_concurrent.max(1),
                     default_context: context_of(&c.default_context),
                     anonymous: false,
+                    rate: c.rate_per_minute.map(|per_minute| RatePolicy {
+                        per_minute,
+                        burst: c.burst,
+                    }),
+                    quotas: QuotaPolicy {
+                        per_day: WindowLimits {
+                            queries: c.queries_per_day,
+                            rows: c.rows_per_day,
+                            bytes: c.bytes_per_day,
+                        },
+                        per_hour: WindowLimits {
+                            queries: c.queries_per_hour,
+                            rows: c.rows_per_hour,
+                            bytes: c.bytes_per_hour,
+                        },
+                    },
                 }),
             ));
         }
@@ -77,6 +98,13 @@ impl Clients {
             configured,
             anonymous_weight: config.anonymous.weight.max(1),
             anonymous_max_concurrent: config.anonymous.max_concurrent.max(1),
+            anonymous_rate: config
+                .anonymous
+                .rate_per_minute
+                .map(|per_minute| RatePolicy {
+                    per_minute,
+                    burst: config.anonymous.burst,
+                }),
             next_anonymous: AtomicU64::new(1),
         })
     }
@@ -108,6 +136,8 @@ impl Clients {
             max_concurrent: self.anonymous_max_concurrent,
             default_context: Context::default(),
             anonymous: true,
+            rate: self.anonymous_rate,
+            quotas: QuotaPolicy::default(),
         })
     }
 }

@@ -14,6 +14,7 @@
 //!
 //! [`config`] holds the settings and [`check`] the `snowflake-mcp check` command.
 
+pub mod admission;
 pub mod backend;
 pub mod check;
 pub mod config;
@@ -23,7 +24,9 @@ pub mod guard;
 pub mod ident;
 pub mod identity;
 pub mod render;
+pub mod resume;
 pub mod scheduler;
 pub mod server;
 pub mod sessions;
+pub mod store;
 pub mod tools;

@@ -1,11 +1,12 @@
 //! The `snowflake-mcp` command line: parse arguments, build the backend, run a transport.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use snowflake_mcp::admission::Admission;
 use snowflake_mcp::backend::demo::DemoBackend;
 use snowflake_mcp::backend::pool::{Pool, PoolLimits};
 use snowflake_mcp::backend::snowflake::SnowflakeBackend;
@@ -16,6 +17,7 @@ use snowflake_mcp::identity::Clients;
 use snowflake_mcp::scheduler::{Scheduler, SchedulerLimits};
 use snowflake_mcp::server::App;
 use snowflake_mcp::sessions::{Registry, SessionLimits};
+use snowflake_mcp::store::{default_state_path, SqliteStore, StateStore};
 use snowflake_mcp::tools::{definitions, Tools};
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +34,9 @@ struct Cli {
     /// Use this section of Snowflake's connections.toml ($SNOWFLAKE_HOME or ~/.snowflake).
     #[arg(long, global = true, value_name = "NAME")]
     connection: Option<String>,
+    /// State store (SQLite) for sessions and quota usage; default ~/.local/state/snowflake-mcp/state.db.
+    #[arg(long, global = true, value_name = "PATH")]
+    state: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -100,7 +105,12 @@ fn main() -> ExitCode {
                 }
             }
             Command::Serve { listen, demo } => {
-                let app = app(&config, cli.connection.as_deref(), demo)?;
+                let app = app(
+                    &config,
+                    cli.connection.as_deref(),
+                    cli.state.as_deref(),
+                    demo,
+                )?;
                 let listen = listen.unwrap_or_else(|| config.server.listen.clone());
                 let shutdown = CancellationToken::new();
                 let on_signal = shutdown.clone();
@@ -108,10 +118,21 @@ fn main() -> ExitCode {
                     let _ = tokio::signal::ctrl_c().await;
                     on_signal.cancel();
                 });
-                snowflake_mcp::server::serve(app, &listen, &config.server, shutdown).await
+                let served =
+                    snowflake_mcp::server::serve(app.clone(), &listen, &config.server, shutdown)
+                        .await;
+                if let Err(e) = app.tools.admission.store().flush().await {
+                    eprintln!("warning: {e}");
+                }
+                served
             }
             Command::Stdio { demo } => {
-                let app = app(&config, cli.connection.as_deref(), demo)?;
+                let app = app(
+                    &config,
+                    cli.connection.as_deref(),
+                    cli.state.as_deref(),
+                    demo,
+                )?;
                 snowflake_mcp::server::stdio(app).await
             }
         }
@@ -129,8 +150,18 @@ fn main() -> ExitCode {
 
 /// Everything the transports serve: the backend (demo or Snowflake) behind its scheduler and
 /// cache, the clients, and the session registry — plus the background upkeep they need.
-fn app(config: &Config, connection: Option<&str>, demo: bool) -> Result<Arc<App>, String> {
+fn app(
+    config: &Config,
+    connection: Option<&str>,
+    state: Option<&Path>,
+    demo: bool,
+) -> Result<Arc<App>, String> {
     let secs = Duration::from_secs;
+    let state_path = state
+        .map(Path::to_path_buf)
+        .unwrap_or_else(default_state_path);
+    let store: Arc<dyn StateStore> =
+        Arc::new(SqliteStore::open(&state_path).map_err(|e| e.to_string())?);
     let backend: Arc<dyn Backend> = if demo {
         Arc::new(DemoBackend::open(&cache_dir())?)
     } else {
@@ -187,6 +218,7 @@ fn app(config: &Config, connection: Option<&str>, demo: bool) -> Result<Arc<App>
     });
     Ok(Arc::new(App {
         tools: Tools {
+            admission: Admission::new(store, config.server.rate_per_minute),
             gateway,
             limits: config.query.clone(),
         },

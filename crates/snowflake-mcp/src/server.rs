@@ -19,8 +19,9 @@ use rmcp::model::{
     InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
     ServerConfig as McpServerConfig, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::SessionRestoreMarker;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
 use tokio_util::sync::CancellationToken;
@@ -29,7 +30,9 @@ use crate::backend::Context;
 use crate::config::ServerConfig;
 use crate::error::ToolError;
 use crate::identity::{authenticate, Clients, Identity};
+use crate::resume::{unix_now, McpSessionStore};
 use crate::sessions::{ClientInfo, Registration, Registry, SessionState};
+use crate::store::StoredSession;
 use crate::tools::{Caller, Tools};
 
 const INSTRUCTIONS: &str = "Read-only access to Snowflake. Explore with list_databases, list_schemas, list_objects and describe_object; query with run_query. Each session has its own context (set_context).";
@@ -101,6 +104,35 @@ impl McpServer {
         Ok(ctx)
     }
 
+    /// Write the session to the state store: at once when its context changed (an answer the
+    /// client saw must survive a crash), otherwise at most once a minute to refresh `last_seen`.
+    async fn persist(&self, session: &SessionState, context_changed: bool) {
+        let Some(id) = session.mcp_session_id() else {
+            return;
+        };
+        if !session.due_for_persist(Duration::from_secs(60)) && !context_changed {
+            return;
+        }
+        let created = session
+            .created
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let stored = StoredSession {
+            id,
+            client_id: Some(session.client.id.to_string()),
+            client_name: session.client_info.as_ref().map(|i| i.name.clone()),
+            client_version: session.client_info.as_ref().map(|i| i.version.clone()),
+            context: session.context(),
+            init_params: None,
+            created,
+            last_seen: unix_now(),
+        };
+        if let Err(e) = self.app.tools.admission.store().save_session(&stored).await {
+            tracing::error!(error = %e, "could not persist a session");
+        }
+    }
+
     async fn call(
         &self,
         request: CallToolRequestParams,
@@ -108,9 +140,10 @@ impl McpServer {
     ) -> rmcp::model::CallToolResult {
         let session = self.session(&context);
         let _in_flight = session.begin_request();
+        let before = session.context();
         let work = async {
             let caller = Caller {
-                client: session.client.share(),
+                client: session.client.clone(),
                 context: self.context(&session).await?,
             };
             let outcome = self
@@ -133,6 +166,7 @@ impl McpServer {
             outcome = work => outcome,
             _ = context.ct.cancelled() => Err(ToolError::new("cancelled", "the call was cancelled")),
         };
+        self.persist(&session, session.context() != before).await;
         outcome.unwrap_or_else(ToolError::into_result)
     }
 }
@@ -198,6 +232,28 @@ impl ServerHandler for McpServer {
         let client = identity(&context)
             .and_then(|i| i.0)
             .unwrap_or_else(|| self.app.clients.new_anonymous());
+        // A replayed `initialize` restores a session from the store (after a restart).
+        let restored = match context.extensions.get::<SessionRestoreMarker>() {
+            Some(marker) => {
+                let stored = self
+                    .app
+                    .tools
+                    .admission
+                    .store()
+                    .load_session(&marker.id)
+                    .await
+                    .ok()
+                    .flatten();
+                if let Some(owner) = stored.as_ref().and_then(|s| s.client_id.as_deref()) {
+                    // Another client's session id reveals nothing and restores nothing.
+                    if !client.anonymous && owner != client.id.as_ref() {
+                        return Err(McpError::invalid_request("unknown session", None));
+                    }
+                }
+                Some((marker.id.to_string(), stored.and_then(|s| s.context)))
+            }
+            None => None,
+        };
         let info = ClientInfo {
             name: request.client_info.name.clone(),
             version: request.client_info.version.clone(),
@@ -207,10 +263,31 @@ impl ServerHandler for McpServer {
             .registry
             .open(client, Some(info))
             .map_err(|e| McpError::invalid_request(e.message, None))?;
+        if let Some((id, ctx)) = restored {
+            registration.session.note_mcp_session_id(&id);
+            if let Some(ctx) = ctx {
+                registration.session.set_context(ctx);
+            }
+            tracing::info!(session = %id, "session restored");
+        }
         tracing::info!(client = %registration.session.client.id, session = registration.session.id, "session opened");
         *lock(&self.registration) = Some(Arc::new(registration));
         context.peer.set_peer_info(request.clone());
         self.negotiate_initialize(&request)
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let id = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let registration = lock(&self.registration).clone();
+        if let (Some(id), Some(registration)) = (id, registration) {
+            registration.session.note_mcp_session_id(&id);
+            self.persist(&registration.session, true).await;
+        }
     }
 
     async fn list_tools(
@@ -267,10 +344,28 @@ pub async fn serve(
     let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
     let mut hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
     hosts.extend(config.allowed_hosts.iter().cloned());
-    let http_config = StreamableHttpServerConfig::default()
+    let mut http_config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
         .with_max_request_body_bytes(config.max_request_bytes)
         .with_cancellation_token(shutdown.child_token());
+    let idle_timeout = app.registry.limits().idle_timeout;
+    http_config.session_store = Some(Arc::new(McpSessionStore::new(
+        app.tools.admission.store().clone(),
+        idle_timeout,
+    )));
+    let sweeping = app.tools.admission.store().clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = sweeping
+                .expire_sessions(unix_now() - idle_timeout.as_secs() as i64)
+                .await
+            {
+                tracing::warn!(error = %e, "could not expire stored sessions");
+            }
+        }
+    });
     let factory_app = app.clone();
     // rmcp closes a session after this much inactivity, which drops its handler and with it
     // the registration.

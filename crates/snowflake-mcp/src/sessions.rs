@@ -44,6 +44,7 @@ pub struct SessionState {
     mcp_session_id: Mutex<Option<String>>,
     context: Mutex<Option<Context>>,
     last_seen: Mutex<Instant>,
+    persisted: Mutex<Option<Instant>>,
     in_flight: AtomicUsize,
 }
 
@@ -57,6 +58,7 @@ impl SessionState {
             mcp_session_id: Mutex::new(None),
             context: Mutex::new(None),
             last_seen: Mutex::new(Instant::now()),
+            persisted: Mutex::new(None),
             in_flight: AtomicUsize::new(0),
         }
     }
@@ -87,6 +89,17 @@ impl SessionState {
         *lock(&self.last_seen) = Instant::now();
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         InFlight(self.clone())
+    }
+
+    /// True (and remembered) when the session was last written to the store more than
+    /// `every` ago, or never: keeps `last_seen` fresh without a disk write per call.
+    pub fn due_for_persist(&self, every: Duration) -> bool {
+        let mut last = lock(&self.persisted);
+        if last.is_some_and(|t| t.elapsed() < every) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
     }
 
     pub fn in_flight(&self) -> usize {
@@ -253,6 +266,8 @@ mod tests {
             max_concurrent: 1,
             default_context: Context::default(),
             anonymous: false,
+            rate: None,
+            quotas: Default::default(),
         })
     }
 

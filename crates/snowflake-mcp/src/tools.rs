@@ -12,45 +12,73 @@ use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotation
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::admission::Admission;
 use crate::backend::{Context, ObjectKind, ObjectName, QueryLimits};
 use crate::config::QueryConfig;
 use crate::error::ToolError;
 use crate::gateway::Gateway;
 use crate::guard::check_read_only;
 use crate::ident::{split_parts, Ident};
+use crate::identity::ClientPolicy;
 use crate::render;
 use crate::scheduler::ClientShare;
 
 /// Everything a tool call needs besides its arguments and its caller.
 pub struct Tools {
+    pub admission: Admission,
     pub gateway: Gateway,
     pub limits: QueryConfig,
 }
 
-/// Who is calling: the client (for scheduling) and its MCP session's context.
+/// Who is calling: the client (policy, limits) and its MCP session's context.
 pub struct Caller {
-    pub client: ClientShare,
+    pub client: Arc<ClientPolicy>,
     pub context: Context,
 }
 
-/// The outcome of a tool: the result, and the caller's new context when it changed.
+/// The outcome of a tool: the result, the caller's new context when it changed, and the rows
+/// and bytes returned (charged to quotas).
 pub struct Outcome {
     pub result: CallToolResult,
     pub new_context: Option<Context>,
+    pub returned: Option<(u64, u64)>,
 }
 
 impl Tools {
-    /// Run tool `name` for `caller`.
+    /// Run tool `name` for `caller`: admission (rate limit, quota reservation) first, then the
+    /// tool, then the quota is settled with what the tool returned.
     pub async fn call(
         &self,
         name: &str,
         args: JsonObject,
         caller: &Caller,
     ) -> Result<Outcome, ToolError> {
-        let (ctx, client) = (&caller.context, &caller.client);
+        // `get_context` is free: it touches no database and is how a limited model plans.
+        if name != "get_context" {
+            self.admission.check_rate(&caller.client)?;
+        }
+        let ticket = match name {
+            "run_query" => self.admission.reserve(&caller.client).await?,
+            _ => None,
+        };
+        let outcome = self.dispatch(name, args, caller).await;
+        let usage = outcome.as_ref().map(|o| o.returned.unwrap_or_default());
+        self.admission.settle(ticket, usage).await;
+        outcome
+    }
+
+    async fn dispatch(
+        &self,
+        name: &str,
+        args: JsonObject,
+        caller: &Caller,
+    ) -> Result<Outcome, ToolError> {
+        let share = caller.client.share();
+        let (ctx, client) = (&caller.context, &share);
         let plain = |result| Outcome {
             result,
             new_context: None,
+            returned: None,
         };
         match name {
             "list_databases" => {
@@ -130,26 +158,33 @@ impl Tools {
             }
             "run_query" => {
                 let a: RunQuery = parse(args)?;
-                self.run_query(a, caller).await.map(plain)
+                self.run_query(a, ctx, client).await
             }
             "get_context" => {
                 parse::<NoArgs>(args)?;
-                Ok(plain(context_result(ctx)))
+                let headroom = self.admission.headroom(&caller.client).await?;
+                Ok(plain(context_result(ctx, Some(headroom))))
             }
             "set_context" => {
                 let a: SetContext = parse(args)?;
                 let target = a.apply_to(ctx)?;
                 let resolved = self.gateway.resolve_context(client, &target).await?;
                 Ok(Outcome {
-                    result: context_result(&resolved),
+                    result: context_result(&resolved, None),
                     new_context: Some(resolved),
+                    returned: None,
                 })
             }
             other => Err(ToolError::invalid(format!("unknown tool '{other}'"))),
         }
     }
 
-    async fn run_query(&self, a: RunQuery, caller: &Caller) -> Result<CallToolResult, ToolError> {
+    async fn run_query(
+        &self,
+        a: RunQuery,
+        ctx: &Context,
+        client: &ClientShare,
+    ) -> Result<Outcome, ToolError> {
         if a.sql.len() > self.limits.max_sql_bytes {
             return Err(ToolError::invalid(format!(
                 "the SQL text is {} bytes; at most {} are accepted",
@@ -168,10 +203,7 @@ impl Tools {
             max_bytes: self.limits.max_result_bytes,
             timeout: self.limits.statement_timeout(),
         };
-        let out = self
-            .gateway
-            .run_query(&caller.client, &caller.context, &a.sql, limits)
-            .await?;
+        let out = self.gateway.run_query(client, ctx, &a.sql, limits).await?;
         let headers: Vec<&str> = out.columns.iter().map(|c| c.name.as_str()).collect();
         let mut text = render::table(&headers, &out.rows);
         let mut structured = json!({
@@ -192,7 +224,12 @@ impl Tools {
         } else {
             text.push_str(&format!("\n({} rows)", out.rows.len()));
         }
-        Ok(success(structured, text))
+        let returned = (out.rows.len() as u64, text.len() as u64);
+        Ok(Outcome {
+            result: success(structured, text),
+            new_context: None,
+            returned: Some(returned),
+        })
     }
 }
 
@@ -202,16 +239,34 @@ fn success(structured: Value, text: String) -> CallToolResult {
     result
 }
 
-fn context_result(ctx: &Context) -> CallToolResult {
-    let value = json!({"database": ctx.database, "schema": ctx.schema, "warehouse": ctx.warehouse, "role": ctx.role});
+/// The context as a tool result; `get_context` adds the caller's remaining quotas and rate.
+fn context_result(ctx: &Context, limits: Option<Value>) -> CallToolResult {
+    let mut value = json!({"database": ctx.database, "schema": ctx.schema, "warehouse": ctx.warehouse, "role": ctx.role});
     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
-    let text = format!(
+    let mut text = format!(
         "database: {}\nschema: {}\nwarehouse: {}\nrole: {}",
         show(&ctx.database),
         show(&ctx.schema),
         show(&ctx.warehouse),
         show(&ctx.role)
     );
+    if let Some(limits) = limits {
+        if let Some(quotas) = limits["quotas"].as_object() {
+            for (name, q) in quotas {
+                text.push_str(&format!(
+                    "\n{name}: {} of {} left (resets in {} s)",
+                    q["remaining"], q["limit"], q["resets_in_s"]
+                ));
+            }
+        }
+        if let Some(rate) = limits["rate_limit"].as_object() {
+            text.push_str(&format!(
+                "\nrate limit: {} calls/min, {} available now",
+                rate["per_minute"], rate["available_now"]
+            ));
+        }
+        value["limits"] = limits;
+    }
     success(value, text)
 }
 

@@ -79,12 +79,29 @@ pub struct Server {
     child: tokio::process::Child,
 }
 
+/// A fresh state-store path for one server (unless the test passes `--state` itself).
+pub fn temp_state() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!("snowflake-mcp-test-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("state-{}.db", N.fetch_add(1, Ordering::SeqCst)))
+        .display()
+        .to_string()
+}
+
 impl Server {
     pub async fn start(args: &[&str], env: &[(String, String)]) -> Server {
+        Server::start_on("127.0.0.1:0", args, env).await
+    }
+
+    /// Start on a given address (to restart a server where its clients expect it).
+    pub async fn start_on(listen: &str, args: &[&str], env: &[(String, String)]) -> Server {
         let mut cmd = tokio::process::Command::new(BIN);
-        cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args);
+        cmd.arg("serve").args(["--listen", listen]).args(args);
+        if !args.contains(&"--state") {
+            cmd.args(["--state", &temp_state()]);
+        }
         cmd.env_remove("SNOWFLAKE_DEFAULT_CONNECTION_NAME");
         for (k, v) in env.iter().cloned().chain([cache_env()]) {
             cmd.env(k, v);
@@ -138,8 +155,24 @@ impl Server {
             .expect("MCP client connects with a token")
     }
 
-    pub fn kill(&mut self) {
+    /// `kill -9`: no chance to flush anything.
+    pub async fn kill_hard(mut self) {
         let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// SIGINT, and wait for a clean exit.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status();
+        }
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
+        assert!(
+            matches!(status, Ok(Ok(s)) if s.success()),
+            "the server did not stop cleanly: {status:?}"
+        );
     }
 }
 
@@ -193,8 +226,9 @@ pub async fn raw_http(
 pub async fn stdio_client(args: &[&str], env: &[(String, String)]) -> Client {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let env: Vec<(String, String)> = env.iter().cloned().chain([cache_env()]).collect();
+    let state = temp_state();
     let command = tokio::process::Command::new(BIN).configure(|c| {
-        c.arg("stdio").args(&args);
+        c.arg("stdio").args(&args).args(["--state", &state]);
         for (k, v) in &env {
             c.env(k, v);
         }

@@ -1,0 +1,395 @@
+//! Admission: rate limits and quotas, checked before a call may queue for Snowflake.
+//!
+//! * **Rate limits** are token buckets on tool calls: one per client (`rate_per_minute`, burst
+//!   `burst` or one minute's worth) and optionally one for the whole server. A refused call
+//!   fails at once with `rate_limited` and `retry_after_ms`; buckets live in memory.
+//!   `get_context` is not counted: it touches no database and is how a model plans.
+//! * **Quotas** count per UTC day and hour (`queries_per_day`, `rows_per_hour`, ...) in the
+//!   [`StateStore`], so a restart never resets them. A `run_query` reserves its query atomically
+//!   at admission (100 concurrent calls against 10 remaining admit exactly 10); the rows and
+//!   bytes returned are charged when the result is known. A reserved query is **refunded** only
+//!   when it certainly never reached Snowflake (refused by the guard, bad arguments, or busy);
+//!   any other failure counts, because Snowflake may have done the work.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::error::ToolError;
+use crate::identity::ClientPolicy;
+use crate::store::{StateStore, WindowLimits};
+
+/// A token bucket: `capacity` tokens, refilled at `per_sec`.
+#[derive(Clone, Debug)]
+pub struct Bucket {
+    capacity: f64,
+    per_sec: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    /// `per_minute` calls per minute with bursts of `burst` (default: one minute's worth).
+    pub fn new(per_minute: u32, burst: Option<u32>, now: Instant) -> Bucket {
+        let capacity = f64::from(burst.unwrap_or(per_minute).max(1));
+        Bucket {
+            capacity,
+            per_sec: f64::from(per_minute) / 60.0,
+            tokens: capacity,
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.capacity);
+        self.last = now;
+    }
+
+    /// Take one token, or say how long until one is there.
+    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Ok(());
+        }
+        if self.per_sec <= 0.0 {
+            return Err(Duration::from_secs(3600));
+        }
+        Err(Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec))
+    }
+
+    /// Give a token back (a later check refused the call).
+    pub fn give_back(&mut self) {
+        self.tokens = (self.tokens + 1.0).min(self.capacity);
+    }
+
+    /// Whole tokens available now.
+    pub fn available(&mut self, now: Instant) -> u64 {
+        self.refill(now);
+        self.tokens.floor() as u64
+    }
+}
+
+/// A client's rate limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RatePolicy {
+    pub per_minute: u32,
+    pub burst: Option<u32>,
+}
+
+/// A client's quotas; `None` is unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuotaPolicy {
+    pub per_day: WindowLimits,
+    pub per_hour: WindowLimits,
+}
+
+impl QuotaPolicy {
+    fn is_unlimited(&self) -> bool {
+        self.per_day == WindowLimits::default() && self.per_hour == WindowLimits::default()
+    }
+
+    /// The windows `now` falls in that have limits, with those limits.
+    pub fn windows(&self, now: DateTime<Utc>) -> Vec<(String, WindowLimits)> {
+        let mut w = Vec::new();
+        if self.per_day != WindowLimits::default() {
+            w.push((
+                format!("d:{:04}-{:02}-{:02}", now.year(), now.month(), now.day()),
+                self.per_day,
+            ));
+        }
+        if self.per_hour != WindowLimits::default() {
+            w.push((
+                format!(
+                    "h:{:04}-{:02}-{:02}T{:02}",
+                    now.year(),
+                    now.month(),
+                    now.day(),
+                    now.hour()
+                ),
+                self.per_hour,
+            ));
+        }
+        w
+    }
+}
+
+/// Time from `now` until the window named `window` ends.
+pub fn until_reset(window: &str, now: DateTime<Utc>) -> Duration {
+    let next = if window.starts_with("h:") {
+        now.with_minute(0)
+            .and_then(|t| t.with_second(0))
+            .and_then(|t| t.with_nanosecond(0))
+            .map(|t| t + chrono::Duration::hours(1))
+    } else {
+        now.date_naive()
+            .succ_opt()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc())
+    };
+    next.and_then(|n| (n - now).to_std().ok())
+        .unwrap_or(Duration::from_secs(60))
+}
+
+/// Rate limits and quotas.
+pub struct Admission {
+    store: Arc<dyn StateStore>,
+    buckets: Mutex<HashMap<Arc<str>, Bucket>>,
+    server: Option<Mutex<Bucket>>,
+}
+
+/// A reserved query, settled once its outcome is known.
+pub struct Ticket {
+    client: Arc<str>,
+    windows: Vec<String>,
+}
+
+impl Admission {
+    pub fn new(store: Arc<dyn StateStore>, server_per_minute: Option<u32>) -> Admission {
+        Admission {
+            store,
+            buckets: Mutex::new(HashMap::new()),
+            server: server_per_minute.map(|n| Mutex::new(Bucket::new(n, None, Instant::now()))),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+
+    /// Take a token for one tool call of `client`, or refuse with `rate_limited`.
+    pub fn check_rate(&self, client: &ClientPolicy) -> Result<(), ToolError> {
+        let now = Instant::now();
+        if let Some(rate) = client.rate {
+            let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+            let bucket = buckets
+                .entry(client.id.clone())
+                .or_insert_with(|| Bucket::new(rate.per_minute, rate.burst, now));
+            if let Err(wait) = bucket.take(now) {
+                return Err(rate_limited(
+                    &format!(
+                        "client '{}' is over its limit of {} calls per minute",
+                        client.id, rate.per_minute
+                    ),
+                    wait,
+                ));
+            }
+        }
+        if let Some(server) = &self.server {
+            if let Err(wait) = server.lock().unwrap_or_else(|p| p.into_inner()).take(now) {
+                if client.rate.is_some() {
+                    if let Some(b) = self
+                        .buckets
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(&client.id)
+                    {
+                        b.give_back();
+                    }
+                }
+                return Err(rate_limited("the server is over its total call rate", wait));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reserve one query against `client`'s quotas.
+    pub async fn reserve(&self, client: &ClientPolicy) -> Result<Option<Ticket>, ToolError> {
+        if client.quotas.is_unlimited() {
+            return Ok(None);
+        }
+        let now = Utc::now();
+        let windows = client.quotas.windows(now);
+        match self
+            .store
+            .reserve_query(&client.id, &windows)
+            .await
+            .map_err(store_error)?
+        {
+            Ok(()) => Ok(Some(Ticket {
+                client: client.id.clone(),
+                windows: windows.into_iter().map(|(w, _)| w).collect(),
+            })),
+            Err(exceeded) => {
+                let wait = until_reset(&exceeded.window, now);
+                let period = if exceeded.window.starts_with("h:") {
+                    "hour"
+                } else {
+                    "day"
+                };
+                let reset = now + chrono::Duration::from_std(wait).unwrap_or_default();
+                let mut e = ToolError::new(
+                    "quota_exceeded",
+                    format!(
+                        "client '{}' has used its quota of {} {} per {period}; it resets at {} UTC (in {})",
+                        client.id,
+                        exceeded.limit,
+                        exceeded.quota,
+                        reset.format("%Y-%m-%d %H:%M"),
+                        human(wait)
+                    ),
+                );
+                e.retry_after_ms = Some(wait.as_millis() as u64);
+                Err(e)
+            }
+        }
+    }
+
+    /// Settle a reservation: charge what was returned, or refund a query that never ran.
+    pub async fn settle(&self, ticket: Option<Ticket>, outcome: Result<(u64, u64), &ToolError>) {
+        let Some(t) = ticket else { return };
+        let result = match outcome {
+            Ok((rows, bytes)) => self.store.charge(&t.client, &t.windows, rows, bytes).await,
+            Err(e) if matches!(e.kind, "not_allowed" | "invalid_argument" | "busy") => {
+                self.store.refund_query(&t.client, &t.windows).await
+            }
+            Err(_) => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, client = %t.client, "could not record quota usage");
+        }
+    }
+
+    /// Remaining quota and rate headroom, for `get_context`.
+    pub async fn headroom(&self, client: &ClientPolicy) -> Result<Value, ToolError> {
+        let now = Utc::now();
+        let mut quotas = serde_json::Map::new();
+        for (window, limits) in client.quotas.windows(now) {
+            let used = self
+                .store
+                .usage(&client.id, &window)
+                .await
+                .map_err(store_error)?;
+            let period = if window.starts_with("h:") {
+                "hour"
+            } else {
+                "day"
+            };
+            for (name, limit, used) in [
+                ("queries", limits.queries, used.queries),
+                ("rows", limits.rows, used.rows),
+                ("bytes", limits.bytes, used.bytes),
+            ] {
+                if let Some(limit) = limit {
+                    quotas.insert(
+                        format!("{name}_per_{period}"),
+                        json!({"limit": limit, "used": used, "remaining": limit.saturating_sub(used), "resets_in_s": until_reset(&window, now).as_secs()}),
+                    );
+                }
+            }
+        }
+        let rate = client.rate.map(|r| {
+            let available = self
+                .buckets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&client.id)
+                .map_or(u64::from(r.burst.unwrap_or(r.per_minute)), |b| {
+                    b.available(Instant::now())
+                });
+            json!({"per_minute": r.per_minute, "available_now": available})
+        });
+        Ok(json!({"quotas": quotas, "rate_limit": rate}))
+    }
+}
+
+fn rate_limited(what: &str, wait: Duration) -> ToolError {
+    let mut e = ToolError::new(
+        "rate_limited",
+        format!("rate limited: {what}; retry in {:.1} s", wait.as_secs_f64()),
+    );
+    e.retry_after_ms = Some(wait.as_millis().max(1) as u64);
+    e
+}
+
+fn store_error(e: crate::store::StoreError) -> ToolError {
+    let mut t = ToolError::new("unavailable", format!("{e}; try again shortly"));
+    t.retry_after_ms = Some(1000);
+    t
+}
+
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[tokio::test(start_paused = true)]
+    async fn buckets_allow_a_burst_then_refill_at_the_rate() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(60, Some(3), t0);
+        for _ in 0..3 {
+            b.take(t0).unwrap();
+        }
+        let wait = b.take(t0).unwrap_err();
+        assert_eq!(
+            wait,
+            Duration::from_secs(1),
+            "one token per second at 60/min"
+        );
+        assert!(b.take(t0 + Duration::from_millis(999)).is_err());
+        assert!(b.take(t0 + Duration::from_millis(1000)).is_ok());
+        assert_eq!(
+            b.available(t0 + Duration::from_secs(100)),
+            3,
+            "never more than the burst"
+        );
+        let mut d = Bucket::new(120, None, t0);
+        assert_eq!(d.available(t0), 120, "burst defaults to one minute's worth");
+        d.take(t0).unwrap();
+        d.give_back();
+        assert_eq!(d.available(t0), 120);
+    }
+
+    #[test]
+    fn windows_and_their_edges() {
+        let q = QuotaPolicy {
+            per_day: WindowLimits {
+                queries: Some(5),
+                ..Default::default()
+            },
+            per_hour: WindowLimits {
+                rows: Some(10),
+                ..Default::default()
+            },
+        };
+        let just_before_midnight = Utc.with_ymd_and_hms(2026, 11, 24, 23, 59, 59).unwrap();
+        let w = q.windows(just_before_midnight);
+        assert_eq!(w[0].0, "d:2026-11-24");
+        assert_eq!(w[1].0, "h:2026-11-24T23");
+        assert_eq!(
+            until_reset(&w[0].0, just_before_midnight),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            until_reset(&w[1].0, just_before_midnight),
+            Duration::from_secs(1)
+        );
+        let midnight = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
+        assert_eq!(
+            q.windows(midnight)[0].0,
+            "d:2026-11-25",
+            "a new day is a new window"
+        );
+        assert_eq!(
+            until_reset("d:2026-11-25", midnight),
+            Duration::from_secs(86_400)
+        );
+        assert!(QuotaPolicy::default().windows(midnight).is_empty());
+    }
+}

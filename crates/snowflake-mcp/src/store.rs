@@ -1,0 +1,367 @@
+//! The state store: MCP sessions and quota usage that survive restarts.
+//!
+//! [`StateStore`] is the narrow interface the rest of the server uses — a handful of session
+//! and usage operations, all async, all keyed by plain strings — so a shared store for several
+//! replicas (Redis, Postgres) can replace [`SqliteStore`] without touching tools, scheduler or
+//! transports. The contract an implementation must keep:
+//!
+//! * `reserve_query` is atomic: it adds one query to every window only if each stays within its
+//!   limit, and refuses otherwise (never overruns under concurrency);
+//! * a call that returned `Ok` is durable: it survives the process being killed.
+//!
+//! [`SqliteStore`] keeps both in one embedded SQLite file in WAL mode with `synchronous =
+//! NORMAL`: a commit reaches the OS before the call returns (so `kill -9` loses nothing that was
+//! acknowledged) without waiting for an fsync on the hot path. Calls run on the blocking pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::backend::Context;
+
+/// A store failure (disk, corruption); callers turn it into an `unavailable` tool error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "state store: {}", self.0)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// One persisted MCP session.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredSession {
+    pub id: String,
+    pub client_id: Option<String>,
+    pub client_name: Option<String>,
+    pub client_version: Option<String>,
+    pub context: Option<Context>,
+    /// The `initialize` parameters as JSON, for rmcp's session restore.
+    pub init_params: Option<String>,
+    /// Unix seconds.
+    pub created: i64,
+    pub last_seen: i64,
+}
+
+/// Usage in one window (`d:2026-11-24` or `h:2026-11-24T13`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub queries: u64,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// Limits of one window; `None` is unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WindowLimits {
+    pub queries: Option<u64>,
+    pub rows: Option<u64>,
+    pub bytes: Option<u64>,
+}
+
+/// Why a reservation was refused: which window and which quota.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exceeded {
+    pub window: String,
+    pub quota: &'static str,
+    pub limit: u64,
+}
+
+#[async_trait]
+pub trait StateStore: Send + Sync + 'static {
+    async fn save_session(&self, session: &StoredSession) -> Result<(), StoreError>;
+    async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError>;
+    async fn delete_session(&self, id: &str) -> Result<(), StoreError>;
+    /// Delete sessions not seen since `before` (Unix seconds); returns how many.
+    async fn expire_sessions(&self, before: i64) -> Result<usize, StoreError>;
+
+    /// Add one query to each window if every window stays within its limits.
+    async fn reserve_query(
+        &self,
+        client: &str,
+        windows: &[(String, WindowLimits)],
+    ) -> Result<Result<(), Exceeded>, StoreError>;
+    /// Give back a reserved query that never ran.
+    async fn refund_query(&self, client: &str, windows: &[String]) -> Result<(), StoreError>;
+    /// Charge rows and bytes returned to the client.
+    async fn charge(
+        &self,
+        client: &str,
+        windows: &[String],
+        rows: u64,
+        bytes: u64,
+    ) -> Result<(), StoreError>;
+    async fn usage(&self, client: &str, window: &str) -> Result<Usage, StoreError>;
+    /// Make sure everything is on disk (graceful shutdown).
+    async fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// The embedded SQLite store.
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+/// Where the state lives by default: `$XDG_STATE_HOME/snowflake-mcp/state.db`, else
+/// `~/.local/state/snowflake-mcp/state.db`.
+pub fn default_state_path() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("snowflake-mcp").join("state.db")
+}
+
+impl SqliteStore {
+    /// Open (creating if needed, readable by the owner only) the store at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+            restrict(dir, 0o700);
+        }
+        let conn = Connection::open(path)?;
+        restrict(path, 0o600);
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS sessions (
+                id TEXT PRIMARY KEY, client_id TEXT, client_name TEXT, client_version TEXT,
+                context TEXT, init_params TEXT, created INTEGER NOT NULL, last_seen INTEGER NOT NULL);
+             CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions(last_seen);
+             CREATE TABLE IF NOT EXISTS usage (
+                client_id TEXT NOT NULL, window TEXT NOT NULL,
+                queries INTEGER NOT NULL DEFAULT 0, rows INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (client_id, window));",
+        )?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            work(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError(format!("store worker failed: {e}")))?
+    }
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path, _mode: u32) {}
+
+fn context_json(c: &Context) -> String {
+    serde_json::json!({"database": c.database, "schema": c.schema, "warehouse": c.warehouse, "role": c.role}).to_string()
+}
+
+fn context_from_json(text: &str) -> Option<Context> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    Some(Context {
+        database: field("database"),
+        schema: field("schema"),
+        warehouse: field("warehouse"),
+        role: field("role"),
+    })
+}
+
+#[async_trait]
+impl StateStore for SqliteStore {
+    async fn save_session(&self, s: &StoredSession) -> Result<(), StoreError> {
+        let s = s.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO sessions (id, client_id, client_name, client_version, context, init_params, created, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(id) DO UPDATE SET
+                   client_id = COALESCE(excluded.client_id, client_id),
+                   client_name = COALESCE(excluded.client_name, client_name),
+                   client_version = COALESCE(excluded.client_version, client_version),
+                   context = COALESCE(excluded.context, context),
+                   init_params = COALESCE(excluded.init_params, init_params),
+                   last_seen = MAX(excluded.last_seen, last_seen)",
+                params![s.id, s.client_id, s.client_name, s.client_version, s.context.as_ref().map(context_json), s.init_params, s.created, s.last_seen],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT id, client_id, client_name, client_version, context, init_params, created, last_seen FROM sessions WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(StoredSession {
+                        id: r.get(0)?,
+                        client_id: r.get(1)?,
+                        client_name: r.get(2)?,
+                        client_version: r.get(3)?,
+                        context: r.get::<_, Option<String>>(4)?.as_deref().and_then(context_from_json),
+                        init_params: r.get(5)?,
+                        created: r.get(6)?,
+                        last_seen: r.get(7)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            c.execute("DELETE FROM sessions WHERE id = ?1", [id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn expire_sessions(&self, before: i64) -> Result<usize, StoreError> {
+        self.with(move |c| Ok(c.execute("DELETE FROM sessions WHERE last_seen < ?1", [before])?))
+            .await
+    }
+
+    async fn reserve_query(
+        &self,
+        client: &str,
+        windows: &[(String, WindowLimits)],
+    ) -> Result<Result<(), Exceeded>, StoreError> {
+        let (client, windows) = (client.to_string(), windows.to_vec());
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            for (window, limits) in &windows {
+                let used = read_usage(&tx, &client, window)?;
+                for (quota, limit, value, next) in [
+                    ("queries", limits.queries, used.queries, used.queries + 1),
+                    ("rows", limits.rows, used.rows, used.rows),
+                    ("bytes", limits.bytes, used.bytes, used.bytes),
+                ] {
+                    // Queries are refused when one more would pass the limit; rows and bytes once
+                    // the limit is reached (their size is only known afterwards).
+                    let over = match limit {
+                        Some(l) if quota == "queries" => next > l,
+                        Some(l) => value >= l,
+                        None => false,
+                    };
+                    if over {
+                        return Ok(Err(Exceeded {
+                            window: window.clone(),
+                            quota,
+                            limit: limit.unwrap_or(0),
+                        }));
+                    }
+                }
+            }
+            for (window, _) in &windows {
+                tx.execute(
+                    "INSERT INTO usage (client_id, window, queries) VALUES (?1, ?2, 1)
+                     ON CONFLICT(client_id, window) DO UPDATE SET queries = queries + 1",
+                    params![client, window],
+                )?;
+            }
+            tx.commit()?;
+            Ok(Ok(()))
+        })
+        .await
+    }
+
+    async fn refund_query(&self, client: &str, windows: &[String]) -> Result<(), StoreError> {
+        let (client, windows) = (client.to_string(), windows.to_vec());
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            for w in &windows {
+                tx.execute("UPDATE usage SET queries = MAX(queries - 1, 0) WHERE client_id = ?1 AND window = ?2", params![client, w])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn charge(
+        &self,
+        client: &str,
+        windows: &[String],
+        rows: u64,
+        bytes: u64,
+    ) -> Result<(), StoreError> {
+        let (client, windows) = (client.to_string(), windows.to_vec());
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            for w in &windows {
+                tx.execute(
+                    "INSERT INTO usage (client_id, window, rows, bytes) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(client_id, window) DO UPDATE SET rows = rows + excluded.rows, bytes = bytes + excluded.bytes",
+                    params![client, w, rows as i64, bytes as i64],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn usage(&self, client: &str, window: &str) -> Result<Usage, StoreError> {
+        let (client, window) = (client.to_string(), window.to_string());
+        self.with(move |c| read_usage(c, &client, &window)).await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn read_usage(c: &Connection, client: &str, window: &str) -> Result<Usage, StoreError> {
+    Ok(c.query_row(
+        "SELECT queries, rows, bytes FROM usage WHERE client_id = ?1 AND window = ?2",
+        params![client, window],
+        |r| {
+            Ok(Usage {
+                queries: r.get::<_, i64>(0)? as u64,
+                rows: r.get::<_, i64>(1)? as u64,
+                bytes: r.get::<_, i64>(2)? as u64,
+            })
+        },
+    )
+    .optional()?
+    .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! The SQLite store: sessions round trip, usage is exact under concurrency and durable.
+
+use std::sync::Arc;
+
+use super::*;
+
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "snowflake-mcp-store-test-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir.join("state.db")
+}
+
+fn day(limit: u64) -> Vec<(String, WindowLimits)> {
+    vec![(
+        "d:2026-11-24".into(),
+        WindowLimits {
+            queries: Some(limit),
+            ..Default::default()
+        },
+    )]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_reservations_against_ten_admit_exactly_ten() {
+    let store = Arc::new(SqliteStore::open(&temp_path("exact")).unwrap());
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.reserve_query("c", &day(10)).await.unwrap().is_ok()
+        }));
+    }
+    let mut admitted = 0;
+    for t in tasks {
+        admitted += usize::from(t.await.unwrap());
+    }
+    assert_eq!(admitted, 10);
+    assert_eq!(store.usage("c", "d:2026-11-24").await.unwrap().queries, 10);
+    let refused = store
+        .reserve_query("c", &day(10))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!((refused.quota, refused.limit), ("queries", 10));
+}
+
+#[tokio::test]
+async fn refunds_charges_and_row_quotas() {
+    let store = SqliteStore::open(&temp_path("charge")).unwrap();
+    let w = vec!["d:x".to_string(), "h:x".to_string()];
+    let limits = vec![
+        (
+            "d:x".to_string(),
+            WindowLimits {
+                queries: Some(5),
+                rows: Some(100),
+                bytes: None,
+            },
+        ),
+        ("h:x".to_string(), WindowLimits::default()),
+    ];
+    store.reserve_query("c", &limits).await.unwrap().unwrap();
+    store.refund_query("c", &w).await.unwrap();
+    assert_eq!(
+        store.usage("c", "d:x").await.unwrap().queries,
+        0,
+        "a refunded query costs nothing"
+    );
+    store.reserve_query("c", &limits).await.unwrap().unwrap();
+    store.charge("c", &w, 100, 2048).await.unwrap();
+    assert_eq!(
+        store.usage("c", "h:x").await.unwrap(),
+        Usage {
+            queries: 1,
+            rows: 100,
+            bytes: 2048
+        }
+    );
+    let e = store
+        .reserve_query("c", &limits)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        (e.quota, e.window.as_str()),
+        ("rows", "d:x"),
+        "at the row limit, no more queries"
+    );
+    assert_eq!(
+        store.usage("other", "d:x").await.unwrap(),
+        Usage::default(),
+        "clients are separate"
+    );
+}
+
+#[tokio::test]
+async fn sessions_and_usage_survive_reopening() {
+    let path = temp_path("reopen");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        let ctx = Context {
+            database: Some("DB".into()),
+            schema: Some("S".into()),
+            ..Default::default()
+        };
+        store
+            .save_session(&StoredSession {
+                id: "s1".into(),
+                client_id: Some("c".into()),
+                context: Some(ctx),
+                created: 10,
+                last_seen: 20,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        // A later save without a client or context keeps what was there.
+        store
+            .save_session(&StoredSession {
+                id: "s1".into(),
+                init_params: Some("{}".into()),
+                created: 10,
+                last_seen: 30,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        store.reserve_query("c", &day(5)).await.unwrap().unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let s = store.load_session("s1").await.unwrap().unwrap();
+    assert_eq!(s.client_id.as_deref(), Some("c"));
+    assert_eq!(s.context.unwrap().schema.as_deref(), Some("S"));
+    assert_eq!((s.init_params.as_deref(), s.last_seen), (Some("{}"), 30));
+    assert_eq!(store.usage("c", "d:2026-11-24").await.unwrap().queries, 1);
+    assert_eq!(store.expire_sessions(31).await.unwrap(), 1);
+    assert!(store.load_session("s1").await.unwrap().is_none());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}

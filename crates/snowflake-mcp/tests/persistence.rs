@@ -1,0 +1,178 @@
+//! Rate limits, quotas and resumption, end to end, across graceful and `kill -9` restarts.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+fn sha(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn clients_config(name: &str) -> String {
+    write_config(
+        name,
+        &format!(
+            "[[clients]]\nid = \"capped\"\ntoken_sha256 = \"{}\"\nqueries_per_day = 5\n\n\
+             [[clients]]\nid = \"bursty\"\ntoken_sha256 = \"{}\"\nrate_per_minute = 60\nburst = 3\n\n\
+             [[clients]]\nid = \"free\"\ntoken_sha256 = \"{}\"\n",
+            sha("capped-token"),
+            sha("bursty-token"),
+            sha("free-token")
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_quota_holds_across_graceful_and_hard_restarts() {
+    run_on_emulator(&[
+        "CREATE DATABASE IF NOT EXISTS QUOTA_DB".into(),
+        "CREATE SCHEMA IF NOT EXISTS QUOTA_DB.PUBLIC".into(),
+    ])
+    .await;
+    let config = clients_config("quota");
+    let state = temp_state();
+    let args = ["--config", config.as_str(), "--state", state.as_str()];
+    let listen = format!("127.0.0.1:{}", testkit::free_port());
+
+    let server = Server::start_on(&listen, &args, &fakesnow_env()).await;
+    let client = server.client_with_token("capped-token").await;
+    ok(&client, "set_context", json!({"database": "QUOTA_DB"})).await;
+    for i in 0..3 {
+        ok(&client, "run_query", json!({"sql": format!("SELECT {i}")})).await;
+    }
+    let ctx = ok(&client, "get_context", no_args()).await;
+    assert_eq!(
+        ctx["limits"]["quotas"]["queries_per_day"]["remaining"], 2,
+        "{ctx}"
+    );
+    // Refused statements are refunded: they never reached Snowflake.
+    let (kind, _) = err(&client, "run_query", json!({"sql": "DELETE FROM T"})).await;
+    assert_eq!(kind, "not_allowed");
+    server.stop().await;
+
+    // After a graceful restart the same session id carries on: same context, same usage.
+    let server = Server::start_on(&listen, &args, &fakesnow_env()).await;
+    let ctx = ok(&client, "get_context", no_args()).await;
+    assert_eq!(
+        ctx["database"], "QUOTA_DB",
+        "the session's context came back: {ctx}"
+    );
+    assert_eq!(ctx["limits"]["quotas"]["queries_per_day"]["remaining"], 2);
+    ok(&client, "run_query", json!({"sql": "SELECT 4"})).await;
+    server.kill_hard().await;
+
+    // kill -9 loses nothing that was acknowledged.
+    let server = Server::start_on(&listen, &args, &fakesnow_env()).await;
+    let r = ok(
+        &client,
+        "run_query",
+        json!({"sql": "SELECT CURRENT_DATABASE()"}),
+    )
+    .await;
+    assert_eq!(r["rows"][0][0], "QUOTA_DB");
+    let r = call(&client, "run_query", json!({"sql": "SELECT 6"})).await;
+    assert_eq!(
+        r.is_error,
+        Some(true),
+        "the sixth query of the day is refused"
+    );
+    let s = r.structured_content.unwrap();
+    assert_eq!(s["error"], "quota_exceeded");
+    assert!(
+        s["message"].as_str().unwrap().contains("5 queries per day"),
+        "{s}"
+    );
+    assert!(s["retry_after_ms"].as_u64().unwrap() > 0);
+
+    // A brand-new session of the same client is still over its quota, and starts from the
+    // client's defaults, not the old session's context.
+    let fresh = server.client_with_token("capped-token").await;
+    assert_eq!(
+        ok(&fresh, "get_context", no_args()).await["database"],
+        "MCP_DB"
+    );
+    assert_eq!(
+        err(&fresh, "run_query", json!({"sql": "SELECT 1"})).await.0,
+        "quota_exceeded"
+    );
+    // Other clients are not affected.
+    let free = server.client_with_token("free-token").await;
+    ok(&free, "run_query", json!({"sql": "SELECT 1"})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_over_the_rate_limit_gets_retry_hints_and_others_are_unaffected() {
+    let config = clients_config("rate");
+    let server = Server::start(&["--config", &config], &fakesnow_env()).await;
+    let bursty = server.client_with_token("bursty-token").await;
+    let free = server.client_with_token("free-token").await;
+    let mut limited = 0;
+    for _ in 0..6 {
+        let r = call(&bursty, "run_query", json!({"sql": "SELECT 1"})).await;
+        if r.is_error == Some(true) {
+            let s = r.structured_content.unwrap();
+            assert_eq!(s["error"], "rate_limited", "{s}");
+            let wait = s["retry_after_ms"].as_u64().unwrap();
+            assert!(
+                (1..=1000).contains(&wait),
+                "60/min refills one call a second: {wait}"
+            );
+            assert!(s["message"].as_str().unwrap().contains("retry in"));
+            limited += 1;
+        }
+    }
+    assert!(
+        limited >= 2,
+        "a burst of 6 against 3 + 1/s was limited {limited} times"
+    );
+    for _ in 0..6 {
+        ok(&free, "run_query", json!({"sql": "SELECT 1"})).await;
+    }
+    let headroom = ok(&bursty, "get_context", no_args()).await;
+    assert_eq!(
+        headroom["limits"]["rate_limit"]["per_minute"], 60,
+        "{headroom}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_clients_session_id_restores_nothing() {
+    let config = clients_config("owner");
+    let state = temp_state();
+    let args = ["--config", config.as_str(), "--state", state.as_str()];
+    let listen = format!("127.0.0.1:{}", testkit::free_port());
+    let server = Server::start_on(&listen, &args, &fakesnow_env()).await;
+    let capped = server.client_with_token("capped-token").await;
+    ok(&capped, "get_context", no_args()).await;
+    server.stop().await;
+    let server = Server::start_on(&listen, &args, &fakesnow_env()).await;
+    // Find the stored session id and present it with another client's token.
+    let conn = stored_session_ids(&state);
+    assert_eq!(conn.len(), 1, "one stored session");
+    let headers = [
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("authorization", "Bearer free-token"),
+        ("mcp-session-id", conn[0].as_str()),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    let body = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_context","arguments":{}}}"#;
+    let (status, _, text) = raw_http(&server.base, "POST", "/mcp", &headers, body).await;
+    assert!(status >= 400 || text.contains("error"), "{status} {text}");
+    assert!(
+        !text.contains("MCP_DB"),
+        "nothing of the other client's session leaks: {text}"
+    );
+}
+
+fn stored_session_ids(path: &str) -> Vec<String> {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = c.prepare("SELECT id FROM sessions").unwrap();
+    let ids = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+    ids.map(Result::unwrap).collect()
+}
