@@ -418,7 +418,8 @@ pub fn definitions() -> Vec<Tool> {
     let str_prop = |d: &str| json!({"type": "string", "description": d});
     let ctx_schema = json!({"type": "object", "properties": {
         "database": {"type": ["string", "null"]}, "schema": {"type": ["string", "null"]},
-        "warehouse": {"type": ["string", "null"]}, "role": {"type": ["string", "null"]}}});
+        "warehouse": {"type": ["string", "null"]}, "role": {"type": ["string", "null"]},
+        "limits": {"type": "object", "description": "remaining quotas and rate-limit headroom"}}});
     let empty = json!({"type": "object", "properties": {}, "additionalProperties": false});
     vec![
         tool("list_databases", "List the databases the current role can see.", empty.clone(), name_list("databases")),

@@ -74,7 +74,8 @@ async fn exercise(client: &Client) {
     let ctx = ok(client, "get_context", no_args()).await;
     assert_eq!(
         ctx,
-        json!({"database": "DEMO", "schema": "SALES", "warehouse": "DEMO_WH", "role": "PUBLIC"})
+        json!({"database": "DEMO", "schema": "SALES", "warehouse": "DEMO_WH", "role": "PUBLIC",
+            "limits": {"quotas": {}, "rate_limit": null}})
     );
     let set = ok(client, "set_context", json!({"schema": "SALES"})).await;
     assert_eq!(set["schema"], "SALES");
