@@ -257,6 +257,10 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// Tool calls per minute for the whole server; unlimited when unset.
     pub rate_per_minute: Option<u32>,
+    /// Browser origins allowed besides local ones (e.g. `https://app.example.com:443`).
+    pub allowed_origins: Vec<String>,
+    /// Listen on a non-loopback address without configured clients (not recommended).
+    pub allow_anonymous_remote: bool,
 }
 
 impl Default for ServerConfig {
@@ -266,6 +270,8 @@ impl Default for ServerConfig {
             allowed_hosts: Vec::new(),
             max_request_bytes: 1 << 20,
             rate_per_minute: None,
+            allowed_origins: Vec::new(),
+            allow_anonymous_remote: false,
         }
     }
 }

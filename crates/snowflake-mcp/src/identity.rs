@@ -22,6 +22,8 @@ use crate::admission::{QuotaPolicy, RatePolicy};
 use crate::backend::Context;
 use crate::config::{Config, ContextConfig};
 use crate::scheduler::ClientShare;
+use crate::sessions::Registry;
+use crate::store::StateStore;
 use crate::store::WindowLimits;
 
 /// A client's policy.
@@ -177,12 +179,22 @@ fn decode_hex32(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// The axum layer in front of `/mcp`: resolve the bearer token into an [`Identity`].
+/// What the door checks against: the clients, and who owns which session.
+pub struct Gate {
+    pub clients: Arc<Clients>,
+    pub registry: Arc<Registry>,
+    pub store: Arc<dyn StateStore>,
+}
+
+/// The axum layer in front of `/mcp`: resolve the bearer token into an [`Identity`], and turn
+/// away a client that presents another client's `Mcp-Session-Id` as if the session did not
+/// exist (it learns nothing, and cannot use or close it).
 pub async fn authenticate(
-    State(clients): State<Arc<Clients>>,
+    State(gate): State<Arc<Gate>>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let clients = &gate.clients;
     let token = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -200,6 +212,27 @@ pub async fn authenticate(
         },
         (true, None) => return unauthorized("invalid_request", "a bearer token is required"),
     };
+    if let (Some(me), Some(session)) = (
+        &identity.0,
+        request
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok()),
+    ) {
+        let owner = match gate.registry.owner_of(session) {
+            Some(owner) => Some(owner.to_string()),
+            None => gate
+                .store
+                .load_session(session)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|s| s.client_id),
+        };
+        if owner.is_some_and(|o| o != me.id.as_ref()) {
+            return (StatusCode::NOT_FOUND, "session not found\n").into_response();
+        }
+    }
     request.extensions_mut().insert(identity);
     next.run(request).await
 }

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::Context;
 use crate::config::ServerConfig;
 use crate::error::ToolError;
-use crate::identity::{authenticate, Clients, Identity};
+use crate::identity::{authenticate, Clients, Gate, Identity};
 use crate::resume::{unix_now, McpSessionStore};
 use crate::sessions::{ClientInfo, Registration, Registry, SessionState};
 use crate::store::StoredSession;
@@ -65,7 +65,7 @@ impl McpServer {
     fn session(&self, context: &RequestContext<RoleServer>) -> Arc<SessionState> {
         if let Some(registration) = lock(&self.registration).clone() {
             if let Some(id) = header(context, "mcp-session-id") {
-                registration.session.note_mcp_session_id(&id);
+                self.app.registry.bind(&registration.session, &id);
             }
             return registration.session.clone();
         }
@@ -264,7 +264,7 @@ impl ServerHandler for McpServer {
             .open(client, Some(info))
             .map_err(|e| McpError::invalid_request(e.message, None))?;
         if let Some((id, ctx)) = restored {
-            registration.session.note_mcp_session_id(&id);
+            self.app.registry.bind(&registration.session, &id);
             if let Some(ctx) = ctx {
                 registration.session.set_context(ctx);
             }
@@ -285,7 +285,7 @@ impl ServerHandler for McpServer {
             .map(str::to_string);
         let registration = lock(&self.registration).clone();
         if let (Some(id), Some(registration)) = (id, registration) {
-            registration.session.note_mcp_session_id(&id);
+            self.app.registry.bind(&registration.session, &id);
             self.persist(&registration.session, true).await;
         }
     }
@@ -342,10 +342,29 @@ pub async fn serve(
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+    if !addr.ip().is_loopback() && !app.clients.requires_token() && !config.allow_anonymous_remote {
+        return Err(format!(
+            "refusing to listen on {addr} without configured clients: anyone who can reach it could query Snowflake. \
+             Configure [[clients]] with tokens, listen on 127.0.0.1, or set [server] allow_anonymous_remote = true"
+        ));
+    }
     let mut hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
     hosts.extend(config.allowed_hosts.iter().cloned());
+    // Browsers send Origin; only local pages and configured origins may drive the server.
+    let mut origins: Vec<String> = [
+        "http://localhost:*",
+        "http://127.0.0.1:*",
+        "http://[::1]:*",
+        "https://localhost:*",
+        "https://127.0.0.1:*",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    origins.extend(config.allowed_origins.iter().cloned());
     let mut http_config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
+        .with_allowed_origins(origins)
         .with_max_request_body_bytes(config.max_request_bytes)
         .with_cancellation_token(shutdown.child_token());
     let idle_timeout = app.registry.limits().idle_timeout;
@@ -377,7 +396,14 @@ pub async fn serve(
         http_config,
     );
     let mcp = axum::Router::new().nest_service("/mcp", service).layer(
-        axum::middleware::from_fn_with_state(app.clients.clone(), authenticate),
+        axum::middleware::from_fn_with_state(
+            Arc::new(Gate {
+                clients: app.clients.clone(),
+                registry: app.registry.clone(),
+                store: app.tools.admission.store().clone(),
+            }),
+            authenticate,
+        ),
     );
     let ready_app = app.clone();
     let router = mcp.route("/healthz", get(|| async { "ok\n" })).route(

@@ -77,7 +77,7 @@ impl SessionState {
         lock(&self.mcp_session_id).clone()
     }
 
-    pub fn note_mcp_session_id(&self, id: &str) {
+    fn note_mcp_session_id(&self, id: &str) {
         let mut slot = lock(&self.mcp_session_id);
         if slot.is_none() {
             *slot = Some(id.to_string());
@@ -133,6 +133,8 @@ struct State {
     live: HashMap<u64, Arc<SessionState>>,
     per_client: HashMap<Arc<str>, usize>,
     sessionless: HashMap<Arc<str>, Arc<SessionState>>,
+    /// Transport session id -> owning client, for refusing other clients at the door.
+    owners: HashMap<String, Arc<str>>,
 }
 
 /// A registered session; dropping it removes the session from the registry (exactly once).
@@ -144,6 +146,9 @@ pub struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut state = lock(&self.registry.state);
+        if let Some(id) = self.session.mcp_session_id() {
+            state.owners.remove(&id);
+        }
         if state.live.remove(&self.session.id).is_some() {
             let client = &self.session.client.id;
             if let Some(n) = state.per_client.get_mut(client) {
@@ -206,6 +211,22 @@ impl Registry {
             registry: self.clone(),
             session,
         })
+    }
+
+    /// Record the transport's session id of a registered session (first one wins).
+    pub fn bind(&self, session: &SessionState, mcp_session_id: &str) {
+        if session.mcp_session_id().is_some() {
+            return;
+        }
+        session.note_mcp_session_id(mcp_session_id);
+        lock(&self.state)
+            .owners
+            .insert(mcp_session_id.to_string(), session.client.id.clone());
+    }
+
+    /// The client that owns a live session, by transport session id.
+    pub fn owner_of(&self, mcp_session_id: &str) -> Option<Arc<str>> {
+        lock(&self.state).owners.get(mcp_session_id).cloned()
     }
 
     /// The shared state of `client`'s sessionless requests.

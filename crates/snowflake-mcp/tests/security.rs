@@ -1,0 +1,148 @@
+//! Security probes at the HTTP door: session ownership, Origin, body size, remote listening.
+
+mod common;
+
+use common::*;
+use sha2::{Digest, Sha256};
+
+fn sha(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"probe","version":"1"}}}"#;
+const CALL: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_context","arguments":{}}}"#;
+
+fn headers<'a>(token: &'a str, session: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+    let mut h = vec![
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("authorization", token),
+    ];
+    if let Some(s) = session {
+        h.push(("mcp-session-id", s));
+        h.push(("mcp-protocol-version", "2025-06-18"));
+    }
+    h
+}
+
+fn session_id(head: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("mcp-session-id:")
+                .then(|| l.split_once(':').unwrap().1.trim().to_string())
+        })
+        .expect("initialize returns a session id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_clients_session_is_not_there_for_you() {
+    let config = write_config(
+        "owners",
+        &format!("[[clients]]\nid = \"a\"\ntoken_sha256 = \"{}\"\n[[clients]]\nid = \"b\"\ntoken_sha256 = \"{}\"\n", sha("token-a"), sha("token-b")),
+    );
+    let server = Server::start(&["--config", &config, "--demo"], &[]).await;
+    let (status, head, _) = raw_http(
+        &server.base,
+        "POST",
+        "/mcp",
+        &headers("Bearer token-a", None),
+        INIT,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let id = session_id(&head);
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    raw_http(
+        &server.base,
+        "POST",
+        "/mcp",
+        &headers("Bearer token-a", Some(&id)),
+        initialized,
+    )
+    .await;
+    let (status, _, body) = raw_http(
+        &server.base,
+        "POST",
+        "/mcp",
+        &headers("Bearer token-a", Some(&id)),
+        CALL,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("DEMO"), "{body}");
+    let (status, _, body) = raw_http(
+        &server.base,
+        "POST",
+        "/mcp",
+        &headers("Bearer token-b", Some(&id)),
+        CALL,
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains("DEMO"));
+    let (status, _, _) = raw_http(
+        &server.base,
+        "DELETE",
+        "/mcp",
+        &headers("Bearer token-b", Some(&id)),
+        "",
+    )
+    .await;
+    assert_eq!(status, 404, "b cannot close a's session");
+    let (status, _, _) = raw_http(
+        &server.base,
+        "POST",
+        "/mcp",
+        &headers("Bearer token-a", Some(&id)),
+        CALL,
+    )
+    .await;
+    assert_eq!(status, 200, "a's session is still alive");
+}
+
+#[tokio::test]
+async fn foreign_origins_and_oversized_bodies_are_refused() {
+    let config = write_config("small", "[server]\nmax_request_bytes = 4096\n");
+    let server = Server::start(&["--config", &config, "--demo"], &[]).await;
+    let mut h = vec![
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ];
+    h.push(("origin", "https://evil.example"));
+    let (status, _, _) = raw_http(&server.base, "POST", "/mcp", &h, INIT).await;
+    assert_eq!(status, 403);
+    h.pop();
+    h.push(("origin", "http://localhost:3000"));
+    let (status, _, _) = raw_http(&server.base, "POST", "/mcp", &h, INIT).await;
+    assert_eq!(status, 200, "local pages may connect");
+    h.pop();
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(10_000)
+    );
+    let (status, _, _) = raw_http(&server.base, "POST", "/mcp", &h, &big).await;
+    assert_eq!(status, 413);
+}
+
+#[test]
+fn no_anonymous_listening_on_a_public_address() {
+    let out = std::process::Command::new(BIN)
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "0.0.0.0:0",
+            "--state",
+            &temp_state(),
+        ])
+        .env("SNOWFLAKE_MCP_CACHE", cache_env().1)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to listen"), "{err}");
+}
