@@ -47,6 +47,28 @@ pub struct Config {
     /// The metadata cache.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// Audit records and history.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: the record of every statement.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Also append each record as a JSON line to this file.
+    pub jsonl_path: Option<std::path::PathBuf>,
+    /// Days records are kept in the state store.
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            jsonl_path: None,
+            retention_days: 30,
+        }
+    }
 }
 
 /// A context given in config (`default_context = { warehouse = "WH" }`).

@@ -15,6 +15,7 @@
 //! [`config`] holds the settings and [`check`] the `snowflake-mcp check` command.
 
 pub mod admission;
+pub mod audit;
 pub mod backend;
 pub mod check;
 pub mod config;

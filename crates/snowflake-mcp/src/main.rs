@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use snowflake_mcp::admission::Admission;
+use snowflake_mcp::audit::Auditor;
 use snowflake_mcp::backend::demo::DemoBackend;
 use snowflake_mcp::backend::pool::{Pool, PoolLimits};
 use snowflake_mcp::backend::snowflake::SnowflakeBackend;
@@ -208,6 +209,18 @@ fn app(
         max_per_client: config.sessions.max_per_client,
         idle_timeout: secs(config.sessions.idle_timeout_secs),
     });
+    let pruning = store.clone();
+    let retention_ms = i64::from(config.audit.retention_days) * 86_400_000;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(secs(3600));
+        loop {
+            tick.tick().await;
+            let before = chrono::Utc::now().timestamp_millis() - retention_ms;
+            if let Err(e) = pruning.prune_audit(before).await {
+                tracing::warn!(error = %e, "could not prune the audit log");
+            }
+        }
+    });
     let expiring = registry.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(secs(60));
@@ -218,6 +231,7 @@ fn app(
     });
     Ok(Arc::new(App {
         tools: Tools {
+            auditor: Auditor::new(store.clone(), config.audit.jsonl_path.as_deref())?,
             admission: Admission::new(store, config.server.rate_per_minute),
             gateway,
             limits: config.query.clone(),

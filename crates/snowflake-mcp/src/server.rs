@@ -144,6 +144,7 @@ impl McpServer {
         let work = async {
             let caller = Caller {
                 client: session.client.clone(),
+                session_id: session.mcp_session_id(),
                 context: self.context(&session).await?,
             };
             let outcome = self

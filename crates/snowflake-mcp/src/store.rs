@@ -76,6 +76,24 @@ pub struct Exceeded {
     pub limit: u64,
 }
 
+/// One audited tool call.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AuditRecord {
+    /// Unix milliseconds.
+    pub time_ms: i64,
+    pub client_id: String,
+    pub session_id: Option<String>,
+    pub tool: String,
+    pub statement: Option<String>,
+    pub query_id: Option<String>,
+    /// `ok` or the error kind.
+    pub status: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub duration_ms: u64,
+    pub error_code: Option<String>,
+}
+
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
     async fn save_session(&self, session: &StoredSession) -> Result<(), StoreError>;
@@ -103,6 +121,12 @@ pub trait StateStore: Send + Sync + 'static {
     async fn usage(&self, client: &str, window: &str) -> Result<Usage, StoreError>;
     /// Make sure everything is on disk (graceful shutdown).
     async fn flush(&self) -> Result<(), StoreError>;
+
+    async fn record(&self, record: &AuditRecord) -> Result<(), StoreError>;
+    /// A client's most recent records, newest first.
+    async fn history(&self, client: &str, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Delete records older than `before_ms`; returns how many.
+    async fn prune_audit(&self, before_ms: i64) -> Result<usize, StoreError>;
 }
 
 /// The embedded SQLite store.
@@ -143,7 +167,12 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS usage (
                 client_id TEXT NOT NULL, window TEXT NOT NULL,
                 queries INTEGER NOT NULL DEFAULT 0, rows INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
-                PRIMARY KEY (client_id, window));",
+                PRIMARY KEY (client_id, window));
+             CREATE TABLE IF NOT EXISTS audit (
+                time_ms INTEGER NOT NULL, client_id TEXT NOT NULL, session_id TEXT, tool TEXT NOT NULL,
+                statement TEXT, query_id TEXT, status TEXT NOT NULL, rows INTEGER NOT NULL, bytes INTEGER NOT NULL,
+                duration_ms INTEGER NOT NULL, error_code TEXT);
+             CREATE INDEX IF NOT EXISTS audit_client_time ON audit(client_id, time_ms);",
         )?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
@@ -338,12 +367,61 @@ impl StateStore for SqliteStore {
         self.with(move |c| read_usage(c, &client, &window)).await
     }
 
+    async fn record(&self, r: &AuditRecord) -> Result<(), StoreError> {
+        let r = r.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO audit (time_ms, client_id, session_id, tool, statement, query_id, status, rows, bytes, duration_ms, error_code)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![r.time_ms, r.client_id, r.session_id, r.tool, r.statement, r.query_id, r.status, r.rows as i64, r.bytes as i64, r.duration_ms as i64, r.error_code],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn history(&self, client: &str, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let client = client.to_string();
+        self.with(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT time_ms, client_id, session_id, tool, statement, query_id, status, rows, bytes, duration_ms, error_code
+                 FROM audit WHERE client_id = ?1 ORDER BY time_ms DESC, rowid DESC LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![client, limit as i64], Self::audit_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn prune_audit(&self, before_ms: i64) -> Result<usize, StoreError> {
+        self.with(move |c| Ok(c.execute("DELETE FROM audit WHERE time_ms < ?1", [before_ms])?))
+            .await
+    }
+
     async fn flush(&self) -> Result<(), StoreError> {
         self.with(|c| {
             c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
             Ok(())
         })
         .await
+    }
+}
+
+impl SqliteStore {
+    fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
+        Ok(AuditRecord {
+            time_ms: r.get(0)?,
+            client_id: r.get(1)?,
+            session_id: r.get(2)?,
+            tool: r.get(3)?,
+            statement: r.get(4)?,
+            query_id: r.get(5)?,
+            status: r.get(6)?,
+            rows: r.get::<_, i64>(7)? as u64,
+            bytes: r.get::<_, i64>(8)? as u64,
+            duration_ms: r.get::<_, i64>(9)? as u64,
+            error_code: r.get(10)?,
+        })
     }
 }
 

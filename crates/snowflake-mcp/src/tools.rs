@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::admission::Admission;
+use crate::audit::Auditor;
 use crate::backend::{Context, ObjectKind, ObjectName, QueryLimits};
 use crate::config::QueryConfig;
 use crate::error::ToolError;
@@ -22,10 +23,12 @@ use crate::ident::{split_parts, Ident};
 use crate::identity::ClientPolicy;
 use crate::render;
 use crate::scheduler::ClientShare;
+use crate::store::AuditRecord;
 
 /// Everything a tool call needs besides its arguments and its caller.
 pub struct Tools {
     pub admission: Admission,
+    pub auditor: Auditor,
     pub gateway: Gateway,
     pub limits: QueryConfig,
 }
@@ -34,6 +37,8 @@ pub struct Tools {
 pub struct Caller {
     pub client: Arc<ClientPolicy>,
     pub context: Context,
+    /// The transport session id, for the audit record.
+    pub session_id: Option<String>,
 }
 
 /// The outcome of a tool: the result, the caller's new context when it changed, and the rows
@@ -61,9 +66,25 @@ impl Tools {
             "run_query" => self.admission.reserve(&caller.client).await?,
             _ => None,
         };
+        let statement = args
+            .get("sql")
+            .and_then(Value::as_str)
+            .map(|s| s.chars().take(10_000).collect());
+        let started = std::time::Instant::now();
         let outcome = self.dispatch(name, args, caller).await;
         let usage = outcome.as_ref().map(|o| o.returned.unwrap_or_default());
         self.admission.settle(ticket, usage).await;
+        if name != "get_context" && name != "query_history" {
+            self.auditor
+                .record(audit_record(
+                    name,
+                    statement,
+                    caller,
+                    &outcome,
+                    started.elapsed(),
+                ))
+                .await;
+        }
         outcome
     }
 
@@ -159,6 +180,36 @@ impl Tools {
             "run_query" => {
                 let a: RunQuery = parse(args)?;
                 self.run_query(a, ctx, client).await
+            }
+            "query_history" => {
+                let a: QueryHistory = parse(args)?;
+                let limit = a.limit.unwrap_or(20).clamp(1, 200) as usize;
+                let records = self
+                    .auditor
+                    .store()
+                    .history(&caller.client.id, limit)
+                    .await
+                    .map_err(|e| ToolError::new("unavailable", e.to_string()))?;
+                let rows: Vec<Vec<Value>> = records
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            json!(time_text(r.time_ms)),
+                            json!(r.tool),
+                            json!(r.status),
+                            json!(r.rows),
+                            json!(r.duration_ms),
+                            json!(r.statement),
+                        ]
+                    })
+                    .collect();
+                let queries: Vec<Value> = records
+                    .iter()
+                    .map(|r| json!({"time": time_text(r.time_ms), "tool": r.tool, "sql": r.statement, "status": r.status,
+                        "rows": r.rows, "bytes": r.bytes, "duration_ms": r.duration_ms, "query_id": r.query_id, "error_code": r.error_code}))
+                    .collect();
+                let text = render::table(&["time", "tool", "status", "rows", "ms", "sql"], &rows);
+                Ok(plain(success(json!({ "queries": queries }), text)))
             }
             "get_context" => {
                 parse::<NoArgs>(args)?;
@@ -332,6 +383,63 @@ struct NoArgs {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct QueryHistory {
+    limit: Option<u64>,
+}
+
+fn time_text(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// The audit record of one call.
+fn audit_record(
+    tool: &str,
+    statement: Option<String>,
+    caller: &Caller,
+    outcome: &Result<Outcome, ToolError>,
+    took: std::time::Duration,
+) -> AuditRecord {
+    let (status, query_id, error_code, rows, bytes) = match outcome {
+        Ok(o) => {
+            let qid = o
+                .result
+                .structured_content
+                .as_ref()
+                .and_then(|s| s["query_id"].as_str())
+                .map(str::to_string);
+            let (rows, bytes) = o.returned.unwrap_or_default();
+            ("ok".to_string(), qid, None, rows, bytes)
+        }
+        Err(e) => {
+            let details = e.snowflake.as_deref();
+            (
+                e.kind.to_string(),
+                details.and_then(|d| d.query_id.clone()),
+                details.and_then(|d| d.code.clone()),
+                0,
+                0,
+            )
+        }
+    };
+    AuditRecord {
+        time_ms: chrono::Utc::now().timestamp_millis(),
+        client_id: caller.client.id.to_string(),
+        session_id: caller.session_id.clone(),
+        tool: tool.to_string(),
+        statement,
+        query_id,
+        status,
+        rows,
+        bytes,
+        duration_ms: took.as_millis() as u64,
+        error_code,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListSchemas {
     database: Option<String>,
 }
@@ -461,6 +569,12 @@ pub fn definitions() -> Vec<Tool> {
         ),
         tool("get_context", "Show this session's database, schema, warehouse and role.", empty, ctx_schema.clone()),
         tool(
+            "query_history",
+            "List your own recent queries (newest first).",
+            json!({"type": "object", "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 200}}, "additionalProperties": false}),
+            json!({"type": "object", "properties": {"queries": {"type": "array", "items": {"type": "object"}}}, "required": ["queries"]}),
+        ),
+        tool(
             "set_context",
             "Change this session's database, schema, warehouse or role; other sessions are not affected.",
             json!({"type": "object", "properties": {"database": str_prop("database"), "schema": str_prop("schema"),
@@ -508,6 +622,7 @@ mod tests {
                 "describe_object",
                 "run_query",
                 "get_context",
+                "query_history",
                 "set_context"
             ]
         );

@@ -18,6 +18,7 @@ async fn exercise(client: &Client) {
             "list_databases",
             "list_objects",
             "list_schemas",
+            "query_history",
             "run_query",
             "set_context"
         ]
@@ -113,6 +114,18 @@ async fn exercise(client: &Client) {
         .call_tool(rmcp::model::CallToolRequestParams::new("drop_everything"))
         .await
         .is_err());
+    // History: this client's own calls, newest first, refusals included.
+    let history = ok(client, "query_history", json!({"limit": 50})).await;
+    let queries = history["queries"].as_array().unwrap();
+    assert!(
+        queries
+            .iter()
+            .any(|q| q["sql"] == "DROP TABLE ORDERS" && q["status"] == "not_allowed"),
+        "{history}"
+    );
+    assert!(queries
+        .iter()
+        .any(|q| q["status"] == "ok" && q["rows"] == 3));
     // The data is still there after every refusal.
     let count = ok(
         client,

@@ -147,3 +147,29 @@ async fn sessions_and_usage_survive_reopening() {
         );
     }
 }
+
+#[tokio::test]
+async fn history_is_per_client_newest_first_and_pruned() {
+    let store = SqliteStore::open(&temp_path("audit")).unwrap();
+    for (t, client, sql) in [
+        (1, "a", "SELECT 1"),
+        (2, "b", "SELECT secret"),
+        (3, "a", "SELECT 3"),
+    ] {
+        let r = AuditRecord {
+            time_ms: t,
+            client_id: client.into(),
+            tool: "run_query".into(),
+            statement: Some(sql.into()),
+            status: "ok".into(),
+            ..Default::default()
+        };
+        store.record(&r).await.unwrap();
+    }
+    let a = store.history("a", 10).await.unwrap();
+    let sqls: Vec<_> = a.iter().map(|r| r.statement.clone().unwrap()).collect();
+    assert_eq!(sqls, ["SELECT 3", "SELECT 1"]);
+    assert_eq!(store.history("a", 1).await.unwrap().len(), 1);
+    assert_eq!(store.prune_audit(2).await.unwrap(), 1);
+    assert_eq!(store.history("a", 10).await.unwrap().len(), 1);
+}
