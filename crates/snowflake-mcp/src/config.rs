@@ -283,6 +283,8 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// Listen on a non-loopback address without configured clients (not recommended).
     pub allow_anonymous_remote: bool,
+    /// On SIGTERM/SIGINT, seconds calls in flight may take to finish before they are aborted.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -294,6 +296,7 @@ impl Default for ServerConfig {
             rate_per_minute: None,
             allowed_origins: Vec::new(),
             allow_anonymous_remote: false,
+            shutdown_grace_secs: 30,
         }
     }
 }

@@ -116,7 +116,8 @@ fn main() -> ExitCode {
                 let shutdown = CancellationToken::new();
                 let on_signal = shutdown.clone();
                 tokio::spawn(async move {
-                    let _ = tokio::signal::ctrl_c().await;
+                    wait_for_stop_signal().await;
+                    eprintln!("snowflake-mcp: stopping (finishing calls in flight)");
                     on_signal.cancel();
                 });
                 let served =
@@ -146,6 +147,29 @@ fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -239,5 +263,7 @@ fn app(
         registry,
         clients: Arc::new(Clients::from_config(config)?),
         tool_list: definitions(),
+        in_flight: Default::default(),
+        stopping: CancellationToken::new(),
     }))
 }

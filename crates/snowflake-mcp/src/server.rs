@@ -43,6 +43,29 @@ pub struct App {
     pub registry: Arc<Registry>,
     pub clients: Arc<Clients>,
     pub tool_list: Vec<Tool>,
+    /// Tool calls being served right now (graceful shutdown waits for them).
+    pub in_flight: std::sync::atomic::AtomicUsize,
+    /// Cancelled when the shutdown grace period is over: calls still running give up.
+    pub stopping: CancellationToken,
+}
+
+/// Counts one call in [`App::in_flight`] while alive.
+struct CallGuard<'a>(&'a App);
+
+impl<'a> CallGuard<'a> {
+    fn new(app: &'a App) -> Self {
+        app.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        CallGuard(app)
+    }
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The MCP handler for one MCP session.
@@ -140,6 +163,7 @@ impl McpServer {
     ) -> rmcp::model::CallToolResult {
         let session = self.session(&context);
         let _in_flight = session.begin_request();
+        let _counted = CallGuard::new(&self.app);
         let before = session.context();
         let work = async {
             let caller = Caller {
@@ -166,6 +190,7 @@ impl McpServer {
         let outcome = tokio::select! {
             outcome = work => outcome,
             _ = context.ct.cancelled() => Err(ToolError::new("cancelled", "the call was cancelled")),
+            _ = self.app.stopping.cancelled() => Err(ToolError::new("unavailable", "the server is shutting down; retry shortly")),
         };
         self.persist(&session, session.context() != before).await;
         outcome.unwrap_or_else(ToolError::into_result)
@@ -333,12 +358,41 @@ pub async fn stdio(app: Arc<App>) -> Result<(), String> {
 }
 
 /// Serve MCP over Streamable HTTP on `listen` until `shutdown` is cancelled.
+/// Serve until `shutdown` is cancelled, then stop gracefully: accept nothing new, let calls in
+/// flight finish for up to `server.shutdown_grace_secs`, then end every session (which aborts
+/// statements still running on Snowflake).
 pub async fn serve(
     app: Arc<App>,
     listen: &str,
     config: &ServerConfig,
     shutdown: CancellationToken,
 ) -> Result<(), String> {
+    let sessions_token = app.stopping.clone();
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let (draining_app, draining_shutdown, draining_sessions) =
+        (app.clone(), shutdown.clone(), sessions_token.clone());
+    tokio::spawn(async move {
+        draining_shutdown.cancelled().await;
+        let deadline = tokio::time::Instant::now() + grace;
+        while draining_app
+            .in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let left = draining_app
+            .in_flight
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if left > 0 {
+            tracing::warn!(
+                calls = left,
+                "grace period over: aborting calls still running"
+            );
+        }
+        draining_sessions.cancel();
+    });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -367,7 +421,7 @@ pub async fn serve(
         .with_allowed_hosts(hosts)
         .with_allowed_origins(origins)
         .with_max_request_body_bytes(config.max_request_bytes)
-        .with_cancellation_token(shutdown.child_token());
+        .with_cancellation_token(sessions_token.clone());
     let idle_timeout = app.registry.limits().idle_timeout;
     http_config.session_store = Some(Arc::new(McpSessionStore::new(
         app.tools.admission.store().clone(),
@@ -436,8 +490,20 @@ pub async fn serve(
         app.tools.gateway.backend().name()
     );
     tracing::info!(%addr, "listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .map_err(|e| format!("HTTP server failed: {e}"))
+    let stopping = app.stopping.clone();
+    let served = axum::serve(listener, router)
+        // Stop accepting at once; open connections (SSE streams included) end when the
+        // draining task above cancels the sessions.
+        .with_graceful_shutdown(async move { shutdown.cancelled().await });
+    tokio::select! {
+        served = served => served.map_err(|e| format!("HTTP server failed: {e}"))?,
+        // A connection that will not close must not keep the process alive.
+        _ = async { stopping.cancelled().await; tokio::time::sleep(Duration::from_secs(5)).await } => {
+            tracing::warn!("connections still open 5 s after the grace period; exiting anyway");
+        }
+    }
+    // Give aborts of cancelled statements a moment to reach Snowflake, then log out.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.tools.gateway.backend().shutdown().await;
+    Ok(())
 }

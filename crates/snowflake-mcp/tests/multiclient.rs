@@ -238,3 +238,59 @@ async fn a_cancelled_call_aborts_its_statement_on_snowflake() {
         statement.query["requestId"].as_str()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_calls_finish_aborts_the_rest_and_exits_cleanly() {
+    let server_side = Scripted::start(|r| match r.path.as_str() {
+        "/session/v1/login-request" => Reply::json(
+            json!({"success": true, "data": {"token": "t", "sessionInfo": {"databaseName": "MCP_DB", "schemaName": "PUBLIC"}}}),
+        ),
+        "/queries/v1/query-request" | "/queries/q/result" => {
+            Reply::json(json!({"success": true, "code": "333334", "data": {"getResultUrl": "/queries/q/result"}}))
+        }
+        _ => Reply::json(json!({"success": true, "data": {}})),
+    })
+    .await;
+    let config = write_config("grace", "[server]\nshutdown_grace_secs = 1\n");
+    let server = Server::start(
+        &["--config", &config],
+        &env_with_port(server_side.addr.port()),
+    )
+    .await;
+    let client = Arc::new(server.client().await);
+    let running = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            call(
+                &client,
+                "run_query",
+                json!({"sql": "SELECT SYSTEM$TYPEOF(1)"}),
+            )
+            .await
+        })
+    };
+    for _ in 0..100 {
+        if server_side.count("/queries/v1/query-request") > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = std::time::Instant::now();
+    server.terminate().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stopped in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        server_side.count("/queries/v1/abort-request"),
+        1,
+        "the unfinished statement was aborted"
+    );
+    assert!(
+        server_side.count("/session") >= 1,
+        "the Snowflake session was closed"
+    );
+    // The client's call has no answer to wait for any more.
+    running.abort();
+}

@@ -151,4 +151,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Check that `target` can be used (objects exist, role and warehouse usable) and return the
     /// context as the engine reports it once applied.
     async fn resolve_context(&self, target: &Context) -> Result<Context, ToolError>;
+
+    /// Release everything (log out of Snowflake) before the process exits.
+    async fn shutdown(&self) {}
 }

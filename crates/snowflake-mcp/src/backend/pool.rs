@@ -269,6 +269,15 @@ impl<C: Connector> Pool<C> {
         chosen
     }
 
+    /// Log out every idle session and wait for it (shutdown). Leased sessions are closed by
+    /// their leases' owners.
+    pub async fn close_idle(&self) {
+        let idle: Vec<Idle<C::Session>> = std::mem::take(&mut *lock(&self.inner.idle));
+        for s in idle {
+            s.session.close().await;
+        }
+    }
+
     /// Keep the pool healthy: heartbeat sessions idle for `heartbeat_every`, retire those past
     /// `max_lifetime`, and log in until `min_idle` sessions wait. Call it periodically.
     pub async fn maintain(&self) {

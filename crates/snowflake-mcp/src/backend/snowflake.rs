@@ -270,6 +270,10 @@ impl Backend for SnowflakeBackend {
         })
     }
 
+    async fn shutdown(&self) {
+        self.pool.close_idle().await;
+    }
+
     async fn resolve_context(&self, target: &Context) -> Result<Context, ToolError> {
         let mut lease = self.pool.lease(target).await?;
         Ok(lease.session().context().clone())

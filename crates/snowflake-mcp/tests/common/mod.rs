@@ -162,10 +162,19 @@ impl Server {
     }
 
     /// SIGINT, and wait for a clean exit.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.signal("-INT").await
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    pub async fn terminate(self) {
+        self.signal("-TERM").await
+    }
+
+    async fn signal(mut self, signal: &str) {
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill")
-                .args(["-INT", &pid.to_string()])
+                .args([signal, &pid.to_string()])
                 .status();
         }
         let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
