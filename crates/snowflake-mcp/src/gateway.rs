@@ -23,6 +23,7 @@ use crate::backend::{
 };
 use crate::error::ToolError;
 use crate::ident::Ident;
+use crate::metrics::Metrics;
 use crate::scheduler::{ClientShare, Scheduler};
 
 /// A cached catalogue answer.
@@ -113,6 +114,16 @@ impl MetadataCache {
     }
 }
 
+/// The tool a catalogue cache key belongs to (its kind follows the role).
+fn tool_of(key: &str) -> &'static str {
+    match key.split('\u{1}').nth(1) {
+        Some("databases") => "list_databases",
+        Some("schemas") => "list_schemas",
+        Some("objects") => "list_objects",
+        _ => "describe_object",
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -122,6 +133,7 @@ pub struct Gateway {
     backend: Arc<dyn Backend>,
     scheduler: Scheduler,
     cache: MetadataCache,
+    metrics: Arc<Metrics>,
 }
 
 impl Gateway {
@@ -130,10 +142,12 @@ impl Gateway {
         scheduler: Scheduler,
         ttl: Duration,
         max_entries: usize,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Gateway {
             backend,
             scheduler,
+            metrics,
             cache: MetadataCache {
                 ttl,
                 max_entries: max_entries.max(1),
@@ -156,12 +170,26 @@ impl Gateway {
     }
 
     /// Run `work` on the backend once `client` holds a scheduler permit.
-    async fn scheduled<T, Fut>(&self, client: &ClientShare, work: Fut) -> Result<T, ToolError>
+    async fn scheduled<T, Fut>(
+        &self,
+        client: &ClientShare,
+        tool: &str,
+        work: Fut,
+    ) -> Result<T, ToolError>
     where
         Fut: Future<Output = Result<T, ToolError>>,
     {
+        let queued = Instant::now();
         let _permit = self.scheduler.acquire(client).await?;
-        work.await
+        self.metrics.observe("queue_wait", tool, queued.elapsed());
+        let started = Instant::now();
+        let result = work.await;
+        self.metrics.observe("snowflake", tool, started.elapsed());
+        result
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     async fn catalogue(
@@ -173,7 +201,7 @@ impl Gateway {
     ) -> Result<Cached, ToolError> {
         let key = format!("{}\u{1}{key}", ctx.role.as_deref().unwrap_or(""));
         self.cache
-            .get_or_fetch(key, || self.scheduled(client, fetch))
+            .get_or_fetch(key.clone(), || self.scheduled(client, tool_of(&key), fetch))
             .await
     }
 
@@ -267,8 +295,12 @@ impl Gateway {
         sql: &str,
         limits: QueryLimits,
     ) -> Result<QueryOutput, ToolError> {
-        self.scheduled(client, self.backend.run_query(ctx, sql, limits))
-            .await
+        self.scheduled(
+            client,
+            "run_query",
+            self.backend.run_query(ctx, sql, limits),
+        )
+        .await
     }
 
     pub async fn resolve_context(
@@ -276,7 +308,7 @@ impl Gateway {
         client: &ClientShare,
         target: &Context,
     ) -> Result<Context, ToolError> {
-        self.scheduled(client, self.backend.resolve_context(target))
+        self.scheduled(client, "set_context", self.backend.resolve_context(target))
             .await
     }
 

@@ -24,6 +24,7 @@ pub mod gateway;
 pub mod guard;
 pub mod ident;
 pub mod identity;
+pub mod metrics;
 pub mod render;
 pub mod resume;
 pub mod scheduler;

@@ -227,6 +227,7 @@ fn app(
         scheduler,
         secs(config.cache.metadata_ttl_secs),
         config.cache.max_entries,
+        Arc::new(snowflake_mcp::metrics::Metrics::default()),
     );
     let registry = Registry::new(SessionLimits {
         max_total: config.sessions.max_total,

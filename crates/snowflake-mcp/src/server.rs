@@ -164,6 +164,8 @@ impl McpServer {
         let session = self.session(&context);
         let _in_flight = session.begin_request();
         let _counted = CallGuard::new(&self.app);
+        let started = std::time::Instant::now();
+        let tool = request.name.to_string();
         let before = session.context();
         let work = async {
             let caller = Caller {
@@ -193,6 +195,13 @@ impl McpServer {
             _ = self.app.stopping.cancelled() => Err(ToolError::new("unavailable", "the server is shutting down; retry shortly")),
         };
         self.persist(&session, session.context() != before).await;
+        let label = crate::metrics::client_label(&session.client.id, session.client.anonymous);
+        let kind = outcome.as_ref().err().map_or("ok", |e| e.kind);
+        self.app
+            .tools
+            .gateway
+            .metrics()
+            .call(&tool, &label, kind, started.elapsed());
         outcome.unwrap_or_else(ToolError::into_result)
     }
 }
@@ -343,6 +352,26 @@ impl ServerHandler for McpServer {
     }
 }
 
+/// The `/metrics` page: counters and histograms, plus gauges read now.
+fn render_metrics(app: &App) -> String {
+    let gateway = &app.tools.gateway;
+    let sched = gateway.scheduler().stats();
+    let pool = gateway.backend().pool_gauges();
+    let cache = gateway.cache_stats();
+    let gauges = crate::metrics::Gauges {
+        queue_depth: sched.queued,
+        running: sched.running,
+        pool_in_use: pool.map(|p| p.0),
+        pool_idle: pool.map(|p| p.1),
+        pool_logins: pool.map(|p| p.2),
+        context_switches: pool.map(|p| p.3),
+        cache_hits: cache.hits.load(std::sync::atomic::Ordering::Relaxed),
+        cache_misses: cache.misses.load(std::sync::atomic::Ordering::Relaxed),
+        sessions_by_client: app.registry.sessions_by_client(),
+    };
+    gateway.metrics().render(&gauges)
+}
+
 /// Serve MCP over stdin/stdout until the client closes it.
 pub async fn stdio(app: Arc<App>) -> Result<(), String> {
     let server = McpServer::new(app);
@@ -460,31 +489,46 @@ pub async fn serve(
             authenticate,
         ),
     );
+    let metrics_app = app.clone();
     let ready_app = app.clone();
-    let router = mcp.route("/healthz", get(|| async { "ok\n" })).route(
-        "/readyz",
-        get(move || {
-            let app = ready_app.clone();
-            async move {
-                match tokio::time::timeout(
-                    Duration::from_secs(15),
-                    app.tools.gateway.backend().ready(),
-                )
-                .await
-                {
-                    Ok(Ok(())) => (StatusCode::OK, "ready\n".to_string()),
-                    Ok(Err(e)) => (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("not ready: {}\n", e.message),
-                    ),
-                    Err(_) => (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "not ready: the backend did not answer in 15 s\n".into(),
-                    ),
+    let router = mcp
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let app = metrics_app.clone();
+                async move {
+                    (
+                        [("content-type", "text/plain; version=0.0.4")],
+                        render_metrics(&app),
+                    )
                 }
-            }
-        }),
-    );
+            }),
+        )
+        .route(
+            "/readyz",
+            get(move || {
+                let app = ready_app.clone();
+                async move {
+                    match tokio::time::timeout(
+                        Duration::from_secs(15),
+                        app.tools.gateway.backend().ready(),
+                    )
+                    .await
+                    {
+                        Ok(Ok(())) => (StatusCode::OK, "ready\n".to_string()),
+                        Ok(Err(e)) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("not ready: {}\n", e.message),
+                        ),
+                        Err(_) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "not ready: the backend did not answer in 15 s\n".into(),
+                        ),
+                    }
+                }
+            }),
+        );
     eprintln!(
         "snowflake-mcp: listening on http://{addr}/mcp ({} backend)",
         app.tools.gateway.backend().name()

@@ -250,6 +250,21 @@ impl Registry {
         self.len() == 0
     }
 
+    /// Live sessions per client label (anonymous clients pooled), for metrics.
+    pub fn sessions_by_client(&self) -> Vec<(String, usize)> {
+        let state = lock(&self.state);
+        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        for s in state.live.values() {
+            *counts
+                .entry(crate::metrics::client_label(
+                    &s.client.id,
+                    s.client.anonymous,
+                ))
+                .or_default() += 1;
+        }
+        counts.into_iter().collect()
+    }
+
     /// Live sessions of one client.
     pub fn count_for(&self, client: &str) -> usize {
         lock(&self.state)

@@ -149,6 +149,20 @@ async fn demo_over_http() {
     assert_eq!(health.0, 200);
     let ready = reqwest_get(&format!("{}/readyz", server.base)).await;
     assert_eq!(ready, (200, "ready\n".to_string()));
+    let (status, _, metrics) = raw_http(&server.base, "GET", "/metrics", &[], "").await;
+    assert_eq!(status, 200);
+    for expected in [
+        "snowflake_mcp_tool_calls_total{tool=\"run_query\",client=\"anonymous\",outcome=\"ok\"}",
+        "outcome=\"not_allowed\"",
+        "snowflake_mcp_duration_seconds_bucket{stage=\"queue_wait\",tool=\"run_query\"",
+        "snowflake_mcp_cache_hits_total",
+        "snowflake_mcp_sessions{client=\"anonymous\"} 1",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in:\n{metrics}"
+        );
+    }
     client.cancel().await.unwrap();
 }
 

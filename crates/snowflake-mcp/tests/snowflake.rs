@@ -136,6 +136,16 @@ async fn tools_over_http_against_the_emulator() {
     let server = Server::start(&[], &fakesnow_env()).await;
     let client = server.client().await;
     exercise(&client).await;
+    let (_, _, metrics) = raw_http(&server.base, "GET", "/metrics", &[], "").await;
+    assert!(
+        metrics.contains("snowflake_mcp_pool_sessions_idle"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("snowflake_mcp_context_switches_total"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("\"pw\""), "no secret in any label");
     client.cancel().await.unwrap();
 }
 

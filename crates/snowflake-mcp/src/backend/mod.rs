@@ -154,4 +154,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Release everything (log out of Snowflake) before the process exits.
     async fn shutdown(&self) {}
+
+    /// Pool figures for metrics: (in use, idle, logins, context switches), when there is a pool.
+    fn pool_gauges(&self) -> Option<(usize, usize, u64, u64)> {
+        None
+    }
 }

@@ -274,6 +274,17 @@ impl Backend for SnowflakeBackend {
         self.pool.close_idle().await;
     }
 
+    fn pool_gauges(&self) -> Option<(usize, usize, u64, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = self.pool.stats();
+        Some((
+            self.pool.in_use(),
+            self.pool.idle_count(),
+            stats.logins.load(Relaxed),
+            stats.context_switches.load(Relaxed),
+        ))
+    }
+
     async fn resolve_context(&self, target: &Context) -> Result<Context, ToolError> {
         let mut lease = self.pool.lease(target).await?;
         Ok(lease.session().context().clone())
