@@ -17,6 +17,7 @@
 pub mod admission;
 pub mod audit;
 pub mod backend;
+pub mod bridge;
 pub mod check;
 pub mod config;
 pub mod error;

@@ -61,6 +61,16 @@ enum Command {
     },
     /// Log in with the configured settings, run a probe, and report what works or what is wrong.
     Check,
+    /// Bridge stdin/stdout to a running `serve` (starting one if none answers locally); the
+    /// bearer token comes from SNOWFLAKE_MCP_TOKEN.
+    Connect {
+        /// The server's MCP endpoint.
+        #[arg(default_value = "http://127.0.0.1:8765/mcp")]
+        url: String,
+        /// If a server has to be started, start it with the offline demo.
+        #[arg(long)]
+        demo: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -127,6 +137,28 @@ fn main() -> ExitCode {
                     eprintln!("warning: {e}");
                 }
                 served
+            }
+            Command::Connect { url, demo } => {
+                let mut serve_args = Vec::new();
+                if demo {
+                    serve_args.push("--demo".to_string());
+                }
+                for (flag, value) in [
+                    (
+                        "--config",
+                        cli.config.as_ref().map(|p| p.display().to_string()),
+                    ),
+                    ("--connection", cli.connection.clone()),
+                    (
+                        "--state",
+                        cli.state.as_ref().map(|p| p.display().to_string()),
+                    ),
+                ] {
+                    if let Some(v) = value {
+                        serve_args.extend([flag.to_string(), v]);
+                    }
+                }
+                snowflake_mcp::bridge::run(&url, serve_args).await
             }
             Command::Stdio { demo } => {
                 let app = app(

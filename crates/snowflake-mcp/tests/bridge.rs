@@ -1,0 +1,90 @@
+//! `snowflake-mcp connect`: a stdio MCP client reaches a running server through the bridge.
+
+mod common;
+
+use common::*;
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::ServiceExt;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+async fn bridge_client(url: &str, token: Option<&str>, extra: &[&str]) -> Client {
+    let (url, token) = (url.to_string(), token.map(str::to_string));
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let cache = cache_env();
+    let command = tokio::process::Command::new(BIN).configure(|c| {
+        c.arg("connect")
+            .arg(&url)
+            .args(&extra)
+            .env(cache.0.clone(), cache.1.clone());
+        if let Some(t) = &token {
+            c.env("SNOWFLAKE_MCP_TOKEN", t);
+        }
+    });
+    let (transport, _) = TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    ().serve(transport)
+        .await
+        .expect("the bridge speaks MCP on stdio")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdio_client_holds_a_full_conversation_through_the_bridge() {
+    let hash: String = Sha256::digest(b"desktop-token")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let config = write_config(
+        "bridge",
+        &format!("[[clients]]\nid = \"desktop\"\ntoken_sha256 = \"{hash}\"\n"),
+    );
+    let server = Server::start(&["--config", &config, "--demo"], &[]).await;
+    let client = bridge_client(&server.url, Some("desktop-token"), &[]).await;
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "run_query"));
+    ok(&client, "set_context", json!({"schema": "SALES"})).await;
+    let r = ok(
+        &client,
+        "run_query",
+        json!({"sql": "SELECT COUNT(*) AS N FROM CUSTOMERS"}),
+    )
+    .await;
+    assert_eq!(r["rows"][0][0], 1000);
+    let (kind, _) = err(&client, "run_query", json!({"sql": "DROP TABLE CUSTOMERS"})).await;
+    assert_eq!(kind, "not_allowed");
+    let history = ok(&client, "query_history", no_args()).await;
+    assert!(
+        history["queries"].as_array().unwrap().len() >= 2,
+        "the calls ran as client desktop: {history}"
+    );
+    client.cancel().await.unwrap();
+
+    // Without the token, the bridge cannot open a session.
+    let (transport, _) =
+        TokioChildProcess::builder(tokio::process::Command::new(BIN).configure(|c| {
+            c.arg("connect")
+                .arg(&server.url)
+                .env_remove("SNOWFLAKE_MCP_TOKEN");
+        }))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(().serve(transport).await.is_err(), "no token, no bridge");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_starts_a_local_server_when_none_answers() {
+    let port = testkit::free_port();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let state = temp_state();
+    let client = bridge_client(&url, None, &["--demo", "--state", &state]).await;
+    let r = ok(&client, "list_databases", no_args()).await;
+    assert_eq!(r["databases"][0]["name"], "DEMO");
+    client.cancel().await.unwrap();
+    // Stop the server the bridge started (it outlives the bridge by design).
+    let _ = std::process::Command::new("pkill")
+        .args(["-INT", "-f", &format!("serve --listen 127.0.0.1:{port}")])
+        .status();
+}
