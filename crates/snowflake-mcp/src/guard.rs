@@ -10,6 +10,11 @@
 //! a nested non-query statement (`WITH x AS (DELETE ...)`), `SELECT ... INTO`, row locks
 //! (`FOR UPDATE`), and `SYSTEM$` functions other than a list of known read-only ones (many
 //! cancel queries, abort sessions or send mail).
+//!
+//! And what would cross between clients: every client's statements run as the same Snowflake
+//! user on shared sessions, so `RESULT_SCAN`, `LAST_QUERY_ID` and the `QUERY_HISTORY` table
+//! functions could read another client's results or SQL. They are refused; `query_history`
+//! (the tool) shows a client its own.
 
 use std::ops::ControlFlow;
 
@@ -38,6 +43,16 @@ const READ_ONLY_SYSTEM_FUNCTIONS: [&str; 9] = [
     "SYSTEM$PIPE_STATUS",
     "SYSTEM$WHITELIST",
     "SYSTEM$ALLOWLIST",
+];
+
+/// Functions that would read other clients' results or statements on a shared server.
+const CROSS_CLIENT_FUNCTIONS: [&str; 6] = [
+    "RESULT_SCAN",
+    "LAST_QUERY_ID",
+    "QUERY_HISTORY",
+    "QUERY_HISTORY_BY_SESSION",
+    "QUERY_HISTORY_BY_USER",
+    "QUERY_HISTORY_BY_WAREHOUSE",
 ];
 
 const ALLOWED: &str =
@@ -151,6 +166,11 @@ impl Visitor for ReadOnlyInspector {
         if let Expr::Function(f) = expr {
             let name = f.name.to_string().to_ascii_uppercase();
             let last = name.rsplit('.').next().unwrap_or(&name).trim_matches('"');
+            if CROSS_CLIENT_FUNCTIONS.contains(&last) {
+                return ControlFlow::Break(refused(&format!(
+                    "{last} (on a shared server it could read other clients' queries; use the query_history tool)"
+                )));
+            }
             if last.starts_with("SYSTEM$") && !READ_ONLY_SYSTEM_FUNCTIONS.contains(&last) {
                 return ControlFlow::Break(refused(&format!(
                     "{last} (SYSTEM$ functions may change state)"
@@ -159,6 +179,44 @@ impl Visitor for ReadOnlyInspector {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// The databases a read-only statement reads from: three-part names name theirs, shorter
+/// names resolve against `current_database`. `Err` names what cannot be resolved.
+pub fn referenced_databases(
+    sql: &str,
+    current_database: Option<&str>,
+) -> Result<Vec<String>, Refusal> {
+    let statements = Parser::parse_sql(&SnowflakeDialect {}, sql)
+        .map_err(|e| Refusal(format!("the statement could not be parsed ({e})")))?;
+    let mut databases = Vec::new();
+    let mut unresolved = false;
+    let _ = sqlparser::ast::visit_relations(&statements, |name| {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .filter_map(|p| p.as_ident())
+            .map(|i| {
+                if i.quote_style.is_some() {
+                    i.value.clone()
+                } else {
+                    i.value.to_ascii_uppercase()
+                }
+            })
+            .collect();
+        match (parts.len(), current_database) {
+            (3.., _) => databases.push(parts[parts.len() - 3].clone()),
+            (_, Some(db)) => databases.push(db.to_string()),
+            (_, None) => unresolved = true,
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if unresolved {
+        return Err(Refusal("the statement names a table without a database and no database is set; use DB.SCHEMA.TABLE or set_context".into()));
+    }
+    databases.sort();
+    databases.dedup();
+    Ok(databases)
 }
 
 #[cfg(test)]

@@ -67,3 +67,25 @@ fn refusals_name_what_was_refused() {
     assert!(msg("WITH x AS (SELECT 1) DELETE FROM t").contains("DELETE"));
     assert!(msg("SELECT SYSTEM$ABORT_SESSION(1)").contains("SYSTEM$ABORT_SESSION"));
 }
+
+#[test]
+fn referenced_databases_resolve_short_names_against_the_context() {
+    use super::referenced_databases;
+    let dbs = referenced_databases(
+        "SELECT * FROM a.s.t JOIN s2.u ON 1=1 JOIN v ON 1=1",
+        Some("CUR"),
+    )
+    .unwrap();
+    assert_eq!(dbs, ["A", "CUR"]);
+    let dbs = referenced_databases(
+        "WITH x AS (SELECT * FROM \"Other\".s.t) SELECT * FROM x",
+        Some("CUR"),
+    )
+    .unwrap();
+    assert!(dbs.contains(&"Other".to_string()), "{dbs:?}");
+    assert!(referenced_databases("SELECT * FROM t", None).is_err());
+    assert_eq!(
+        referenced_databases("SELECT 1", None).unwrap(),
+        Vec::<String>::new()
+    );
+}
