@@ -104,6 +104,14 @@ pub struct ClientConfig {
     pub queries_per_hour: Option<u64>,
     pub rows_per_hour: Option<u64>,
     pub bytes_per_hour: Option<u64>,
+    /// Databases this client may use; all when unset.
+    pub allowed_databases: Option<Vec<String>>,
+    /// Roles this client may switch to; all when unset.
+    pub allowed_roles: Option<Vec<String>>,
+    /// Warehouses this client may switch to; all when unset.
+    pub allowed_warehouses: Option<Vec<String>>,
+    /// This client's hard maximum for `max_rows` (below `[query] max_rows`).
+    pub max_rows: Option<usize>,
 }
 
 fn default_weight() -> u32 {

@@ -181,6 +181,18 @@ impl Visitor for ReadOnlyInspector {
     }
 }
 
+/// True when `sql` is a query (SELECT, WITH, VALUES, or EXPLAIN of one) rather than a
+/// SHOW or DESCRIBE of the catalogue.
+pub fn is_query(sql: &str) -> bool {
+    match Parser::parse_sql(&SnowflakeDialect {}, sql).as_deref() {
+        Ok([Statement::Query(_)]) => true,
+        Ok([Statement::Explain { statement, .. }]) => {
+            matches!(statement.as_ref(), Statement::Query(_))
+        }
+        _ => false,
+    }
+}
+
 /// The databases a read-only statement reads from: three-part names name theirs, shorter
 /// names resolve against `current_database`. `Err` names what cannot be resolved.
 pub fn referenced_databases(

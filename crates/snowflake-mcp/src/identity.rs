@@ -37,6 +37,70 @@ pub struct ClientPolicy {
     pub anonymous: bool,
     pub rate: Option<RatePolicy>,
     pub quotas: QuotaPolicy,
+    pub access: Access,
+}
+
+/// What a client may touch; `None` allows everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    pub databases: Option<Vec<String>>,
+    pub roles: Option<Vec<String>>,
+    pub warehouses: Option<Vec<String>>,
+    pub max_rows: Option<usize>,
+}
+
+impl Access {
+    fn allows(list: &Option<Vec<String>>, name: &str) -> bool {
+        list.as_ref().is_none_or(|l| l.iter().any(|n| n == name))
+    }
+
+    pub fn allows_database(&self, name: &str) -> bool {
+        Self::allows(&self.databases, name)
+    }
+
+    pub fn is_restricted(&self) -> bool {
+        self.databases.is_some()
+    }
+
+    /// Check a whole context; the error names what is not allowed.
+    pub fn check_context(
+        &self,
+        client: &str,
+        ctx: &Context,
+    ) -> Result<(), crate::error::ToolError> {
+        for (what, list, value) in [
+            ("database", &self.databases, &ctx.database),
+            ("role", &self.roles, &ctx.role),
+            ("warehouse", &self.warehouses, &ctx.warehouse),
+        ] {
+            if let Some(v) = value {
+                if !Self::allows(list, v) {
+                    return Err(not_allowed(client, what, v, list));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn check_database(&self, client: &str, name: &str) -> Result<(), crate::error::ToolError> {
+        if self.allows_database(name) {
+            Ok(())
+        } else {
+            Err(not_allowed(client, "database", name, &self.databases))
+        }
+    }
+}
+
+fn not_allowed(
+    client: &str,
+    what: &str,
+    name: &str,
+    list: &Option<Vec<String>>,
+) -> crate::error::ToolError {
+    crate::error::ToolError::refused(format!(
+        "client '{client}' may not use {what} {name}; allowed: {}",
+        list.as_ref().map(|l| l.join(", ")).unwrap_or_default()
+    ))
 }
 
 impl ClientPolicy {
@@ -93,6 +157,12 @@ impl Clients {
                             bytes: c.bytes_per_hour,
                         },
                     },
+                    access: Access {
+                        databases: normalize_list(&c.allowed_databases),
+                        roles: normalize_list(&c.allowed_roles),
+                        warehouses: normalize_list(&c.allowed_warehouses),
+                        max_rows: c.max_rows,
+                    },
                 }),
             ));
         }
@@ -140,6 +210,7 @@ impl Clients {
             anonymous: true,
             rate: self.anonymous_rate,
             quotas: QuotaPolicy::default(),
+            access: Access::default(),
         })
     }
 }
@@ -159,6 +230,19 @@ fn context_of(c: &ContextConfig) -> Context {
         warehouse: norm(&c.warehouse),
         role: norm(&c.role),
     }
+}
+
+/// Names in config resolve as Snowflake resolves unquoted names.
+fn normalize_list(list: &Option<Vec<String>>) -> Option<Vec<String>> {
+    list.as_ref().map(|l| {
+        l.iter()
+            .map(|s| {
+                crate::ident::Ident::parse(s, "name")
+                    .map(|i| i.name().to_string())
+                    .unwrap_or_else(|_| s.clone())
+            })
+            .collect()
+    })
 }
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {

@@ -304,6 +304,7 @@ mod tests {
             anonymous: false,
             rate: None,
             quotas: Default::default(),
+            access: Default::default(),
         })
     }
 

@@ -18,7 +18,7 @@ use crate::backend::{Context, ObjectKind, ObjectName, QueryLimits};
 use crate::config::QueryConfig;
 use crate::error::ToolError;
 use crate::gateway::Gateway;
-use crate::guard::check_read_only;
+use crate::guard::{check_read_only, is_query, referenced_databases};
 use crate::ident::{split_parts, Ident};
 use crate::identity::ClientPolicy;
 use crate::render;
@@ -95,7 +95,7 @@ impl Tools {
         caller: &Caller,
     ) -> Result<Outcome, ToolError> {
         let share = caller.client.share();
-        let (ctx, client) = (&caller.context, &share);
+        let (ctx, client, access) = (&caller.context, &share, &caller.client.access);
         let plain = |result| Outcome {
             result,
             new_context: None,
@@ -104,7 +104,8 @@ impl Tools {
         match name {
             "list_databases" => {
                 parse::<NoArgs>(args)?;
-                let dbs = self.gateway.list_databases(client, ctx).await?;
+                let mut dbs = self.gateway.list_databases(client, ctx).await?;
+                dbs.retain(|d| access.allows_database(&d.name));
                 let rows: Vec<Vec<Value>> = dbs
                     .iter()
                     .map(|d| vec![json!(d.name), json!(d.comment)])
@@ -117,6 +118,7 @@ impl Tools {
             "list_schemas" => {
                 let a: ListSchemas = parse(args)?;
                 let db = database_or_current(a.database.as_deref(), ctx)?;
+                access.check_database(&caller.client.id, db.name())?;
                 let schemas = self.gateway.list_schemas(client, ctx, &db).await?;
                 let rows: Vec<Vec<Value>> = schemas
                     .iter()
@@ -139,6 +141,7 @@ impl Tools {
                     }
                     None => current(&ctx.schema, "schema")?,
                 };
+                access.check_database(&caller.client.id, db.name())?;
                 let pattern = a.pattern.as_deref().map(check_pattern).transpose()?;
                 let objects = self
                     .gateway
@@ -156,6 +159,7 @@ impl Tools {
             "describe_object" => {
                 let a: DescribeObject = parse(args)?;
                 let name = object_name(&a.name, ctx)?;
+                access.check_database(&caller.client.id, name.database.name())?;
                 let columns = self.gateway.describe_object(client, ctx, &name).await?;
                 let rows: Vec<Vec<Value>> = columns
                     .iter()
@@ -179,7 +183,7 @@ impl Tools {
             }
             "run_query" => {
                 let a: RunQuery = parse(args)?;
-                self.run_query(a, ctx, client).await
+                self.run_query(a, ctx, client, &caller.client).await
             }
             "query_history" => {
                 let a: QueryHistory = parse(args)?;
@@ -219,6 +223,7 @@ impl Tools {
             "set_context" => {
                 let a: SetContext = parse(args)?;
                 let target = a.apply_to(ctx)?;
+                access.check_context(&caller.client.id, &target)?;
                 let resolved = self.gateway.resolve_context(client, &target).await?;
                 Ok(Outcome {
                     result: context_result(&resolved, None),
@@ -235,6 +240,7 @@ impl Tools {
         a: RunQuery,
         ctx: &Context,
         client: &ClientShare,
+        policy: &ClientPolicy,
     ) -> Result<Outcome, ToolError> {
         if a.sql.len() > self.limits.max_sql_bytes {
             return Err(ToolError::invalid(format!(
@@ -244,10 +250,30 @@ impl Tools {
             )));
         }
         check_read_only(&a.sql).map_err(|r| ToolError::refused(r.0))?;
+        if policy.access.is_restricted() {
+            // A client limited to some databases reads the catalogue through the filtered
+            // list_* tools, and may only query tables of its databases.
+            if !is_query(&a.sql) {
+                return Err(ToolError::refused(format!(
+                    "client '{}' is limited to some databases: use list_databases, list_schemas, list_objects and describe_object instead of SHOW or DESCRIBE",
+                    policy.id
+                )));
+            }
+            for db in referenced_databases(&a.sql, ctx.database.as_deref())
+                .map_err(|r| ToolError::refused(r.0))?
+            {
+                policy.access.check_database(&policy.id, &db)?;
+            }
+        }
+        let hard_max = policy
+            .access
+            .max_rows
+            .unwrap_or(usize::MAX)
+            .min(self.limits.max_rows);
         let max_rows = match a.max_rows {
             Some(0) => return Err(ToolError::invalid("max_rows must be at least 1")),
-            Some(n) => (n as usize).min(self.limits.max_rows),
-            None => self.limits.default_max_rows,
+            Some(n) => (n as usize).min(hard_max),
+            None => self.limits.default_max_rows.min(hard_max),
         };
         let limits = QueryLimits {
             max_rows,

@@ -146,3 +146,71 @@ fn no_anonymous_listening_on_a_public_address() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refusing to listen"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sees_only_what_its_policy_allows() {
+    use serde_json::json;
+    run_on_emulator(&[
+        "CREATE DATABASE IF NOT EXISTS POLICY_OK".into(),
+        "CREATE SCHEMA IF NOT EXISTS POLICY_OK.PUBLIC".into(),
+        "CREATE OR REPLACE TABLE POLICY_OK.PUBLIC.T (X INT)".into(),
+        "INSERT INTO POLICY_OK.PUBLIC.T SELECT seq4() FROM TABLE(GENERATOR(ROWCOUNT => 100))"
+            .into(),
+        "CREATE DATABASE IF NOT EXISTS POLICY_NO".into(),
+        "CREATE SCHEMA IF NOT EXISTS POLICY_NO.PUBLIC".into(),
+        "CREATE OR REPLACE TABLE POLICY_NO.PUBLIC.SECRET (S TEXT)".into(),
+        "INSERT INTO POLICY_NO.PUBLIC.SECRET VALUES ('top secret')".into(),
+    ])
+    .await;
+    let config = write_config(
+        "policy",
+        &format!(
+            "[[clients]]\nid = \"limited\"\ntoken_sha256 = \"{}\"\nallowed_databases = [\"policy_ok\"]\nmax_rows = 5\ndefault_context = {{ database = \"POLICY_OK\", schema = \"PUBLIC\" }}\n",
+            sha("limited-token")
+        ),
+    );
+    let server = Server::start(&["--config", &config], &fakesnow_env()).await;
+    let c = server.client_with_token("limited-token").await;
+    let dbs = ok(&c, "list_databases", json!({})).await;
+    assert_eq!(names(&dbs["databases"]), ["POLICY_OK"]);
+    for (tool, args) in [
+        ("set_context", json!({"database": "POLICY_NO"})),
+        ("list_schemas", json!({"database": "POLICY_NO"})),
+        (
+            "list_objects",
+            json!({"database": "POLICY_NO", "schema": "PUBLIC"}),
+        ),
+        (
+            "describe_object",
+            json!({"name": "POLICY_NO.PUBLIC.SECRET"}),
+        ),
+        (
+            "run_query",
+            json!({"sql": "SELECT * FROM POLICY_NO.PUBLIC.SECRET"}),
+        ),
+        (
+            "run_query",
+            json!({"sql": "SELECT * FROM T JOIN POLICY_NO.PUBLIC.SECRET ON TRUE"}),
+        ),
+        ("run_query", json!({"sql": "SHOW DATABASES"})),
+    ] {
+        let (kind, message) = err(&c, tool, args.clone()).await;
+        assert_eq!(kind, "not_allowed", "{tool} {args}: {message}");
+        assert!(!message.contains("top secret"));
+    }
+    let (_, message) = err(
+        &c,
+        "run_query",
+        json!({"sql": "SELECT * FROM POLICY_NO.PUBLIC.SECRET"}),
+    )
+    .await;
+    assert!(message.contains("database POLICY_NO"), "{message}");
+    let rows = ok(
+        &c,
+        "run_query",
+        json!({"sql": "SELECT X FROM T", "max_rows": 50}),
+    )
+    .await;
+    assert_eq!(rows["row_count"], 5, "the client's own max_rows applies");
+    assert_eq!(rows["truncated"], true);
+}
