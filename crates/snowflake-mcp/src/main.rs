@@ -35,11 +35,20 @@ struct Cli {
     /// Use this section of Snowflake's connections.toml ($SNOWFLAKE_HOME or ~/.snowflake).
     #[arg(long, global = true, value_name = "NAME")]
     connection: Option<String>,
+    /// Log format on stderr: `text` or `json` (one object per line).
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
+    log_format: LogFormat,
     /// State store (SQLite) for sessions and quota usage; default ~/.local/state/snowflake-mcp/state.db.
     #[arg(long, global = true, value_name = "PATH")]
     state: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -76,12 +85,19 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs go to stderr: stdout belongs to the MCP stream in stdio mode.
-    tracing_subscriber::fmt()
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+        .with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
     let config = match &cli.config {
         Some(path) => match Config::load(path) {
             Ok(c) => c,

@@ -156,12 +156,31 @@ impl McpServer {
         }
     }
 
+    /// One tool call, in a span carrying the tool, client and session (for every log line).
     async fn call(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> rmcp::model::CallToolResult {
+        use tracing::Instrument;
         let session = self.session(&context);
+        let span = tracing::info_span!(
+            "call",
+            tool = %request.name,
+            client = %session.client.id,
+            session = session.mcp_session_id().as_deref().unwrap_or("-")
+        );
+        self.call_in_span(request, context, session)
+            .instrument(span)
+            .await
+    }
+
+    async fn call_in_span(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+        session: Arc<SessionState>,
+    ) -> rmcp::model::CallToolResult {
         let _in_flight = session.begin_request();
         let _counted = CallGuard::new(&self.app);
         let started = std::time::Instant::now();
@@ -197,6 +216,11 @@ impl McpServer {
         self.persist(&session, session.context() != before).await;
         let label = crate::metrics::client_label(&session.client.id, session.client.anonymous);
         let kind = outcome.as_ref().err().map_or("ok", |e| e.kind);
+        tracing::info!(
+            outcome = kind,
+            ms = started.elapsed().as_millis() as u64,
+            "tool call"
+        );
         self.app
             .tools
             .gateway
