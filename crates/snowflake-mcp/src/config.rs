@@ -293,6 +293,10 @@ pub struct ServerConfig {
     pub allow_anonymous_remote: bool,
     /// On SIGTERM/SIGINT, seconds calls in flight may take to finish before they are aborted.
     pub shutdown_grace_secs: u64,
+    /// Serve HTTPS with this certificate chain (PEM); needs `tls_key_file`.
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM).
+    pub tls_key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -305,6 +309,8 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             allow_anonymous_remote: false,
             shutdown_grace_secs: 30,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }

@@ -32,4 +32,5 @@ pub mod scheduler;
 pub mod server;
 pub mod sessions;
 pub mod store;
+pub mod tls;
 pub mod tools;

@@ -553,18 +553,40 @@ pub async fn serve(
                 }
             }),
         );
+    let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(cert), Some(key)) => Some(crate::tls::load(cert, key)?),
+        (None, None) => None,
+        _ => return Err("[server] tls_cert_file and tls_key_file go together".into()),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!(
-        "snowflake-mcp: listening on http://{addr}/mcp ({} backend)",
+        "snowflake-mcp: listening on {scheme}://{addr}/mcp ({} backend)",
         app.tools.gateway.backend().name()
     );
-    tracing::info!(%addr, "listening");
+    tracing::info!(%addr, scheme, "listening");
     let stopping = app.stopping.clone();
-    let served = axum::serve(listener, router)
-        // Stop accepting at once; open connections (SSE streams included) end when the
-        // draining task above cancels the sessions.
-        .with_graceful_shutdown(async move { shutdown.cancelled().await });
+    // Stop accepting at once; open connections (SSE streams included) end when the draining
+    // task above cancels the sessions.
+    let served = async move {
+        let stop = async move { shutdown.cancelled().await };
+        match tls {
+            Some(tls) => {
+                let listener =
+                    crate::tls::TlsListener::new(listener, tls).map_err(|e| e.to_string())?;
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+            None => {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+        }
+        .map_err(|e| format!("HTTP server failed: {e}"))
+    };
     tokio::select! {
-        served = served => served.map_err(|e| format!("HTTP server failed: {e}"))?,
+        served = served => served?,
         // A connection that will not close must not keep the process alive.
         _ = async { stopping.cancelled().await; tokio::time::sleep(Duration::from_secs(5)).await } => {
             tracing::warn!("connections still open 5 s after the grace period; exiting anyway");
