@@ -9,7 +9,9 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use crate::error::ToolError;
 use crate::store::{AuditRecord, StateStore};
+use crate::tools::{Caller, Outcome};
 
 pub struct Auditor {
     store: Arc<dyn StateStore>,
@@ -47,5 +49,57 @@ impl Auditor {
         if let Err(e) = self.store.record(&record).await {
             tracing::error!(error = %e, "could not write an audit record");
         }
+    }
+}
+
+/// A Unix-milliseconds time as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn time_text(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// The audit record of one call.
+pub fn audit_record(
+    tool: &str,
+    statement: Option<String>,
+    caller: &Caller,
+    outcome: &Result<Outcome, ToolError>,
+    took: std::time::Duration,
+) -> AuditRecord {
+    let (status, query_id, error_code, rows, bytes) = match outcome {
+        Ok(o) => {
+            let qid = o
+                .result
+                .structured_content
+                .as_ref()
+                .and_then(|s| s["query_id"].as_str())
+                .map(str::to_string);
+            let (rows, bytes) = o.returned.unwrap_or_default();
+            ("ok".to_string(), qid, None, rows, bytes)
+        }
+        Err(e) => {
+            let details = e.snowflake.as_deref();
+            (
+                e.kind.to_string(),
+                details.and_then(|d| d.query_id.clone()),
+                details.and_then(|d| d.code.clone()),
+                0,
+                0,
+            )
+        }
+    };
+    AuditRecord {
+        time_ms: chrono::Utc::now().timestamp_millis(),
+        client_id: caller.client.id.to_string(),
+        session_id: caller.session_id.clone(),
+        tool: tool.to_string(),
+        statement,
+        query_id,
+        status,
+        rows,
+        bytes,
+        duration_ms: took.as_millis() as u64,
+        error_code,
     }
 }

@@ -8,12 +8,12 @@
 
 use std::sync::Arc;
 
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::admission::Admission;
-use crate::audit::Auditor;
+use crate::audit::{audit_record, time_text, Auditor};
 use crate::backend::{Context, ObjectKind, ObjectName, QueryLimits};
 use crate::config::QueryConfig;
 use crate::error::ToolError;
@@ -23,7 +23,6 @@ use crate::ident::{split_parts, Ident};
 use crate::identity::ClientPolicy;
 use crate::render;
 use crate::scheduler::ClientShare;
-use crate::store::AuditRecord;
 
 /// Everything a tool call needs besides its arguments and its caller.
 pub struct Tools {
@@ -413,57 +412,6 @@ struct QueryHistory {
     limit: Option<u64>,
 }
 
-fn time_text(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_default()
-}
-
-/// The audit record of one call.
-fn audit_record(
-    tool: &str,
-    statement: Option<String>,
-    caller: &Caller,
-    outcome: &Result<Outcome, ToolError>,
-    took: std::time::Duration,
-) -> AuditRecord {
-    let (status, query_id, error_code, rows, bytes) = match outcome {
-        Ok(o) => {
-            let qid = o
-                .result
-                .structured_content
-                .as_ref()
-                .and_then(|s| s["query_id"].as_str())
-                .map(str::to_string);
-            let (rows, bytes) = o.returned.unwrap_or_default();
-            ("ok".to_string(), qid, None, rows, bytes)
-        }
-        Err(e) => {
-            let details = e.snowflake.as_deref();
-            (
-                e.kind.to_string(),
-                details.and_then(|d| d.query_id.clone()),
-                details.and_then(|d| d.code.clone()),
-                0,
-                0,
-            )
-        }
-    };
-    AuditRecord {
-        time_ms: chrono::Utc::now().timestamp_millis(),
-        client_id: caller.client.id.to_string(),
-        session_id: caller.session_id.clone(),
-        tool: tool.to_string(),
-        statement,
-        query_id,
-        status,
-        rows,
-        bytes,
-        duration_ms: took.as_millis() as u64,
-        error_code,
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListSchemas {
@@ -543,87 +491,8 @@ impl SetContext {
     }
 }
 
-/// The tool list, with compact input and output schemas.
-pub fn definitions() -> Vec<Tool> {
-    let name_list = |key: &str| {
-        json!({"type": "object", "properties": {key: {"type": "array", "items": {"type": "object",
-            "properties": {"name": {"type": "string"}, "comment": {"type": "string"}}, "required": ["name"]}}}, "required": [key]})
-    };
-    let str_prop = |d: &str| json!({"type": "string", "description": d});
-    let ctx_schema = json!({"type": "object", "properties": {
-        "database": {"type": ["string", "null"]}, "schema": {"type": ["string", "null"]},
-        "warehouse": {"type": ["string", "null"]}, "role": {"type": ["string", "null"]},
-        "limits": {"type": "object", "description": "remaining quotas and rate-limit headroom"}}});
-    let empty = json!({"type": "object", "properties": {}, "additionalProperties": false});
-    vec![
-        tool("list_databases", "List the databases the current role can see.", empty.clone(), name_list("databases")),
-        tool(
-            "list_schemas",
-            "List the schemas of a database (default: the current one).",
-            json!({"type": "object", "properties": {"database": str_prop("database name")}, "additionalProperties": false}),
-            name_list("schemas"),
-        ),
-        tool(
-            "list_objects",
-            "List tables and views of a schema (default: the current one); pattern is a LIKE pattern such as 'ORD%'.",
-            json!({"type": "object", "properties": {
-                "database": str_prop("database name"), "schema": str_prop("schema name"),
-                "kind": {"type": "string", "enum": ["table", "view"]}, "pattern": str_prop("LIKE pattern")},
-                "additionalProperties": false}),
-            json!({"type": "object", "properties": {"objects": {"type": "array", "items": {"type": "object", "properties": {
-                "name": {"type": "string"}, "kind": {"type": "string"}, "rows": {"type": "integer"}, "comment": {"type": "string"}},
-                "required": ["name", "kind"]}}}, "required": ["objects"]}),
-        ),
-        tool(
-            "describe_object",
-            "Show the columns of a table or view; name is NAME, SCHEMA.NAME or DB.SCHEMA.NAME.",
-            json!({"type": "object", "properties": {"name": str_prop("table or view")}, "required": ["name"], "additionalProperties": false}),
-            json!({"type": "object", "properties": {"name": {"type": "string"}, "columns": {"type": "array", "items": {"type": "object",
-                "properties": {"name": {"type": "string"}, "type": {"type": "string"}, "nullable": {"type": "boolean"}, "comment": {"type": "string"}},
-                "required": ["name", "type", "nullable"]}}}, "required": ["name", "columns"]}),
-        ),
-        tool(
-            "run_query",
-            "Run one read-only SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) in the current context; results are capped.",
-            json!({"type": "object", "properties": {"sql": str_prop("one statement"),
-                "max_rows": {"type": "integer", "minimum": 1, "description": "row cap"}}, "required": ["sql"], "additionalProperties": false}),
-            json!({"type": "object", "properties": {
-                "columns": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "type": {"type": "string"}}}},
-                "rows": {"type": "array", "items": {"type": "array"}}, "row_count": {"type": "integer"},
-                "truncated": {"type": "boolean"}, "query_id": {"type": "string"}, "note": {"type": "string"}},
-                "required": ["columns", "rows", "row_count", "truncated", "query_id"]}),
-        ),
-        tool("get_context", "Show this session's database, schema, warehouse and role.", empty, ctx_schema.clone()),
-        tool(
-            "query_history",
-            "List your own recent queries (newest first).",
-            json!({"type": "object", "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 200}}, "additionalProperties": false}),
-            json!({"type": "object", "properties": {"queries": {"type": "array", "items": {"type": "object"}}}, "required": ["queries"]}),
-        ),
-        tool(
-            "set_context",
-            "Change this session's database, schema, warehouse or role; other sessions are not affected.",
-            json!({"type": "object", "properties": {"database": str_prop("database"), "schema": str_prop("schema"),
-                "warehouse": str_prop("warehouse"), "role": str_prop("role")}, "additionalProperties": false}),
-            ctx_schema,
-        ),
-    ]
-}
-
-fn tool(name: &'static str, description: &'static str, input: Value, output: Value) -> Tool {
-    let object = |v: Value| match v {
-        Value::Object(map) => Arc::new(map),
-        _ => unreachable!("tool schemas are JSON objects"),
-    };
-    let annotations = ToolAnnotations::new()
-        .read_only(true)
-        .destructive(false)
-        .idempotent(name != "set_context");
-    let mut tool =
-        Tool::new(name, description, object(input)).with_raw_output_schema(object(output));
-    tool.annotations = Some(annotations);
-    tool
-}
+mod definitions;
+pub use definitions::definitions;
 
 #[cfg(test)]
 mod tests {
