@@ -150,7 +150,8 @@ impl Default for AnonymousConfig {
 pub struct SessionsConfig {
     pub max_total: usize,
     pub max_per_client: usize,
-    /// Seconds without a request after which a session expires.
+    /// Seconds without a request after which a session expires (`idle_timeout` too).
+    #[serde(alias = "idle_timeout")]
     pub idle_timeout_secs: u64,
 }
 
@@ -168,7 +169,8 @@ impl Default for SessionsConfig {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SchedulerConfig {
-    /// Seconds a request may wait before it fails with a busy error.
+    /// Seconds a request may wait before it fails with a busy error (`queue_timeout` too).
+    #[serde(alias = "queue_timeout")]
     pub queue_timeout_secs: u64,
     pub max_queue_per_client: usize,
     pub max_queue_total: usize,
@@ -428,6 +430,17 @@ mod tests {
         assert_eq!(c.query.default_max_rows, 100);
         assert!(c.query.check().is_err(), "default above max is refused");
         assert_eq!(Config::default().server.listen, "127.0.0.1:8765");
+    }
+
+    #[test]
+    fn design_key_names_are_accepted() {
+        let c: Config =
+            toml::from_str("[scheduler]\nqueue_timeout = 5\n[sessions]\nidle_timeout = 60\n")
+                .unwrap();
+        assert_eq!(
+            (c.scheduler.queue_timeout_secs, c.sessions.idle_timeout_secs),
+            (5, 60)
+        );
     }
 
     #[test]
