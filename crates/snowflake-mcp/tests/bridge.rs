@@ -88,3 +88,48 @@ async fn the_bridge_starts_a_local_server_when_none_answers() {
         .args(["-INT", "-f", &format!("serve --listen 127.0.0.1:{port}")])
         .status();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridges_session_survives_a_server_restart() {
+    let state = temp_state();
+    let listen = format!("127.0.0.1:{}", testkit::free_port());
+    let args = ["--demo", "--state", state.as_str()];
+    let server = Server::start_on(&listen, &args, &[]).await;
+    let client = bridge_client(&server.url, None, &[]).await;
+    ok(
+        &client,
+        "set_context",
+        json!({"database": "DEMO", "schema": "SALES"}),
+    )
+    .await;
+    let before = stored_sessions(&state);
+    assert_eq!(before.len(), 1);
+    server.stop().await;
+    let server = Server::start_on(&listen, &args, &[]).await;
+    let ctx = ok(&client, "get_context", no_args()).await;
+    assert_eq!(
+        (ctx["database"].as_str(), ctx["schema"].as_str()),
+        (Some("DEMO"), Some("SALES"))
+    );
+    let r = ok(
+        &client,
+        "run_query",
+        json!({"sql": "SELECT COUNT(*) AS N FROM REGIONS"}),
+    )
+    .await;
+    assert_eq!(r["rows"][0][0], 5);
+    assert_eq!(
+        stored_sessions(&state),
+        before,
+        "the same session carried on; no new one was opened"
+    );
+    client.cancel().await.unwrap();
+    server.stop().await;
+}
+
+fn stored_sessions(path: &str) -> Vec<String> {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = c.prepare("SELECT id FROM sessions ORDER BY id").unwrap();
+    let ids = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+    ids.map(Result::unwrap).collect()
+}
