@@ -14,7 +14,7 @@ fn json_logs_carry_the_call_span_and_no_secrets() {
         .env("RUST_LOG", "snowflake_mcp=info")
         .env("SNOWFLAKE_PASSWORD", "hunter2-secret")
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -26,7 +26,15 @@ fn json_logs_carry_the_call_span_and_no_secrets() {
     ] {
         writeln!(stdin, "{line}").unwrap();
     }
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Wait for the answer to the call before closing stdin (machines differ in speed).
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0 {
+        if line.contains("\"id\":2") {
+            break;
+        }
+        line.clear();
+    }
     drop(stdin);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
