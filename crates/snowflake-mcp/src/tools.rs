@@ -14,12 +14,12 @@ use serde_json::{json, Value};
 
 use crate::admission::Admission;
 use crate::audit::{audit_record, time_text, Auditor};
-use crate::backend::{Context, ObjectKind, ObjectName, QueryLimits};
+use crate::backend::{current, Context, ObjectKind, ObjectName, QueryLimits};
 use crate::config::QueryConfig;
 use crate::error::ToolError;
 use crate::gateway::Gateway;
 use crate::guard::{check_read_only, is_query, referenced_databases};
-use crate::ident::{split_parts, Ident};
+use crate::ident::Ident;
 use crate::identity::ClientPolicy;
 use crate::render;
 use crate::scheduler::ClientShare;
@@ -157,7 +157,7 @@ impl Tools {
             }
             "describe_object" => {
                 let a: DescribeObject = parse(args)?;
-                let name = object_name(&a.name, ctx)?;
+                let name = ObjectName::resolve(&a.name, ctx)?;
                 access.check_database(&caller.client.id, name.database.name())?;
                 let columns = self.gateway.describe_object(client, ctx, &name).await?;
                 let rows: Vec<Vec<Value>> = columns
@@ -351,46 +351,11 @@ fn parse<T: for<'de> Deserialize<'de>>(args: JsonObject) -> Result<T, ToolError>
         .map_err(|e| ToolError::invalid(format!("invalid arguments: {e}")))
 }
 
-fn current(value: &Option<String>, what: &str) -> Result<Ident, ToolError> {
-    value.clone().map(Ident::exact).ok_or_else(|| {
-        ToolError::invalid(format!(
-            "no current {what}: pass {what}, or choose one with set_context"
-        ))
-    })
-}
-
 fn database_or_current(arg: Option<&str>, ctx: &Context) -> Result<Ident, ToolError> {
     match arg {
         Some(d) => Ident::parse(d, "database"),
         None => current(&ctx.database, "database"),
     }
-}
-
-/// `TABLE`, `SCHEMA.TABLE` or `DB.SCHEMA.TABLE`, completed from the context.
-fn object_name(text: &str, ctx: &Context) -> Result<ObjectName, ToolError> {
-    let parts = split_parts(text, "name")?;
-    Ok(match parts.as_slice() {
-        [t] => ObjectName {
-            database: current(&ctx.database, "database")?,
-            schema: current(&ctx.schema, "schema")?,
-            name: t.clone(),
-        },
-        [s, t] => ObjectName {
-            database: current(&ctx.database, "database")?,
-            schema: s.clone(),
-            name: t.clone(),
-        },
-        [d, s, t] => ObjectName {
-            database: d.clone(),
-            schema: s.clone(),
-            name: t.clone(),
-        },
-        _ => {
-            return Err(ToolError::invalid(format!(
-                "name '{text}' has too many parts; use DB.SCHEMA.NAME at most"
-            )))
-        }
-    })
 }
 
 fn check_pattern(p: &str) -> Result<&str, ToolError> {
@@ -534,15 +499,15 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            object_name("orders", &ctx).unwrap().quoted(),
+            ObjectName::resolve("orders", &ctx).unwrap().quoted(),
             "\"DB\".\"S\".\"ORDERS\""
         );
         assert_eq!(
-            object_name("x.\"My T\"", &ctx).unwrap().quoted(),
+            ObjectName::resolve("x.\"My T\"", &ctx).unwrap().quoted(),
             "\"DB\".\"X\".\"My T\""
         );
-        assert!(object_name("a.b.c.d", &ctx).is_err());
-        assert!(object_name("t", &Context::default())
+        assert!(ObjectName::resolve("a.b.c.d", &ctx).is_err());
+        assert!(ObjectName::resolve("t", &Context::default())
             .unwrap_err()
             .message
             .contains("set_context"));

@@ -72,6 +72,14 @@ async fn exercise(client: &Client) {
     .await;
     assert_eq!(small["row_count"], 100, "the default cap");
 
+    let described = ok(
+        client,
+        "run_query",
+        json!({"sql": "DESCRIBE TABLE SALES.ORDERS"}),
+    )
+    .await;
+    assert_eq!(described["rows"][0][0], "ORDER_ID");
+
     let ctx = ok(client, "get_context", no_args()).await;
     assert_eq!(
         ctx,

@@ -343,25 +343,12 @@ impl DemoBackend {
                 if name.eq_ignore_ascii_case("TABLE") || name.eq_ignore_ascii_case("VIEW") {
                     name = tokens.next().unwrap_or_default();
                 }
-                let parts = crate::ident::split_parts(name, "name")?;
-                let object = match parts.as_slice() {
-                    [t] => ObjectName {
-                        database: db,
-                        schema,
-                        name: t.clone(),
-                    },
-                    [s, t] => ObjectName {
-                        database: db,
-                        schema: s.clone(),
-                        name: t.clone(),
-                    },
-                    [d, s, t] => ObjectName {
-                        database: d.clone(),
-                        schema: s.clone(),
-                        name: t.clone(),
-                    },
-                    _ => return Err(ToolError::invalid("DESCRIBE needs a table or view name")),
+                let home = Context {
+                    database: Some(DATABASE.into()),
+                    schema: Some(SCHEMA.into()),
+                    ..Default::default()
                 };
+                let object = ObjectName::resolve(name, &home)?;
                 let cols = self.describe_object(ctx, &object).await?;
                 let rows = cols
                     .into_iter()

@@ -74,7 +74,44 @@ pub struct ObjectName {
     pub name: Ident,
 }
 
+/// The context's `what` (database or schema) as an identifier, or an error telling the model
+/// how to get one.
+pub fn current(value: &Option<String>, what: &str) -> Result<Ident, ToolError> {
+    value.clone().map(Ident::exact).ok_or_else(|| {
+        ToolError::invalid(format!(
+            "no current {what}: pass {what}, or choose one with set_context"
+        ))
+    })
+}
+
 impl ObjectName {
+    /// `NAME`, `SCHEMA.NAME` or `DB.SCHEMA.NAME`, completed from `ctx`.
+    pub fn resolve(text: &str, ctx: &Context) -> Result<ObjectName, ToolError> {
+        let parts = crate::ident::split_parts(text, "name")?;
+        Ok(match parts.as_slice() {
+            [t] => ObjectName {
+                database: current(&ctx.database, "database")?,
+                schema: current(&ctx.schema, "schema")?,
+                name: t.clone(),
+            },
+            [s, t] => ObjectName {
+                database: current(&ctx.database, "database")?,
+                schema: s.clone(),
+                name: t.clone(),
+            },
+            [d, s, t] => ObjectName {
+                database: d.clone(),
+                schema: s.clone(),
+                name: t.clone(),
+            },
+            _ => {
+                return Err(ToolError::invalid(format!(
+                    "name '{text}' has too many parts; use DB.SCHEMA.NAME at most"
+                )))
+            }
+        })
+    }
+
     pub fn quoted(&self) -> String {
         format!(
             "{}.{}.{}",
