@@ -6,7 +6,6 @@ use common::*;
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use rmcp::ServiceExt;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 async fn bridge_client(url: &str, token: Option<&str>, extra: &[&str]) -> Client {
     let (url, token) = (url.to_string(), token.map(str::to_string));
@@ -32,10 +31,7 @@ async fn bridge_client(url: &str, token: Option<&str>, extra: &[&str]) -> Client
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stdio_client_holds_a_full_conversation_through_the_bridge() {
-    let hash: String = Sha256::digest(b"desktop-token")
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = sha("desktop-token");
     let config = write_config(
         "bridge",
         &format!("[[clients]]\nid = \"desktop\"\ntoken_sha256 = \"{hash}\"\n"),
@@ -125,11 +121,4 @@ async fn the_bridges_session_survives_a_server_restart() {
     );
     client.cancel().await.unwrap();
     server.stop().await;
-}
-
-fn stored_sessions(path: &str) -> Vec<String> {
-    let c = rusqlite::Connection::open(path).unwrap();
-    let mut stmt = c.prepare("SELECT id FROM sessions ORDER BY id").unwrap();
-    let ids = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
-    ids.map(Result::unwrap).collect()
 }

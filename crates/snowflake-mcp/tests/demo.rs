@@ -153,9 +153,9 @@ async fn demo_over_http() {
     let server = Server::start(&["--demo"], &[]).await;
     let client = server.client().await;
     exercise(&client).await;
-    let health = reqwest_get(&format!("{}/healthz", server.base)).await;
+    let health = http_get(&server.base, "/healthz").await;
     assert_eq!(health.0, 200);
-    let ready = reqwest_get(&format!("{}/readyz", server.base)).await;
+    let ready = http_get(&server.base, "/readyz").await;
     assert_eq!(ready, (200, "ready\n".to_string()));
     let (status, _, metrics) = raw_http(&server.base, "GET", "/metrics", &[], "").await;
     assert_eq!(status, 200);
@@ -179,14 +179,4 @@ async fn demo_over_stdio() {
     let client = stdio_client(&["--demo"], &[]).await;
     exercise(&client).await;
     client.cancel().await.unwrap();
-}
-
-async fn reqwest_get(url: &str) -> (u16, String) {
-    let (base, path) = url.split_at(
-        url.find("/readyz")
-            .or_else(|| url.find("/healthz"))
-            .unwrap(),
-    );
-    let (status, _, body) = raw_http(base, "GET", path, &[], "").await;
-    (status, body)
 }

@@ -11,7 +11,6 @@ use common::*;
 use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest};
 use rmcp::service::PeerRequestOptions;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use testkit::{Proxy, Reply, Scripted};
 
 async fn create_databases(names: &[String]) {
@@ -108,13 +107,6 @@ async fn a_pool_of_two_queues_thirty_sessions_instead_of_refusing() {
     assert!(peak <= 2, "the pool grew to {peak} Snowflake sessions");
     assert_eq!(proxy.stats.overlaps.load(Ordering::SeqCst), 0);
     assert!(proxy.stats.statements.load(Ordering::SeqCst) >= 120);
-}
-
-fn sha(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

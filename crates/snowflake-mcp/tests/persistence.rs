@@ -4,14 +4,6 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-
-fn sha(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 fn clients_config(name: &str) -> String {
     write_config(
@@ -152,7 +144,7 @@ async fn another_clients_session_id_restores_nothing() {
     server.stop().await;
     let server = Server::start_on(&listen, &args, &fakesnow_env()).await;
     // Find the stored session id and present it with another client's token.
-    let conn = stored_session_ids(&state);
+    let conn = stored_sessions(&state);
     assert_eq!(conn.len(), 1, "one stored session");
     let headers = [
         ("content-type", "application/json"),
@@ -168,11 +160,4 @@ async fn another_clients_session_id_restores_nothing() {
         !text.contains("MCP_DB"),
         "nothing of the other client's session leaks: {text}"
     );
-}
-
-fn stored_session_ids(path: &str) -> Vec<String> {
-    let c = rusqlite::Connection::open(path).unwrap();
-    let mut stmt = c.prepare("SELECT id FROM sessions").unwrap();
-    let ids = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
-    ids.map(Result::unwrap).collect()
 }

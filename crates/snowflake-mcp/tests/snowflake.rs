@@ -235,24 +235,14 @@ async fn every_corpus_write_is_refused_end_to_end() {
 #[tokio::test]
 async fn readiness_follows_snowflake() {
     let up = Server::start(&[], &fakesnow_env()).await;
-    let (status, _) = get(&format!("{}/readyz", up.base)).await;
+    let (status, _) = http_get(&up.base, "/readyz").await;
     assert_eq!(status, 200);
     let mut env = fakesnow_env();
     env.retain(|(k, _)| k != "SNOWFLAKE_PORT");
     env.push(("SNOWFLAKE_PORT".into(), testkit::free_port().to_string()));
     let down = Server::start(&[], &env).await;
-    let (status, body) = get(&format!("{}/readyz", down.base)).await;
+    let (status, body) = http_get(&down.base, "/readyz").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("not ready"), "{body}");
-    assert_eq!(get(&format!("{}/healthz", down.base)).await.0, 200);
-}
-
-async fn get(url: &str) -> (u16, String) {
-    let (base, path) = url.split_at(
-        url.find("/readyz")
-            .or_else(|| url.find("/healthz"))
-            .unwrap(),
-    );
-    let (status, _, body) = raw_http(base, "GET", path, &[], "").await;
-    (status, body)
+    assert_eq!(http_get(&down.base, "/healthz").await.0, 200);
 }

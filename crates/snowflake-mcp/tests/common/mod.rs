@@ -324,3 +324,26 @@ pub fn names(list: &Value) -> Vec<String> {
 pub fn no_args() -> Value {
     json!({})
 }
+
+/// Hex SHA-256 of a bearer token, as `[[clients]] token_sha256` wants it.
+pub fn sha(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Session ids in a state store, sorted.
+pub fn stored_sessions(path: &str) -> Vec<String> {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = c.prepare("SELECT id FROM sessions ORDER BY id").unwrap();
+    let ids = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+    ids.map(Result::unwrap).collect()
+}
+
+/// GET `path` from a server's base URL: (status, body).
+pub async fn http_get(base: &str, path: &str) -> (u16, String) {
+    let (status, _, body) = raw_http(base, "GET", path, &[], "").await;
+    (status, body)
+}
