@@ -140,9 +140,7 @@ impl Transport {
     pub async fn get_bytes(&self, url: &str, extra: &HeaderMap) -> Result<Vec<u8>> {
         let url =
             Url::parse(url).map_err(|e| Error::protocol(format!("bad result chunk URL: {e}")))?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        with_retries(|| async {
             let err = match self
                 .http
                 .get(url.clone())
@@ -157,11 +155,10 @@ impl Transport {
                 Ok(resp) => status_error(resp.status(), "downloading a result chunk"),
                 Err(e) => network_error(&e),
             };
-            if attempt >= MAX_ATTEMPTS || !err.is_transient() {
-                return Err(err);
-            }
-            tokio::time::sleep(backoff(attempt)).await;
-        }
+            let transient = err.is_transient();
+            Err((err, transient))
+        })
+        .await
     }
 
     async fn send(
@@ -169,51 +166,70 @@ impl Transport {
         retry: Retry,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Envelope> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (err, may_repeat) = match build().send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let refused_before_start = matches!(
-                        status,
-                        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-                    );
-                    let transient = refused_before_start
-                        || matches!(
-                            status,
-                            StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT
-                        );
-                    match resp.bytes().await {
-                        // Snowflake (and emulators) put a JSON envelope on many error statuses
-                        // too; when there is one it says more than the status does.
-                        Ok(bytes) => match serde_json::from_slice::<Envelope>(&bytes) {
-                            Ok(env) if status.is_success() || !env.success && (env.code.is_some() || env.message.is_some()) => {
-                                return Ok(env)
-                            }
-                            _ if status.is_success() => {
-                                return Err(Error::protocol(format!(
-                                    "Snowflake answered HTTP {status} with a body that is not a JSON envelope"
-                                )))
-                            }
-                            _ => (
-                                status_error(status, "calling Snowflake"),
-                                retry == Retry::Always && transient || refused_before_start,
-                            ),
-                        },
-                        Err(e) => (network_error(&e), retry == Retry::Always),
-                    }
-                }
+        with_retries(|| async {
+            let resp = match build().send().await {
+                Ok(resp) => resp,
                 Err(e) => {
                     let not_sent = e.is_connect();
-                    (network_error(&e), retry == Retry::Always || not_sent)
+                    return Err((network_error(&e), retry == Retry::Always || not_sent));
                 }
             };
-            if attempt >= MAX_ATTEMPTS || !may_repeat {
-                return Err(err);
+            let status = resp.status();
+            let refused_before_start = matches!(
+                status,
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            );
+            let transient = refused_before_start
+                || matches!(
+                    status,
+                    StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT
+                );
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| (network_error(&e), retry == Retry::Always))?;
+            // Snowflake (and emulators) put a JSON envelope on many error statuses too; when
+            // there is one it says more than the status does.
+            match serde_json::from_slice::<Envelope>(&bytes) {
+                Ok(env)
+                    if status.is_success()
+                        || !env.success && (env.code.is_some() || env.message.is_some()) =>
+                {
+                    Ok(env)
+                }
+                _ if status.is_success() => Err((
+                    Error::protocol(format!(
+                        "Snowflake answered HTTP {status} with a body that is not a JSON envelope"
+                    )),
+                    false,
+                )),
+                _ => Err((
+                    status_error(status, "calling Snowflake"),
+                    retry == Retry::Always && transient || refused_before_start,
+                )),
             }
-            tracing::debug!(attempt, error = %err, "retrying Snowflake request");
-            tokio::time::sleep(backoff(attempt)).await;
+        })
+        .await
+    }
+}
+
+/// Run `attempt` until it succeeds, says its failure may not be repeated, or
+/// [`MAX_ATTEMPTS`] are spent, with [`backoff`] in between.
+async fn with_retries<T, F, Fut>(attempt: F) -> Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, (Error, bool)>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err((err, may_repeat)) if may_repeat && tries < MAX_ATTEMPTS => {
+                tracing::debug!(attempt = tries, error = %err, "retrying Snowflake request");
+                tokio::time::sleep(backoff(tries)).await;
+            }
+            Err((err, _)) => return Err(err),
         }
     }
 }
