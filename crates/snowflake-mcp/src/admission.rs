@@ -11,6 +11,7 @@
 //!   when it certainly never reached Snowflake (refused by the guard, bad arguments, or busy);
 //!   any other failure counts, because Snowflake may have done the work.
 
+use crate::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -166,7 +167,7 @@ impl Admission {
     pub fn check_rate(&self, client: &ClientPolicy) -> Result<(), ToolError> {
         let now = Instant::now();
         if let Some(rate) = client.rate {
-            let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+            let mut buckets = lock(&self.buckets);
             let bucket = buckets
                 .entry(client.id.clone())
                 .or_insert_with(|| Bucket::new(rate.per_minute, rate.burst, now));
@@ -181,14 +182,9 @@ impl Admission {
             }
         }
         if let Some(server) = &self.server {
-            if let Err(wait) = server.lock().unwrap_or_else(|p| p.into_inner()).take(now) {
+            if let Err(wait) = lock(server).take(now) {
                 if client.rate.is_some() {
-                    if let Some(b) = self
-                        .buckets
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get_mut(&client.id)
-                    {
+                    if let Some(b) = lock(&self.buckets).get_mut(&client.id) {
                         b.give_back();
                     }
                 }
@@ -284,10 +280,7 @@ impl Admission {
             }
         }
         let rate = client.rate.map(|r| {
-            let available = self
-                .buckets
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
+            let available = lock(&self.buckets)
                 .get_mut(&client.id)
                 .map_or(u64::from(r.burst.unwrap_or(r.per_minute)), |b| {
                     b.available(Instant::now())

@@ -5,6 +5,7 @@
 //! `query_history` always shows the calls a client has seen answered — its own, never another
 //! client's. Old records are pruned after `retention_days`.
 
+use crate::lock;
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -42,7 +43,7 @@ impl Auditor {
     pub async fn record(&self, record: AuditRecord) {
         if let Some(file) = &self.jsonl {
             if let Ok(line) = serde_json::to_string(&record) {
-                let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+                let mut f = lock(file);
                 let _ = writeln!(f, "{line}");
             }
         }

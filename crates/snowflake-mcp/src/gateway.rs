@@ -8,6 +8,7 @@
 //! * Everything that reaches the backend first takes a permit from the [`Scheduler`], so
 //!   metadata and queries share the pool fairly by client weight.
 
+use crate::lock;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,10 +123,6 @@ fn tool_of(key: &str) -> &'static str {
         Some("objects") => "list_objects",
         _ => "describe_object",
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The backend behind its cache and scheduler.

@@ -34,3 +34,9 @@ pub mod sessions;
 pub mod store;
 pub mod tls;
 pub mod tools;
+
+/// Lock a mutex, carrying on after a panic elsewhere: every guarded value here stays consistent
+/// between statements, so a poisoned lock holds nothing half-written.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

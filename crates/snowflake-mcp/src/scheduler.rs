@@ -14,6 +14,7 @@
 //! races with the cancellation is handed straight on. The state lock is never held across an
 //! `.await`.
 
+use crate::lock;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -216,10 +217,6 @@ fn busy(message: String, timeout: Duration) -> ToolError {
     let mut e = ToolError::new("busy", format!("{message}; retry in a moment"));
     e.retry_after_ms = Some((timeout.as_millis() as u64 / 4).clamp(250, 5_000));
     e
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Inner {

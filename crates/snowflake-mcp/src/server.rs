@@ -8,6 +8,7 @@
 //! disconnect or idle expiry, exactly once. Requests without a session (protocol 2026-07-28)
 //! use their client's sessionless state.
 
+use crate::lock;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -267,10 +268,6 @@ fn header(context: &RequestContext<RoleServer>, name: &str) -> Option<String> {
         .to_str()
         .ok()
         .map(str::to_string)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ServerHandler for McpServer {

@@ -10,6 +10,7 @@
 //! the authenticated client: all of a client's sessionless calls share one state, so its
 //! `set_context` carries over between calls. Idle sessionless states expire like sessions.
 
+use crate::lock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -285,10 +286,6 @@ impl Registry {
             .retain(|_, s| s.in_flight() > 0 || s.idle_for() < timeout);
         before - state.sessionless.len()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! NORMAL`: a commit reaches the OS before the call returns (so `kill -9` loses nothing that was
 //! acknowledged) without waiting for an fsync on the hot path. Calls run on the blocking pool.
 
+use crate::lock;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -190,7 +191,7 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let mut guard = lock(&conn);
             work(&mut guard)
         })
         .await

@@ -15,6 +15,7 @@
 //! scripted backend on a paused clock; production uses `snowflake_client`. The lock on the idle
 //! list is only held to push or pick a session, never across an `.await`.
 
+use crate::lock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -360,10 +361,6 @@ fn can_switch(from: &Context, to: &Context) -> bool {
         ]
         .iter()
         .all(|(f, t)| f == t || t.is_some())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// One session lent to one request. Dropping it returns the session to the pool, unless it was
