@@ -40,3 +40,19 @@ pub mod tools;
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// Run `job` every `period` in the background, for the life of the process (upkeep: pool
+/// heartbeats, expiry sweeps, audit pruning).
+pub fn spawn_every<F, Fut>(period: std::time::Duration, job: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            job().await;
+        }
+    });
+}

@@ -18,6 +18,7 @@ use snowflake_mcp::identity::Clients;
 use snowflake_mcp::scheduler::{Scheduler, SchedulerLimits};
 use snowflake_mcp::server::App;
 use snowflake_mcp::sessions::{Registry, SessionLimits};
+use snowflake_mcp::spawn_every;
 use snowflake_mcp::store::{default_state_path, SqliteStore, StateStore};
 use snowflake_mcp::tools::{definitions, Tools};
 use tokio_util::sync::CancellationToken;
@@ -252,12 +253,9 @@ fn app(
             },
         );
         let upkeep = pool.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(secs(30));
-            loop {
-                tick.tick().await;
-                upkeep.maintain().await;
-            }
+        spawn_every(secs(30), move || {
+            let pool = upkeep.clone();
+            async move { pool.maintain().await }
         });
         Arc::new(SnowflakeBackend::new(
             pool,
@@ -284,23 +282,19 @@ fn app(
     });
     let pruning = store.clone();
     let retention_ms = i64::from(config.audit.retention_days) * 86_400_000;
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(secs(3600));
-        loop {
-            tick.tick().await;
+    spawn_every(secs(3600), move || {
+        let store = pruning.clone();
+        async move {
             let before = chrono::Utc::now().timestamp_millis() - retention_ms;
-            if let Err(e) = pruning.prune_audit(before).await {
+            if let Err(e) = store.prune_audit(before).await {
                 tracing::warn!(error = %e, "could not prune the audit log");
             }
         }
     });
     let expiring = registry.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(secs(60));
-        loop {
-            tick.tick().await;
-            expiring.expire_idle();
-        }
+    spawn_every(secs(60), move || {
+        expiring.expire_idle();
+        async {}
     });
     Ok(Arc::new(App {
         tools: Tools {

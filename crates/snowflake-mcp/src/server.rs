@@ -478,14 +478,11 @@ pub async fn serve(
         idle_timeout,
     )));
     let sweeping = app.tools.admission.store().clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            if let Err(e) = sweeping
-                .expire_sessions(unix_now() - idle_timeout.as_secs() as i64)
-                .await
-            {
+    crate::spawn_every(Duration::from_secs(60), move || {
+        let store = sweeping.clone();
+        async move {
+            let before = unix_now() - idle_timeout.as_secs() as i64;
+            if let Err(e) = store.expire_sessions(before).await {
                 tracing::warn!(error = %e, "could not expire stored sessions");
             }
         }
