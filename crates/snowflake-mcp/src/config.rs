@@ -356,6 +356,13 @@ impl Config {
         }
         let mut ids = std::collections::HashSet::new();
         for c in &self.clients {
+            if c.id.starts_with(crate::identity::ANONYMOUS_PREFIX) {
+                return Err(format!(
+                    "client '{}': ids starting with '{}' are reserved for anonymous clients",
+                    c.id,
+                    crate::identity::ANONYMOUS_PREFIX
+                ));
+            }
             if c.id.is_empty() || !ids.insert(c.id.as_str()) {
                 return Err(format!(
                     "[[clients]] ids must be unique and non-empty ('{}')",

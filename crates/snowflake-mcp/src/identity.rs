@@ -6,15 +6,13 @@
 //! valid token gets HTTP 401 with a `WWW-Authenticate` header. Without configured clients, each
 //! MCP session is its own anonymous client under the `[anonymous]` policy.
 //!
-//! The HTTP layer ([`authenticate`]) puts an [`Identity`] into the request's extensions; rmcp
-//! hands the request parts to the MCP handler, which reads it from there.
+//! The HTTP door ([`crate::ownership::authenticate`]) resolves the token with [`resolve`] and
+//! puts an [`Identity`] into the request's extensions; rmcp hands the request parts to the MCP
+//! handler, which reads it from there.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
@@ -22,8 +20,6 @@ use crate::admission::{QuotaPolicy, RatePolicy};
 use crate::backend::Context;
 use crate::config::{Config, ContextConfig};
 use crate::scheduler::ClientShare;
-use crate::sessions::Registry;
-use crate::store::StateStore;
 use crate::store::WindowLimits;
 
 /// A client's policy.
@@ -124,8 +120,11 @@ pub struct Clients {
     anonymous_weight: u32,
     anonymous_max_concurrent: usize,
     anonymous_rate: Option<RatePolicy>,
-    next_anonymous: AtomicU64,
 }
+
+/// Every anonymous client id starts with this (configured ids may not), so an owner recorded
+/// for a session says which kind of principal it was.
+pub const ANONYMOUS_PREFIX: &str = "anonymous-";
 
 impl Clients {
     pub fn from_config(config: &Config) -> Result<Clients, String> {
@@ -177,7 +176,6 @@ impl Clients {
                     per_minute,
                     burst: config.anonymous.burst,
                 }),
-            next_anonymous: AtomicU64::new(1),
         })
     }
 
@@ -199,11 +197,18 @@ impl Clients {
         found
     }
 
-    /// A new anonymous client (one per MCP session).
+    /// A new anonymous client (one per MCP session). Its id is random — unguessable and never
+    /// reused, also across restarts, so no new client inherits another's usage or history.
     pub fn new_anonymous(&self) -> Arc<ClientPolicy> {
-        let n = self.next_anonymous.fetch_add(1, Ordering::Relaxed);
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.anonymous(&format!("{ANONYMOUS_PREFIX}{}", &id[..16]))
+    }
+
+    /// The anonymous client `id` (an id [`Clients::new_anonymous`] made, e.g. read back as the
+    /// owner of a restored session).
+    pub fn anonymous(&self, id: &str) -> Arc<ClientPolicy> {
         Arc::new(ClientPolicy {
-            id: format!("anonymous-{n}").into(),
+            id: id.into(),
             weight: self.anonymous_weight,
             max_concurrent: self.anonymous_max_concurrent,
             default_context: Context::default(),
@@ -263,24 +268,27 @@ fn decode_hex32(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// What the door checks against: the clients, and who owns which session.
-pub struct Gate {
-    pub clients: Arc<Clients>,
-    pub registry: Arc<Registry>,
-    pub store: Arc<dyn StateStore>,
+/// Why a request was not authenticated: an RFC 6750 error code and a description.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unauthorized {
+    pub error: &'static str,
+    pub description: &'static str,
 }
 
-/// The axum layer in front of `/mcp`: resolve the bearer token into an [`Identity`], and turn
-/// away a client that presents another client's `Mcp-Session-Id` as if the session did not
-/// exist (it learns nothing, and cannot use or close it).
-pub async fn authenticate(
-    State(gate): State<Arc<Gate>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let clients = &gate.clients;
-    let token = request
-        .headers()
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        unauthorized(self.error, self.description)
+    }
+}
+
+/// The client a request's `Authorization` header names: `Ok(None)` when no clients are
+/// configured (anonymous use), `Err` (answered with 401) when a token is required and missing
+/// or unknown.
+pub fn resolve(
+    clients: &Clients,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<ClientPolicy>>, Unauthorized> {
+    let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -288,37 +296,20 @@ pub async fn authenticate(
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim);
-    let identity = match (clients.requires_token(), token) {
-        (false, _) => Identity(None),
+    match (clients.requires_token(), token) {
+        (false, _) => Ok(None),
         (true, Some(token)) => match clients.by_token(token) {
-            Some(policy) => Identity(Some(policy)),
-            None => return unauthorized("invalid_token", "the bearer token is not valid"),
+            Some(policy) => Ok(Some(policy)),
+            None => Err(Unauthorized {
+                error: "invalid_token",
+                description: "the bearer token is not valid",
+            }),
         },
-        (true, None) => return unauthorized("invalid_request", "a bearer token is required"),
-    };
-    if let (Some(me), Some(session)) = (
-        &identity.0,
-        request
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok()),
-    ) {
-        let owner = match gate.registry.owner_of(session) {
-            Some(owner) => Some(owner.to_string()),
-            None => gate
-                .store
-                .load_session(session)
-                .await
-                .ok()
-                .flatten()
-                .and_then(|s| s.client_id),
-        };
-        if owner.is_some_and(|o| o != me.id.as_ref()) {
-            return (StatusCode::NOT_FOUND, "session not found\n").into_response();
-        }
+        (true, None) => Err(Unauthorized {
+            error: "invalid_request",
+            description: "a bearer token is required",
+        }),
     }
-    request.extensions_mut().insert(identity);
-    next.run(request).await
 }
 
 fn unauthorized(error: &str, description: &str) -> Response {
@@ -388,5 +379,6 @@ mod tests {
         let (a, b) = (clients.new_anonymous(), clients.new_anonymous());
         assert_ne!(a.id, b.id);
         assert!(a.anonymous);
+        assert!(a.id.starts_with(ANONYMOUS_PREFIX) && a.id.len() == ANONYMOUS_PREFIX.len() + 16);
     }
 }

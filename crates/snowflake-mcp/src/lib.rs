@@ -3,7 +3,8 @@
 //! The path of one tool call, module by module:
 //!
 //! 1. [`server`] — the transport (stdio or Streamable HTTP) and the per-MCP-session handler;
-//! 2. [`identity`] — bearer token → client and policy; [`sessions`] — the registry of MCP
+//! 2. [`identity`] — bearer token → client and policy; [`ownership`] — the HTTP door that
+//!    keeps every MCP session to the principal that opened it; [`sessions`] — the registry of MCP
 //!    sessions with their context;
 //! 3. [`tools`] — argument checks, the read-only [`guard`], identifier quoting ([`ident`]),
 //!    and result rendering ([`render`]);
@@ -26,6 +27,7 @@ pub mod guard;
 pub mod ident;
 pub mod identity;
 pub mod metrics;
+pub mod ownership;
 pub mod render;
 pub mod resume;
 pub mod scheduler;

@@ -86,8 +86,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs go to stderr: stdout belongs to the MCP stream in stdio mode.
-    let filter =
+    let mut filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    // rmcp logs every new session's id at info level; an id lets whoever reads the logs act in
+    // that session's name (the door checks the principal too, but ids stay out of logs).
+    if let Ok(quiet) = "rmcp::transport::streamable_http_server::session=warn".parse() {
+        filter = filter.add_directive(quiet);
+    }
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter);

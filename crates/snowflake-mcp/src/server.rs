@@ -30,9 +30,10 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::Context;
 use crate::config::ServerConfig;
 use crate::error::ToolError;
-use crate::identity::{authenticate, Clients, Gate, Identity};
+use crate::identity::{Clients, Identity};
+use crate::ownership::{authenticate, Gate};
 use crate::resume::{unix_now, McpSessionStore};
-use crate::sessions::{ClientInfo, Registration, Registry, SessionState};
+use crate::sessions::{ClientInfo, PendingSession, Registration, Registry, SessionState};
 use crate::store::StoredSession;
 use crate::tools::{Caller, Tools};
 
@@ -88,9 +89,6 @@ impl McpServer {
     /// the client's shared sessionless state.
     fn session(&self, context: &RequestContext<RoleServer>) -> Arc<SessionState> {
         if let Some(registration) = lock(&self.registration).clone() {
-            if let Some(id) = header(context, "mcp-session-id") {
-                self.app.registry.bind(&registration.session, &id);
-            }
             return registration.session.clone();
         }
         let client = identity(context)
@@ -169,7 +167,7 @@ impl McpServer {
             "call",
             tool = %request.name,
             client = %session.client.id,
-            session = session.mcp_session_id().as_deref().unwrap_or("-")
+            session = session.id
         );
         self.call_in_span(request, context, session)
             .instrument(span)
@@ -261,15 +259,6 @@ fn identity(context: &RequestContext<RoleServer>) -> Option<Identity> {
     parts(context).and_then(|p| p.extensions.get::<Identity>().cloned())
 }
 
-fn header(context: &RequestContext<RoleServer>, name: &str) -> Option<String> {
-    parts(context)?
-        .headers
-        .get(name)?
-        .to_str()
-        .ok()
-        .map(str::to_string)
-}
-
 impl ServerHandler for McpServer {
     fn get_info(&self) -> McpServerConfig {
         McpServerConfig::new(ServerCapabilities::builder().enable_tools().build())
@@ -288,7 +277,9 @@ impl ServerHandler for McpServer {
         let client = identity(&context)
             .and_then(|i| i.0)
             .unwrap_or_else(|| self.app.clients.new_anonymous());
-        // A replayed `initialize` restores a session from the store (after a restart).
+        // A replayed `initialize` restores a session from the store (after a restart, or on
+        // another replica). The door already checked the owner; checked again here so a
+        // restore can never run for anyone else, and fail closed on a record without one.
         let restored = match context.extensions.get::<SessionRestoreMarker>() {
             Some(marker) => {
                 let stored = self
@@ -298,13 +289,10 @@ impl ServerHandler for McpServer {
                     .store()
                     .load_session(&marker.id)
                     .await
-                    .ok()
-                    .flatten();
-                if let Some(owner) = stored.as_ref().and_then(|s| s.client_id.as_deref()) {
-                    // Another client's session id reveals nothing and restores nothing.
-                    if !client.anonymous && owner != client.id.as_ref() {
-                        return Err(McpError::invalid_request("unknown session", None));
-                    }
+                    .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+                let owner = stored.as_ref().and_then(|s| s.client_id.as_deref());
+                if owner != Some(client.id.as_ref()) {
+                    return Err(McpError::invalid_request("unknown session", None));
                 }
                 Some((marker.id.to_string(), stored.and_then(|s| s.context)))
             }
@@ -324,7 +312,12 @@ impl ServerHandler for McpServer {
             if let Some(ctx) = ctx {
                 registration.session.set_context(ctx);
             }
-            tracing::info!(session = %id, "session restored");
+            tracing::info!(session = registration.session.id, "session restored");
+        } else if let Some(pending) =
+            parts(&context).and_then(|p| p.extensions.get::<PendingSession>())
+        {
+            // The door records the transport id and owner of this session before the id is sent.
+            pending.attach(registration.session.clone());
         }
         tracing::info!(client = %registration.session.client.id, session = registration.session.id, "session opened");
         *lock(&self.registration) = Some(Arc::new(registration));
@@ -332,16 +325,9 @@ impl ServerHandler for McpServer {
         self.negotiate_initialize(&request)
     }
 
-    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        let id = context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|p| p.headers.get("mcp-session-id"))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+    async fn on_initialized(&self, _context: NotificationContext<RoleServer>) {
         let registration = lock(&self.registration).clone();
-        if let (Some(id), Some(registration)) = (id, registration) {
-            self.app.registry.bind(&registration.session, &id);
+        if let Some(registration) = registration {
             self.persist(&registration.session, true).await;
         }
     }

@@ -6,6 +6,11 @@
 //! the close (DELETE, disconnect, idle expiry). Limits on sessions in total and per client are
 //! checked at registration and refused with a clear error.
 //!
+//! Ownership: a session belongs to the client that opened it from the moment its id exists.
+//! The HTTP door ([`crate::ownership`]) hands `initialize` a [`PendingSession`] slot; the
+//! handler attaches the new session to it, and the door [`Registry::claim`]s the transport's
+//! id for it (here and in the state store) before the response carrying the id is sent.
+//!
 //! Sessionless requests (protocol revision 2026-07-28 sends no `Mcp-Session-Id`) are keyed on
 //! the authenticated client: all of a client's sessionless calls share one state, so its
 //! `set_context` carries over between calls. Idle sessionless states expire like sessions.
@@ -138,6 +143,22 @@ struct State {
     owners: HashMap<String, Arc<str>>,
 }
 
+/// The slot through which the HTTP door learns which registered session a request created (the
+/// transport's session id only exists in the response, after the handler ran).
+#[derive(Clone, Default)]
+pub struct PendingSession(Arc<Mutex<Option<Arc<SessionState>>>>);
+
+impl PendingSession {
+    /// Called by `initialize` with the session it registered.
+    pub fn attach(&self, session: Arc<SessionState>) {
+        *lock(&self.0) = Some(session);
+    }
+
+    fn session(&self) -> Option<Arc<SessionState>> {
+        lock(&self.0).clone()
+    }
+}
+
 /// A registered session; dropping it removes the session from the registry (exactly once).
 pub struct Registration {
     registry: Arc<Registry>,
@@ -214,15 +235,31 @@ impl Registry {
         })
     }
 
-    /// Record the transport's session id of a registered session (first one wins).
-    pub fn bind(&self, session: &SessionState, mcp_session_id: &str) {
-        if session.mcp_session_id().is_some() {
-            return;
+    /// Give the session created through `pending` its transport id `mcp_session_id`, and record
+    /// its owner. Done under the registry lock, so a session that ended meanwhile (its
+    /// [`Registration`] dropped) leaves nothing behind. Returns false when `pending` holds no live
+    /// session (the handler refused it).
+    pub fn claim(&self, pending: &PendingSession, mcp_session_id: &str) -> bool {
+        let Some(session) = pending.session() else {
+            return false;
+        };
+        self.bind(&session, mcp_session_id)
+    }
+
+    /// Record the transport id of a registered session (a restored one: its id is known from
+    /// the start). The first id wins; false when the session is no longer live.
+    pub fn bind(&self, session: &SessionState, mcp_session_id: &str) -> bool {
+        let mut state = lock(&self.state);
+        if !state.live.contains_key(&session.id) {
+            return false;
         }
         session.note_mcp_session_id(mcp_session_id);
-        lock(&self.state)
-            .owners
-            .insert(mcp_session_id.to_string(), session.client.id.clone());
+        if session.mcp_session_id().as_deref() == Some(mcp_session_id) {
+            state
+                .owners
+                .insert(mcp_session_id.to_string(), session.client.id.clone());
+        }
+        true
     }
 
     /// The client that owns a live session, by transport session id.

@@ -97,6 +97,8 @@ pub struct AuditRecord {
 
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
+    /// Insert or update a session; fields given as `None` keep their stored value. The owner
+    /// (`client_id`) is written once: the first one recorded stays, whatever later saves say.
     async fn save_session(&self, session: &StoredSession) -> Result<(), StoreError>;
     async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError>;
     async fn delete_session(&self, id: &str) -> Result<(), StoreError>;
@@ -232,7 +234,7 @@ impl StateStore for SqliteStore {
                 "INSERT INTO sessions (id, client_id, client_name, client_version, context, init_params, created, last_seen)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT(id) DO UPDATE SET
-                   client_id = COALESCE(excluded.client_id, client_id),
+                   client_id = COALESCE(client_id, excluded.client_id),
                    client_name = COALESCE(excluded.client_name, client_name),
                    client_version = COALESCE(excluded.client_version, client_version),
                    context = COALESCE(excluded.context, context),

@@ -20,16 +20,6 @@ fn headers<'a>(token: &'a str, session: Option<&'a str>) -> Vec<(&'a str, &'a st
     h
 }
 
-fn session_id(head: &str) -> String {
-    head.lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .starts_with("mcp-session-id:")
-                .then(|| l.split_once(':').unwrap().1.trim().to_string())
-        })
-        .expect("initialize returns a session id")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_clients_session_is_not_there_for_you() {
     let config = write_config(
@@ -46,7 +36,7 @@ async fn another_clients_session_is_not_there_for_you() {
     )
     .await;
     assert_eq!(status, 200);
-    let id = session_id(&head);
+    let id = session_of(&head);
     let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
     raw_http(
         &server.base,

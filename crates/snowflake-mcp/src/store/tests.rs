@@ -117,10 +117,12 @@ async fn sessions_and_usage_survive_reopening() {
             })
             .await
             .unwrap();
-        // A later save without a client or context keeps what was there.
+        // A later save without a client or context keeps what was there, and the owner is
+        // written once: a save naming another client does not take the session over.
         store
             .save_session(&StoredSession {
                 id: "s1".into(),
+                client_id: Some("intruder".into()),
                 init_params: Some("{}".into()),
                 created: 10,
                 last_seen: 30,

@@ -347,3 +347,14 @@ pub async fn http_get(base: &str, path: &str) -> (u16, String) {
     let (status, _, body) = raw_http(base, "GET", path, &[], "").await;
     (status, body)
 }
+
+/// The `Mcp-Session-Id` in a response head.
+pub fn session_of(head: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("mcp-session-id:")
+                .then(|| l.split_once(':').unwrap().1.trim().to_string())
+        })
+        .expect("initialize returns a session id")
+}

@@ -1,0 +1,170 @@
+//! Session ownership at the HTTP door: an MCP session belongs to the principal that opened it,
+//! from the first byte of its id to long after it ends.
+//!
+//! Every request to `/mcp` passes [`authenticate`] before rmcp sees it. A request that names a
+//! session (`Mcp-Session-Id` on POST, GET or DELETE — and so also the request that restores a
+//! session after a restart or on another replica) is served only when its principal is the
+//! session's recorded owner; anyone else gets the same 404 as for an id that never existed, so
+//! they learn nothing and can neither use nor close it. An id without a recorded owner is
+//! refused too: the check fails closed.
+//!
+//! The owner is recorded when the session is created, before its id leaves the server. The
+//! transport makes the id while answering `initialize`, so the door wraps that request: when
+//! rmcp's response carries a new id, the door records the owner in the [`Registry`] (memory, for
+//! the fast path) and in the [`StateStore`] (durable, seen by every replica), and only then lets
+//! the response head go out. If the store cannot record it, the id is withheld and the client
+//! gets 503: a session whose owner is not durable is never handed out.
+//!
+//! Principals: a configured client is its `[[clients]]` id. Without configured clients there are
+//! no credentials, and each new session gets a fresh anonymous identity (random id, never
+//! reused); the session id then stands for that identity, which is restored with the session.
+//! An anonymous session is never served to a configured client and vice versa.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::identity::{resolve, ClientPolicy, Clients, Identity, ANONYMOUS_PREFIX};
+use crate::resume::unix_now;
+use crate::sessions::{PendingSession, Registry};
+use crate::store::{StateStore, StoredSession};
+
+/// The transport's session header.
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// How long the door waits on the state store before answering 503.
+const STORE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// What the door checks against: the clients, and who owns which session.
+pub struct Gate {
+    pub clients: Arc<Clients>,
+    pub registry: Arc<Registry>,
+    pub store: Arc<dyn StateStore>,
+}
+
+/// The axum layer in front of `/mcp`: identify the principal, check it owns the session it
+/// names, and record the owner of a session it creates.
+pub async fn authenticate(
+    State(gate): State<Arc<Gate>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let client = match resolve(&gate.clients, request.headers()) {
+        Ok(client) => client,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let named = request
+        .headers()
+        .get(SESSION_HEADER)
+        .map(|v| v.to_str().map(str::to_string));
+    match named {
+        Some(Ok(id)) => {
+            let owner = match gate.owner_of(&id).await {
+                Ok(owner) => owner,
+                Err(e) => return unavailable(&e),
+            };
+            let Some(principal) = gate.admit(client, owner.as_deref()) else {
+                return not_found();
+            };
+            request.extensions_mut().insert(Identity(Some(principal)));
+            next.run(request).await
+        }
+        Some(Err(_)) => not_found(),
+        None => {
+            let principal = client.unwrap_or_else(|| gate.clients.new_anonymous());
+            let pending = PendingSession::default();
+            request
+                .extensions_mut()
+                .insert(Identity(Some(principal.clone())));
+            request.extensions_mut().insert(pending.clone());
+            let response = next.run(request).await;
+            gate.claim(response, &pending, &principal).await
+        }
+    }
+}
+
+impl Gate {
+    /// The recorded owner of session `id`: the live registry first, else the state store (after
+    /// a restart, on another replica, or once the session went idle here).
+    async fn owner_of(&self, id: &str) -> Result<Option<String>, String> {
+        if let Some(owner) = self.registry.owner_of(id) {
+            return Ok(Some(owner.to_string()));
+        }
+        let loaded = tokio::time::timeout(STORE_DEADLINE, self.store.load_session(id))
+            .await
+            .map_err(|_| "the state store did not answer in time".to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok(loaded.and_then(|s| s.client_id))
+    }
+
+    /// The principal a request acts as when it names a session owned by `owner`, or `None` when
+    /// it is not the owner (or the session has none).
+    fn admit(
+        &self,
+        client: Option<Arc<ClientPolicy>>,
+        owner: Option<&str>,
+    ) -> Option<Arc<ClientPolicy>> {
+        let owner = owner?;
+        match client {
+            Some(client) => (client.id.as_ref() == owner).then_some(client),
+            None => (!self.clients.requires_token() && owner.starts_with(ANONYMOUS_PREFIX))
+                .then(|| self.clients.anonymous(owner)),
+        }
+    }
+
+    /// When `response` hands out a new session id, record `principal` as its owner in memory
+    /// and in the store before the response leaves; withhold the id if the store fails.
+    async fn claim(
+        &self,
+        mut response: Response,
+        pending: &PendingSession,
+        principal: &ClientPolicy,
+    ) -> Response {
+        let Some(id) = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+        else {
+            return response;
+        };
+        self.registry.claim(pending, &id);
+        let now = unix_now();
+        let record = StoredSession {
+            id: id.clone(),
+            client_id: Some(principal.id.to_string()),
+            created: now,
+            last_seen: now,
+            ..Default::default()
+        };
+        let saved = tokio::time::timeout(STORE_DEADLINE, self.store.save_session(&record)).await;
+        let failure = match saved {
+            Ok(Ok(())) => return response,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "the state store did not answer in time".to_string(),
+        };
+        tracing::error!(error = %failure, client = %principal.id, "could not record a new session's owner; withholding its id");
+        response.headers_mut().remove(SESSION_HEADER);
+        unavailable(&failure)
+    }
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "session not found\n").into_response()
+}
+
+fn unavailable(why: &str) -> Response {
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the session store is unavailable ({why}); retry shortly\n"),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert("retry-after", HeaderValue::from_static("1"));
+    response
+}
