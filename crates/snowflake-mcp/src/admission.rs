@@ -294,7 +294,7 @@ impl Admission {
 fn rate_limited(what: &str, wait: Duration) -> ToolError {
     let mut e = ToolError::new(
         "rate_limited",
-        format!("rate limited: {what}; retry in {:.1} s", wait.as_secs_f64()),
+        format!("retry in {:.1} s; {what}", wait.as_secs_f64()),
     );
     e.retry_after_ms = Some(wait.as_millis().max(1) as u64);
     e

@@ -299,6 +299,11 @@ pub struct ServerConfig {
     pub tls_cert_file: Option<std::path::PathBuf>,
     /// The certificate's private key (PEM).
     pub tls_key_file: Option<std::path::PathBuf>,
+    /// Resumable streams: bytes of recent SSE events kept for clients that reconnect with
+    /// `Last-Event-ID` (all streams together; oldest dropped first).
+    pub resume_buffer_bytes: usize,
+    /// Resumable streams: seconds an event is kept.
+    pub resume_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -313,6 +318,8 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 30,
             tls_cert_file: None,
             tls_key_file: None,
+            resume_buffer_bytes: 64 << 20,
+            resume_secs: 300,
         }
     }
 }

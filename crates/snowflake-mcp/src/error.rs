@@ -1,12 +1,16 @@
 //! Tool errors: what a refused or failed tool call tells the model.
 //!
-//! Every failure becomes a tool result with `isError: true`, a message that says what to do
-//! next, and `structuredContent` `{error: <kind>, message, retry_after_ms?, code?, sql_state?,
-//! query_id?}`. Kinds are stable strings a client can branch on. Snowflake errors keep their
-//! code, SQL state and query id; nothing from another client's request ever lands here.
+//! Every failure becomes a tool result with `isError: true`, a text whose first word is the
+//! kind and which says what to do next (`rate_limited: retry in 1.2 s ...`), and the
+//! machine-readable part in the result's `_meta.error`: `{kind, message, retry_after_ms?, code?,
+//! sql_state?, query_id?}`. There is deliberately **no `structuredContent`**: the TypeScript SDK
+//! (inside most MCP clients) validates any `structuredContent` against the tool's
+//! `outputSchema`, errors included, and would replace our message with a schema complaint.
+//! Kinds are stable strings a client can branch on. Snowflake errors keep their code, SQL state
+//! and query id; nothing from another client's request ever lands here.
 
-use rmcp::model::{CallToolResult, ContentBlock};
-use serde_json::{json, Map, Value};
+use rmcp::model::{CallToolResult, ContentBlock, MetaObject};
+use serde_json::{json, Map};
 use snowflake_client::{Error as SnowflakeError, ErrorKind};
 
 /// A tool failure.
@@ -53,11 +57,15 @@ impl ToolError {
         ToolError::new("internal", message)
     }
 
-    /// The tool result for this error.
-    pub fn into_result(self) -> CallToolResult {
-        let mut structured = Map::new();
-        structured.insert("error".into(), json!(self.kind));
-        structured.insert("message".into(), json!(self.message));
+    /// The machine-readable error: `{kind, message, retry_after_ms?, code?, sql_state?,
+    /// query_id?}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut error = Map::new();
+        error.insert("kind".into(), json!(self.kind));
+        error.insert("message".into(), json!(self.message));
+        if let Some(ms) = self.retry_after_ms {
+            error.insert("retry_after_ms".into(), json!(ms));
+        }
         if let Some(details) = &self.snowflake {
             for (key, value) in [
                 ("code", &details.code),
@@ -65,15 +73,32 @@ impl ToolError {
                 ("query_id", &details.query_id),
             ] {
                 if let Some(v) = value {
-                    structured.insert(key.into(), json!(v));
+                    error.insert(key.into(), json!(v));
                 }
             }
         }
-        if let Some(ms) = self.retry_after_ms {
-            structured.insert("retry_after_ms".into(), json!(ms));
+        serde_json::Value::Object(error)
+    }
+
+    /// The text the model reads: the kind first, then the message, then when to retry.
+    pub fn text(&self) -> String {
+        match self.retry_after_ms {
+            Some(ms) if !self.message.contains("retry in") => format!(
+                "{}: {} (retry in {:.1} s)",
+                self.kind,
+                self.message,
+                ms as f64 / 1000.0
+            ),
+            _ => format!("{}: {}", self.kind, self.message),
         }
-        let mut result = CallToolResult::structured_error(Value::Object(structured));
-        result.content = vec![ContentBlock::text(format!("error: {}", self.message))];
+    }
+
+    /// The tool result for this error: `isError`, the text, `_meta.error`; no structured content.
+    pub fn into_result(self) -> CallToolResult {
+        let mut result = CallToolResult::error(vec![ContentBlock::text(self.text())]);
+        let mut meta = Map::new();
+        meta.insert("error".into(), self.to_json());
+        result.meta = Some(MetaObject(meta));
         result
     }
 }
@@ -136,8 +161,17 @@ mod tests {
         assert_eq!(t.kind, "sql_error");
         let r = t.into_result();
         assert_eq!(r.is_error, Some(true));
-        let s = r.structured_content.unwrap();
-        assert_eq!(s["error"], "sql_error");
+        assert!(
+            r.structured_content.is_none(),
+            "errors carry no structuredContent"
+        );
+        let text = r.content[0].as_text().unwrap().text.clone();
+        assert!(
+            text.starts_with("sql_error: Table 'X' does not exist"),
+            "{text}"
+        );
+        let s = r.meta.unwrap().0["error"].clone();
+        assert_eq!(s["kind"], "sql_error");
         assert_eq!(s["code"], "002003");
         assert_eq!(s["sql_state"], "42S02");
         assert_eq!(s["query_id"], "q1");
@@ -147,8 +181,14 @@ mod tests {
     #[test]
     fn network_errors_carry_a_retry_hint() {
         let e = SnowflakeError::new(ErrorKind::Network, "connection refused");
-        let s = ToolError::from(e).into_result().structured_content.unwrap();
-        assert_eq!(s["error"], "unavailable");
+        let r = ToolError::from(e).into_result();
+        let text = r.content[0].as_text().unwrap().text.clone();
+        assert!(
+            text.starts_with("unavailable: ") && text.ends_with("(retry in 2.0 s)"),
+            "{text}"
+        );
+        let s = r.meta.unwrap().0["error"].clone();
+        assert_eq!(s["kind"], "unavailable");
         assert_eq!(s["retry_after_ms"], 2000);
     }
 }

@@ -177,7 +177,9 @@ impl Gateway {
         Fut: Future<Output = Result<T, ToolError>>,
     {
         let queued = Instant::now();
+        crate::progress::report(crate::progress::Stage::Queued);
         let _permit = self.scheduler.acquire(client).await?;
+        crate::progress::report(crate::progress::Stage::Running);
         self.metrics.observe("queue_wait", tool, queued.elapsed());
         let started = Instant::now();
         let result = work.await;

@@ -126,6 +126,11 @@ pub struct Clients {
 /// for a session says which kind of principal it was.
 pub const ANONYMOUS_PREFIX: &str = "anonymous-";
 
+/// The one anonymous client behind every anonymous sessionless request (protocol 2026-07-28):
+/// such requests carry nothing to tell them apart, so they share one client — one context, and
+/// the `[anonymous]` rate limit and concurrency as a group.
+pub const SESSIONLESS_ANONYMOUS: &str = "anonymous-sessionless";
+
 impl Clients {
     pub fn from_config(config: &Config) -> Result<Clients, String> {
         let mut configured = Vec::new();

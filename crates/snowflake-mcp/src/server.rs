@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::Context;
 use crate::config::ServerConfig;
 use crate::error::ToolError;
-use crate::identity::{Clients, Identity};
+use crate::identity::{Clients, Identity, SESSIONLESS_ANONYMOUS};
 use crate::ownership::{authenticate, Gate};
 use crate::resume::{unix_now, McpSessionStore};
 use crate::sessions::{ClientInfo, PendingSession, Registration, Registry, SessionState};
@@ -85,16 +85,28 @@ impl McpServer {
         }
     }
 
-    /// The session this request belongs to: the registered one, else (sessionless requests)
-    /// the client's shared sessionless state.
-    fn session(&self, context: &RequestContext<RoleServer>) -> Arc<SessionState> {
+    /// The session this request belongs to: the registered one, else (sessionless requests,
+    /// protocol 2026-07-28) the client's sessionless state — keyed on the authenticated
+    /// client, all anonymous sessionless requests sharing one anonymous client — with the
+    /// context it last set brought back from the state store after a restart.
+    async fn session(&self, context: &RequestContext<RoleServer>) -> Arc<SessionState> {
         if let Some(registration) = lock(&self.registration).clone() {
             return registration.session.clone();
         }
-        let client = identity(context)
-            .and_then(|i| i.0)
-            .unwrap_or_else(|| self.app.clients.new_anonymous());
-        self.app.registry.sessionless(&client)
+        let client = match identity(context).and_then(|i| i.0) {
+            Some(client) if !client.anonymous => client,
+            _ => self.app.clients.anonymous(SESSIONLESS_ANONYMOUS),
+        };
+        let (session, fresh) = self.app.registry.sessionless(&client);
+        if fresh {
+            if let Some(key) = session.mcp_session_id() {
+                let stored = self.app.tools.admission.store().load_session(&key).await;
+                if let Ok(Some(ctx)) = stored.map(|s| s.and_then(|s| s.context)) {
+                    session.set_context(ctx);
+                }
+            }
+        }
+        session
     }
 
     /// The session's context: set by `set_context`, else the client's `default_context` laid
@@ -162,7 +174,7 @@ impl McpServer {
         context: RequestContext<RoleServer>,
     ) -> rmcp::model::CallToolResult {
         use tracing::Instrument;
-        let session = self.session(&context);
+        let session = self.session(&context).await;
         let span = tracing::info_span!(
             "call",
             tool = %request.name,
@@ -205,11 +217,20 @@ impl McpServer {
             }
             Ok::<_, ToolError>(outcome.result)
         };
+        let disconnected = parts(&context)
+            .and_then(|p| p.extensions.get::<crate::http::Disconnect>())
+            .map_or_else(CancellationToken::new, |d| d.0.clone());
+        let reporter = context
+            .meta
+            .get_progress_token()
+            .map(|token| crate::progress::Progress::new(context.peer.clone(), token));
+        let work = crate::progress::scope(reporter, work);
         // A cancelled call drops its work: a queued request leaves its queue, and a running
         // statement is aborted on Snowflake (see `backend::snowflake`).
         let outcome = tokio::select! {
             outcome = work => outcome,
             _ = context.ct.cancelled() => Err(ToolError::new("cancelled", "the call was cancelled")),
+            _ = disconnected.cancelled() => Err(ToolError::new("cancelled", "the client went away")),
             _ = self.app.stopping.cancelled() => Err(ToolError::new("unavailable", "the server is shutting down; retry shortly")),
         };
         self.persist(&session, session.context() != before).await;
@@ -476,23 +497,32 @@ pub async fn serve(
     let factory_app = app.clone();
     // rmcp closes a session after this much inactivity, which drops its handler and with it
     // the registration.
-    let mut sessions = LocalSessionManager::default();
+    let events = Arc::new(crate::events::EventBuffer::new(
+        crate::events::EventLimits {
+            per_stream: 256,
+            max_bytes: config.resume_buffer_bytes,
+            max_age: Duration::from_secs(config.resume_secs),
+        },
+    ));
+    let mut sessions = LocalSessionManager::default().with_event_store(events);
     sessions.session_config.keep_alive = Some(app.registry.limits().idle_timeout);
     let service = StreamableHttpService::new(
         move || Ok(McpServer::new(factory_app.clone())),
         Arc::new(sessions),
         http_config,
     );
-    let mcp = axum::Router::new().nest_service("/mcp", service).layer(
-        axum::middleware::from_fn_with_state(
+    let mcp = axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn(crate::http::delete_answers_ok))
+        .layer(axum::middleware::from_fn(crate::http::cancel_on_disconnect))
+        .layer(axum::middleware::from_fn_with_state(
             Arc::new(Gate {
                 clients: app.clients.clone(),
                 registry: app.registry.clone(),
                 store: app.tools.admission.store().clone(),
             }),
             authenticate,
-        ),
-    );
+        ));
     let metrics_app = app.clone();
     let ready_app = app.clone();
     let router = mcp

@@ -143,6 +143,12 @@ struct State {
     owners: HashMap<String, Arc<str>>,
 }
 
+/// The state-store key of a client's sessionless state. Never a transport session id (those are
+/// UUIDs), and a request naming it as one finds no session to restore.
+pub fn sessionless_key(client: &str) -> String {
+    format!("sessionless:{client}")
+}
+
 /// The slot through which the HTTP door learns which registered session a request created (the
 /// transport's session id only exists in the response, after the handler ran).
 #[derive(Clone, Default)]
@@ -267,16 +273,18 @@ impl Registry {
         lock(&self.state).owners.get(mcp_session_id).cloned()
     }
 
-    /// The shared state of `client`'s sessionless requests.
-    pub fn sessionless(&self, client: &Arc<ClientPolicy>) -> Arc<SessionState> {
+    /// The shared state of `client`'s sessionless requests, and whether it was made just now.
+    /// Its transport id is [`sessionless_key`], under which its context is persisted.
+    pub fn sessionless(&self, client: &Arc<ClientPolicy>) -> (Arc<SessionState>, bool) {
         let mut state = lock(&self.state);
         if let Some(s) = state.sessionless.get(&client.id) {
-            return s.clone();
+            return (s.clone(), false);
         }
         state.next_id += 1;
         let session = Arc::new(SessionState::new(state.next_id, client.clone(), None));
+        session.note_mcp_session_id(&sessionless_key(&client.id));
         state.sessionless.insert(client.id.clone(), session.clone());
-        session
+        (session, true)
     }
 
     /// Live sessions (sessionless states not counted).
@@ -379,20 +387,23 @@ mod tests {
     fn sessionless_state_is_per_client_and_expires_when_idle() {
         let r = registry(10, 10);
         let a = client("a");
-        let s1 = r.sessionless(&a);
+        let (s1, fresh) = r.sessionless(&a);
+        assert!(fresh);
+        assert_eq!(s1.mcp_session_id().as_deref(), Some("sessionless:a"));
         s1.set_context(Context {
             database: Some("D".into()),
             ..Default::default()
         });
-        let s2 = r.sessionless(&a);
+        let (s2, fresh) = r.sessionless(&a);
+        assert!(!fresh);
         assert_eq!(s2.context().unwrap().database.as_deref(), Some("D"));
-        assert!(r.sessionless(&client("b")).context().is_none());
+        assert!(r.sessionless(&client("b")).0.context().is_none());
         let busy = s2.begin_request();
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(r.expire_idle(), 1, "b expired, a is busy");
         drop(busy);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(r.expire_idle(), 1);
-        assert!(r.sessionless(&a).context().is_none());
+        assert!(r.sessionless(&a).0.context().is_none());
     }
 }

@@ -73,8 +73,8 @@ async fn a_daily_quota_holds_across_graceful_and_hard_restarts() {
         Some(true),
         "the sixth query of the day is refused"
     );
-    let s = r.structured_content.unwrap();
-    assert_eq!(s["error"], "quota_exceeded");
+    let s = error_of(&r);
+    assert_eq!(s["kind"], "quota_exceeded");
     assert!(
         s["message"].as_str().unwrap().contains("5 queries per day"),
         "{s}"
@@ -107,8 +107,8 @@ async fn a_burst_over_the_rate_limit_gets_retry_hints_and_others_are_unaffected(
     for _ in 0..6 {
         let r = call(&bursty, "run_query", json!({"sql": "SELECT 1"})).await;
         if r.is_error == Some(true) {
-            let s = r.structured_content.unwrap();
-            assert_eq!(s["error"], "rate_limited", "{s}");
+            let s = error_of(&r);
+            assert_eq!(s["kind"], "rate_limited", "{s}");
             let wait = s["retry_after_ms"].as_u64().unwrap();
             assert!(
                 (1..=10_000).contains(&wait),

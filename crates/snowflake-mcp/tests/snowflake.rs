@@ -117,8 +117,8 @@ async fn exercise(client: &Client) {
     )
     .await;
     assert_eq!(r.is_error, Some(true));
-    let s = r.structured_content.unwrap();
-    assert_eq!(s["error"], "sql_error");
+    let s = error_of(&r);
+    assert_eq!(s["kind"], "sql_error");
     assert!(s["code"].as_str().is_some_and(|c| c.len() == 6), "{s}");
     let (kind, _) = err(client, "describe_object", json!({"name": "SALES.CRM.NOPE"})).await;
     assert_eq!(kind, "not_found");
@@ -217,11 +217,7 @@ async fn every_corpus_write_is_refused_end_to_end() {
     for sql in &refusals {
         let r = call(&client, "run_query", json!({"sql": sql})).await;
         assert_eq!(r.is_error, Some(true), "{sql:?} was not refused");
-        assert_eq!(
-            r.structured_content.as_ref().unwrap()["error"],
-            "not_allowed",
-            "{sql:?}"
-        );
+        assert_eq!(error_of(&r)["kind"], "not_allowed", "{sql:?}");
     }
     let still = ok(
         &client,

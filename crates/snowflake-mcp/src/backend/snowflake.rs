@@ -59,7 +59,10 @@ impl SnowflakeBackend {
         // timeout fired), the guard aborts the statement on Snowflake.
         let guard = AbortOnDrop(Some(lease.session().handle()));
         let outcome = match lease.session().query_with(sql, &options).await {
-            Ok(result) => result.collect(limits).await,
+            Ok(result) => {
+                crate::progress::report(crate::progress::Stage::Fetching);
+                result.collect(limits).await
+            }
             Err(e) => Err(e),
         };
         guard.disarm();

@@ -277,21 +277,36 @@ pub async fn ok(client: &Client, tool: &str, args: Value) -> Value {
     r.structured_content.expect("structured content")
 }
 
+/// The machine-readable error of a failed call (`_meta.error`), checking the shape every SDK
+/// accepts: `isError`, no `structuredContent`, a text that starts with the kind.
+pub fn error_of(r: &CallToolResult) -> Value {
+    assert_eq!(r.is_error, Some(true), "the call should fail: {r:?}");
+    assert!(
+        r.structured_content.is_none(),
+        "errors carry no structuredContent: {r:?}"
+    );
+    let e = r
+        .meta
+        .as_ref()
+        .and_then(|m| m.0.get("error"))
+        .unwrap_or_else(|| panic!("errors carry _meta.error: {r:?}"))
+        .clone();
+    let kind = e["kind"].as_str().expect("_meta.error.kind");
+    assert!(
+        text(r).starts_with(&format!("{kind}: ")),
+        "the text starts with the kind: {}",
+        text(r)
+    );
+    e
+}
+
 /// The error kind and message of a failed call.
 pub async fn err(client: &Client, tool: &str, args: Value) -> (String, String) {
     let r = call(client, tool, args.clone()).await;
-    assert_eq!(
-        r.is_error,
-        Some(true),
-        "{tool}({args}) should fail: {:?}",
-        r.structured_content
-    );
-    let s = r
-        .structured_content
-        .expect("errors carry structured content");
+    let e = error_of(&r);
     (
-        s["error"].as_str().unwrap().to_string(),
-        s["message"].as_str().unwrap().to_string(),
+        e["kind"].as_str().unwrap().to_string(),
+        e["message"].as_str().unwrap().to_string(),
     )
 }
 

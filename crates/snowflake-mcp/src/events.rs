@@ -1,0 +1,266 @@
+//! Resumable SSE streams: the events recently sent on each stream, so a client whose connection
+//! dropped can reconnect with `Last-Event-ID` and get what it missed — in particular the result
+//! of a long `run_query` that finished while it was away.
+//!
+//! rmcp's own per-stream cache forgets a call's events as soon as its result is sent, so a
+//! client that reconnects after that gets an empty stream and loses the result. [`EventBuffer`]
+//! implements rmcp's `EventStore` hook in memory, bounded three ways — events per stream, bytes
+//! in all, and age — oldest evicted first; nothing else holds memory for a dropped client.
+//!
+//! Event ids are random (128 bits): an id travels only to the client its stream answers, and
+//! rmcp replays by id alone, so the id must not be guessable from another stream's ids.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rmcp::transport::common::server_side_http::ServerSseMessage;
+use rmcp::transport::streamable_http_server::session::{
+    EventId, EventStore, EventStoreError, EventStream,
+};
+
+use crate::lock;
+
+/// How much the buffer keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventLimits {
+    pub per_stream: usize,
+    pub max_bytes: usize,
+    pub max_age: Duration,
+}
+
+/// The bounded in-memory event store.
+pub struct EventBuffer {
+    limits: EventLimits,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Stream id -> its events, oldest first.
+    streams: HashMap<String, VecDeque<Stored>>,
+    /// Event id -> its stream.
+    index: HashMap<String, String>,
+    /// Every kept event, oldest first: (stored at, event id), for age and size eviction.
+    order: VecDeque<(Instant, String)>,
+    bytes: usize,
+}
+
+struct Stored {
+    id: String,
+    event: ServerSseMessage,
+    size: usize,
+}
+
+impl EventBuffer {
+    pub fn new(limits: EventLimits) -> EventBuffer {
+        EventBuffer {
+            limits,
+            inner: Mutex::default(),
+        }
+    }
+
+    /// Events and bytes kept now.
+    pub fn usage(&self) -> (usize, usize) {
+        let inner = lock(&self.inner);
+        (inner.index.len(), inner.bytes)
+    }
+}
+
+impl Inner {
+    /// Forget event `id` (if still kept); it is the oldest of its stream.
+    fn forget(&mut self, id: &str) {
+        let Some(stream) = self.index.remove(id) else {
+            return;
+        };
+        if let Some(events) = self.streams.get_mut(&stream) {
+            if let Some(pos) = events.iter().position(|e| e.id == id) {
+                if let Some(gone) = events.remove(pos) {
+                    self.bytes -= gone.size;
+                }
+            }
+            if events.is_empty() {
+                self.streams.remove(&stream);
+            }
+        }
+    }
+
+    fn evict(&mut self, limits: &EventLimits, now: Instant) {
+        while let Some((at, id)) = self.order.front() {
+            let old = now.duration_since(*at) > limits.max_age;
+            if !old && self.bytes <= limits.max_bytes {
+                break;
+            }
+            let id = id.clone();
+            self.order.pop_front();
+            self.forget(&id);
+        }
+        // Ids forgotten through the per-stream cap linger in `order`; drop them when the queue
+        // grows well past what is kept.
+        if self.order.len() > 2 * self.index.len() + 64 {
+            let index = &self.index;
+            self.order.retain(|(_, id)| index.contains_key(id));
+        }
+    }
+}
+
+/// Bytes an event takes on the wire (what the buffer is bounded by).
+fn wire_size(event: &ServerSseMessage) -> usize {
+    struct Count(usize);
+    impl Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(64);
+    if let Some(message) = &event.message {
+        let _ = serde_json::to_writer(&mut count, message.as_ref());
+    }
+    count.0
+}
+
+#[async_trait::async_trait]
+impl EventStore for EventBuffer {
+    async fn store_event(
+        &self,
+        stream_id: &str,
+        event: &ServerSseMessage,
+    ) -> Result<EventId, EventStoreError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut stored = event.clone();
+        stored.event_id = Some(id.clone());
+        let size = wire_size(&stored);
+        let now = Instant::now();
+        let mut inner = lock(&self.inner);
+        let events = inner.streams.entry(stream_id.to_string()).or_default();
+        events.push_back(Stored {
+            id: id.clone(),
+            event: stored,
+            size,
+        });
+        let dropped = (events.len() > self.limits.per_stream).then(|| events[0].id.clone());
+        inner.index.insert(id.clone(), stream_id.to_string());
+        inner.order.push_back((now, id.clone()));
+        inner.bytes += size;
+        if let Some(oldest) = dropped {
+            inner.forget(&oldest);
+        }
+        inner.evict(&self.limits, now);
+        Ok(id)
+    }
+
+    async fn replay_events_after(
+        &self,
+        last_event_id: &str,
+    ) -> Result<EventStream, EventStoreError> {
+        let inner = lock(&self.inner);
+        let stream = inner
+            .index
+            .get(last_event_id)
+            .ok_or("the event is no longer kept")?;
+        let events = inner.streams.get(stream).ok_or("the stream is gone")?;
+        let later: Vec<ServerSseMessage> = events
+            .iter()
+            .skip_while(|e| e.id != last_event_id)
+            .skip(1)
+            .map(|e| e.event.clone())
+            .collect();
+        Ok(Box::pin(tokio_stream::iter(later)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::{ServerJsonRpcMessage, ServerResult};
+    use tokio_stream::StreamExt;
+
+    fn event(text: &str) -> ServerSseMessage {
+        let result = rmcp::model::CallToolResult::success(vec![rmcp::model::ContentBlock::text(
+            text.to_string(),
+        )]);
+        ServerSseMessage::from_message(ServerJsonRpcMessage::response(
+            ServerResult::CallToolResult(result),
+            rmcp::model::NumberOrString::Number(1),
+        ))
+    }
+
+    async fn replay(b: &EventBuffer, after: &str) -> Vec<String> {
+        match b.replay_events_after(after).await {
+            Ok(s) => {
+                s.map(|e| serde_json::to_string(e.message.as_deref().unwrap()).unwrap())
+                    .collect::<Vec<_>>()
+                    .await
+            }
+            Err(_) => vec!["gone".into()],
+        }
+    }
+
+    fn limits() -> EventLimits {
+        EventLimits {
+            per_stream: 3,
+            max_bytes: 10_000,
+            max_age: Duration::from_secs(60),
+        }
+    }
+
+    #[tokio::test]
+    async fn replays_only_later_events_of_the_same_stream() {
+        let b = EventBuffer::new(limits());
+        let first = b
+            .store_event("s1", &ServerSseMessage::retry(Duration::from_secs(1)))
+            .await
+            .unwrap();
+        b.store_event("s2", &event("other stream")).await.unwrap();
+        b.store_event("s1", &event("result")).await.unwrap();
+        let got = replay(&b, &first).await;
+        assert_eq!(got.len(), 1);
+        assert!(got[0].contains("result") && !got[0].contains("other"));
+        assert_eq!(replay(&b, "no-such-id").await, ["gone"]);
+        assert_ne!(first.len(), 0);
+        assert!(first.chars().all(|c| c.is_ascii_hexdigit()) && first.len() == 32);
+    }
+
+    #[tokio::test]
+    async fn bounded_per_stream_by_bytes_and_by_age() {
+        let b = EventBuffer::new(limits());
+        let ids: Vec<String> = futures_ids(&b, "s", 5).await;
+        assert_eq!(b.usage().0, 3, "three per stream");
+        assert_eq!(replay(&b, &ids[0]).await, ["gone"]);
+        assert_eq!(replay(&b, &ids[2]).await.len(), 2);
+
+        let b = EventBuffer::new(limits());
+        for i in 0..200 {
+            b.store_event(&format!("s{i}"), &event(&"x".repeat(500)))
+                .await
+                .unwrap();
+        }
+        let (events, bytes) = b.usage();
+        assert!(
+            bytes <= 10_000 && events < 200,
+            "{events} events, {bytes} bytes"
+        );
+
+        let b = EventBuffer::new(EventLimits {
+            max_age: Duration::ZERO,
+            ..limits()
+        });
+        b.store_event("s", &event("a")).await.unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        b.store_event("t", &event("b")).await.unwrap();
+        assert_eq!(b.usage().0, 1, "old events expire");
+    }
+
+    async fn futures_ids(b: &EventBuffer, stream: &str, n: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        for i in 0..n {
+            ids.push(b.store_event(stream, &event(&i.to_string())).await.unwrap());
+        }
+        ids
+    }
+}

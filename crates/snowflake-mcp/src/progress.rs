@@ -1,0 +1,137 @@
+//! Progress of a tool call, for clients that asked for it with `_meta.progressToken`: a long
+//! `run_query` reports `queued` → `running` → `fetching rows`, so a client shows where the call
+//! is instead of a frozen spinner.
+//!
+//! The stages are reported from deep in the request path (the scheduler's gateway, the
+//! backends), which know nothing about MCP. A call's [`Reporter`] is therefore scoped to the
+//! call's task with [`scope`], and [`report`] is a no-op outside one. Sending never blocks the
+//! call: stages go through a small channel to one sender task that writes them in order, and
+//! each stage is sent at most once, in increasing order (MCP requires progress to increase).
+
+use std::future::Future;
+
+use rmcp::model::{ProgressNotificationParam, ProgressToken};
+use rmcp::{Peer, RoleServer};
+use tokio::sync::mpsc;
+
+/// Where a call is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Waiting for its turn on the pool.
+    Queued = 1,
+    /// Holding a Snowflake session; the statement runs.
+    Running = 2,
+    /// The statement finished; rows are being read.
+    Fetching = 3,
+}
+
+impl Stage {
+    fn message(self) -> &'static str {
+        match self {
+            Stage::Queued => "queued",
+            Stage::Running => "running",
+            Stage::Fetching => "fetching rows",
+        }
+    }
+}
+
+/// One call's progress: the [`Reporter`] the call's task reports to, and the task that sends
+/// the notifications.
+pub struct Progress {
+    reporter: Reporter,
+    sender: tokio::task::JoinHandle<()>,
+}
+
+impl Progress {
+    /// Progress for the call that carried `token`, sent through `peer`.
+    pub fn new(peer: Peer<RoleServer>, token: ProgressToken) -> Progress {
+        let (stages, mut receiver) = mpsc::channel::<Stage>(4);
+        let sender = tokio::spawn(async move {
+            while let Some(stage) = receiver.recv().await {
+                let param = ProgressNotificationParam::new(token.clone(), stage as u8 as f64)
+                    .with_total(Stage::Fetching as u8 as f64)
+                    .with_message(stage.message());
+                if peer.notify_progress(param).await.is_err() {
+                    break; // the client is gone; the call notices on its own
+                }
+            }
+        });
+        Progress {
+            reporter: Reporter::new(stages),
+            sender,
+        }
+    }
+}
+
+/// Takes a call's stages, each once and in increasing order.
+struct Reporter {
+    stages: mpsc::Sender<Stage>,
+    last: std::sync::Mutex<Option<Stage>>,
+}
+
+impl Reporter {
+    fn new(stages: mpsc::Sender<Stage>) -> Reporter {
+        Reporter {
+            stages,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn report(&self, stage: Stage) {
+        let mut last = crate::lock(&self.last);
+        if last.is_some_and(|l| l >= stage) {
+            return;
+        }
+        *last = Some(stage);
+        let _ = self.stages.try_send(stage);
+    }
+}
+
+tokio::task_local! {
+    static REPORTER: Reporter;
+}
+
+/// Run `call` with `progress` (if any) receiving its stages. Before the output is returned,
+/// the stages reported are sent (waiting at most 200 ms): progress must reach the client before
+/// the call's result, after which the stream closes.
+pub async fn scope<F: Future>(progress: Option<Progress>, call: F) -> F::Output {
+    let Some(Progress { reporter, sender }) = progress else {
+        return call.await;
+    };
+    let output = REPORTER.scope(reporter, call).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(200), sender).await;
+    output
+}
+
+/// Report that the current call reached `stage` (nothing happens outside a [`scope`]).
+pub fn report(stage: Stage) {
+    let _ = REPORTER.try_with(|r| r.report(stage));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stages_are_sent_once_in_increasing_order() {
+        let (stages, mut receiver) = mpsc::channel(8);
+        let progress = Progress {
+            reporter: Reporter::new(stages),
+            sender: tokio::spawn(async {}),
+        };
+        scope(Some(progress), async {
+            report(Stage::Queued);
+            report(Stage::Queued);
+            report(Stage::Running);
+            report(Stage::Queued);
+            report(Stage::Fetching);
+        })
+        .await;
+        report(Stage::Running); // outside a scope: ignored
+        let mut got = Vec::new();
+        while let Ok(s) = receiver.try_recv() {
+            got.push(s);
+        }
+        assert_eq!(got, [Stage::Queued, Stage::Running, Stage::Fetching]);
+    }
+}

@@ -1,0 +1,101 @@
+//! Streamable HTTP details clients depend on: resuming a dropped stream with `Last-Event-ID`
+//! (also after the call finished), and a session DELETE that SDKs read as a clean close.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"probe","version":"1"}}}"#;
+const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+
+fn json_headers(session: Option<&str>) -> Vec<(&str, &str)> {
+    let mut h = vec![
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ];
+    if let Some(s) = session {
+        h.push(("mcp-session-id", s));
+        h.push(("mcp-protocol-version", "2025-06-18"));
+    }
+    h
+}
+
+async fn open_session(base: &str) -> String {
+    let (status, head, _) = raw_http(base, "POST", "/mcp", &json_headers(None), INIT).await;
+    assert_eq!(status, 200);
+    let id = session_of(&head);
+    let (status, _, _) =
+        raw_http(base, "POST", "/mcp", &json_headers(Some(&id)), INITIALIZED).await;
+    assert_eq!(status, 202);
+    id
+}
+
+/// POST a call and read until the first SSE event id (the priming event), then drop the
+/// connection as a flaky network would. Returns that event id.
+async fn call_and_drop(base: &str, session: &str, body: &str) -> String {
+    let host = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-session-id: {session}\r\nmcp-protocol-version: 2025-06-18\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut got = String::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "stream closed before an event id: {got}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if let Some(id) = got
+            .lines()
+            .find_map(|l| l.strip_prefix("id:").map(|v| v.trim().to_string()))
+        {
+            return id;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_call_stream_resumes_with_its_result_even_after_the_call_finished() {
+    let server = Server::start(&["--demo"], &[]).await;
+    let base = server.base.as_str();
+    let session = open_session(base).await;
+    let call = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"run_query","arguments":{"sql":"SELECT 4242 AS ANSWER"}}}"#;
+    let primed = call_and_drop(base, &session, call).await;
+    // Let the call finish while nobody listens (it takes milliseconds), then come back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut headers = json_headers(Some(&session));
+    headers[1] = ("accept", "text/event-stream");
+    headers.push(("last-event-id", &primed));
+    let (status, _, body) = raw_http(base, "GET", "/mcp", &headers, "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("4242") && body.contains("\"id\":5"),
+        "the replay carries the call's result: {body}"
+    );
+    // The replay starts after the event the client already had.
+    assert!(!body.contains(&format!("id: {primed}\n")), "{body}");
+    // An id that was never sent replays nothing.
+    headers.pop();
+    headers.push(("last-event-id", "00000000000000000000000000000000"));
+    let (_, _, body) = raw_http(base, "GET", "/mcp", &headers, "").await;
+    assert!(!body.contains("4242"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_session_answers_no_content_and_ends_it() {
+    let server = Server::start(&["--demo"], &[]).await;
+    let base = server.base.as_str();
+    let session = open_session(base).await;
+    let (status, _, _) = raw_http(base, "DELETE", "/mcp", &json_headers(Some(&session)), "").await;
+    assert_eq!(status, 204, "SDKs treat 200/204 as a clean termination");
+    let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_context","arguments":{}}}"#;
+    let (status, _, _) = raw_http(base, "POST", "/mcp", &json_headers(Some(&session)), call).await;
+    assert_eq!(status, 404, "the session is gone");
+}
