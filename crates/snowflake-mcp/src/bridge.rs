@@ -28,11 +28,16 @@ struct Bridge {
     upstream: Upstream,
 }
 
-fn upstream_error(e: impl std::fmt::Display) -> McpError {
-    McpError::internal_error(
-        format!("the snowflake-mcp server did not answer: {e}"),
-        None,
-    )
+/// The server's own protocol errors (an unknown tool, bad parameters) pass through unchanged;
+/// only a failure to reach it becomes an internal error here.
+fn upstream_error(e: rmcp::ServiceError) -> McpError {
+    match e {
+        rmcp::ServiceError::McpError(e) => e,
+        other => McpError::internal_error(
+            format!("the snowflake-mcp server did not answer: {other}"),
+            None,
+        ),
+    }
 }
 
 impl ServerHandler for Bridge {
@@ -78,7 +83,10 @@ impl ServerHandler for Bridge {
             .await
             .map_err(upstream_error)?;
         tokio::select! {
-            answer = &mut handle.rx => match answer.map_err(upstream_error)?.map_err(upstream_error)? {
+            answer = &mut handle.rx => match answer
+                .map_err(|_| McpError::internal_error("the snowflake-mcp server did not answer", None))?
+                .map_err(upstream_error)?
+            {
                 ServerResult::CallToolResult(result) => Ok(result.into()),
                 other => Err(McpError::internal_error(format!("unexpected answer from the server: {other:?}"), None)),
             },

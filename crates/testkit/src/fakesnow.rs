@@ -31,7 +31,13 @@ pub fn fakesnow_path() -> PathBuf {
     if let Some(p) = std::env::var_os("FAKESNOW").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    let cache = std::env::var_os("SNOWFLAKE_MCP_CACHE")
+    cache_dir().join("venv").join("bin").join("fakesnow")
+}
+
+/// The project's cache directory (`$SNOWFLAKE_MCP_CACHE`, else
+/// `${XDG_CACHE_HOME:-~/.cache}/snowflake-mcp`), where `scripts/test-env.sh` installs.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("SNOWFLAKE_MCP_CACHE")
         .map(PathBuf::from)
         .or_else(|| {
             std::env::var_os("XDG_CACHE_HOME").map(|c| PathBuf::from(c).join("snowflake-mcp"))
@@ -39,8 +45,7 @@ pub fn fakesnow_path() -> PathBuf {
         .or_else(|| {
             std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("snowflake-mcp"))
         })
-        .unwrap_or_else(|| PathBuf::from(".cache/snowflake-mcp"));
-    cache.join("venv").join("bin").join("fakesnow")
+        .unwrap_or_else(|| PathBuf::from(".cache/snowflake-mcp"))
 }
 
 /// A free loopback TCP port (free when asked; good enough for tests).

@@ -2,15 +2,19 @@
 //!
 //! * [`fakesnow`] starts the `fakesnow` Snowflake emulator once per test binary on a free
 //!   loopback port and stops it when the test process exits, however it exits.
+//! * [`node_modules`] and [`node22`] find the Node test tooling (TypeScript MCP SDK,
+//!   conformance suite, Node 22).
 //! * [`Proxy`] sits between a server under test and the emulator and counts what crosses:
 //!   logins, open sessions, and statements that overlap on one session token.
 //! * [`Scripted`] is a tiny HTTP server whose answers a test scripts, for the parts of the
 //!   protocol the emulator never exercises (token expiry, polling, chunks, retries).
 
 mod fakesnow;
+mod node;
 mod proxy;
 mod scripted;
 
-pub use fakesnow::{fakesnow, fakesnow_path, free_port, Fakesnow};
+pub use fakesnow::{cache_dir, fakesnow, fakesnow_path, free_port, Fakesnow};
+pub use node::{node22, node_modules};
 pub use proxy::{Proxy, ProxyStats};
 pub use scripted::{Reply, Request, Scripted};

@@ -69,14 +69,32 @@ impl DemoBackend {
         Ok(conn)
     }
 
+    /// Run `work` on a fresh read-only connection on the blocking pool. If the caller stops
+    /// waiting (the call was cancelled, its client went away), the statement is interrupted
+    /// instead of running on unobserved — as the Snowflake backend aborts its statement.
     async fn with_conn<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> Result<T, ToolError> + Send + 'static,
     ) -> Result<T, ToolError> {
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || work(&Self::connect(&path)?))
+        let guard = InterruptOnDrop::default();
+        let slot = guard.0.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            let c = Self::connect(&path)?;
+            {
+                let mut slot = crate::lock(&slot);
+                if slot.0 {
+                    return Err(ToolError::new("cancelled", "the call was cancelled"));
+                }
+                slot.1 = Some(c.get_interrupt_handle());
+            }
+            work(&c)
+        });
+        let result = job
             .await
-            .map_err(|e| ToolError::internal(format!("demo worker failed: {e}")))?
+            .map_err(|e| ToolError::internal(format!("demo worker failed: {e}")))?;
+        guard.disarm();
+        result
     }
 
     fn check_place(database: &Ident, schema: Option<&Ident>) -> Result<(), ToolError> {
@@ -376,6 +394,33 @@ fn strip_keyword<'a>(sql: &'a str, keyword: &str) -> Option<&'a str> {
 }
 
 /// Run one statement on SQLite, stopping at the caps and at the deadline.
+/// Interrupts the statement of a [`DemoBackend::with_conn`] whose caller went away: the flag
+/// stops a job that has not started, the handle interrupts one that runs.
+#[derive(Default)]
+struct InterruptOnDrop(
+    std::sync::Arc<std::sync::Mutex<(bool, Option<rusqlite::InterruptHandle>)>>,
+    bool,
+);
+
+impl InterruptOnDrop {
+    fn disarm(mut self) {
+        self.1 = true;
+    }
+}
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        if self.1 {
+            return;
+        }
+        let mut slot = crate::lock(&self.0);
+        slot.0 = true;
+        if let Some(handle) = &slot.1 {
+            handle.interrupt();
+        }
+    }
+}
+
 fn run_sqlite(
     c: &Connection,
     sql: &str,

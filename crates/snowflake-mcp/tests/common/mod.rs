@@ -155,6 +155,11 @@ impl Server {
             .expect("MCP client connects with a token")
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the server is running")
+    }
+
     /// `kill -9`: no chance to flush anything.
     pub async fn kill_hard(mut self) {
         let _ = self.child.start_kill();
