@@ -579,10 +579,22 @@ impl SessionHandle {
     /// Abort the statement in flight, if any. Returns whether one was running. The statement
     /// then fails with [`ErrorKind::Cancelled`].
     pub async fn abort(&self) -> Result<bool> {
+        self.abort_running().await
+    }
+
+    /// Abort the statement running **now**: its request id is read when this is called, not when
+    /// the returned future first runs. A caller that gives up on a statement (and spawns the
+    /// abort) thereby never aborts a later statement that reused the session meanwhile.
+    pub fn abort_running(
+        &self,
+    ) -> impl std::future::Future<Output = Result<bool>> + Send + 'static {
         let running = lock(&self.shared.running).clone();
-        match running {
-            Some(request_id) => self.abort_request(&request_id).await.map(|_| true),
-            None => Ok(false),
+        let handle = self.clone();
+        async move {
+            match running {
+                Some(request_id) => handle.abort_request(&request_id).await.map(|_| true),
+                None => Ok(false),
+            }
         }
     }
 

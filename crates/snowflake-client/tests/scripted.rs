@@ -394,3 +394,49 @@ async fn cancelled_statement_reports_cancelled() {
     assert_eq!(err.query_id(), Some("q-x"));
     assert!(!s.is_poisoned());
 }
+
+#[tokio::test]
+async fn an_abort_captured_while_a_statement_runs_targets_that_statement_only() {
+    let server = Scripted::start(|r| match r.path.as_str() {
+        "/session/v1/login-request" => login_ok("t", None),
+        "/queries/v1/query-request" | "/queries/q-a/result" => Reply::json(json!({"success": true, "code": "333334", "data": {"getResultUrl": "/queries/q-a/result"}})),
+        "/queries/v1/abort-request" => Reply::json(json!({"success": true})),
+        _ => Reply::status(404, ""),
+    })
+    .await;
+    let s = Client::new(&settings(&server))
+        .unwrap()
+        .login()
+        .await
+        .unwrap();
+    let handle = s.handle();
+    let statement = tokio::spawn(async move {
+        let mut s = s;
+        let _ = s.query("SELECT SYSTEM$WAIT(100)").await;
+    });
+    for _ in 0..200 {
+        if server.count("/queries/v1/query-request") > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Captured now, sent later (as the pool does when a cancelled call drops its lease).
+    let abort = handle.abort_running();
+    statement.abort();
+    let _ = statement.await;
+    assert!(abort.await.unwrap(), "the captured statement is aborted");
+    let reqs = server.requests();
+    let sent = reqs
+        .iter()
+        .find(|r| r.path == "/queries/v1/query-request")
+        .unwrap();
+    let aborted: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.path == "/queries/v1/abort-request")
+        .collect();
+    assert_eq!(aborted.len(), 1);
+    assert_eq!(
+        aborted[0].body["requestId"],
+        sent.query["requestId"].as_str()
+    );
+}

@@ -24,11 +24,15 @@ impl Auditor {
     pub fn new(store: Arc<dyn StateStore>, jsonl: Option<&Path>) -> Result<Auditor, String> {
         let jsonl = match jsonl {
             Some(path) => Some(Arc::new(Mutex::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| format!("cannot open the audit file {}: {e}", path.display()))?,
+                {
+                    let mut options = std::fs::OpenOptions::new();
+                    options.create(true).append(true);
+                    // The audit holds every client's SQL: readable by the server's user only.
+                    #[cfg(unix)]
+                    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                    options.open(path)
+                }
+                .map_err(|e| format!("cannot open the audit file {}: {e}", path.display()))?,
             ))),
             None => None,
         };

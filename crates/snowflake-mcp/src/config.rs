@@ -264,6 +264,10 @@ pub struct PoolConfig {
     pub max_lifetime_secs: u64,
     /// Seconds of idleness after which a session gets a heartbeat.
     pub heartbeat_secs: u64,
+    /// `"none"` (default): every session runs `USE SECONDARY ROLES NONE`, so only the client's
+    /// role is active. `"keep"`: leave the user's default secondary roles active — unsafe with
+    /// several clients; only for emulators that do not understand the statement.
+    pub secondary_roles: String,
 }
 
 impl Default for PoolConfig {
@@ -273,6 +277,7 @@ impl Default for PoolConfig {
             min_idle: 0,
             max_lifetime_secs: 4 * 3600,
             heartbeat_secs: 1800,
+            secondary_roles: "none".into(),
         }
     }
 }
@@ -304,6 +309,8 @@ pub struct ServerConfig {
     pub resume_buffer_bytes: usize,
     /// Resumable streams: seconds an event is kept.
     pub resume_secs: u64,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>` with this SHA-256 (hex).
+    pub metrics_token_sha256: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -320,6 +327,7 @@ impl Default for ServerConfig {
             tls_key_file: None,
             resume_buffer_bytes: 64 << 20,
             resume_secs: 300,
+            metrics_token_sha256: None,
         }
     }
 }
@@ -348,6 +356,9 @@ impl Config {
                 "[pool] max_sessions, max_lifetime_secs and heartbeat_secs must be at least 1"
                     .into(),
             );
+        }
+        if !matches!(self.pool.secondary_roles.as_str(), "none" | "keep") {
+            return Err("[pool] secondary_roles must be \"none\" or \"keep\"".into());
         }
         if self.scheduler.queue_timeout_secs == 0
             || self.scheduler.max_queue_per_client == 0

@@ -69,10 +69,15 @@ impl Access {
             ("role", &self.roles, &ctx.role),
             ("warehouse", &self.warehouses, &ctx.warehouse),
         ] {
-            if let Some(v) = value {
-                if !Self::allows(list, v) {
+            match value {
+                Some(v) if !Self::allows(list, v) => {
                     return Err(not_allowed(client, what, v, list));
                 }
+                // A restricted role must be named: no role means the service user's.
+                None if what == "role" && list.is_some() => {
+                    return Err(not_allowed(client, what, "(none)", list));
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -143,7 +148,11 @@ impl Clients {
                     id: c.id.as_str().into(),
                     weight: c.weight.max(1),
                     max_concurrent: c.max_concurrent.max(1),
-                    default_context: context_of(&c.default_context),
+                    default_context: restricted_default(
+                        context_of(&c.default_context),
+                        &normalize_list(&c.allowed_roles),
+                        &normalize_list(&c.allowed_warehouses),
+                    ),
                     anonymous: false,
                     rate: c.rate_per_minute.map(|per_minute| RatePolicy {
                         per_minute,
@@ -202,6 +211,14 @@ impl Clients {
         found
     }
 
+    /// The configured client `id`.
+    pub fn by_id(&self, id: &str) -> Option<Arc<ClientPolicy>> {
+        self.configured
+            .iter()
+            .find(|(_, p)| p.id.as_ref() == id)
+            .map(|(_, p)| p.clone())
+    }
+
     /// A new anonymous client (one per MCP session). Its id is random — unguessable and never
     /// reused, also across restarts, so no new client inherits another's usage or history.
     pub fn new_anonymous(&self) -> Arc<ClientPolicy> {
@@ -223,6 +240,21 @@ impl Clients {
             access: Access::default(),
         })
     }
+}
+
+/// A client limited to some roles (warehouses) runs as one of them from its first statement:
+/// without a role of its own it would run as the service user's role, with all its grants.
+fn restricted_default(
+    mut ctx: Context,
+    roles: &Option<Vec<String>>,
+    warehouses: &Option<Vec<String>>,
+) -> Context {
+    for (slot, allowed) in [(&mut ctx.role, roles), (&mut ctx.warehouse, warehouses)] {
+        if let (None, Some(first)) = (slot.as_ref(), allowed.as_ref().and_then(|l| l.first())) {
+            *slot = Some(first.clone());
+        }
+    }
+    ctx
 }
 
 fn context_of(c: &ContextConfig) -> Context {
@@ -262,7 +294,7 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
         == 0
 }
 
-fn decode_hex32(text: &str) -> Option<[u8; 32]> {
+pub(crate) fn decode_hex32(text: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     if text.len() != 64 {
         return None;

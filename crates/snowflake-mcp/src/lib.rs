@@ -16,6 +16,7 @@
 //! [`config`] holds the settings and [`check`] the `snowflake-mcp check` command.
 
 pub mod admission;
+pub mod attribution;
 pub mod audit;
 pub mod backend;
 pub mod bridge;
@@ -29,6 +30,7 @@ pub mod http;
 pub mod ident;
 pub mod identity;
 pub mod metrics;
+pub mod ops;
 pub mod ownership;
 pub mod progress;
 pub mod render;

@@ -68,6 +68,10 @@ enum Command {
         /// Use the bundled offline demo database instead of Snowflake.
         #[arg(long)]
         demo: bool,
+        /// Run as this configured `[[clients]]` entry (its role, limits, quotas and history)
+        /// instead of a new anonymous client.
+        #[arg(long, value_name = "ID")]
+        client: Option<String>,
     },
     /// Log in with the configured settings, run a probe, and report what works or what is wrong.
     Check,
@@ -182,14 +186,20 @@ fn main() -> ExitCode {
                 }
                 snowflake_mcp::bridge::run(&url, serve_args).await
             }
-            Command::Stdio { demo } => {
+            Command::Stdio { demo, client } => {
                 let app = app(
                     &config,
                     cli.connection.as_deref(),
                     cli.state.as_deref(),
                     demo,
                 )?;
-                snowflake_mcp::server::stdio(app).await
+                let client = match client {
+                    Some(id) => Some(app.clients.by_id(&id).ok_or_else(|| {
+                        format!("--client {id}: no [[clients]] entry has this id")
+                    })?),
+                    None => None,
+                };
+                snowflake_mcp::server::stdio(app, client).await
             }
         }
     });
@@ -255,6 +265,7 @@ fn app(
                 min_idle: config.pool.min_idle,
                 max_lifetime: secs(config.pool.max_lifetime_secs),
                 heartbeat_every: secs(config.pool.heartbeat_secs),
+                secondary_roles_none: config.pool.secondary_roles == "none",
             },
         );
         let upkeep = pool.clone();

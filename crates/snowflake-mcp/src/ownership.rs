@@ -132,7 +132,13 @@ impl Gate {
         else {
             return response;
         };
-        self.registry.claim(pending, &id);
+        if !self.registry.claim(pending, &id) {
+            // `initialize` was refused (too many sessions, a bad restore) or the session already
+            // ended: there is nothing to own, so nothing is kept and the id is not handed out.
+            let _ = tokio::time::timeout(STORE_DEADLINE, self.store.delete_session(&id)).await;
+            response.headers_mut().remove(SESSION_HEADER);
+            return response;
+        }
         let now = unix_now();
         let record = StoredSession {
             id: id.clone(),

@@ -13,8 +13,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use axum::routing::get;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Implementation, InitializeRequestParams,
     InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
@@ -75,6 +73,9 @@ impl Drop for CallGuard<'_> {
 pub struct McpServer {
     app: Arc<App>,
     registration: Arc<Mutex<Option<Arc<Registration>>>>,
+    /// Over stdio, the configured client to run as (`stdio --client ID`); there is no HTTP
+    /// request to carry an identity.
+    stdio_client: Option<Arc<crate::identity::ClientPolicy>>,
 }
 
 impl McpServer {
@@ -82,6 +83,7 @@ impl McpServer {
         McpServer {
             app,
             registration: Arc::default(),
+            stdio_client: None,
         }
     }
 
@@ -102,7 +104,9 @@ impl McpServer {
             if let Some(key) = session.mcp_session_id() {
                 let stored = self.app.tools.admission.store().load_session(&key).await;
                 if let Ok(Some(ctx)) = stored.map(|s| s.and_then(|s| s.context)) {
-                    session.set_context(ctx);
+                    if client.access.check_context(&client.id, &ctx).is_ok() {
+                        session.set_context(ctx);
+                    }
                 }
             }
         }
@@ -112,6 +116,17 @@ impl McpServer {
     /// The session's context: set by `set_context`, else the client's `default_context` laid
     /// over the connection's defaults (checked against the backend once).
     async fn context(&self, session: &SessionState) -> Result<Context, ToolError> {
+        let ctx = self.context_unchecked(session).await?;
+        // Checked at every call, whatever the context's origin (set, default, restored after a
+        // restart or on another replica): the client's policy may have changed meanwhile.
+        session
+            .client
+            .access
+            .check_context(&session.client.id, &ctx)?;
+        Ok(ctx)
+    }
+
+    async fn context_unchecked(&self, session: &SessionState) -> Result<Context, ToolError> {
         if let Some(ctx) = session.context() {
             return Ok(ctx);
         }
@@ -225,6 +240,12 @@ impl McpServer {
             .get_progress_token()
             .map(|token| crate::progress::Progress::new(context.peer.clone(), token));
         let work = crate::progress::scope(reporter, work);
+        let tag = crate::attribution::tag(
+            &session.client.id,
+            session.mcp_session_id().as_deref(),
+            &tool,
+        );
+        let work = crate::attribution::scope(tag, work);
         // A cancelled call drops its work: a queued request leaves its queue, and a running
         // statement is aborted on Snowflake (see `backend::snowflake`).
         let outcome = tokio::select! {
@@ -297,6 +318,7 @@ impl ServerHandler for McpServer {
     ) -> Result<InitializeResult, McpError> {
         let client = identity(&context)
             .and_then(|i| i.0)
+            .or_else(|| self.stdio_client.clone())
             .unwrap_or_else(|| self.app.clients.new_anonymous());
         // A replayed `initialize` restores a session from the store (after a restart, or on
         // another replica). The door already checked the owner; checked again here so a
@@ -330,7 +352,16 @@ impl ServerHandler for McpServer {
             .map_err(|e| McpError::invalid_request(e.message, None))?;
         if let Some((id, ctx)) = restored {
             self.app.registry.bind(&registration.session, &id);
-            if let Some(ctx) = ctx {
+            // A restored context is taken only if the client's policy still allows it;
+            // otherwise the session starts again from the client's defaults.
+            if let Some(ctx) = ctx.filter(|c| {
+                registration
+                    .session
+                    .client
+                    .access
+                    .check_context(&registration.session.client.id, c)
+                    .is_ok()
+            }) {
                 registration.session.set_context(ctx);
             }
             tracing::info!(session = registration.session.id, "session restored");
@@ -401,8 +432,12 @@ fn render_metrics(app: &App) -> String {
 }
 
 /// Serve MCP over stdin/stdout until the client closes it.
-pub async fn stdio(app: Arc<App>) -> Result<(), String> {
-    let server = McpServer::new(app);
+pub async fn stdio(
+    app: Arc<App>,
+    client: Option<Arc<crate::identity::ClientPolicy>>,
+) -> Result<(), String> {
+    let mut server = McpServer::new(app);
+    server.stdio_client = client;
     let running = server
         .serve(rmcp::transport::stdio())
         .await
@@ -524,45 +559,18 @@ pub async fn serve(
             authenticate,
         ));
     let metrics_app = app.clone();
-    let ready_app = app.clone();
-    let router = mcp
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            "/metrics",
-            get(move || {
-                let app = metrics_app.clone();
-                async move {
-                    (
-                        [("content-type", "text/plain; version=0.0.4")],
-                        render_metrics(&app),
-                    )
-                }
-            }),
-        )
-        .route(
-            "/readyz",
-            get(move || {
-                let app = ready_app.clone();
-                async move {
-                    match tokio::time::timeout(
-                        Duration::from_secs(15),
-                        app.tools.gateway.backend().ready(),
-                    )
-                    .await
-                    {
-                        Ok(Ok(())) => (StatusCode::OK, "ready\n".to_string()),
-                        Ok(Err(e)) => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            format!("not ready: {}\n", e.message),
-                        ),
-                        Err(_) => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "not ready: the backend did not answer in 15 s\n".into(),
-                        ),
-                    }
-                }
-            }),
-        );
+    let metrics_token = match &config.metrics_token_sha256 {
+        Some(hex) => Some(
+            crate::identity::decode_hex32(hex)
+                .ok_or("[server] metrics_token_sha256 must be 64 hex digits")?,
+        ),
+        None => None,
+    };
+    let router = mcp.merge(crate::ops::routes(
+        crate::ops::Readiness::new(app.tools.gateway.backend().clone()),
+        Arc::new(move || render_metrics(&metrics_app)),
+        metrics_token,
+    ));
     let tls = match (&config.tls_cert_file, &config.tls_key_file) {
         (Some(cert), Some(key)) => Some(crate::tls::load(cert, key)?),
         (None, None) => None,

@@ -240,5 +240,9 @@ async fn readiness_follows_snowflake() {
     let (status, body) = http_get(&down.base, "/readyz").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("not ready"), "{body}");
+    assert!(
+        !body.contains("127.0.0.1") && !body.to_lowercase().contains("refused"),
+        "no backend error text at an unauthenticated door: {body}"
+    );
     assert_eq!(http_get(&down.base, "/healthz").await.0, 200);
 }

@@ -76,9 +76,10 @@ impl PooledSession for snowflake_client::Session {
         snowflake_client::Session::is_poisoned(self)
     }
     async fn execute(&mut self, sql: &str, timeout: Duration) -> Result<(), SfError> {
+        // `USE` statements switching the context for a call are that call's, tagged as such.
         let options = QueryOptions {
             timeout: Some(timeout),
-            ..Default::default()
+            query_tag: Some(crate::attribution::current()),
         };
         let result = self.query_with(sql, &options).await?;
         result
@@ -111,8 +112,11 @@ impl AbortOnDrop {
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         if let (Some(handle), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            // The statement's id is captured here, at drop time: by the time the spawned task
+            // runs, the session may carry another client's statement.
+            let abort = handle.abort_running();
             rt.spawn(async move {
-                if let Err(e) = handle.abort().await {
+                if let Err(e) = abort.await {
                     tracing::warn!(error = %e, "could not abort a cancelled statement");
                 }
             });
@@ -127,6 +131,8 @@ pub struct PoolLimits {
     pub min_idle: usize,
     pub max_lifetime: Duration,
     pub heartbeat_every: Duration,
+    /// Run `USE SECONDARY ROLES NONE` on every new session (see [`Inner::open`]).
+    pub secondary_roles_none: bool,
 }
 
 /// Counters for operators and tests.
@@ -217,7 +223,7 @@ impl<C: Connector> Pool<C> {
                 } else {
                     ctx
                 };
-                (self.inner.connector.connect(start).await?, Instant::now())
+                (self.inner.open(start).await?, Instant::now())
             }
         };
         let mut lease = Lease {
@@ -318,7 +324,7 @@ impl<C: Connector> Pool<C> {
             };
             let ctx = self.inner.connector.default_context().clone();
             self.inner.stats.logins.fetch_add(1, Ordering::Relaxed);
-            match self.inner.connector.connect(&ctx).await {
+            match self.inner.open(&ctx).await {
                 Ok(session) => {
                     let now = Instant::now();
                     lock(&self.inner.idle).push(Idle {
@@ -338,6 +344,24 @@ impl<C: Connector> Pool<C> {
 }
 
 impl<C: Connector> Inner<C> {
+    /// Log in a new session. Only the role `USE ROLE` names may be active on it: Snowflake
+    /// users created today have `DEFAULT_SECONDARY_ROLES = ('ALL')`, which would make every role
+    /// granted to the service user active whatever the client's role, so secondary roles are
+    /// switched off before the session is used — and a session where that fails is not used.
+    async fn open(&self, ctx: &Context) -> Result<C::Session, SfError> {
+        let mut session = self.connector.connect(ctx).await?;
+        if self.limits.secondary_roles_none {
+            if let Err(e) = session
+                .execute("USE SECONDARY ROLES NONE", USE_TIMEOUT)
+                .await
+            {
+                self.retire(session);
+                return Err(e);
+            }
+        }
+        Ok(session)
+    }
+
     fn retire(&self, session: C::Session) {
         self.stats.retired.fetch_add(1, Ordering::Relaxed);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {

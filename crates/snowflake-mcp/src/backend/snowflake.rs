@@ -53,7 +53,7 @@ impl SnowflakeBackend {
         let mut lease = self.pool.lease(ctx).await?;
         let options = QueryOptions {
             timeout: Some(timeout),
-            query_tag: Some("snowflake-mcp".into()),
+            query_tag: Some(crate::attribution::current()),
         };
         // If this future is dropped (the call was cancelled, its MCP session closed, or a
         // timeout fired), the guard aborts the statement on Snowflake.

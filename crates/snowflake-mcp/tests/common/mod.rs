@@ -99,6 +99,9 @@ impl Server {
     pub async fn start_on(listen: &str, args: &[&str], env: &[(String, String)]) -> Server {
         let mut cmd = tokio::process::Command::new(BIN);
         cmd.arg("serve").args(["--listen", listen]).args(args);
+        if !args.contains(&"--config") && !args.contains(&"--demo") {
+            cmd.args(["--config", &write_config("emulator", "")]);
+        }
         if !args.contains(&"--state") {
             cmd.args(["--state", &temp_state()]);
         }
@@ -190,8 +193,18 @@ impl Server {
     }
 }
 
-/// Write a config file for one test and return its path.
+/// Write a config file for one test and return its path. Every test config keeps the
+/// service user's secondary roles (`[pool] secondary_roles = "keep"`): the emulator does not
+/// understand `USE SECONDARY ROLES` (the pool tests check the production default).
 pub fn write_config(name: &str, text: &str) -> String {
+    let text = match text.find("[pool]\n") {
+        Some(at) => format!(
+            "{}[pool]\nsecondary_roles = \"keep\"\n{}",
+            &text[..at],
+            &text[at + "[pool]\n".len()..]
+        ),
+        None => format!("{text}\n[pool]\nsecondary_roles = \"keep\"\n"),
+    };
     let dir =
         std::env::temp_dir().join(format!("snowflake-mcp-test-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -238,11 +251,19 @@ pub async fn raw_http(
 
 /// An MCP client that launches `snowflake-mcp stdio` itself.
 pub async fn stdio_client(args: &[&str], env: &[(String, String)]) -> Client {
+    stdio_client_on(&temp_state(), args, env).await
+}
+
+/// An MCP client that launches `snowflake-mcp stdio` on the state store at `state`.
+pub async fn stdio_client_on(state: &str, args: &[&str], env: &[(String, String)]) -> Client {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let env: Vec<(String, String)> = env.iter().cloned().chain([cache_env()]).collect();
-    let state = temp_state();
+    let state = state.to_string();
     let command = tokio::process::Command::new(BIN).configure(|c| {
         c.arg("stdio").args(&args).args(["--state", &state]);
+        if !args.iter().any(|a| a == "--config" || a == "--demo") {
+            c.args(["--config", &write_config("emulator-stdio", "")]);
+        }
         for (k, v) in &env {
             c.env(k, v);
         }

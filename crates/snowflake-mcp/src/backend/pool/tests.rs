@@ -103,6 +103,10 @@ impl PooledSession for FakeSession {
 }
 
 fn pool(max_sessions: usize) -> (Pool<FakeConnector>, Arc<Log>) {
+    pool_with(max_sessions, false)
+}
+
+fn pool_with(max_sessions: usize, secondary_roles_none: bool) -> (Pool<FakeConnector>, Arc<Log>) {
     let log = Arc::new(Log::default());
     let connector = FakeConnector {
         default: Context::default(),
@@ -113,6 +117,7 @@ fn pool(max_sessions: usize) -> (Pool<FakeConnector>, Arc<Log>) {
         min_idle: 0,
         max_lifetime: Duration::from_secs(3600),
         heartbeat_every: Duration::from_secs(600),
+        secondary_roles_none,
     };
     (Pool::new(connector, limits), log)
 }
@@ -231,4 +236,47 @@ async fn old_sessions_retire_and_idle_ones_get_heartbeats() {
     assert_eq!(pool.stats().logins.load(Ordering::SeqCst), 2);
     tokio::task::yield_now().await;
     assert_eq!(log.open.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_new_session_switches_secondary_roles_off_before_use_and_is_dropped_if_it_cannot() {
+    let (pool, log) = pool_with(2, true);
+    drop(pool.lease(&ctx("A", "S")).await.unwrap());
+    let statements: Vec<String> = log
+        .statements
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, s)| s.clone())
+        .collect();
+    assert_eq!(statements[0], "USE SECONDARY ROLES NONE", "{statements:?}");
+    // A reused session does not repeat it.
+    drop(pool.lease(&ctx("A", "S")).await.unwrap());
+    let count = |log: &Log| {
+        log.statements
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, s)| s.contains("SECONDARY"))
+            .count()
+    };
+    assert_eq!(count(&log), 1);
+    // A session on which it fails is closed, never lent.
+    let (pool, log) = pool_with(2, true);
+    log.fail_next.store(true, Ordering::SeqCst);
+    assert!(pool.lease(&ctx("A", "S")).await.is_err());
+    assert!(
+        log.statements
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(_, s)| s.contains("SECONDARY")),
+        "nothing ran on it"
+    );
+    tokio::task::yield_now().await;
+    assert_eq!(
+        log.open.load(Ordering::SeqCst),
+        0,
+        "the session was logged out"
+    );
 }
