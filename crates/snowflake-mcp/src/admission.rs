@@ -5,11 +5,16 @@
 //!   fails at once with `rate_limited` and `retry_after_ms`; buckets live in memory.
 //!   `get_context` is not counted: it touches no database and is how a model plans.
 //! * **Quotas** count per UTC day and hour (`queries_per_day`, `rows_per_hour`, ...) in the
-//!   [`StateStore`], so a restart never resets them. A `run_query` reserves its query atomically
-//!   at admission (100 concurrent calls against 10 remaining admit exactly 10); the rows and
-//!   bytes returned are charged when the result is known. A reserved query is **refunded** only
-//!   when it certainly never reached Snowflake (refused by the guard, bad arguments, or busy);
-//!   any other failure counts, because Snowflake may have done the work.
+//!   [`StateStore`], so a restart never resets them. A `run_query` reserves at admission, in one
+//!   atomic step, its query and the rows and bytes it may return — capped to what is left, and
+//!   the query is then capped to that grant — so concurrent calls can never overrun a quota
+//!   (100 concurrent calls against 10 remaining queries admit exactly 10; five concurrent
+//!   100-row queries against 10 remaining rows return 10 rows in all). The [`Ticket`] is settled
+//!   with what was returned; what was not used goes back. A reserved query is **refunded** only
+//!   when it certainly never reached Snowflake (refused by the guard, bad arguments, busy, or
+//!   cancelled while queued); any other failure counts, because Snowflake may have done the
+//!   work. A ticket dropped unsettled — its call was cancelled or the server stopped — settles
+//!   itself that way.
 
 use crate::lock;
 use std::collections::HashMap;
@@ -22,7 +27,8 @@ use tokio::time::Instant;
 
 use crate::error::ToolError;
 use crate::identity::ClientPolicy;
-use crate::store::{StateStore, WindowLimits};
+use crate::progress::{Stage, Tracker};
+use crate::store::{Amounts, StateStore, WindowLimits};
 
 /// A token bucket: `capacity` tokens, refilled at `per_sec`.
 #[derive(Clone, Debug)]
@@ -144,10 +150,82 @@ pub struct Admission {
     server: Option<Mutex<Bucket>>,
 }
 
-/// A reserved query, settled once its outcome is known.
+/// A reserved query, settled once its outcome is known — or, if dropped unsettled (the call
+/// was cancelled), settled as returning nothing, refunded if it never reached Snowflake.
 pub struct Ticket {
+    store: Arc<dyn StateStore>,
     client: Arc<str>,
     windows: Vec<String>,
+    granted: Amounts,
+    reached: Tracker,
+    settled: bool,
+}
+
+impl Ticket {
+    /// The rows and bytes this query may return.
+    pub fn granted(&self) -> Amounts {
+        self.granted
+    }
+
+    /// Settle with the call's outcome: `Ok(used)` charges what was returned (never more than
+    /// granted), a refusal that never reached Snowflake refunds the query.
+    pub async fn settle(mut self, outcome: Result<Amounts, &ToolError>) {
+        self.settled = true;
+        let (used, ran) = match outcome {
+            Ok(used) => (used, true),
+            Err(e) => (
+                Amounts::default(),
+                !matches!(e.kind, "not_allowed" | "invalid_argument" | "busy")
+                    && (e.kind != "cancelled" || self.reached.reached(Stage::Running)),
+            ),
+        };
+        settle(
+            &self.store,
+            &self.client,
+            &self.windows,
+            self.granted,
+            used,
+            ran,
+        )
+        .await;
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let (store, client, windows, granted) = (
+            self.store.clone(),
+            self.client.clone(),
+            std::mem::take(&mut self.windows),
+            self.granted,
+        );
+        let ran = self.reached.reached(Stage::Running);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                settle(&store, &client, &windows, granted, Amounts::default(), ran).await
+            });
+        }
+    }
+}
+
+async fn settle(
+    store: &Arc<dyn StateStore>,
+    client: &str,
+    windows: &[String],
+    granted: Amounts,
+    used: Amounts,
+    ran: bool,
+) {
+    let used = Amounts {
+        rows: used.rows.min(granted.rows),
+        bytes: used.bytes.min(granted.bytes),
+    };
+    if let Err(e) = store.settle(client, windows, granted, used, ran).await {
+        tracing::error!(error = %e, client, "could not record quota usage");
+    }
 }
 
 impl Admission {
@@ -194,8 +272,13 @@ impl Admission {
         Ok(())
     }
 
-    /// Reserve one query against `client`'s quotas.
-    pub async fn reserve(&self, client: &ClientPolicy) -> Result<Option<Ticket>, ToolError> {
+    /// Reserve one query against `client`'s quotas, with up to `want` rows and bytes (the
+    /// grant may be less; the query must stay within it).
+    pub async fn reserve(
+        &self,
+        client: &ClientPolicy,
+        want: Amounts,
+    ) -> Result<Option<Ticket>, ToolError> {
         if client.quotas.is_unlimited() {
             return Ok(None);
         }
@@ -203,13 +286,17 @@ impl Admission {
         let windows = client.quotas.windows(now);
         match self
             .store
-            .reserve_query(&client.id, &windows)
+            .reserve(&client.id, &windows, want)
             .await
             .map_err(store_error)?
         {
-            Ok(()) => Ok(Some(Ticket {
+            Ok(granted) => Ok(Some(Ticket {
+                store: self.store.clone(),
                 client: client.id.clone(),
                 windows: windows.into_iter().map(|(w, _)| w).collect(),
+                granted,
+                reached: crate::progress::tracker(),
+                settled: false,
             })),
             Err(exceeded) => {
                 let wait = until_reset(&exceeded.window, now);
@@ -233,21 +320,6 @@ impl Admission {
                 e.retry_after_ms = Some(wait.as_millis() as u64);
                 Err(e)
             }
-        }
-    }
-
-    /// Settle a reservation: charge what was returned, or refund a query that never ran.
-    pub async fn settle(&self, ticket: Option<Ticket>, outcome: Result<(u64, u64), &ToolError>) {
-        let Some(t) = ticket else { return };
-        let result = match outcome {
-            Ok((rows, bytes)) => self.store.charge(&t.client, &t.windows, rows, bytes).await,
-            Err(e) if matches!(e.kind, "not_allowed" | "invalid_argument" | "busy") => {
-                self.store.refund_query(&t.client, &t.windows).await
-            }
-            Err(_) => Ok(()),
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %e, client = %t.client, "could not record quota usage");
         }
     }
 

@@ -14,6 +14,7 @@ use crate::error::ToolError;
 use crate::store::{AuditRecord, StateStore};
 use crate::tools::{Caller, Outcome};
 
+#[derive(Clone)]
 pub struct Auditor {
     store: Arc<dyn StateStore>,
     jsonl: Option<Arc<Mutex<std::fs::File>>>,
@@ -57,6 +58,54 @@ impl Auditor {
     }
 }
 
+/// The audit record of a call in progress: written by [`PendingAudit::finish`] with the call's
+/// outcome, or — when the call is dropped first (cancelled, or aborted at shutdown) — written
+/// from `Drop` as `cancelled`, so no call vanishes from the audit or `query_history`.
+pub struct PendingAudit {
+    auditor: Auditor,
+    record: Option<AuditRecord>,
+    started: std::time::Instant,
+}
+
+impl PendingAudit {
+    pub fn new(auditor: Auditor, tool: &str, statement: Option<String>, caller: &Caller) -> Self {
+        PendingAudit {
+            auditor,
+            record: Some(AuditRecord {
+                client_id: caller.client.id.to_string(),
+                session_id: caller.session_id.clone(),
+                tool: tool.to_string(),
+                statement,
+                status: "cancelled".into(),
+                ..Default::default()
+            }),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Record the call's outcome.
+    pub async fn finish(mut self, outcome: &Result<Outcome, ToolError>) {
+        if let Some(mut record) = self.record.take() {
+            fill(&mut record, outcome, self.started.elapsed());
+            self.auditor.record(record).await;
+        }
+    }
+}
+
+impl Drop for PendingAudit {
+    fn drop(&mut self) {
+        let Some(mut record) = self.record.take() else {
+            return;
+        };
+        record.time_ms = chrono::Utc::now().timestamp_millis();
+        record.duration_ms = self.started.elapsed().as_millis() as u64;
+        let auditor = self.auditor.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { auditor.record(record).await });
+        }
+    }
+}
+
 /// A Unix-milliseconds time as `YYYY-MM-DD HH:MM:SS` (UTC).
 pub fn time_text(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -64,14 +113,8 @@ pub fn time_text(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// The audit record of one call.
-pub fn audit_record(
-    tool: &str,
-    statement: Option<String>,
-    caller: &Caller,
-    outcome: &Result<Outcome, ToolError>,
-    took: std::time::Duration,
-) -> AuditRecord {
+/// Fill `record` with the outcome of its call.
+fn fill(record: &mut AuditRecord, outcome: &Result<Outcome, ToolError>, took: std::time::Duration) {
     let (status, query_id, error_code, rows, bytes) = match outcome {
         Ok(o) => {
             let qid = o
@@ -94,17 +137,11 @@ pub fn audit_record(
             )
         }
     };
-    AuditRecord {
-        time_ms: chrono::Utc::now().timestamp_millis(),
-        client_id: caller.client.id.to_string(),
-        session_id: caller.session_id.clone(),
-        tool: tool.to_string(),
-        statement,
-        query_id,
-        status,
-        rows,
-        bytes,
-        duration_ms: took.as_millis() as u64,
-        error_code,
-    }
+    record.time_ms = chrono::Utc::now().timestamp_millis();
+    record.status = status;
+    record.query_id = query_id;
+    record.error_code = error_code;
+    record.rows = rows;
+    record.bytes = bytes;
+    record.duration_ms = took.as_millis() as u64;
 }

@@ -3,12 +3,16 @@
 //! is instead of a frozen spinner.
 //!
 //! The stages are reported from deep in the request path (the scheduler's gateway, the
-//! backends), which know nothing about MCP. A call's [`Reporter`] is therefore scoped to the
-//! call's task with [`scope`], and [`report`] is a no-op outside one. Sending never blocks the
+//! backends), which know nothing about MCP. Each call's stages are therefore scoped to the
+//! call's task with [`scope`], and [`report`] is a no-op outside one. The furthest stage reached
+//! is kept whether or not the client asked for notifications: a [`Tracker`] tells quota
+//! settlement whether a cancelled call ever reached Snowflake. Sending never blocks the
 //! call: stages go through a small channel to one sender task that writes them in order, and
 //! each stage is sent at most once, in increasing order (MCP requires progress to increase).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 
 use rmcp::model::{ProgressNotificationParam, ProgressToken};
 use rmcp::{Peer, RoleServer};
@@ -87,25 +91,58 @@ impl Reporter {
     }
 }
 
+/// The furthest stage one call reached.
+#[derive(Clone, Debug, Default)]
+pub struct Tracker(Arc<AtomicU8>);
+
+impl Tracker {
+    pub fn reached(&self, stage: Stage) -> bool {
+        self.0.load(Ordering::SeqCst) >= stage as u8
+    }
+}
+
+/// What a call's task carries.
+struct Call {
+    reached: Tracker,
+    notify: Option<Reporter>,
+}
+
 tokio::task_local! {
-    static REPORTER: Reporter;
+    static CALL: Call;
 }
 
 /// Run `call` with `progress` (if any) receiving its stages. Before the output is returned,
 /// the stages reported are sent (waiting at most 200 ms): progress must reach the client before
 /// the call's result, after which the stream closes.
 pub async fn scope<F: Future>(progress: Option<Progress>, call: F) -> F::Output {
-    let Some(Progress { reporter, sender }) = progress else {
-        return call.await;
+    let (notify, sender) = match progress {
+        Some(Progress { reporter, sender }) => (Some(reporter), Some(sender)),
+        None => (None, None),
     };
-    let output = REPORTER.scope(reporter, call).await;
-    let _ = tokio::time::timeout(std::time::Duration::from_millis(200), sender).await;
+    let state = Call {
+        reached: Tracker::default(),
+        notify,
+    };
+    let output = CALL.scope(state, call).await;
+    if let Some(sender) = sender {
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), sender).await;
+    }
     output
 }
 
 /// Report that the current call reached `stage` (nothing happens outside a [`scope`]).
 pub fn report(stage: Stage) {
-    let _ = REPORTER.try_with(|r| r.report(stage));
+    let _ = CALL.try_with(|c| {
+        c.reached.0.fetch_max(stage as u8, Ordering::SeqCst);
+        if let Some(r) = &c.notify {
+            r.report(stage);
+        }
+    });
+}
+
+/// The current call's stage tracker (outside a [`scope`]: a fresh one, which reached nothing).
+pub fn tracker() -> Tracker {
+    CALL.try_with(|c| c.reached.clone()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -120,11 +157,13 @@ mod tests {
             sender: tokio::spawn(async {}),
         };
         scope(Some(progress), async {
+            assert!(!tracker().reached(Stage::Queued));
             report(Stage::Queued);
             report(Stage::Queued);
             report(Stage::Running);
             report(Stage::Queued);
             report(Stage::Fetching);
+            assert!(tracker().reached(Stage::Running));
         })
         .await;
         report(Stage::Running); // outside a scope: ignored

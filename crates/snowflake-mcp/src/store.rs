@@ -5,8 +5,9 @@
 //! replicas (Redis, Postgres) can replace [`SqliteStore`] without touching tools, scheduler or
 //! transports. The contract an implementation must keep:
 //!
-//! * `reserve_query` is atomic: it adds one query to every window only if each stays within its
-//!   limit, and refuses otherwise (never overruns under concurrency);
+//! * `reserve` is atomic: it adds one query (and the rows and bytes it grants) to every window
+//!   only if each stays within its limits, and refuses otherwise (never overruns under
+//!   concurrency); `settle` gives back exactly what was reserved and not used;
 //! * a call that returned `Ok` is durable: it survives the process being killed.
 //!
 //! [`SqliteStore`] keeps both in one embedded SQLite file in WAL mode with `synchronous =
@@ -61,6 +62,13 @@ pub struct Usage {
     pub bytes: u64,
 }
 
+/// Rows and bytes: what a query asks to reserve, what it was granted, what it used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Amounts {
+    pub rows: u64,
+    pub bytes: u64,
+}
+
 /// Limits of one window; `None` is unlimited.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WindowLimits {
@@ -105,21 +113,25 @@ pub trait StateStore: Send + Sync + 'static {
     /// Delete sessions not seen since `before` (Unix seconds); returns how many.
     async fn expire_sessions(&self, before: i64) -> Result<usize, StoreError>;
 
-    /// Add one query to each window if every window stays within its limits.
-    async fn reserve_query(
+    /// Reserve one query, and up to `want` rows and bytes, in every window — only if each
+    /// window stays within its limits, atomically (concurrent reservations never overrun a
+    /// quota). Rows and bytes are granted up to what every window has left (the query is then
+    /// capped to the grant); a window with no rows (bytes) left refuses the query.
+    async fn reserve(
         &self,
         client: &str,
         windows: &[(String, WindowLimits)],
-    ) -> Result<Result<(), Exceeded>, StoreError>;
-    /// Give back a reserved query that never ran.
-    async fn refund_query(&self, client: &str, windows: &[String]) -> Result<(), StoreError>;
-    /// Charge rows and bytes returned to the client.
-    async fn charge(
+        want: Amounts,
+    ) -> Result<Result<Amounts, Exceeded>, StoreError>;
+    /// Settle a reservation: give back what was `granted` but not `used`, and the query itself
+    /// when it never `ran`. Each reservation is settled exactly once.
+    async fn settle(
         &self,
         client: &str,
         windows: &[String],
-        rows: u64,
-        bytes: u64,
+        granted: Amounts,
+        used: Amounts,
+        ran: bool,
     ) -> Result<(), StoreError>;
     async fn usage(&self, client: &str, window: &str) -> Result<Usage, StoreError>;
     /// Make sure everything is on disk (graceful shutdown).
@@ -285,78 +297,74 @@ impl StateStore for SqliteStore {
             .await
     }
 
-    async fn reserve_query(
+    async fn reserve(
         &self,
         client: &str,
         windows: &[(String, WindowLimits)],
-    ) -> Result<Result<(), Exceeded>, StoreError> {
+        want: Amounts,
+    ) -> Result<Result<Amounts, Exceeded>, StoreError> {
         let (client, windows) = (client.to_string(), windows.to_vec());
         self.with(move |c| {
             let tx = c.transaction()?;
+            let mut grant = want;
             for (window, limits) in &windows {
                 let used = read_usage(&tx, &client, window)?;
-                for (quota, limit, value, next) in [
-                    ("queries", limits.queries, used.queries, used.queries + 1),
-                    ("rows", limits.rows, used.rows, used.rows),
-                    ("bytes", limits.bytes, used.bytes, used.bytes),
+                let exceeded = |quota, limit: Option<u64>| {
+                    Ok(Err(Exceeded {
+                        window: window.clone(),
+                        quota,
+                        limit: limit.unwrap_or(0),
+                    }))
+                };
+                if limits.queries.is_some_and(|l| used.queries + 1 > l) {
+                    return exceeded("queries", limits.queries);
+                }
+                for (quota, limit, used, granted) in [
+                    ("rows", limits.rows, used.rows, &mut grant.rows),
+                    ("bytes", limits.bytes, used.bytes, &mut grant.bytes),
                 ] {
-                    // Queries are refused when one more would pass the limit; rows and bytes once
-                    // the limit is reached (their size is only known afterwards).
-                    let over = match limit {
-                        Some(l) if quota == "queries" => next > l,
-                        Some(l) => value >= l,
-                        None => false,
-                    };
-                    if over {
-                        return Ok(Err(Exceeded {
-                            window: window.clone(),
-                            quota,
-                            limit: limit.unwrap_or(0),
-                        }));
+                    if let Some(l) = limit {
+                        let left = l.saturating_sub(used);
+                        if left == 0 {
+                            return exceeded(quota, limit);
+                        }
+                        *granted = (*granted).min(left);
                     }
                 }
             }
             for (window, _) in &windows {
                 tx.execute(
-                    "INSERT INTO usage (client_id, window, queries) VALUES (?1, ?2, 1)
-                     ON CONFLICT(client_id, window) DO UPDATE SET queries = queries + 1",
-                    params![client, window],
+                    "INSERT INTO usage (client_id, window, queries, rows, bytes) VALUES (?1, ?2, 1, ?3, ?4)
+                     ON CONFLICT(client_id, window) DO UPDATE SET queries = queries + 1,
+                       rows = rows + excluded.rows, bytes = bytes + excluded.bytes",
+                    params![client, window, grant.rows as i64, grant.bytes as i64],
                 )?;
             }
             tx.commit()?;
-            Ok(Ok(()))
+            Ok(Ok(grant))
         })
         .await
     }
 
-    async fn refund_query(&self, client: &str, windows: &[String]) -> Result<(), StoreError> {
-        let (client, windows) = (client.to_string(), windows.to_vec());
-        self.with(move |c| {
-            let tx = c.transaction()?;
-            for w in &windows {
-                tx.execute("UPDATE usage SET queries = MAX(queries - 1, 0) WHERE client_id = ?1 AND window = ?2", params![client, w])?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn charge(
+    async fn settle(
         &self,
         client: &str,
         windows: &[String],
-        rows: u64,
-        bytes: u64,
+        granted: Amounts,
+        used: Amounts,
+        ran: bool,
     ) -> Result<(), StoreError> {
         let (client, windows) = (client.to_string(), windows.to_vec());
+        let unused_rows = granted.rows.saturating_sub(used.rows) as i64;
+        let unused_bytes = granted.bytes.saturating_sub(used.bytes) as i64;
+        let query = i64::from(!ran);
         self.with(move |c| {
             let tx = c.transaction()?;
             for w in &windows {
                 tx.execute(
-                    "INSERT INTO usage (client_id, window, rows, bytes) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(client_id, window) DO UPDATE SET rows = rows + excluded.rows, bytes = bytes + excluded.bytes",
-                    params![client, w, rows as i64, bytes as i64],
+                    "UPDATE usage SET queries = MAX(queries - ?3, 0), rows = MAX(rows - ?4, 0),
+                       bytes = MAX(bytes - ?5, 0) WHERE client_id = ?1 AND window = ?2",
+                    params![client, w, query, unused_rows, unused_bytes],
                 )?;
             }
             tx.commit()?;

@@ -12,8 +12,8 @@ use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::admission::Admission;
-use crate::audit::{audit_record, time_text, Auditor};
+use crate::admission::{Admission, Ticket};
+use crate::audit::{time_text, Auditor, PendingAudit};
 use crate::backend::{current, Context, ObjectKind, ObjectName, QueryLimits};
 use crate::config::QueryConfig;
 use crate::error::ToolError;
@@ -23,6 +23,7 @@ use crate::ident::Ident;
 use crate::identity::ClientPolicy;
 use crate::render;
 use crate::scheduler::ClientShare;
+use crate::store::Amounts;
 
 /// Everything a tool call needs besides its arguments and its caller.
 pub struct Tools {
@@ -62,29 +63,50 @@ impl Tools {
             self.admission.check_rate(&caller.client)?;
         }
         let ticket = match name {
-            "run_query" => self.admission.reserve(&caller.client).await?,
+            "run_query" => {
+                let requested = args.get("max_rows").and_then(Value::as_u64);
+                let want = Amounts {
+                    rows: self.row_cap(&caller.client, requested) as u64,
+                    bytes: self.limits.max_result_bytes as u64,
+                };
+                self.admission.reserve(&caller.client, want).await?
+            }
             _ => None,
         };
+        let grant = ticket.as_ref().map(Ticket::granted);
         let statement = args
             .get("sql")
             .and_then(Value::as_str)
             .map(|s| s.chars().take(10_000).collect());
-        let started = std::time::Instant::now();
-        let outcome = self.dispatch(name, args, caller).await;
-        let usage = outcome.as_ref().map(|o| o.returned.unwrap_or_default());
-        self.admission.settle(ticket, usage).await;
-        if name != "get_context" && name != "query_history" {
-            self.auditor
-                .record(audit_record(
-                    name,
-                    statement,
-                    caller,
-                    &outcome,
-                    started.elapsed(),
-                ))
-                .await;
+        // Audited whatever happens: a call cancelled mid-way is recorded as such on drop.
+        let audit = (name != "get_context" && name != "query_history")
+            .then(|| PendingAudit::new(self.auditor.clone(), name, statement, caller));
+        let outcome = self.dispatch(name, args, caller, grant).await;
+        if let Some(ticket) = ticket {
+            let used = outcome.as_ref().map(|o| {
+                let (rows, bytes) = o.returned.unwrap_or_default();
+                Amounts { rows, bytes }
+            });
+            ticket.settle(used).await;
+        }
+        if let Some(audit) = audit {
+            audit.finish(&outcome).await;
         }
         outcome
+    }
+
+    /// The most rows a `run_query` may return: what it asked for, within the client's and the
+    /// server's caps.
+    fn row_cap(&self, policy: &ClientPolicy, requested: Option<u64>) -> usize {
+        let hard_max = policy
+            .access
+            .max_rows
+            .unwrap_or(usize::MAX)
+            .min(self.limits.max_rows);
+        match requested {
+            Some(n) => (n.max(1) as usize).min(hard_max),
+            None => self.limits.default_max_rows.min(hard_max),
+        }
     }
 
     async fn dispatch(
@@ -92,6 +114,7 @@ impl Tools {
         name: &str,
         args: JsonObject,
         caller: &Caller,
+        grant: Option<Amounts>,
     ) -> Result<Outcome, ToolError> {
         let share = caller.client.share();
         let (ctx, client, access) = (&caller.context, &share, &caller.client.access);
@@ -182,7 +205,7 @@ impl Tools {
             }
             "run_query" => {
                 let a: RunQuery = parse(args)?;
-                self.run_query(a, ctx, client, &caller.client).await
+                self.run_query(a, ctx, client, &caller.client, grant).await
             }
             "query_history" => {
                 let a: QueryHistory = parse(args)?;
@@ -240,6 +263,7 @@ impl Tools {
         ctx: &Context,
         client: &ClientShare,
         policy: &ClientPolicy,
+        grant: Option<Amounts>,
     ) -> Result<Outcome, ToolError> {
         if a.sql.len() > self.limits.max_sql_bytes {
             return Err(ToolError::invalid(format!(
@@ -264,19 +288,19 @@ impl Tools {
                 policy.access.check_database(&policy.id, &db)?;
             }
         }
-        let hard_max = policy
-            .access
-            .max_rows
-            .unwrap_or(usize::MAX)
-            .min(self.limits.max_rows);
-        let max_rows = match a.max_rows {
-            Some(0) => return Err(ToolError::invalid("max_rows must be at least 1")),
-            Some(n) => (n as usize).min(hard_max),
-            None => self.limits.default_max_rows.min(hard_max),
-        };
+        if a.max_rows == Some(0) {
+            return Err(ToolError::invalid("max_rows must be at least 1"));
+        }
+        // Within the quota grant: a query never returns more rows or bytes than were reserved.
+        let mut max_rows = self.row_cap(policy, a.max_rows);
+        let mut max_bytes = self.limits.max_result_bytes;
+        if let Some(grant) = grant {
+            max_rows = max_rows.min(grant.rows as usize);
+            max_bytes = max_bytes.min(grant.bytes as usize);
+        }
         let limits = QueryLimits {
             max_rows,
-            max_bytes: self.limits.max_result_bytes,
+            max_bytes,
             timeout: self.limits.statement_timeout(),
         };
         let out = self.gateway.run_query(client, ctx, &a.sql, limits).await?;
@@ -300,7 +324,9 @@ impl Tools {
         } else {
             text.push_str(&format!("\n({} rows)", out.rows.len()));
         }
-        let returned = (out.rows.len() as u64, text.len() as u64);
+        // Bytes are the result data returned to the client: the JSON of its rows.
+        let data_bytes = serde_json::to_vec(&structured["rows"]).map_or(0, |v| v.len());
+        let returned = (out.rows.len() as u64, data_bytes as u64);
         Ok(Outcome {
             result: success(structured, text),
             new_context: None,

@@ -161,3 +161,79 @@ async fn another_clients_session_id_restores_nothing() {
         "nothing of the other client's session leaks: {text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_quotas_are_exact_under_a_hundred_concurrent_calls_and_cancelled_calls_are_audited() {
+    let config = write_config(
+        "rows-quota",
+        &format!(
+            "[[clients]]\nid = \"rows\"\ntoken_sha256 = \"{}\"\nrows_per_day = 10\n",
+            sha("rows-token")
+        ),
+    );
+    let server = Server::start(&["--config", &config, "--demo"], &[]).await;
+    let client = std::sync::Arc::new(server.client_with_token("rows-token").await);
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let client = client.clone();
+        calls.spawn(async move {
+            let r = call(
+                &client,
+                "run_query",
+                json!({"sql": "SELECT * FROM CUSTOMERS", "max_rows": 100}),
+            )
+            .await;
+            match r.is_error {
+                Some(true) => {
+                    assert_eq!(error_of(&r)["kind"], "quota_exceeded");
+                    0
+                }
+                _ => r.structured_content.unwrap()["row_count"].as_u64().unwrap(),
+            }
+        });
+    }
+    let rows: u64 = calls.join_all().await.into_iter().sum();
+    assert_eq!(
+        rows, 10,
+        "100 concurrent 100-row queries against 10 remaining rows return 10"
+    );
+    let ctx = ok(&client, "get_context", no_args()).await;
+    assert_eq!(ctx["limits"]["quotas"]["rows_per_day"]["used"], 10, "{ctx}");
+
+    // A cancelled call is audited as cancelled, not lost.
+    let params = rmcp::model::CallToolRequestParams::new("run_query").with_arguments(
+        json!({"sql": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 300000000) SELECT COUNT(*) FROM c"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let unlimited = write_config(
+        "cancel-audit",
+        &format!(
+            "[[clients]]\nid = \"c\"\ntoken_sha256 = \"{}\"\n",
+            sha("c-token")
+        ),
+    );
+    let server2 = Server::start(&["--config", &unlimited, "--demo"], &[]).await;
+    let c = server2.client_with_token("c-token").await;
+    let handle = c
+        .peer()
+        .send_cancellable_request(
+            rmcp::model::ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(params)),
+            rmcp::service::PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    handle.cancel(Some("stop".into())).await.unwrap();
+    let mut status = String::new();
+    for _ in 0..100 {
+        let history = ok(&c, "query_history", json!({"limit": 1})).await;
+        if let Some(s) = history["queries"][0]["status"].as_str() {
+            status = s.to_string();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "cancelled");
+}

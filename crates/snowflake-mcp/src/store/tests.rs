@@ -30,7 +30,11 @@ async fn a_hundred_concurrent_reservations_against_ten_admit_exactly_ten() {
     for _ in 0..100 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            store.reserve_query("c", &day(10)).await.unwrap().is_ok()
+            store
+                .reserve("c", &day(10), Amounts::default())
+                .await
+                .unwrap()
+                .is_ok()
         }));
     }
     let mut admitted = 0;
@@ -40,7 +44,7 @@ async fn a_hundred_concurrent_reservations_against_ten_admit_exactly_ten() {
     assert_eq!(admitted, 10);
     assert_eq!(store.usage("c", "d:2026-11-24").await.unwrap().queries, 10);
     let refused = store
-        .reserve_query("c", &day(10))
+        .reserve("c", &day(10), Amounts::default())
         .await
         .unwrap()
         .unwrap_err();
@@ -48,7 +52,7 @@ async fn a_hundred_concurrent_reservations_against_ten_admit_exactly_ten() {
 }
 
 #[tokio::test]
-async fn refunds_charges_and_row_quotas() {
+async fn grants_settlements_and_row_quotas() {
     let store = SqliteStore::open(&temp_path("charge")).unwrap();
     let w = vec!["d:x".to_string(), "h:x".to_string()];
     let limits = vec![
@@ -62,25 +66,47 @@ async fn refunds_charges_and_row_quotas() {
         ),
         ("h:x".to_string(), WindowLimits::default()),
     ];
-    store.reserve_query("c", &limits).await.unwrap().unwrap();
-    store.refund_query("c", &w).await.unwrap();
+    let want = Amounts {
+        rows: 500,
+        bytes: 4096,
+    };
+    let granted = store.reserve("c", &limits, want).await.unwrap().unwrap();
     assert_eq!(
-        store.usage("c", "d:x").await.unwrap().queries,
-        0,
-        "a refunded query costs nothing"
+        granted,
+        Amounts {
+            rows: 100,
+            bytes: 4096
+        },
+        "rows capped to what is left"
     );
-    store.reserve_query("c", &limits).await.unwrap().unwrap();
-    store.charge("c", &w, 100, 2048).await.unwrap();
+    store
+        .settle("c", &w, granted, Amounts::default(), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.usage("c", "d:x").await.unwrap(),
+        Usage::default(),
+        "a query that never ran costs nothing"
+    );
+    let granted = store.reserve("c", &limits, want).await.unwrap().unwrap();
+    let used = Amounts {
+        rows: 60,
+        bytes: 2048,
+    };
+    store.settle("c", &w, granted, used, true).await.unwrap();
     assert_eq!(
         store.usage("c", "h:x").await.unwrap(),
         Usage {
             queries: 1,
-            rows: 100,
+            rows: 60,
             bytes: 2048
         }
     );
+    let granted = store.reserve("c", &limits, want).await.unwrap().unwrap();
+    assert_eq!(granted.rows, 40, "only the rest of the day's rows");
+    store.settle("c", &w, granted, granted, true).await.unwrap();
     let e = store
-        .reserve_query("c", &limits)
+        .reserve("c", &limits, want)
         .await
         .unwrap()
         .unwrap_err();
@@ -94,6 +120,48 @@ async fn refunds_charges_and_row_quotas() {
         Usage::default(),
         "clients are separate"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_row_grants_never_add_up_past_the_quota() {
+    let store = Arc::new(SqliteStore::open(&temp_path("rows")).unwrap());
+    let limits = vec![(
+        "d:x".to_string(),
+        WindowLimits {
+            rows: Some(10),
+            ..Default::default()
+        },
+    )];
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (store, limits) = (store.clone(), limits.clone());
+        tasks.push(tokio::spawn(async move {
+            let want = Amounts {
+                rows: 100,
+                bytes: 1 << 20,
+            };
+            match store.reserve("c", &limits, want).await.unwrap() {
+                // Each query returns all it was granted.
+                Ok(g) => {
+                    store
+                        .settle("c", &["d:x".to_string()], g, g, true)
+                        .await
+                        .unwrap();
+                    g.rows
+                }
+                Err(_) => 0,
+            }
+        }));
+    }
+    let mut rows = 0;
+    for t in tasks {
+        rows += t.await.unwrap();
+    }
+    assert_eq!(
+        rows, 10,
+        "100 concurrent 100-row queries against 10 rows get 10 in all"
+    );
+    assert_eq!(store.usage("c", "d:x").await.unwrap().rows, 10);
 }
 
 #[tokio::test]
@@ -130,7 +198,11 @@ async fn sessions_and_usage_survive_reopening() {
             })
             .await
             .unwrap();
-        store.reserve_query("c", &day(5)).await.unwrap().unwrap();
+        store
+            .reserve("c", &day(5), Amounts::default())
+            .await
+            .unwrap()
+            .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
     let s = store.load_session("s1").await.unwrap().unwrap();

@@ -42,6 +42,7 @@ TOOLS = sorted(["list_databases", "list_schemas", "list_objects", "describe_obje
                 "run_query", "get_context", "set_context", "query_history"])
 PASS_ENV = ["SNOWFLAKE_MCP_CACHE", "SNOWFLAKE_HOME", "RUST_LOG", "RUST_BACKTRACE", "LLVM_PROFILE_FILE"]
 MODE = sys.argv[1] if len(sys.argv) > 1 else ""
+LAST = ["nothing yet (connecting)"]  # the last progress line, named in failure messages
 
 
 class TestFailure(Exception):
@@ -49,6 +50,7 @@ class TestFailure(Exception):
 
 
 def log(msg):
+    LAST[0] = msg
     print(f"py_sdk_client[{MODE}]: {msg}", flush=True)
 
 
@@ -76,7 +78,7 @@ async def call_ok(client, schemas, name, args=None):
     try:
         r = await client.call_tool(name, args or {})
     except RuntimeError as e:  # the SDK's outputSchema check raises RuntimeError
-        raise TestFailure(f"{name} {j(args)}: the SDK rejected the result: {e}") from e
+        raise TestFailure(f"{name} {j(args)}: the SDK rejected the result: {str(e).splitlines()[0]}") from e
     check(not r.is_error, f"{name} {j(args)}: unexpected tool error: {j(r.model_dump(by_alias=True))}")
     sc = r.structured_content
     check(isinstance(sc, dict), f"{name} {j(args)}: no structuredContent: {j(r.model_dump(by_alias=True))}")
@@ -157,6 +159,7 @@ async def scenario(client, tag):
 
 async def run_http(url, token):
     for mode in ("legacy", "auto"):
+        LAST[0] = f"[{mode}] connecting to {url}"
         seen = []  # (method, status, session id) of every HTTP exchange
 
         async def on_response(resp):
@@ -188,6 +191,7 @@ async def run_stdio(binary, args):
     env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
     params = StdioServerParameters(command=binary, args=args, env=env)  # merged over the SDK default env
     for mode in ("legacy", "auto"):
+        LAST[0] = f"[{mode}] spawning {binary}"
         async with Client(params, mode=mode) as client:
             await scenario(client, mode)
         log(f"ok   [{mode}] closed")
@@ -231,7 +235,7 @@ def main():
         e = leaf(e)
         if isinstance(e, TimeoutError):
             e = TestFailure(f"timed out after {timeout} s (see the last progress line)")
-        reason = str(e) if isinstance(e, TestFailure) else f"unexpected {type(e).__name__}: {e!r}"
+        reason = str(e) if isinstance(e, TestFailure) else f"unexpected {type(e).__name__}: {e!r}; last progress: {LAST[0]}"
         print(f"PY_SDK_CLIENT_FAIL {MODE}: {reason}", file=sys.stderr, flush=True)
         sys.exit(1)
     print(f"PY_SDK_CLIENT_OK {MODE}", flush=True)
