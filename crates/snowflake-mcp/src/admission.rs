@@ -2,7 +2,10 @@
 //!
 //! * **Rate limits** are token buckets on tool calls: one per client (`rate_per_minute`, burst
 //!   `burst` or one minute's worth) and optionally one for the whole server. A refused call
-//!   fails at once with `rate_limited` and `retry_after_ms`; buckets live in memory.
+//!   fails at once with `rate_limited` and `retry_after_ms`; buckets live in memory. The
+//!   server's bucket is shared fairly ([`ServerRate`]): once it is half empty, a client that has
+//!   had its weighted share of the current minute is refused first, so one client cannot drain
+//!   the server's rate for everybody.
 //!   `get_context` is not counted: it touches no database and is how a model plans.
 //! * **Quotas** count per UTC day and hour (`queries_per_day`, `rows_per_hour`, ...) in the
 //!   [`StateStore`], so a restart never resets them. A `run_query` reserves at admission, in one
@@ -147,7 +150,62 @@ pub fn until_reset(window: &str, now: DateTime<Utc>) -> Duration {
 pub struct Admission {
     store: Arc<dyn StateStore>,
     buckets: Mutex<HashMap<Arc<str>, Bucket>>,
-    server: Option<Mutex<Bucket>>,
+    server: Option<Mutex<ServerRate>>,
+}
+
+/// The server-wide rate limit, shared by weight. Calls are counted per client in one-minute
+/// windows; while the bucket is more than half full anyone may take a token, below that a
+/// client whose calls this minute reached its share — `per_minute × weight / (weights of the
+/// clients seen this minute + 1)`, the `+ 1` keeping room for a client not seen yet — is refused,
+/// heaviest first, and the rest stays for the others.
+pub struct ServerRate {
+    bucket: Bucket,
+    per_minute: u32,
+    window: Instant,
+    calls: HashMap<Arc<str>, (u32, u32)>,
+}
+
+impl ServerRate {
+    pub fn new(per_minute: u32, now: Instant) -> ServerRate {
+        ServerRate {
+            bucket: Bucket::new(per_minute, None, now),
+            per_minute,
+            window: now,
+            calls: HashMap::new(),
+        }
+    }
+
+    /// Take a token for one call of `client` (of `weight`), or say how long to wait.
+    pub fn take(&mut self, client: &Arc<str>, weight: u32, now: Instant) -> Result<(), Duration> {
+        if now.saturating_duration_since(self.window) >= Duration::from_secs(60) {
+            self.window = now;
+            self.calls.clear();
+        }
+        let available = self.bucket.available(now);
+        if available * 2 < u64::from(self.per_minute) {
+            let mine = self.calls.get(client).map_or(0, |c| c.0);
+            let others: u32 = self
+                .calls
+                .iter()
+                .filter(|(id, _)| *id != client)
+                .map(|(_, c)| c.1)
+                .sum();
+            let share = u64::from(self.per_minute) * u64::from(weight.max(1))
+                / (u64::from(others) + u64::from(weight.max(1)) + 1);
+            if u64::from(mine) >= share.max(1) {
+                let rest = Duration::from_secs(60)
+                    .saturating_sub(now.saturating_duration_since(self.window));
+                return Err(rest.max(Duration::from_millis(1)));
+            }
+        }
+        self.bucket.take(now)?;
+        let entry = self
+            .calls
+            .entry(client.clone())
+            .or_insert((0, weight.max(1)));
+        entry.0 += 1;
+        Ok(())
+    }
 }
 
 /// A reserved query, settled once its outcome is known — or, if dropped unsettled (the call
@@ -233,7 +291,7 @@ impl Admission {
         Admission {
             store,
             buckets: Mutex::new(HashMap::new()),
-            server: server_per_minute.map(|n| Mutex::new(Bucket::new(n, None, Instant::now()))),
+            server: server_per_minute.map(|n| Mutex::new(ServerRate::new(n, Instant::now()))),
         }
     }
 
@@ -260,7 +318,7 @@ impl Admission {
             }
         }
         if let Some(server) = &self.server {
-            if let Err(wait) = lock(server).take(now) {
+            if let Err(wait) = lock(server).take(&client.id, client.weight, now) {
                 if client.rate.is_some() {
                     if let Some(b) = lock(&self.buckets).get_mut(&client.id) {
                         b.give_back();
@@ -393,6 +451,31 @@ fn human(d: Duration) -> String {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[tokio::test(start_paused = true)]
+    async fn one_client_cannot_drain_the_servers_rate_for_the_others() {
+        let t0 = Instant::now();
+        let mut server = ServerRate::new(60, t0);
+        let (heavy, light): (Arc<str>, Arc<str>) = ("heavy".into(), "light".into());
+        let mut got = 0;
+        while server.take(&heavy, 1, t0).is_ok() {
+            got += 1;
+        }
+        assert!(
+            (30..=31).contains(&got),
+            "alone, a client gets about half: {got}"
+        );
+        for i in 0..15 {
+            assert!(server.take(&light, 1, t0).is_ok(), "light call {i}");
+        }
+        assert!(
+            server.take(&heavy, 1, t0).is_err(),
+            "the heaviest is refused first"
+        );
+        // A new minute starts afresh.
+        let t1 = t0 + Duration::from_secs(61);
+        assert!(server.take(&heavy, 1, t1).is_ok());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn buckets_allow_a_burst_then_refill_at_the_rate() {

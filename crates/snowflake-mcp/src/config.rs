@@ -131,6 +131,8 @@ pub struct AnonymousConfig {
     /// Tool calls per minute for each anonymous client; unlimited when unset.
     pub rate_per_minute: Option<u32>,
     pub burst: Option<u32>,
+    /// Statements in flight for all anonymous clients together.
+    pub max_concurrent_total: usize,
 }
 
 impl Default for AnonymousConfig {
@@ -140,6 +142,7 @@ impl Default for AnonymousConfig {
             max_concurrent: default_max_concurrent(),
             rate_per_minute: None,
             burst: None,
+            max_concurrent_total: 8,
         }
     }
 }

@@ -57,8 +57,24 @@ struct MetadataCache {
 }
 
 impl MetadataCache {
+    /// A fresh cached answer for `key`, if there is one.
+    fn fresh(&self, key: &str) -> Option<Cached> {
+        let entries = lock(&self.entries);
+        let e = entries.get(key)?;
+        if e.born.elapsed() >= self.ttl {
+            return None;
+        }
+        match e.cell.get() {
+            Some(Ok(v)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
     /// The cached answer for `key`, or the one computed by `fetch` — once, however many
-    /// identical requests arrive together.
+    /// identical requests arrive together. Callers come here holding their own scheduler
+    /// permit, so only fetches that are already running are shared; and a failure is never
+    /// shared: a caller whose shared fetch failed (another client's cancellation, say) runs its
+    /// own, and gets only its own errors.
     async fn get_or_fetch<F, Fut>(&self, key: String, fetch: F) -> Result<Cached, ToolError>
     where
         F: FnOnce() -> Fut,
@@ -88,14 +104,21 @@ impl MetadataCache {
                 }
             }
         };
+        let mut fetch = Some(fetch);
         let mut fetched = false;
-        let result = cell
+        let mut result = cell
             .get_or_init(|| {
                 fetched = true;
-                fetch()
+                (fetch.take().expect("called once"))()
             })
             .await
             .clone();
+        if result.is_err() && !fetched {
+            if let Some(fetch) = fetch.take() {
+                fetched = true;
+                result = fetch().await;
+            }
+        }
         let counter = if fetched {
             &self.stats.misses
         } else {
@@ -199,8 +222,14 @@ impl Gateway {
         fetch: impl Future<Output = Result<Cached, ToolError>>,
     ) -> Result<Cached, ToolError> {
         let key = format!("{}\u{1}{key}", ctx.role.as_deref().unwrap_or(""));
-        self.cache
-            .get_or_fetch(key.clone(), || self.scheduled(client, tool_of(&key), fetch))
+        if let Some(hit) = self.cache.fresh(&key) {
+            self.cache.stats.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(hit);
+        }
+        // Each caller waits for its own permit — its own queue, cap, timeout and errors —
+        // before it may share a fetch that is running.
+        let tool = tool_of(&key);
+        self.scheduled(client, tool, self.cache.get_or_fetch(key, || fetch))
             .await
     }
 
@@ -384,5 +413,29 @@ mod tests {
             .get_or_fetch("k".into(), || async { Ok(answer("A")) })
             .await;
         assert!(ok.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shared_fetch_that_fails_is_not_anyone_elses_error() {
+        let c = Arc::new(cache(60));
+        let first = {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.get_or_fetch("k".into(), || async {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Err(ToolError::new("cancelled", "the first client went away"))
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let second = c
+            .get_or_fetch("k".into(), || async { Ok(answer("mine")) })
+            .await;
+        assert!(first.await.unwrap().is_err());
+        assert!(
+            matches!(second, Ok(Cached::Named(v)) if v[0].name == "mine"),
+            "the second caller ran its own fetch instead of getting the first one's error"
+        );
     }
 }

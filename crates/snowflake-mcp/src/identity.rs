@@ -34,6 +34,8 @@ pub struct ClientPolicy {
     pub rate: Option<RatePolicy>,
     pub quotas: QuotaPolicy,
     pub access: Access,
+    /// A group this client shares a concurrency cap with (anonymous clients).
+    pub group: Option<(Arc<str>, usize)>,
 }
 
 /// What a client may touch; `None` allows everything.
@@ -111,6 +113,7 @@ impl ClientPolicy {
             id: self.id.clone(),
             weight: self.weight,
             max_concurrent: self.max_concurrent,
+            group: self.group.clone(),
         }
     }
 }
@@ -125,6 +128,7 @@ pub struct Clients {
     anonymous_weight: u32,
     anonymous_max_concurrent: usize,
     anonymous_rate: Option<RatePolicy>,
+    anonymous_total: usize,
 }
 
 /// Every anonymous client id starts with this (configured ids may not), so an owner recorded
@@ -176,6 +180,7 @@ impl Clients {
                         warehouses: normalize_list(&c.allowed_warehouses),
                         max_rows: c.max_rows,
                     },
+                    group: None,
                 }),
             ));
         }
@@ -190,6 +195,7 @@ impl Clients {
                     per_minute,
                     burst: config.anonymous.burst,
                 }),
+            anonymous_total: config.anonymous.max_concurrent_total.max(1),
         })
     }
 
@@ -238,6 +244,7 @@ impl Clients {
             rate: self.anonymous_rate,
             quotas: QuotaPolicy::default(),
             access: Access::default(),
+            group: Some(("anonymous".into(), self.anonymous_total)),
         })
     }
 }

@@ -8,6 +8,10 @@
 //! to their weights, never first-come-first-served across clients. A client that was idle
 //! re-enters at the current virtual time, so idleness earns no burst credit.
 //!
+//! A client may belong to a group with a cap of its own (all anonymous clients together:
+//! `[anonymous] max_concurrent_total`), so opening a hundred anonymous sessions does not buy a
+//! hundred shares of the pool.
+//!
 //! Queues are bounded per client and in total (a full queue is refused at once with a busy
 //! error), and a request that waits longer than the queue timeout gives up with a busy error and
 //! a retry hint. A waiter that is cancelled (its future dropped) leaves the queue; a grant that
@@ -45,6 +49,8 @@ pub struct ClientShare {
     pub id: Arc<str>,
     pub weight: u32,
     pub max_concurrent: usize,
+    /// A group whose members together hold at most this many permits.
+    pub group: Option<(Arc<str>, usize)>,
 }
 
 #[derive(Clone)]
@@ -65,6 +71,26 @@ struct State {
     now: u128,
     next_waiter: u64,
     clients: HashMap<Arc<str>, ClientState>,
+    /// Permits held per group.
+    groups: HashMap<Arc<str>, usize>,
+}
+
+impl State {
+    /// One permit of `client` more (`+1`) or less (`-1`), in its own and its group's counts.
+    fn count(&mut self, client: &str, delta: isize) {
+        self.running = self.running.saturating_add_signed(delta);
+        let Some(c) = self.clients.get_mut(client) else {
+            return;
+        };
+        c.running = c.running.saturating_add_signed(delta);
+        if let Some((group, _)) = &c.share.group {
+            let n = self.groups.entry(group.clone()).or_default();
+            *n = n.saturating_add_signed(delta);
+            if *n == 0 {
+                self.groups.remove(group);
+            }
+        }
+    }
 }
 
 struct ClientState {
@@ -83,10 +109,7 @@ pub struct Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         let mut state = lock(&self.inner.state);
-        state.running -= 1;
-        if let Some(c) = state.clients.get_mut(&self.client) {
-            c.running -= 1;
-        }
+        state.count(&self.client, -1);
         self.inner.dispatch(&mut state);
     }
 }
@@ -225,10 +248,17 @@ impl Inner {
         while state.running < self.limits.capacity {
             // Smallest virtual time first; among equals, whoever has waited longest (waiter ids
             // grow), so a client that just finished cannot jump ahead of equal peers.
+            let groups = &state.groups;
             let next = state
                 .clients
                 .iter()
-                .filter(|(_, c)| !c.waiters.is_empty() && c.running < c.share.max_concurrent.max(1))
+                .filter(|(_, c)| {
+                    !c.waiters.is_empty()
+                        && c.running < c.share.max_concurrent.max(1)
+                        && c.share.group.as_ref().is_none_or(|(g, cap)| {
+                            groups.get(g).copied().unwrap_or(0) < (*cap).max(1)
+                        })
+                })
                 .min_by_key(|(_, c)| (c.vtime, c.waiters.front().map_or(u64::MAX, |w| w.0)))
                 .map(|(id, _)| id.clone());
             let Some(id) = next else { break };
@@ -237,11 +267,10 @@ impl Inner {
             state.queued -= 1;
             // Never fails: a waiter keeps its receiver until it has left the queue.
             let _ = tx.send(());
+            state.count(&id, 1);
             let c = state.clients.get_mut(&id).expect("present");
-            c.running += 1;
             state.now = state.now.max(c.vtime);
             c.vtime += SCALE / u128::from(c.share.weight.max(1));
-            state.running += 1;
         }
         // Forget clients with nothing running or waiting (their virtual time restarts at `now`).
         state
@@ -273,10 +302,7 @@ impl Drop for WaitGuard<'_> {
             Some(_) => state.queued -= 1,
             None => {
                 // Granted between the timeout and now: give the slot back.
-                state.running -= 1;
-                if let Some(c) = state.clients.get_mut(self.client) {
-                    c.running -= 1;
-                }
+                state.count(self.client, -1);
             }
         }
         self.inner.dispatch(&mut state);

@@ -347,6 +347,7 @@ mod tests {
             rate: None,
             quotas: Default::default(),
             access: Default::default(),
+            group: None,
         })
     }
 

@@ -2,8 +2,8 @@
 //!
 //! * [`fakesnow`] starts the `fakesnow` Snowflake emulator once per test binary on a free
 //!   loopback port and stops it when the test process exits, however it exits.
-//! * [`node_modules`] and [`node22`] find the Node test tooling (TypeScript MCP SDK,
-//!   conformance suite, Node 22).
+//! * [`node_modules`], [`node22`] and [`mcp_python`] find the SDK test tooling (TypeScript
+//!   MCP SDK, conformance suite, Node 22, Python MCP SDK).
 //! * [`Proxy`] sits between a server under test and the emulator and counts what crosses:
 //!   logins, open sessions, and statements that overlap on one session token.
 //! * [`Scripted`] is a tiny HTTP server whose answers a test scripts, for the parts of the
@@ -15,6 +15,6 @@ mod proxy;
 mod scripted;
 
 pub use fakesnow::{cache_dir, fakesnow, fakesnow_path, free_port, Fakesnow};
-pub use node::{node22, node_modules};
+pub use node::{mcp_python, node22, node_modules};
 pub use proxy::{Proxy, ProxyStats};
 pub use scripted::{Reply, Request, Scripted};

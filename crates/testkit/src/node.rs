@@ -1,6 +1,7 @@
-//! The Node test tooling `scripts/test-env.sh` installs into the cache: `node_modules` with the
-//! official TypeScript MCP SDK and the MCP conformance suite, and a Node 22 binary. A missing
-//! piece fails the test with instructions; it never skips.
+//! The SDK test tooling `scripts/test-env.sh` installs into the cache: `node_modules` with the
+//! official TypeScript MCP SDK and the MCP conformance suite, a Node 22 binary, and a Python
+//! virtualenv with the official Python MCP SDK. A missing piece fails the test with
+//! instructions; it never skips.
 
 use std::path::PathBuf;
 
@@ -41,4 +42,19 @@ pub fn node22() -> PathBuf {
         node.display()
     );
     node
+}
+
+/// A Python with the official MCP SDK (`$MCP_PYTHON`), from its own virtualenv in the cache.
+pub fn mcp_python() -> PathBuf {
+    let python = std::env::var_os("MCP_PYTHON")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_dir().join("py-mcp").join("bin").join("python"));
+    assert!(
+        python.is_file(),
+        "no Python with the MCP SDK at {}: run `scripts/test-env.sh` (or the whole suite with \
+         `scripts/test`), which installs it into the cache directory",
+        python.display()
+    );
+    python
 }

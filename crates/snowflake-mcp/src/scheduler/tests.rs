@@ -20,6 +20,7 @@ fn client(id: &str, weight: u32, max_concurrent: usize) -> ClientShare {
         id: id.into(),
         weight,
         max_concurrent,
+        group: None,
     }
 }
 
@@ -195,4 +196,39 @@ async fn many_equal_clients_in_closed_loops_share_equally() {
     let counts = counts.lock().unwrap().clone();
     let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
     assert!(max - min <= 1, "unequal service: min {min}, max {max}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_cap_holds_across_its_members_and_leaves_others_alone() {
+    let s = Scheduler::new(limits(8));
+    let member = |id: &str| ClientShare {
+        group: Some(("anonymous".into(), 2)),
+        ..client(id, 1, 4)
+    };
+    let mut held = Vec::new();
+    for i in 0..6 {
+        let share = member(&format!("anon-{i}"));
+        if let Ok(p) = tokio::time::timeout(Duration::from_millis(10), s.acquire(&share)).await {
+            held.push(p.unwrap());
+        }
+    }
+    assert_eq!(
+        held.len(),
+        2,
+        "six anonymous clients hold two permits together"
+    );
+    let other = s.acquire(&client("configured", 1, 4)).await.unwrap();
+    assert_eq!(
+        s.stats().running,
+        3,
+        "a client outside the group is not held back"
+    );
+    drop(held.pop());
+    let share = member("anon-late");
+    let late = tokio::time::timeout(Duration::from_millis(10), s.acquire(&share)).await;
+    assert!(
+        late.is_ok(),
+        "a freed group permit goes to a waiting member"
+    );
+    drop(other);
 }

@@ -234,7 +234,7 @@ def main():
     except BaseException as e:  # noqa: BLE001 -- report everything in one line
         e = leaf(e)
         if isinstance(e, TimeoutError):
-            e = TestFailure(f"timed out after {timeout} s (see the last progress line)")
+            e = TestFailure(f"timed out after {timeout} s; last progress: {LAST[0]}")
         reason = str(e) if isinstance(e, TestFailure) else f"unexpected {type(e).__name__}: {e!r}; last progress: {LAST[0]}"
         print(f"PY_SDK_CLIENT_FAIL {MODE}: {reason}", file=sys.stderr, flush=True)
         sys.exit(1)

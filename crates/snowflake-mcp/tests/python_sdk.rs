@@ -1,0 +1,54 @@
+//! The official Python MCP SDK drives the server over Streamable HTTP (with a bearer token) and
+//! over stdio, with both the `initialize` handshake and the SDK's default (protocol 2026-07-28,
+//! sessionless): every tool, `structuredContent` validated against the `outputSchema`, tool
+//! errors it can read, and a session DELETE the SDK accepts. The client is
+//! `tests/py/sdk_client.py`, run with the SDK from the cache `scripts/test-env.sh` fills.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/sdk_client.py");
+
+async fn run(args: &[&str]) {
+    let run = tokio::process::Command::new(testkit::mcp_python())
+        .arg(SCRIPT)
+        .args(args)
+        .env(cache_env().0, cache_env().1)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .expect("the Python SDK client finished within 300 s")
+        .expect("run the Python SDK client");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.contains(&format!("PY_SDK_CLIENT_OK {}", args[0])),
+        "the Python SDK client failed ({:?}):\n{stdout}\n{stderr}",
+        out.status
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_streamable_http_with_a_token() {
+    let config = write_config(
+        "python-sdk",
+        &format!(
+            "[[clients]]\nid = \"py\"\ntoken_sha256 = \"{}\"\n",
+            sha("py-token")
+        ),
+    );
+    let server = Server::start(&["--config", &config, "--demo"], &[]).await;
+    run(&["http", &server.url, "py-token"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_stdio() {
+    let state = temp_state();
+    run(&["stdio", BIN, "stdio", "--demo", "--state", &state]).await;
+}
