@@ -24,14 +24,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::error::ToolError;
-use crate::identity::ClientPolicy;
+use crate::policy::ClientPolicy;
 use crate::progress::{Stage, Tracker};
-use crate::store::{Amounts, StateStore, WindowLimits};
+use crate::store::{Amounts, StateStore};
 
 /// A token bucket: `capacity` tokens, refilled at `per_sec`.
 #[derive(Clone, Debug)]
@@ -82,50 +82,6 @@ impl Bucket {
     pub fn available(&mut self, now: Instant) -> u64 {
         self.refill(now);
         self.tokens.floor() as u64
-    }
-}
-
-/// A client's rate limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RatePolicy {
-    pub per_minute: u32,
-    pub burst: Option<u32>,
-}
-
-/// A client's quotas; `None` is unlimited.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct QuotaPolicy {
-    pub per_day: WindowLimits,
-    pub per_hour: WindowLimits,
-}
-
-impl QuotaPolicy {
-    fn is_unlimited(&self) -> bool {
-        self.per_day == WindowLimits::default() && self.per_hour == WindowLimits::default()
-    }
-
-    /// The windows `now` falls in that have limits, with those limits.
-    pub fn windows(&self, now: DateTime<Utc>) -> Vec<(String, WindowLimits)> {
-        let mut w = Vec::new();
-        if self.per_day != WindowLimits::default() {
-            w.push((
-                format!("d:{:04}-{:02}-{:02}", now.year(), now.month(), now.day()),
-                self.per_day,
-            ));
-        }
-        if self.per_hour != WindowLimits::default() {
-            w.push((
-                format!(
-                    "h:{:04}-{:02}-{:02}T{:02}",
-                    now.year(),
-                    now.month(),
-                    now.day(),
-                    now.hour()
-                ),
-                self.per_hour,
-            ));
-        }
-        w
     }
 }
 
@@ -330,6 +286,23 @@ impl Admission {
         Ok(())
     }
 
+    /// Admit one call of `client`: take a rate-limit token (when `rated`), then, for a query
+    /// (`want` given), reserve its quota grant. The one admission decision the tools ask for.
+    pub async fn admit(
+        &self,
+        client: &ClientPolicy,
+        rated: bool,
+        want: Option<Amounts>,
+    ) -> Result<Option<Ticket>, ToolError> {
+        if rated {
+            self.check_rate(client)?;
+        }
+        match want {
+            Some(want) => self.reserve(client, want).await,
+            None => Ok(None),
+        }
+    }
+
     /// Reserve one query against `client`'s quotas, with up to `want` rows and bytes (the
     /// grant may be less; the query must stay within it).
     pub async fn reserve(
@@ -450,6 +423,8 @@ fn human(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::QuotaPolicy;
+    use crate::store::WindowLimits;
     use chrono::TimeZone;
 
     #[tokio::test(start_paused = true)]

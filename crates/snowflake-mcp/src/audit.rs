@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::ToolError;
 use crate::store::{AuditRecord, StateStore};
-use crate::tools::{Caller, Outcome};
 
 #[derive(Clone)]
 pub struct Auditor {
@@ -68,12 +67,18 @@ pub struct PendingAudit {
 }
 
 impl PendingAudit {
-    pub fn new(auditor: Auditor, tool: &str, statement: Option<String>, caller: &Caller) -> Self {
+    pub fn new(
+        auditor: Auditor,
+        tool: &str,
+        statement: Option<String>,
+        client: &str,
+        session_id: Option<String>,
+    ) -> Self {
         PendingAudit {
             auditor,
             record: Some(AuditRecord {
-                client_id: caller.client.id.to_string(),
-                session_id: caller.session_id.clone(),
+                client_id: client.to_string(),
+                session_id,
                 tool: tool.to_string(),
                 statement,
                 status: "cancelled".into(),
@@ -84,7 +89,7 @@ impl PendingAudit {
     }
 
     /// Record the call's outcome.
-    pub async fn finish(mut self, outcome: &Result<Outcome, ToolError>) {
+    pub async fn finish(mut self, outcome: Result<CallSummary, &ToolError>) {
         if let Some(mut record) = self.record.take() {
             fill(&mut record, outcome, self.started.elapsed());
             self.auditor.record(record).await;
@@ -113,19 +118,22 @@ pub fn time_text(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// What the audit keeps of a successful call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallSummary {
+    pub query_id: Option<String>,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
 /// Fill `record` with the outcome of its call.
-fn fill(record: &mut AuditRecord, outcome: &Result<Outcome, ToolError>, took: std::time::Duration) {
+fn fill(
+    record: &mut AuditRecord,
+    outcome: Result<CallSummary, &ToolError>,
+    took: std::time::Duration,
+) {
     let (status, query_id, error_code, rows, bytes) = match outcome {
-        Ok(o) => {
-            let qid = o
-                .result
-                .structured_content
-                .as_ref()
-                .and_then(|s| s["query_id"].as_str())
-                .map(str::to_string);
-            let (rows, bytes) = o.returned.unwrap_or_default();
-            ("ok".to_string(), qid, None, rows, bytes)
-        }
+        Ok(s) => ("ok".to_string(), s.query_id, None, s.rows, s.bytes),
         Err(e) => {
             let details = e.snowflake.as_deref();
             (

@@ -377,11 +377,11 @@ impl Config {
         }
         let mut ids = std::collections::HashSet::new();
         for c in &self.clients {
-            if c.id.starts_with(crate::identity::ANONYMOUS_PREFIX) {
+            if c.id.starts_with(crate::policy::ANONYMOUS_PREFIX) {
                 return Err(format!(
                     "client '{}': ids starting with '{}' are reserved for anonymous clients",
                     c.id,
-                    crate::identity::ANONYMOUS_PREFIX
+                    crate::policy::ANONYMOUS_PREFIX
                 ));
             }
             if c.id.is_empty() || !ids.insert(c.id.as_str()) {

@@ -1,4 +1,5 @@
-//! Identity: which client a request comes from, and the policy that client runs under.
+//! Identity: which client a request comes from, and the [`ClientPolicy`] it runs under (built
+//! here from the configuration; what a policy allows is [`crate::policy`]'s business).
 //!
 //! With `[[clients]]` configured, every HTTP request to `/mcp` must carry
 //! `Authorization: Bearer <token>`; the token's SHA-256 is compared in constant time with each
@@ -6,7 +7,7 @@
 //! valid token gets HTTP 401 with a `WWW-Authenticate` header. Without configured clients, each
 //! MCP session is its own anonymous client under the `[anonymous]` policy.
 //!
-//! The HTTP door ([`crate::ownership::authenticate`]) resolves the token with [`resolve`] and
+//! The HTTP door (the ownership module's `authenticate`) resolves the token with [`resolve`] and
 //! puts an [`Identity`] into the request's extensions; rmcp hands the request parts to the MCP
 //! handler, which reads it from there.
 
@@ -16,107 +17,12 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use crate::admission::{QuotaPolicy, RatePolicy};
 use crate::backend::Context;
 use crate::config::{Config, ContextConfig};
-use crate::scheduler::ClientShare;
+use crate::policy::{
+    restricted_default, Access, ClientPolicy, QuotaPolicy, RatePolicy, ANONYMOUS_PREFIX,
+};
 use crate::store::WindowLimits;
-
-/// A client's policy.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ClientPolicy {
-    pub id: Arc<str>,
-    pub weight: u32,
-    pub max_concurrent: usize,
-    /// Overrides of the connection's default context for this client's new sessions.
-    pub default_context: Context,
-    pub anonymous: bool,
-    pub rate: Option<RatePolicy>,
-    pub quotas: QuotaPolicy,
-    pub access: Access,
-    /// A group this client shares a concurrency cap with (anonymous clients).
-    pub group: Option<(Arc<str>, usize)>,
-}
-
-/// What a client may touch; `None` allows everything.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Access {
-    pub databases: Option<Vec<String>>,
-    pub roles: Option<Vec<String>>,
-    pub warehouses: Option<Vec<String>>,
-    pub max_rows: Option<usize>,
-}
-
-impl Access {
-    fn allows(list: &Option<Vec<String>>, name: &str) -> bool {
-        list.as_ref().is_none_or(|l| l.iter().any(|n| n == name))
-    }
-
-    pub fn allows_database(&self, name: &str) -> bool {
-        Self::allows(&self.databases, name)
-    }
-
-    pub fn is_restricted(&self) -> bool {
-        self.databases.is_some()
-    }
-
-    /// Check a whole context; the error names what is not allowed.
-    pub fn check_context(
-        &self,
-        client: &str,
-        ctx: &Context,
-    ) -> Result<(), crate::error::ToolError> {
-        for (what, list, value) in [
-            ("database", &self.databases, &ctx.database),
-            ("role", &self.roles, &ctx.role),
-            ("warehouse", &self.warehouses, &ctx.warehouse),
-        ] {
-            match value {
-                Some(v) if !Self::allows(list, v) => {
-                    return Err(not_allowed(client, what, v, list));
-                }
-                // A restricted role must be named: no role means the service user's.
-                None if what == "role" && list.is_some() => {
-                    return Err(not_allowed(client, what, "(none)", list));
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    pub fn check_database(&self, client: &str, name: &str) -> Result<(), crate::error::ToolError> {
-        if self.allows_database(name) {
-            Ok(())
-        } else {
-            Err(not_allowed(client, "database", name, &self.databases))
-        }
-    }
-}
-
-fn not_allowed(
-    client: &str,
-    what: &str,
-    name: &str,
-    list: &Option<Vec<String>>,
-) -> crate::error::ToolError {
-    crate::error::ToolError::refused(format!(
-        "client '{client}' may not use {what} {name}; allowed: {}",
-        list.as_ref().map(|l| l.join(", ")).unwrap_or_default()
-    ))
-}
-
-impl ClientPolicy {
-    /// The scheduler's view of this client.
-    pub fn share(&self) -> ClientShare {
-        ClientShare {
-            id: self.id.clone(),
-            weight: self.weight,
-            max_concurrent: self.max_concurrent,
-            group: self.group.clone(),
-        }
-    }
-}
 
 /// Who sent a request: a configured client, or nobody in particular.
 #[derive(Clone, Debug)]
@@ -130,15 +36,6 @@ pub struct Clients {
     anonymous_rate: Option<RatePolicy>,
     anonymous_total: usize,
 }
-
-/// Every anonymous client id starts with this (configured ids may not), so an owner recorded
-/// for a session says which kind of principal it was.
-pub const ANONYMOUS_PREFIX: &str = "anonymous-";
-
-/// The one anonymous client behind every anonymous sessionless request (protocol 2026-07-28):
-/// such requests carry nothing to tell them apart, so they share one client — one context, and
-/// the `[anonymous]` rate limit and concurrency as a group.
-pub const SESSIONLESS_ANONYMOUS: &str = "anonymous-sessionless";
 
 impl Clients {
     pub fn from_config(config: &Config) -> Result<Clients, String> {
@@ -247,21 +144,6 @@ impl Clients {
             group: Some(("anonymous".into(), self.anonymous_total)),
         })
     }
-}
-
-/// A client limited to some roles (warehouses) runs as one of them from its first statement:
-/// without a role of its own it would run as the service user's role, with all its grants.
-fn restricted_default(
-    mut ctx: Context,
-    roles: &Option<Vec<String>>,
-    warehouses: &Option<Vec<String>>,
-) -> Context {
-    for (slot, allowed) in [(&mut ctx.role, roles), (&mut ctx.warehouse, warehouses)] {
-        if let (None, Some(first)) = (slot.as_ref(), allowed.as_ref().and_then(|l| l.first())) {
-            *slot = Some(first.clone());
-        }
-    }
-    ctx
 }
 
 fn context_of(c: &ContextConfig) -> Context {

@@ -3,7 +3,7 @@
 //! The path of one tool call, module by module:
 //!
 //! 1. [`server`] — the transport (stdio or Streamable HTTP) and the per-MCP-session handler;
-//! 2. [`identity`] — bearer token → client and policy; [`ownership`] — the HTTP door that
+//! 2. [`identity`] — bearer token → client and its [`policy`] (everything one client may do); [`ownership`] — the HTTP door that
 //!    keeps every MCP session to the principal that opened it; [`sessions`] — the registry of MCP
 //!    sessions with their context;
 //! 3. [`tools`] — argument checks, the read-only [`guard`], identifier quoting ([`ident`]),
@@ -32,6 +32,7 @@ pub mod identity;
 pub mod metrics;
 pub mod ops;
 pub mod ownership;
+pub mod policy;
 pub mod progress;
 pub mod render;
 pub mod resume;

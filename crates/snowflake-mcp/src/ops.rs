@@ -16,7 +16,9 @@ use axum::Router;
 use sha2::{Digest, Sha256};
 
 use crate::backend::Backend;
+use crate::gateway::Gateway;
 use crate::lock;
+use crate::sessions::Registry;
 
 /// How old the last probe may be before `/readyz` starts a new one.
 pub const PROBE_EVERY: Duration = Duration::from_secs(10);
@@ -134,4 +136,23 @@ fn bearer_matches(headers: &HeaderMap, expected: &[u8; 32]) -> bool {
         .zip(expected)
         .fold(0u8, |acc, (a, b)| acc | (a ^ b))
         == 0
+}
+
+/// The `/metrics` page: counters and histograms, plus gauges read now.
+pub fn render_metrics(gateway: &Gateway, registry: &Registry) -> String {
+    let sched = gateway.scheduler().stats();
+    let pool = gateway.backend().pool_gauges();
+    let cache = gateway.cache_stats();
+    let gauges = crate::metrics::Gauges {
+        queue_depth: sched.queued,
+        running: sched.running,
+        pool_in_use: pool.map(|p| p.0),
+        pool_idle: pool.map(|p| p.1),
+        pool_logins: pool.map(|p| p.2),
+        context_switches: pool.map(|p| p.3),
+        cache_hits: cache.hits.load(std::sync::atomic::Ordering::Relaxed),
+        cache_misses: cache.misses.load(std::sync::atomic::Ordering::Relaxed),
+        sessions_by_client: registry.sessions_by_client(),
+    };
+    gateway.metrics().render(&gauges)
 }

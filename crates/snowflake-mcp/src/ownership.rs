@@ -28,7 +28,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::identity::{resolve, ClientPolicy, Clients, Identity, ANONYMOUS_PREFIX};
+use crate::identity::{resolve, Clients, Identity};
+use crate::policy::{ClientPolicy, ANONYMOUS_PREFIX};
 use crate::resume::unix_now;
 use crate::sessions::{PendingSession, Registry};
 use crate::store::{StateStore, StoredSession};

@@ -4,7 +4,7 @@
 //! when the store has it, replays the client's original `initialize` so the session carries on
 //! without a 404 or a new handshake. [`McpSessionStore`] implements that hook on our
 //! [`StateStore`], which also keeps each session's client and context (written by the handler
-//! in [`crate::server`]). Sessions idle longer than `sessions.idle_timeout` are not restored and
+//! in the server module). Sessions idle longer than `sessions.idle_timeout` are not restored and
 //! are swept from the store.
 
 use std::sync::Arc;

@@ -28,8 +28,9 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::Context;
 use crate::config::ServerConfig;
 use crate::error::ToolError;
-use crate::identity::{Clients, Identity, SESSIONLESS_ANONYMOUS};
+use crate::identity::{Clients, Identity};
 use crate::ownership::{authenticate, Gate};
+use crate::policy::SESSIONLESS_ANONYMOUS;
 use crate::resume::{unix_now, McpSessionStore};
 use crate::sessions::{ClientInfo, PendingSession, Registration, Registry, SessionState};
 use crate::store::StoredSession;
@@ -75,7 +76,7 @@ pub struct McpServer {
     registration: Arc<Mutex<Option<Arc<Registration>>>>,
     /// Over stdio, the configured client to run as (`stdio --client ID`); there is no HTTP
     /// request to carry an identity.
-    stdio_client: Option<Arc<crate::identity::ClientPolicy>>,
+    stdio_client: Option<Arc<crate::policy::ClientPolicy>>,
 }
 
 impl McpServer {
@@ -411,30 +412,10 @@ impl ServerHandler for McpServer {
     }
 }
 
-/// The `/metrics` page: counters and histograms, plus gauges read now.
-fn render_metrics(app: &App) -> String {
-    let gateway = &app.tools.gateway;
-    let sched = gateway.scheduler().stats();
-    let pool = gateway.backend().pool_gauges();
-    let cache = gateway.cache_stats();
-    let gauges = crate::metrics::Gauges {
-        queue_depth: sched.queued,
-        running: sched.running,
-        pool_in_use: pool.map(|p| p.0),
-        pool_idle: pool.map(|p| p.1),
-        pool_logins: pool.map(|p| p.2),
-        context_switches: pool.map(|p| p.3),
-        cache_hits: cache.hits.load(std::sync::atomic::Ordering::Relaxed),
-        cache_misses: cache.misses.load(std::sync::atomic::Ordering::Relaxed),
-        sessions_by_client: app.registry.sessions_by_client(),
-    };
-    gateway.metrics().render(&gauges)
-}
-
 /// Serve MCP over stdin/stdout until the client closes it.
 pub async fn stdio(
     app: Arc<App>,
-    client: Option<Arc<crate::identity::ClientPolicy>>,
+    client: Option<Arc<crate::policy::ClientPolicy>>,
 ) -> Result<(), String> {
     let mut server = McpServer::new(app);
     server.stdio_client = client;
@@ -568,7 +549,9 @@ pub async fn serve(
     };
     let router = mcp.merge(crate::ops::routes(
         crate::ops::Readiness::new(app.tools.gateway.backend().clone()),
-        Arc::new(move || render_metrics(&metrics_app)),
+        Arc::new(move || {
+            crate::ops::render_metrics(&metrics_app.tools.gateway, &metrics_app.registry)
+        }),
         metrics_token,
     ));
     let tls = match (&config.tls_cert_file, &config.tls_key_file) {

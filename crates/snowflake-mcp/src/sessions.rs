@@ -7,7 +7,7 @@
 //! checked at registration and refused with a clear error.
 //!
 //! Ownership: a session belongs to the client that opened it from the moment its id exists.
-//! The HTTP door ([`crate::ownership`]) hands `initialize` a [`PendingSession`] slot; the
+//! The HTTP door (the ownership module) hands `initialize` a [`PendingSession`] slot; the
 //! handler attaches the new session to it, and the door [`Registry::claim`]s the transport's
 //! id for it (here and in the state store) before the response carrying the id is sent.
 //!
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::backend::Context;
 use crate::error::ToolError;
-use crate::identity::ClientPolicy;
+use crate::policy::ClientPolicy;
 
 /// Registry limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

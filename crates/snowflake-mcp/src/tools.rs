@@ -13,14 +13,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::admission::{Admission, Ticket};
-use crate::audit::{time_text, Auditor, PendingAudit};
+use crate::audit::{time_text, Auditor, CallSummary, PendingAudit};
 use crate::backend::{current, Context, ObjectKind, ObjectName, QueryLimits};
 use crate::config::QueryConfig;
 use crate::error::ToolError;
 use crate::gateway::Gateway;
 use crate::guard::{check_read_only, is_query, referenced_databases};
 use crate::ident::Ident;
-use crate::identity::ClientPolicy;
+use crate::policy::ClientPolicy;
 use crate::render;
 use crate::scheduler::ClientShare;
 use crate::store::Amounts;
@@ -58,29 +58,35 @@ impl Tools {
         args: JsonObject,
         caller: &Caller,
     ) -> Result<Outcome, ToolError> {
-        // `get_context` is free: it touches no database and is how a limited model plans.
-        if name != "get_context" {
-            self.admission.check_rate(&caller.client)?;
-        }
-        let ticket = match name {
-            "run_query" => {
-                let requested = args.get("max_rows").and_then(Value::as_u64);
-                let want = Amounts {
-                    rows: self.row_cap(&caller.client, requested) as u64,
-                    bytes: self.limits.max_result_bytes as u64,
-                };
-                self.admission.reserve(&caller.client, want).await?
-            }
-            _ => None,
-        };
+        // Admission, once per call: the rate limit (`get_context` is free: it touches no
+        // database and is how a limited model plans), then for a query its quota grant.
+        let want = (name == "run_query").then(|| Amounts {
+            rows: caller.client.row_cap(
+                self.limits.max_rows,
+                self.limits.default_max_rows,
+                args.get("max_rows").and_then(Value::as_u64),
+            ) as u64,
+            bytes: self.limits.max_result_bytes as u64,
+        });
+        let ticket = self
+            .admission
+            .admit(&caller.client, name != "get_context", want)
+            .await?;
         let grant = ticket.as_ref().map(Ticket::granted);
         let statement = args
             .get("sql")
             .and_then(Value::as_str)
             .map(|s| s.chars().take(10_000).collect());
         // Audited whatever happens: a call cancelled mid-way is recorded as such on drop.
-        let audit = (name != "get_context" && name != "query_history")
-            .then(|| PendingAudit::new(self.auditor.clone(), name, statement, caller));
+        let audit = (name != "get_context" && name != "query_history").then(|| {
+            PendingAudit::new(
+                self.auditor.clone(),
+                name,
+                statement,
+                &caller.client.id,
+                caller.session_id.clone(),
+            )
+        });
         let outcome = self.dispatch(name, args, caller, grant).await;
         if let Some(ticket) = ticket {
             let used = outcome.as_ref().map(|o| {
@@ -90,23 +96,19 @@ impl Tools {
             ticket.settle(used).await;
         }
         if let Some(audit) = audit {
-            audit.finish(&outcome).await;
+            let summary = outcome.as_ref().map(|o| CallSummary {
+                query_id: o
+                    .result
+                    .structured_content
+                    .as_ref()
+                    .and_then(|s| s["query_id"].as_str())
+                    .map(str::to_string),
+                rows: o.returned.unwrap_or_default().0,
+                bytes: o.returned.unwrap_or_default().1,
+            });
+            audit.finish(summary).await;
         }
         outcome
-    }
-
-    /// The most rows a `run_query` may return: what it asked for, within the client's and the
-    /// server's caps.
-    fn row_cap(&self, policy: &ClientPolicy, requested: Option<u64>) -> usize {
-        let hard_max = policy
-            .access
-            .max_rows
-            .unwrap_or(usize::MAX)
-            .min(self.limits.max_rows);
-        match requested {
-            Some(n) => (n.max(1) as usize).min(hard_max),
-            None => self.limits.default_max_rows.min(hard_max),
-        }
     }
 
     async fn dispatch(
@@ -292,7 +294,11 @@ impl Tools {
             return Err(ToolError::invalid("max_rows must be at least 1"));
         }
         // Within the quota grant: a query never returns more rows or bytes than were reserved.
-        let mut max_rows = self.row_cap(policy, a.max_rows);
+        let mut max_rows = policy.row_cap(
+            self.limits.max_rows,
+            self.limits.default_max_rows,
+            a.max_rows,
+        );
         let mut max_bytes = self.limits.max_result_bytes;
         if let Some(grant) = grant {
             max_rows = max_rows.min(grant.rows as usize);
