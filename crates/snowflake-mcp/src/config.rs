@@ -271,6 +271,10 @@ pub struct PoolConfig {
     /// role is active. `"keep"`: leave the user's default secondary roles active — unsafe with
     /// several clients; only for emulators that do not understand the statement.
     pub secondary_roles: String,
+    /// Longest a login may take (capped at `scheduler.queue_timeout_secs`).
+    pub login_timeout_secs: u64,
+    /// Logins in flight at once.
+    pub max_concurrent_logins: usize,
 }
 
 impl Default for PoolConfig {
@@ -281,6 +285,8 @@ impl Default for PoolConfig {
             max_lifetime_secs: 4 * 3600,
             heartbeat_secs: 1800,
             secondary_roles: "none".into(),
+            login_timeout_secs: 20,
+            max_concurrent_logins: 2,
         }
     }
 }

@@ -199,6 +199,8 @@ impl Gateway {
     where
         Fut: Future<Output = Result<T, ToolError>>,
     {
+        // Snowflake known to be down: fail at once rather than queue for it.
+        self.backend.available()?;
         let queued = Instant::now();
         crate::progress::report(crate::progress::Stage::Queued);
         let _permit = self.scheduler.acquire(client).await?;

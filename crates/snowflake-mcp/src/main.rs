@@ -266,6 +266,14 @@ fn app(
                 max_lifetime: secs(config.pool.max_lifetime_secs),
                 heartbeat_every: secs(config.pool.heartbeat_secs),
                 secondary_roles_none: config.pool.secondary_roles == "none",
+                login_timeout: secs(
+                    config
+                        .pool
+                        .login_timeout_secs
+                        .min(config.scheduler.queue_timeout_secs)
+                        .max(1),
+                ),
+                max_concurrent_logins: config.pool.max_concurrent_logins.max(1),
             },
         );
         let upkeep = pool.clone();

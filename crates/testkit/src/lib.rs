@@ -4,17 +4,20 @@
 //!   loopback port and stops it when the test process exits, however it exits.
 //! * [`node_modules`], [`node22`] and [`mcp_python`] find the SDK test tooling (TypeScript
 //!   MCP SDK, conformance suite, Node 22, Python MCP SDK).
+//! * [`FaultProxy`] injects network faults (black hole, reset, delay) at the TCP level.
 //! * [`Proxy`] sits between a server under test and the emulator and counts what crosses:
 //!   logins, open sessions, and statements that overlap on one session token.
 //! * [`Scripted`] is a tiny HTTP server whose answers a test scripts, for the parts of the
 //!   protocol the emulator never exercises (token expiry, polling, chunks, retries).
 
 mod fakesnow;
+mod faults;
 mod node;
 mod proxy;
 mod scripted;
 
 pub use fakesnow::{cache_dir, fakesnow, fakesnow_path, free_port, Fakesnow};
+pub use faults::{Fault, FaultProxy};
 pub use node::{mcp_python, node22, node_modules};
 pub use proxy::{Proxy, ProxyStats};
 pub use scripted::{Reply, Request, Scripted};

@@ -5,6 +5,7 @@
 //! SQLite) is one more implementation. Every call carries the calling MCP session's
 //! [`Context`], and every answer is plain data the tools render.
 
+pub mod breaker;
 pub mod demo;
 pub mod pool;
 pub mod snowflake;
@@ -195,5 +196,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Pool figures for metrics: (in use, idle, logins, context switches), when there is a pool.
     fn pool_gauges(&self) -> Option<(usize, usize, u64, u64)> {
         None
+    }
+
+    /// `Err(unavailable)` while the database is known to be unreachable (an open circuit), so
+    /// calls fail at once instead of queueing for it.
+    fn available(&self) -> Result<(), ToolError> {
+        Ok(())
     }
 }

@@ -16,7 +16,7 @@
 //! list is only held to push or pick a session, never across an `.await`.
 
 use crate::lock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use snowflake_client::{Error as SfError, ErrorKind, QueryOptions, RowLimits};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use super::breaker::{Breaker, Tripped};
 use super::Context;
 use crate::error::ToolError;
 use crate::ident::Ident;
@@ -131,8 +132,12 @@ pub struct PoolLimits {
     pub min_idle: usize,
     pub max_lifetime: Duration,
     pub heartbeat_every: Duration,
-    /// Run `USE SECONDARY ROLES NONE` on every new session (see [`Inner::open`]).
+    /// Run `USE SECONDARY ROLES NONE` on every new session (see [`Inner::login`]).
     pub secondary_roles_none: bool,
+    /// Longest a login may take, waiting for a login slot included.
+    pub login_timeout: Duration,
+    /// Logins in flight at once: a burst of new sessions is not a login storm.
+    pub max_concurrent_logins: usize,
 }
 
 /// Counters for operators and tests.
@@ -142,6 +147,7 @@ pub struct PoolStats {
     pub context_switches: AtomicU64,
     pub retired: AtomicU64,
     pub heartbeats: AtomicU64,
+    pub login_failures: AtomicU64,
 }
 
 /// A bounded set of sessions.
@@ -163,6 +169,9 @@ struct Inner<C: Connector> {
     idle: Mutex<Vec<Idle<C::Session>>>,
     permits: Arc<Semaphore>,
     stats: PoolStats,
+    logins: Semaphore,
+    breaker: Breaker,
+    probing: AtomicBool,
 }
 
 struct Idle<S> {
@@ -180,6 +189,9 @@ impl<C: Connector> Pool<C> {
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(limits.max_sessions.max(1))),
                 stats: PoolStats::default(),
+                logins: Semaphore::new(limits.max_concurrent_logins.max(1)),
+                breaker: Breaker::default(),
+                probing: AtomicBool::new(false),
             }),
         }
     }
@@ -190,6 +202,11 @@ impl<C: Connector> Pool<C> {
 
     pub fn stats(&self) -> &PoolStats {
         &self.inner.stats
+    }
+
+    /// The circuit breaker in front of Snowflake.
+    pub fn breaker(&self) -> &Breaker {
+        &self.inner.breaker
     }
 
     pub fn idle_count(&self) -> usize {
@@ -203,6 +220,7 @@ impl<C: Connector> Pool<C> {
 
     /// Lend a session with `ctx` applied. Waits while every session is busy.
     pub async fn lease(&self, ctx: &Context) -> Result<Lease<C>, ToolError> {
+        self.inner.breaker.check()?;
         let permit = self
             .inner
             .permits
@@ -216,7 +234,6 @@ impl<C: Connector> Pool<C> {
                 // Log in where the settings say and move with `USE`, so a context that does
                 // not exist fails as a statement, not as a login (which emulators satisfy by
                 // creating what was asked for).
-                self.inner.stats.logins.fetch_add(1, Ordering::Relaxed);
                 let default = self.inner.connector.default_context();
                 let start = if can_switch(default, ctx) {
                     default
@@ -303,6 +320,12 @@ impl<C: Connector> Pool<C> {
             self.inner.retire(s.session);
         }
         for mut s in stale {
+            // A session out of the idle list holds a permit like any lent one, so a lease
+            // meanwhile cannot log in one session too many.
+            let Ok(permit) = self.inner.permits.clone().try_acquire_owned() else {
+                lock(&self.inner.idle).push(s);
+                continue;
+            };
             self.inner.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
             match s.session.heartbeat().await {
                 Ok(()) => {
@@ -311,6 +334,7 @@ impl<C: Connector> Pool<C> {
                 }
                 Err(_) => self.inner.retire(s.session),
             }
+            drop(permit);
         }
         while self.idle_count()
             < self
@@ -323,7 +347,6 @@ impl<C: Connector> Pool<C> {
                 break;
             };
             let ctx = self.inner.connector.default_context().clone();
-            self.inner.stats.logins.fetch_add(1, Ordering::Relaxed);
             match self.inner.open(&ctx).await {
                 Ok(session) => {
                     let now = Instant::now();
@@ -344,11 +367,49 @@ impl<C: Connector> Pool<C> {
 }
 
 impl<C: Connector> Inner<C> {
-    /// Log in a new session. Only the role `USE ROLE` names may be active on it: Snowflake
-    /// users created today have `DEFAULT_SECONDARY_ROLES = ('ALL')`, which would make every role
+    /// Log in a new session, within `login_timeout` (waiting for one of the few login slots
+    /// included), unless the circuit is open. Failures feed the [`Breaker`]; the one that opens
+    /// it starts the background probe.
+    async fn open(self: &Arc<Self>, ctx: &Context) -> Result<C::Session, ToolError> {
+        self.breaker.check()?;
+        let attempt = async {
+            let _slot = self
+                .logins
+                .acquire()
+                .await
+                .map_err(|_| ToolError::new("unavailable", "the server is shutting down"))?;
+            self.stats.logins.fetch_add(1, Ordering::Relaxed);
+            self.login(ctx).await.map_err(ToolError::from)
+        };
+        match tokio::time::timeout(self.limits.login_timeout, attempt).await {
+            Ok(Ok(session)) => {
+                self.breaker.success();
+                Ok(session)
+            }
+            Ok(Err(e)) => {
+                self.failed();
+                Err(e)
+            }
+            Err(_) => {
+                self.failed();
+                let mut e = ToolError::new(
+                    "unavailable",
+                    format!(
+                        "Snowflake did not complete a login within {} s; retry shortly",
+                        self.limits.login_timeout.as_secs()
+                    ),
+                );
+                e.retry_after_ms = Some(2_000);
+                Err(e)
+            }
+        }
+    }
+
+    /// One login. Only the role `USE ROLE` names may be active on the session: Snowflake users
+    /// created today have `DEFAULT_SECONDARY_ROLES = ('ALL')`, which would make every role
     /// granted to the service user active whatever the client's role, so secondary roles are
     /// switched off before the session is used — and a session where that fails is not used.
-    async fn open(&self, ctx: &Context) -> Result<C::Session, SfError> {
+    async fn login(&self, ctx: &Context) -> Result<C::Session, SfError> {
         let mut session = self.connector.connect(ctx).await?;
         if self.limits.secondary_roles_none {
             if let Err(e) = session
@@ -360,6 +421,66 @@ impl<C: Connector> Inner<C> {
             }
         }
         Ok(session)
+    }
+
+    /// Snowflake could not be reached once more.
+    fn failed(self: &Arc<Self>) {
+        self.stats.login_failures.fetch_add(1, Ordering::Relaxed);
+        if self.breaker.failure() == Tripped::Now {
+            tracing::warn!("Snowflake is not answering: failing calls fast until it is back");
+            self.spawn_probe();
+        }
+    }
+
+    /// Probe in the background, with growing pauses, until a login works; then close the
+    /// circuit (keeping the session when there is room for it).
+    fn spawn_probe(self: &Arc<Self>) {
+        if self.probing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.probing.store(false, Ordering::SeqCst);
+            return;
+        };
+        let inner = self.clone();
+        rt.spawn(async move {
+            loop {
+                let pause = inner.breaker.next_probe_in().unwrap_or_default();
+                tokio::time::sleep(pause).await;
+                if !inner.breaker.is_open() {
+                    break;
+                }
+                let ctx = inner.connector.default_context().clone();
+                inner.stats.logins.fetch_add(1, Ordering::Relaxed);
+                match tokio::time::timeout(inner.limits.login_timeout, inner.login(&ctx)).await {
+                    Ok(Ok(session)) => {
+                        inner.breaker.success();
+                        tracing::info!("Snowflake answers again");
+                        match inner.permits.clone().try_acquire_owned() {
+                            Ok(_permit) => {
+                                let now = Instant::now();
+                                lock(&inner.idle).push(Idle {
+                                    session,
+                                    born: now,
+                                    used: now,
+                                });
+                            }
+                            Err(_) => inner.retire(session),
+                        }
+                        break;
+                    }
+                    _ => {
+                        inner.stats.login_failures.fetch_add(1, Ordering::Relaxed);
+                        let pause = inner.breaker.probe_failed();
+                        tracing::warn!(
+                            next_in_s = pause.as_secs(),
+                            "Snowflake still not answering"
+                        );
+                    }
+                }
+            }
+            inner.probing.store(false, Ordering::SeqCst);
+        });
     }
 
     fn retire(&self, session: C::Session) {
@@ -410,8 +531,17 @@ impl<C: Connector> Lease<C> {
         }
     }
 
-    /// Retire the session if `e` suggests it is no longer healthy.
+    /// A statement on this session worked: Snowflake answers.
+    pub fn succeeded(&self) {
+        self.pool.breaker.success();
+    }
+
+    /// Retire the session if `e` suggests it is no longer healthy; a network failure also
+    /// counts towards opening the circuit.
     pub fn retire_if_broken(&mut self, e: &SfError) {
+        if e.kind() == ErrorKind::Network {
+            self.pool.failed();
+        }
         if matches!(
             e.kind(),
             ErrorKind::Network

@@ -66,6 +66,9 @@ impl SnowflakeBackend {
             Err(e) => Err(e),
         };
         guard.disarm();
+        if outcome.is_ok() {
+            lease.succeeded();
+        }
         outcome.map_err(|e| {
             lease.retire_if_broken(&e);
             ToolError::from(e)
@@ -275,6 +278,10 @@ impl Backend for SnowflakeBackend {
 
     async fn shutdown(&self) {
         self.pool.close_idle().await;
+    }
+
+    fn available(&self) -> Result<(), ToolError> {
+        self.pool.breaker().check()
     }
 
     fn pool_gauges(&self) -> Option<(usize, usize, u64, u64)> {

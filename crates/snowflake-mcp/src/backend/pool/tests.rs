@@ -17,6 +17,10 @@ struct Log {
     peak_open: AtomicUsize,
     next_id: AtomicUsize,
     fail_next: AtomicBool,
+    /// How logins behave: 0 works, 1 fails at once, 2 never answers.
+    connect_mode: std::sync::atomic::AtomicU8,
+    connecting: AtomicUsize,
+    peak_connecting: AtomicUsize,
 }
 
 struct FakeConnector {
@@ -37,7 +41,15 @@ impl Connector for FakeConnector {
         &self.default
     }
     async fn connect(&self, ctx: &Context) -> Result<FakeSession, SfError> {
+        let now = self.log.connecting.fetch_add(1, Ordering::SeqCst) + 1;
+        self.log.peak_connecting.fetch_max(now, Ordering::SeqCst);
+        let _done = Decrement(&self.log.connecting);
         tokio::time::sleep(Duration::from_millis(50)).await;
+        match self.log.connect_mode.load(Ordering::SeqCst) {
+            1 => return Err(SfError::new(ErrorKind::Network, "connection refused")),
+            2 => std::future::pending::<()>().await,
+            _ => {}
+        }
         let open = self.log.open.fetch_add(1, Ordering::SeqCst) + 1;
         self.log.peak_open.fetch_max(open, Ordering::SeqCst);
         Ok(FakeSession {
@@ -45,6 +57,14 @@ impl Connector for FakeConnector {
             context: ctx.clone(),
             log: self.log.clone(),
         })
+    }
+}
+
+struct Decrement<'a>(&'a AtomicUsize);
+
+impl Drop for Decrement<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -118,6 +138,8 @@ fn pool_with(max_sessions: usize, secondary_roles_none: bool) -> (Pool<FakeConne
         max_lifetime: Duration::from_secs(3600),
         heartbeat_every: Duration::from_secs(600),
         secondary_roles_none,
+        login_timeout: Duration::from_secs(20),
+        max_concurrent_logins: 2,
     };
     (Pool::new(connector, limits), log)
 }
@@ -278,5 +300,57 @@ async fn every_new_session_switches_secondary_roles_off_before_use_and_is_droppe
         log.open.load(Ordering::SeqCst),
         0,
         "the session was logged out"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_snowflake_trips_the_circuit_and_a_probe_closes_it_when_it_is_back() {
+    let (pool, log) = pool(4);
+    log.connect_mode.store(2, Ordering::SeqCst); // accepts, never answers
+    let started = tokio::time::Instant::now();
+    for _ in 0..3 {
+        let e = pool.lease(&ctx("A", "S")).await.err().unwrap();
+        assert_eq!(e.kind, "unavailable", "{e:?}");
+    }
+    assert!(
+        started.elapsed() <= Duration::from_secs(61),
+        "three logins, each bounded by the login timeout: {:?}",
+        started.elapsed()
+    );
+    assert!(pool.breaker().is_open());
+    // Open: refused at once, with a retry hint, no login attempted.
+    let logins = pool.stats().logins.load(Ordering::SeqCst);
+    let before = tokio::time::Instant::now();
+    let e = pool.lease(&ctx("A", "S")).await.err().unwrap();
+    assert_eq!(before.elapsed(), Duration::ZERO);
+    assert!(
+        e.retry_after_ms.is_some() && e.message.contains("not answering"),
+        "{e:?}"
+    );
+    assert_eq!(pool.stats().logins.load(Ordering::SeqCst), logins);
+    // Snowflake comes back: the background probe closes the circuit by itself.
+    log.connect_mode.store(0, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(!pool.breaker().is_open(), "recovered without a restart");
+    assert!(pool.lease(&ctx("A", "S")).await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_new_sessions_logs_in_a_few_at_a_time() {
+    let (pool, log) = pool(8);
+    let mut leases = Vec::new();
+    for _ in 0..8 {
+        let pool = pool.clone();
+        leases.push(tokio::spawn(async move {
+            pool.lease(&ctx("A", "S")).await.is_ok()
+        }));
+    }
+    for l in leases {
+        assert!(l.await.unwrap());
+    }
+    assert_eq!(
+        log.peak_connecting.load(Ordering::SeqCst),
+        2,
+        "at most two logins at once"
     );
 }

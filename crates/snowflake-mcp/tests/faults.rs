@@ -1,0 +1,67 @@
+//! Faults, as an operator meets them: Snowflake unreachable (a host that accepts TCP and never
+//! answers), then back. Every call answers within its bounds with `unavailable` and a retry hint,
+//! and the server recovers by itself.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+use testkit::{Fault, FaultProxy};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snowflake_pulled_away_fails_fast_and_comes_back_without_a_restart() {
+    let proxy = FaultProxy::start(testkit::fakesnow().port).await;
+    proxy.set(Fault::BlackHole);
+    let config = write_config(
+        "faults",
+        "[pool]\nlogin_timeout_secs = 2\n[scheduler]\nqueue_timeout_secs = 5\n",
+    );
+    let server = Server::start(&["--config", &config], &env_with_port(proxy.port)).await;
+    let started = Instant::now();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let client = server.client().await;
+        calls.spawn(async move {
+            let r = call(&client, "run_query", json!({"sql": "SELECT 1"})).await;
+            let e = error_of(&r);
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["retry_after_ms"].as_u64(),
+            )
+        });
+    }
+    for (kind, retry) in calls.join_all().await {
+        assert_eq!(kind, "unavailable");
+        assert!(retry.is_some(), "a retry hint");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "five clients answered in {:?}, not minutes",
+        started.elapsed()
+    );
+    // The circuit is open: a new call fails at once, and readiness says so.
+    let client = server.client().await;
+    let t = Instant::now();
+    let r = call(&client, "list_databases", json!({})).await;
+    assert_eq!(error_of(&r)["kind"], "unavailable");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(http_get(&server.base, "/readyz").await.0, 503);
+
+    // The network is back: the server recovers by itself.
+    proxy.set(Fault::None);
+    let mut recovered = false;
+    for _ in 0..60 {
+        let r = call(&client, "run_query", json!({"sql": "SELECT 1"})).await;
+        if r.is_error != Some(true) {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        recovered,
+        "calls succeed again within 30 s of Snowflake coming back"
+    );
+}
