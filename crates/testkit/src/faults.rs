@@ -92,7 +92,7 @@ impl FaultProxy {
 async fn serve(client: TcpStream, upstream_port: u16, state: Arc<State>) {
     match state.fault() {
         Fault::Reset => {
-            let _ = client.set_linger(Some(Duration::ZERO));
+            let _ = client.set_zero_linger();
             return;
         }
         Fault::BlackHole => {
