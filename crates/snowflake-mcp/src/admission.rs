@@ -33,6 +33,9 @@ use crate::policy::ClientPolicy;
 use crate::progress::{Stage, Tracker};
 use crate::store::{Amounts, StateStore};
 
+/// The longest a quota reservation waits on the state store.
+pub const QUOTA_DEADLINE: Duration = Duration::from_secs(3);
+
 /// A token bucket: `capacity` tokens, refilled at `per_sec`.
 #[derive(Clone, Debug)]
 pub struct Bucket {
@@ -315,12 +318,24 @@ impl Admission {
         }
         let now = Utc::now();
         let windows = client.quotas.windows(now);
-        match self
-            .store
-            .reserve(&client.id, &windows, want)
-            .await
-            .map_err(store_error)?
-        {
+        // A locked or slow state store fails this call clearly instead of stalling everyone.
+        let reserved = tokio::time::timeout(
+            QUOTA_DEADLINE,
+            self.store.reserve(&client.id, &windows, want),
+        )
+        .await
+        .map_err(|_| {
+            let mut e = ToolError::new(
+                "unavailable",
+                format!(
+                    "the quota store did not answer within {} s; retry shortly",
+                    QUOTA_DEADLINE.as_secs()
+                ),
+            );
+            e.retry_after_ms = Some(1_000);
+            e
+        })?;
+        match reserved.map_err(store_error)? {
             Ok(granted) => Ok(Some(Ticket {
                 store: self.store.clone(),
                 client: client.id.clone(),

@@ -159,6 +159,7 @@ fn main() -> ExitCode {
                 let served =
                     snowflake_mcp::server::serve(app.clone(), &listen, &config.server, shutdown)
                         .await;
+                app.tools.auditor.flush().await;
                 if let Err(e) = app.tools.admission.store().flush().await {
                     eprintln!("warning: {e}");
                 }
@@ -199,7 +200,9 @@ fn main() -> ExitCode {
                     })?),
                     None => None,
                 };
-                snowflake_mcp::server::stdio(app, client).await
+                let served = snowflake_mcp::server::stdio(app.clone(), client).await;
+                app.tools.auditor.flush().await;
+                served
             }
         }
     });

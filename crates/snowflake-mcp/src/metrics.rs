@@ -64,6 +64,9 @@ pub struct Gauges {
     pub cache_hits: u64,
     pub cache_misses: u64,
     pub sessions_by_client: Vec<(String, usize)>,
+    pub audit_dropped: u64,
+    /// Whether the circuit to Snowflake is open, and logins that failed so far.
+    pub circuit: Option<(bool, u64)>,
 }
 
 impl Metrics {
@@ -176,6 +179,24 @@ impl Metrics {
             "Catalogue answers fetched from the database.",
             "counter",
             Some(g.cache_misses.to_string()),
+        );
+        gauge(
+            "snowflake_mcp_audit_dropped_total",
+            "Audit records dropped because the audit buffer was full.",
+            "counter",
+            Some(g.audit_dropped.to_string()),
+        );
+        gauge(
+            "snowflake_mcp_circuit_open",
+            "1 while Snowflake is unreachable and calls fail fast (the circuit is open).",
+            "gauge",
+            g.circuit.map(|c| u8::from(c.0).to_string()),
+        );
+        gauge(
+            "snowflake_mcp_login_failures_total",
+            "Snowflake logins that failed or timed out.",
+            "counter",
+            g.circuit.map(|c| c.1.to_string()),
         );
         out.push_str("# HELP snowflake_mcp_sessions MCP sessions by client.\n# TYPE snowflake_mcp_sessions gauge\n");
         for (client, n) in &g.sessions_by_client {

@@ -139,7 +139,7 @@ fn bearer_matches(headers: &HeaderMap, expected: &[u8; 32]) -> bool {
 }
 
 /// The `/metrics` page: counters and histograms, plus gauges read now.
-pub fn render_metrics(gateway: &Gateway, registry: &Registry) -> String {
+pub fn render_metrics(gateway: &Gateway, registry: &Registry, audit_dropped: u64) -> String {
     let sched = gateway.scheduler().stats();
     let pool = gateway.backend().pool_gauges();
     let cache = gateway.cache_stats();
@@ -153,6 +153,8 @@ pub fn render_metrics(gateway: &Gateway, registry: &Registry) -> String {
         cache_hits: cache.hits.load(std::sync::atomic::Ordering::Relaxed),
         cache_misses: cache.misses.load(std::sync::atomic::Ordering::Relaxed),
         sessions_by_client: registry.sessions_by_client(),
+        audit_dropped,
+        circuit: gateway.backend().circuit(),
     };
     gateway.metrics().render(&gauges)
 }

@@ -178,8 +178,12 @@ impl McpServer {
             created,
             last_seen: unix_now(),
         };
-        if let Err(e) = self.app.tools.admission.store().save_session(&stored).await {
-            tracing::error!(error = %e, "could not persist a session");
+        // Bounded: a locked state store must not hold up the call's answer.
+        let store = self.app.tools.admission.store();
+        match tokio::time::timeout(Duration::from_secs(1), store.save_session(&stored)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "could not persist a session"),
+            Err(_) => tracing::error!("the state store did not persist a session within 1 s"),
         }
     }
 
@@ -550,7 +554,11 @@ pub async fn serve(
     let router = mcp.merge(crate::ops::routes(
         crate::ops::Readiness::new(app.tools.gateway.backend().clone()),
         Arc::new(move || {
-            crate::ops::render_metrics(&metrics_app.tools.gateway, &metrics_app.registry)
+            crate::ops::render_metrics(
+                &metrics_app.tools.gateway,
+                &metrics_app.registry,
+                metrics_app.tools.auditor.dropped(),
+            )
         }),
         metrics_token,
     ));

@@ -137,7 +137,11 @@ pub trait StateStore: Send + Sync + 'static {
     /// Make sure everything is on disk (graceful shutdown).
     async fn flush(&self) -> Result<(), StoreError>;
 
-    async fn record(&self, record: &AuditRecord) -> Result<(), StoreError>;
+    /// Write audit records, all or none.
+    async fn record_batch(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
+    async fn record(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        self.record_batch(std::slice::from_ref(record)).await
+    }
     /// A client's most recent records, newest first.
     async fn history(&self, client: &str, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
     /// Delete records older than `before_ms`; returns how many.
@@ -378,14 +382,18 @@ impl StateStore for SqliteStore {
         self.with(move |c| read_usage(c, &client, &window)).await
     }
 
-    async fn record(&self, r: &AuditRecord) -> Result<(), StoreError> {
-        let r = r.clone();
+    async fn record_batch(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        let records = records.to_vec();
         self.with(move |c| {
-            c.execute(
-                "INSERT INTO audit (time_ms, client_id, session_id, tool, statement, query_id, status, rows, bytes, duration_ms, error_code)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![r.time_ms, r.client_id, r.session_id, r.tool, r.statement, r.query_id, r.status, r.rows as i64, r.bytes as i64, r.duration_ms as i64, r.error_code],
-            )?;
+            let tx = c.transaction()?;
+            for r in &records {
+                tx.execute(
+                    "INSERT INTO audit (time_ms, client_id, session_id, tool, statement, query_id, status, rows, bytes, duration_ms, error_code)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![r.time_ms, r.client_id, r.session_id, r.tool, r.statement, r.query_id, r.status, r.rows as i64, r.bytes as i64, r.duration_ms as i64, r.error_code],
+                )?;
+            }
+            tx.commit()?;
             Ok(())
         })
         .await

@@ -212,6 +212,8 @@ impl Tools {
             "query_history" => {
                 let a: QueryHistory = parse(args)?;
                 let limit = a.limit.unwrap_or(20).clamp(1, 200) as usize;
+                // Records still in the audit buffer (a cancelled call's) are read too.
+                self.auditor.flush().await;
                 let records = self
                     .auditor
                     .store()

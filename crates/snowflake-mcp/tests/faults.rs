@@ -65,3 +65,45 @@ async fn snowflake_pulled_away_fails_fast_and_comes_back_without_a_restart() {
         "calls succeed again within 30 s of Snowflake coming back"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_state_store_fails_quota_calls_clearly_and_stalls_nobody() {
+    let state = temp_state();
+    let config = write_config(
+        "locked",
+        &format!(
+            "[[clients]]\nid = \"q\"\ntoken_sha256 = \"{}\"\nqueries_per_day = 100\n\
+             [[clients]]\nid = \"free\"\ntoken_sha256 = \"{}\"\n",
+            sha("q-token"),
+            sha("free-token")
+        ),
+    );
+    let server = Server::start(&["--config", &config, "--demo", "--state", &state], &[]).await;
+    let (q, free) = (
+        server.client_with_token("q-token").await,
+        server.client_with_token("free-token").await,
+    );
+    ok(&q, "run_query", json!({"sql": "SELECT 1"})).await;
+    ok(&free, "get_context", json!({})).await;
+    // Another process takes the database's write lock and keeps it.
+    let locker = rusqlite::Connection::open(&state).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let t = Instant::now();
+    let r = call(&q, "run_query", json!({"sql": "SELECT 2"})).await;
+    assert_eq!(error_of(&r)["kind"], "unavailable", "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    let t = Instant::now();
+    ok(&free, "run_query", json!({"sql": "SELECT 3"})).await;
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "a call without quotas is not held up by the audit: {:?}",
+        t.elapsed()
+    );
+    locker.execute_batch("ROLLBACK").unwrap();
+    ok(&q, "run_query", json!({"sql": "SELECT 4"})).await;
+    let history = ok(&free, "query_history", json!({})).await.to_string();
+    assert!(
+        history.contains("SELECT 3"),
+        "the delayed record was written: {history}"
+    );
+}

@@ -203,4 +203,9 @@ pub trait Backend: Send + Sync + 'static {
     fn available(&self) -> Result<(), ToolError> {
         Ok(())
     }
+
+    /// Whether the circuit is open, and the logins that failed so far (metrics).
+    fn circuit(&self) -> Option<(bool, u64)> {
+        None
+    }
 }

@@ -284,6 +284,16 @@ impl Backend for SnowflakeBackend {
         self.pool.breaker().check()
     }
 
+    fn circuit(&self) -> Option<(bool, u64)> {
+        Some((
+            self.pool.breaker().is_open(),
+            self.pool
+                .stats()
+                .login_failures
+                .load(std::sync::atomic::Ordering::Relaxed),
+        ))
+    }
+
     fn pool_gauges(&self) -> Option<(usize, usize, u64, u64)> {
         use std::sync::atomic::Ordering::Relaxed;
         let stats = self.pool.stats();
