@@ -181,9 +181,11 @@ impl ClientInner {
         data.insert("ACCOUNT_NAME".into(), json!(self.account));
         // Emulators refuse a login without SESSION_PARAMETERS; Snowflake uses
         // CLIENT_VALIDATE_DEFAULT_PARAMETERS to fail the login when the context does not exist.
+        // ABORT_DETACHED_QUERY: a statement dies with its session when the client goes away
+        // (a killed server leaves nothing running on the warehouse).
         data.insert(
             "SESSION_PARAMETERS".into(),
-            json!({"CLIENT_VALIDATE_DEFAULT_PARAMETERS": true}),
+            json!({"CLIENT_VALIDATE_DEFAULT_PARAMETERS": true, "ABORT_DETACHED_QUERY": true}),
         );
         data.insert(
             "CLIENT_ENVIRONMENT".into(),

@@ -99,30 +99,20 @@ impl ServerHandler for Bridge {
     }
 }
 
-/// Is there a snowflake-mcp answering at `base` (`http://host:port`)?
+/// Is there a snowflake-mcp answering at `base` (`http://host:port` or `https://...`)? TLS
+/// servers are verified against the system's roots (`SSL_CERT_FILE` names others).
 async fn healthy(base: &str) -> bool {
-    let Some(authority) = base.strip_prefix("http://") else {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Ok(http) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+    else {
         return false;
     };
-    let Ok(mut stream) = tokio::time::timeout(
-        Duration::from_secs(2),
-        tokio::net::TcpStream::connect(authority),
-    )
-    .await
-    .map_err(|_| ())
-    .and_then(|r| r.map_err(|_| ())) else {
-        return false;
-    };
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let request =
-        format!("GET /healthz HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return false;
-    }
-    let mut response = String::new();
-    let _ =
-        tokio::time::timeout(Duration::from_secs(2), stream.read_to_string(&mut response)).await;
-    response.starts_with("HTTP/1.1 200")
+    http.get(format!("{base}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
 }
 
 /// Bridge stdin/stdout to `url`, starting a local server first when none answers.
@@ -132,6 +122,7 @@ pub async fn run(url: &str, serve_args: Vec<String>) -> Result<(), String> {
         .trim_end_matches('/')
         .trim_end_matches("/mcp")
         .to_string();
+    // Only a plain-HTTP loopback URL can be served by a server started here.
     let authority = base.strip_prefix("http://").unwrap_or_default().to_string();
     let local = ["127.0.0.1:", "localhost:", "[::1]:"]
         .iter()

@@ -601,8 +601,14 @@ pub async fn serve(
             tracing::warn!("connections still open 5 s after the grace period; exiting anyway");
         }
     }
-    // Give aborts of cancelled statements a moment to reach Snowflake, then log out.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Let the cancelled calls unwind (dropping a call queues its statement's abort and its
+    // session's logout), then log out of every Snowflake session, waiting for those too.
+    let unwound = tokio::time::Instant::now() + Duration::from_secs(5);
+    while app.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0
+        && tokio::time::Instant::now() < unwound
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     app.tools.gateway.backend().shutdown().await;
     Ok(())
 }

@@ -279,9 +279,19 @@ async fn sigterm_lets_calls_finish_aborts_the_rest_and_exits_cleanly() {
         1,
         "the unfinished statement was aborted"
     );
-    assert!(
-        server_side.count("/session") >= 1,
-        "the Snowflake session was closed"
+    assert_eq!(
+        server_side.count("/session"),
+        server_side.count("/session/v1/login-request"),
+        "every Snowflake session was logged out, the aborted one too"
+    );
+    let login = server_side
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/session/v1/login-request")
+        .unwrap();
+    assert_eq!(
+        login.body["data"]["SESSION_PARAMETERS"]["ABORT_DETACHED_QUERY"], true,
+        "a statement dies with its session if the server is killed"
     );
     // The client's call has no answer to wait for any more.
     running.abort();

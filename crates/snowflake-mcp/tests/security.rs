@@ -306,4 +306,20 @@ async fn tls_with_certificate_and_key_files() {
         .send()
         .await
         .is_err());
+
+    // `connect` bridges a stdio client to the https server (trusting the test CA).
+    use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+    use rmcp::ServiceExt;
+    let (url, ca_file) = (server.url.clone(), ca.clone());
+    let command = tokio::process::Command::new(BIN).configure(|c| {
+        c.arg("connect").arg(&url).env("SSL_CERT_FILE", &ca_file);
+    });
+    let (transport, _) = TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let bridged = ().serve(transport).await.expect("connect speaks MCP over https");
+    let tools = bridged.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 8);
+    bridged.cancel().await.unwrap();
 }

@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use snowflake_client::{Error as SfError, ErrorKind, QueryOptions, RowLimits};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 
 use super::breaker::{Breaker, Tripped};
 use super::Context;
@@ -102,25 +103,41 @@ impl PooledSession for snowflake_client::Session {
 /// Aborts the running statement on Snowflake when dropped before [`AbortOnDrop::disarm`]:
 /// the future that owns it was dropped because its call was cancelled, its MCP session closed,
 /// or a timeout fired.
-pub(crate) struct AbortOnDrop(pub(crate) Option<snowflake_client::SessionHandle>);
+pub(crate) struct AbortOnDrop {
+    handle: Option<snowflake_client::SessionHandle>,
+    tasks: TaskTracker,
+}
 
 impl AbortOnDrop {
+    /// Arm for the statement `handle` runs; the abort runs on `tasks` (the pool's, so shutdown
+    /// waits for it).
+    pub(crate) fn new(handle: snowflake_client::SessionHandle, tasks: &TaskTracker) -> Self {
+        AbortOnDrop {
+            handle: Some(handle),
+            tasks: tasks.clone(),
+        }
+    }
+
     pub(crate) fn disarm(mut self) {
-        self.0 = None;
+        self.handle = None;
     }
 }
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        if let (Some(handle), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+        if let (Some(handle), Ok(rt)) = (self.handle.take(), tokio::runtime::Handle::try_current())
+        {
             // The statement's id is captured here, at drop time: by the time the spawned task
             // runs, the session may carry another client's statement.
             let abort = handle.abort_running();
-            rt.spawn(async move {
-                if let Err(e) = abort.await {
-                    tracing::warn!(error = %e, "could not abort a cancelled statement");
-                }
-            });
+            self.tasks.spawn_on(
+                async move {
+                    if let Err(e) = abort.await {
+                        tracing::warn!(error = %e, "could not abort a cancelled statement");
+                    }
+                },
+                &rt,
+            );
         }
     }
 }
@@ -172,6 +189,8 @@ struct Inner<C: Connector> {
     logins: Semaphore,
     breaker: Breaker,
     probing: AtomicBool,
+    /// Logouts of retired sessions and aborts of dropped statements: shutdown waits for them.
+    tasks: TaskTracker,
 }
 
 struct Idle<S> {
@@ -192,6 +211,7 @@ impl<C: Connector> Pool<C> {
                 logins: Semaphore::new(limits.max_concurrent_logins.max(1)),
                 breaker: Breaker::default(),
                 probing: AtomicBool::new(false),
+                tasks: TaskTracker::new(),
             }),
         }
     }
@@ -202,6 +222,11 @@ impl<C: Connector> Pool<C> {
 
     pub fn stats(&self) -> &PoolStats {
         &self.inner.stats
+    }
+
+    /// Background work shutdown must wait for (aborts, logouts).
+    pub(crate) fn tasks(&self) -> &TaskTracker {
+        &self.inner.tasks
     }
 
     /// The circuit breaker in front of Snowflake.
@@ -300,6 +325,22 @@ impl<C: Connector> Pool<C> {
         for s in idle {
             s.session.close().await;
         }
+    }
+
+    /// Shutdown: log out the idle sessions, then wait (at most `deadline`) until every abort
+    /// and every logout of a retired session has been sent — also those of statements aborted
+    /// by the shutdown itself.
+    pub async fn shutdown(&self, deadline: Duration) {
+        self.close_idle().await;
+        self.inner.tasks.close();
+        if tokio::time::timeout(deadline, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some Snowflake logouts or aborts did not finish before exit");
+        }
+        // Sessions retired while we waited went back through `retire`; close any idle ones left.
+        self.close_idle().await;
     }
 
     /// Keep the pool healthy: heartbeat sessions idle for `heartbeat_every`, retire those past
@@ -486,7 +527,7 @@ impl<C: Connector> Inner<C> {
     fn retire(&self, session: C::Session) {
         self.stats.retired.fetch_add(1, Ordering::Relaxed);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(session.close());
+            self.tasks.spawn_on(session.close(), &rt);
         }
     }
 }

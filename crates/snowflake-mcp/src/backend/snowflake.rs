@@ -57,7 +57,7 @@ impl SnowflakeBackend {
         };
         // If this future is dropped (the call was cancelled, its MCP session closed, or a
         // timeout fired), the guard aborts the statement on Snowflake.
-        let guard = AbortOnDrop(Some(lease.session().handle()));
+        let guard = AbortOnDrop::new(lease.session().handle(), self.pool.tasks());
         let outcome = match lease.session().query_with(sql, &options).await {
             Ok(result) => {
                 crate::progress::report(crate::progress::Stage::Fetching);
@@ -277,7 +277,7 @@ impl Backend for SnowflakeBackend {
     }
 
     async fn shutdown(&self) {
-        self.pool.close_idle().await;
+        self.pool.shutdown(std::time::Duration::from_secs(10)).await;
     }
 
     fn available(&self) -> Result<(), ToolError> {
