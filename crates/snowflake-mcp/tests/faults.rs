@@ -107,3 +107,72 @@ async fn a_locked_state_store_fails_quota_calls_clearly_and_stalls_nobody() {
         "the delayed record was written: {history}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_twenty_clients_loses_no_answered_call() {
+    let state = temp_state();
+    let config = write_config(
+        "kill9",
+        &format!(
+            "[[clients]]\nid = \"k\"\ntoken_sha256 = \"{}\"\nqueries_per_day = 1000000\n",
+            sha("k-token")
+        ),
+    );
+    let listen = format!("127.0.0.1:{}", testkit::free_port());
+    let args = [
+        "--config",
+        config.as_str(),
+        "--demo",
+        "--state",
+        state.as_str(),
+    ];
+    let server = Server::start_on(&listen, &args, &[]).await;
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut clients = tokio::task::JoinSet::new();
+    for c in 0..20 {
+        let client = server.client_with_token("k-token").await;
+        let answered = answered.clone();
+        clients.spawn(async move {
+            for i in 0.. {
+                let sql = format!("SELECT {c} AS C, {i} AS I");
+                let args = json!({"sql": sql});
+                let params = rmcp::model::CallToolRequestParams::new("run_query")
+                    .with_arguments(args.as_object().unwrap().clone());
+                match tokio::time::timeout(Duration::from_secs(5), client.call_tool(params)).await {
+                    Ok(Ok(r)) if r.is_error != Some(true) => answered.lock().unwrap().push(sql),
+                    _ => break,
+                }
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.kill_hard().await;
+    clients.join_all().await;
+    let answered = answered.lock().unwrap().clone();
+    assert!(
+        answered.len() >= 20,
+        "the clients were busy: {}",
+        answered.len()
+    );
+
+    let _server = Server::start_on(&listen, &args, &[]).await;
+    let db = rusqlite::Connection::open(&state).unwrap();
+    let used: i64 = db
+        .query_row("SELECT COALESCE(SUM(queries), 0) FROM usage WHERE client_id = 'k' AND window LIKE 'd:%'", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        used as usize >= answered.len(),
+        "quota usage {used} < {} answered calls",
+        answered.len()
+    );
+    let mut audited = db
+        .prepare("SELECT statement FROM audit WHERE client_id = 'k' AND status = 'ok'")
+        .unwrap();
+    let audited: std::collections::HashSet<String> = audited
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let missing: Vec<&String> = answered.iter().filter(|s| !audited.contains(*s)).collect();
+    assert!(missing.is_empty(), "answered but not audited: {missing:?}");
+}
