@@ -124,11 +124,11 @@ fn single_statement<'a>(significant: &'a [&'a Token]) -> Result<&'a [&'a Token],
 /// Parse a query or `EXPLAIN [USING TEXT|JSON|TABULAR]` of one; for EXPLAIN, the query
 /// explained is returned.
 fn parse_query(lexed: &lexical::Lexed) -> Result<Statement, Refusal> {
-    let mut tokens = lexed.tokens.clone();
-    if let Some(rest) = explain_using(&tokens) {
-        tokens.drain(..rest);
-    }
-    let explained = tokens.len() != lexed.tokens.len();
+    // sqlparser does not know `EXPLAIN USING <format>`: parse what follows the format.
+    let (tokens, explain_using) = match explain_using_end(&lexed.tokens) {
+        Some(end) => (lexed.tokens[end..].to_vec(), true),
+        None => (lexed.tokens.clone(), false),
+    };
     let statements = Parser::new(&SnowflakeDialect {})
         .with_tokens_with_locations(tokens)
         .parse_statements()
@@ -139,11 +139,9 @@ fn parse_query(lexed: &lexical::Lexed) -> Result<Statement, Refusal> {
             s.len()
         ))
     })?;
-    match statement {
-        Statement::Query(_) => Ok(statement),
-        Statement::Explain { .. } if explained => Err(refused("EXPLAIN USING ... EXPLAIN")),
+    let (statement, explained) = match statement {
         Statement::Explain {
-            statement: inner,
+            statement,
             analyze,
             verbose,
             query_plan,
@@ -151,27 +149,25 @@ fn parse_query(lexed: &lexical::Lexed) -> Result<Statement, Refusal> {
             format,
             options,
             ..
-        } => {
+        } if !explain_using => {
             if analyze {
                 return Err(refused(
                     "EXPLAIN ANALYZE (it runs the statement); write EXPLAIN <query>",
                 ));
             }
-            let plain =
-                !verbose && !query_plan && !estimate && format.is_none() && options.is_none();
-            match *inner {
-                Statement::Query(_) if plain => Ok(*inner),
-                Statement::Query(_) => Err(refused(
+            if verbose || query_plan || estimate || format.is_some() || options.is_some() {
+                return Err(refused(
                     "this EXPLAIN form; write EXPLAIN [USING TEXT|JSON|TABULAR] <query>",
-                )),
-                other => Err(refused(&format!(
-                    "EXPLAIN {} (only queries can be explained here)",
-                    kind(&other)
-                ))),
+                ));
             }
+            (*statement, true)
         }
+        other => (other, explain_using),
+    };
+    match statement {
+        Statement::Query(_) => Ok(statement),
         other if explained => Err(refused(&format!(
-            "EXPLAIN {} (only queries can be explained here)",
+            "EXPLAIN {} (only queries can be explained here); write EXPLAIN <query>",
             kind(&other)
         ))),
         other => Err(refused(&format!(
@@ -182,7 +178,7 @@ fn parse_query(lexed: &lexical::Lexed) -> Result<Statement, Refusal> {
 }
 
 /// For `EXPLAIN USING TEXT|JSON|TABULAR <query>`, the index of the first token after the format.
-fn explain_using(tokens: &[sqlparser::tokenizer::TokenWithSpan]) -> Option<usize> {
+fn explain_using_end(tokens: &[sqlparser::tokenizer::TokenWithSpan]) -> Option<usize> {
     let expected = ["EXPLAIN", "USING", "TEXT|JSON|TABULAR"];
     let mut matched = 0;
     for (i, t) in tokens.iter().enumerate() {

@@ -24,6 +24,8 @@ pub(super) enum Scope {
     Schema(Option<Vec<String>>),
     /// A table, view or other object in a schema: `[[db.]s.]name`.
     Object(Vec<String>),
+    /// `IN <name>` without a kind: a database, a schema or a table, by how Snowflake reads it.
+    Bare(Vec<String>),
 }
 
 /// A recognized SHOW or DESCRIBE.
@@ -151,7 +153,7 @@ const SHOW_ACCOUNT: &[&str] = &[
 /// Words that end an optional name (`IN DATABASE LIMIT 5`).
 const CLAUSE_WORDS: &[&str] = &["LIKE", "IN", "STARTS", "LIMIT", "FROM", "TYPE"];
 
-const SHOW_FORMS: &str = "the accepted forms are SHOW [TERSE] <objects> [HISTORY] [LIKE '<pattern>'] [IN ACCOUNT | DATABASE [<db>] | SCHEMA [<db>.<schema>] | TABLE <name> | VIEW <name>] [STARTS WITH '<prefix>'] [LIMIT <n> [FROM '<name>']], SHOW [FUTURE] GRANTS [ON <kind> <name> | TO|OF <grantee kind> <name> | IN SCHEMA|DATABASE <name>] and SHOW PARAMETERS [LIKE '<pattern>'] [IN <kind> [<name>]]";
+const SHOW_FORMS: &str = "the accepted forms are SHOW [TERSE] <objects> [HISTORY] [LIKE '<pattern>'] [IN ACCOUNT | DATABASE [<db>] | SCHEMA [<db>.<schema>] | TABLE <name> | VIEW <name> | <name>] [STARTS WITH '<prefix>'] [LIMIT <n> [FROM '<name>']], SHOW [FUTURE] GRANTS [ON <kind> <name> | TO|OF <grantee kind> <name> | IN SCHEMA|DATABASE <name>] and SHOW PARAMETERS [LIKE '<pattern>'] [IN <kind> [<name>]]";
 
 const DESCRIBE_FORMS: &str = "the accepted forms are DESCRIBE <kind> <name> (e.g. DESCRIBE TABLE db.schema.t [TYPE = COLUMNS|STAGE], DESCRIBE FUNCTION db.schema.f(NUMBER, VARCHAR)) and DESCRIBE <table>";
 
@@ -364,7 +366,7 @@ fn contained(c: &mut Cursor) -> Result<Scope, Refusal> {
     Ok(scope)
 }
 
-/// `IN ACCOUNT | DATABASE [db] | SCHEMA [db.s] | TABLE t | VIEW v`, after `IN`.
+/// `IN ACCOUNT | DATABASE [db] | SCHEMA [db.s] | TABLE t | VIEW v | <name>`, after `IN`.
 fn in_scope(c: &mut Cursor) -> Result<Scope, Refusal> {
     if c.keyword("ACCOUNT") {
         Ok(Scope::Account)
@@ -377,7 +379,7 @@ fn in_scope(c: &mut Cursor) -> Result<Scope, Refusal> {
     } else if c.keyword("TABLE") || c.keyword("VIEW") {
         Ok(Scope::Object(c.name(3)?))
     } else {
-        Err(c.unexpected())
+        Ok(Scope::Bare(c.name(3)?))
     }
 }
 

@@ -24,7 +24,7 @@ use super::catalog::{Command, Scope};
 use super::lexical::{calls, Part};
 use super::lists::{
     names, ACCOUNT_INFORMATION_SCHEMA_VIEWS, DATABASE_INFORMATION_SCHEMA_VIEWS,
-    NAME_TAKING_FUNCTIONS, USAGE_SCHEMAS,
+    NAME_TAKING_FUNCTIONS, TEXT_CORTEX_FUNCTIONS, USAGE_SCHEMAS,
 };
 use super::query::normalized_parts;
 use super::{analyze, Analyzed, Refusal};
@@ -153,7 +153,11 @@ impl Found<'_> {
                 "query INFORMATION_SCHEMA views such as TABLES and COLUMNS of an allowed database",
             )),
             [_, _] => self.current(&format!("{written}(...)")),
-            [db, schema, _] if db == "SNOWFLAKE" && schema == "CORTEX" => Ok(()),
+            [db, schema, name]
+                if db == "SNOWFLAKE" && schema == "CORTEX" && names(TEXT_CORTEX_FUNCTIONS, name) =>
+            {
+                Ok(())
+            }
             [_, schema, _] if schema == "INFORMATION_SCHEMA" => Err(limited(
                 &format!("{written}(...) (INFORMATION_SCHEMA table functions take object names as text or cover the account)"),
                 "query INFORMATION_SCHEMA views such as TABLES and COLUMNS of an allowed database",
@@ -200,6 +204,16 @@ impl Found<'_> {
             Scope::Object(parts) => match parts.as_slice() {
                 [db, _, _] => self.database(db),
                 _ => self.current(&format!("{what} {}", parts.join("."))),
+            },
+            // `IN x` is database x or schema x of the current database, `IN x.y` schema y of
+            // database x or table y of schema x: both must be allowed.
+            Scope::Bare(parts) => match parts.as_slice() {
+                [db, _, _] => self.database(db),
+                [first, ..] => {
+                    self.database(first)?;
+                    self.current(&format!("{what} IN {}", parts.join(".")))
+                }
+                [] => Err(limited(what, QUALIFY)),
             },
         }
     }

@@ -8,7 +8,7 @@ use sqlparser::dialect::SnowflakeDialect;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace, Word};
 
 use super::lists::{
-    allows, names, CROSS_CLIENT_FUNCTIONS, DYNAMIC_SQL_FUNCTIONS, READ_ONLY_SYSTEM_FUNCTIONS,
+    allows, names, ACTING_FUNCTIONS, CROSS_CLIENT_FUNCTIONS, READ_ONLY_SYSTEM_FUNCTIONS,
     STAGE_FUNCTIONS,
 };
 use super::{normalized, refused, unparsable, Refusal};
@@ -73,7 +73,8 @@ pub(super) fn screen(sql: &str) -> Result<Lexed, Refusal> {
 
 /// Characters outside quotes must be plain: no invisible or look-alike characters, no
 /// whitespace other than space, tab and line breaks, no `#` comments, no line comment that
-/// another reader could end early, no `$tag$` strings.
+/// another reader could end early; and only the quotes Snowflake knows (no `$tag$` strings, no
+/// `` `identifiers` ``).
 fn check_characters(sql: &str, tokens: &[TokenWithSpan]) -> Result<(), Refusal> {
     let lines: Vec<Vec<char>> = sql.split('\n').map(|l| l.chars().collect()).collect();
     for t in tokens {
@@ -109,6 +110,12 @@ fn check_characters(sql: &str, tokens: &[TokenWithSpan]) -> Result<(), Refusal> 
             }
             Token::Whitespace(Whitespace::MultiLineComment(comment)) if comment.contains("->>") => {
                 return Err(flow_operator());
+            }
+            Token::Word(w) if w.quote_style.is_some_and(|q| q != '"') => {
+                return Err(refused(&format!(
+                    "the identifier {w} (Snowflake quotes identifiers only with \"...\", so it would read the text as SQL); write \"{}\"",
+                    w.value
+                )));
             }
             Token::DollarQuotedString(s) if s.tag.is_some() => {
                 return Err(refused(
@@ -286,9 +293,9 @@ fn check_call(call: &[Part]) -> Result<(), Refusal> {
             "{name} (it reads staged files or hands out links to them); query tables and views instead"
         )));
     }
-    if names(DYNAMIC_SQL_FUNCTIONS, &name) {
+    if names(ACTING_FUNCTIONS, &name) {
         return Err(refused(&format!(
-            "{name} (it runs SQL given as text, which can't be checked); write the query itself"
+            "{name} (it runs SQL given as text, which can't be checked, or starts a job); write the query itself"
         )));
     }
     Ok(())

@@ -72,8 +72,23 @@ pub const STAGE_FUNCTIONS: &[&str] = &[
     "VALIDATE_PIPE_LOAD",
 ];
 
-/// Functions that run SQL given as text.
-pub const DYNAMIC_SQL_FUNCTIONS: &[&str] = &["TO_QUERY"];
+/// Functions that run SQL given as text, or start work that outlives the query
+/// (`SNOWFLAKE.CORTEX.FINETUNE('CREATE', ...)` starts a fine-tuning job).
+pub const ACTING_FUNCTIONS: &[&str] = &["TO_QUERY", "FINETUNE"];
+
+/// `SNOWFLAKE.CORTEX` functions that work on the text they are given, and read no object.
+pub const TEXT_CORTEX_FUNCTIONS: &[&str] = &[
+    "COMPLETE",
+    "SUMMARIZE",
+    "TRANSLATE",
+    "SENTIMENT",
+    "EXTRACT_ANSWER",
+    "CLASSIFY_TEXT",
+    "EMBED_TEXT_768",
+    "EMBED_TEXT_1024",
+    "COUNT_TOKENS",
+    "SPLIT_TEXT_RECURSIVE_CHARACTER",
+];
 
 /// Built-in table functions allowed in `FROM` / `TABLE(...)` / `LATERAL`. Any other name there
 /// could be a stored procedure (`SELECT * FROM TABLE(my_proc())` runs it, writes and all).
