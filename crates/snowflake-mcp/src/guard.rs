@@ -7,22 +7,22 @@
 //!
 //! The text goes through three layers, each refusing on its own:
 //!
-//! 1. Tokens ([`lexical`]): what must never appear wherever a parser would put it — Snowflake's
-//!    `->>` flow operator (it chains statements, and sqlparser reads `SHOW GRANTS ->> EXECUTE
-//!    IMMEDIATE '...'` as one SHOW), stage references (`@stage`, `@~`, `@%t`) and file functions,
-//!    sequence `NEXTVAL`, session variables and `IDENTIFIER(...)` (names that can't be checked),
-//!    `SYSTEM$` functions other than a few read-only ones (many cancel queries, abort sessions or
-//!    send mail), `TO_QUERY` (SQL as text), and functions that would read other clients'
-//!    statements or results. Also refused there: characters where sqlparser and Snowflake could
-//!    disagree on what is code — invisible and look-alike characters outside quotes, line breaks
-//!    other than `\n` inside `--` comments, `#` comments, `$tag$` strings.
+//! 1. Tokens (`lexical`): what must never appear, wherever a parser would put it — Snowflake's
+//!    `->>` flow operator (it chains statements; sqlparser reads `SHOW GRANTS ->> EXECUTE
+//!    IMMEDIATE '...'` as one SHOW), stage references (`@stage`, `@~`, `@%t`) and file
+//!    functions, sequence `NEXTVAL`, session variables and `IDENTIFIER(...)` (names that can't
+//!    be checked), `SYSTEM$` functions other than a few read-only ones (many cancel queries,
+//!    abort sessions or send mail), `TO_QUERY` (SQL as text), and functions that read other
+//!    clients' statements or results. Also text where sqlparser and Snowflake could disagree on
+//!    what is code: invisible and look-alike characters outside quotes, line breaks other than
+//!    `\n` inside `--` comments, `#` comments, `$tag$` strings, `` `backtick` `` identifiers.
 //! 2. Statement: the tokens must hold one statement. SHOW and DESCRIBE are read by a strict
-//!    recognizer of their read-only grammar ([`catalog`]) — sqlparser parses many of their forms
-//!    as a catch-all that drops what it doesn't understand. Everything else is parsed by
+//!    recognizer of their read-only grammar (`catalog`), because sqlparser parses many of their
+//!    forms as a catch-all that drops what it doesn't understand. Everything else is parsed by
 //!    sqlparser's Snowflake dialect and must be a query or an EXPLAIN of one.
-//! 3. Query ([`query`]): inside an allowed query, what would change something despite the
-//!    SELECT on top — a nested non-query statement (`WITH x AS (DELETE ...)`), `SELECT ... INTO`,
-//!    row locks (`FOR UPDATE`), table functions other than the built-in ones (a stored procedure
+//! 3. Query (`query`): inside an allowed query, what would change something despite the SELECT
+//!    on top — a nested non-query statement (`WITH x AS (DELETE ...)`), `SELECT ... INTO`, row
+//!    locks (`FOR UPDATE`), table functions other than the built-in ones (a stored procedure
 //!    called as `SELECT * FROM TABLE(proc())` can write) — or cross between clients: every
 //!    client's statements run as the same Snowflake user on shared sessions, so
 //!    `SNOWFLAKE.ACCOUNT_USAGE.QUERY_HISTORY` and the other history views are refused like
@@ -30,7 +30,7 @@
 //!    client its own statements.
 //!
 //! For clients limited to some databases, [`referenced_databases`] resolves every object a
-//! statement reaches to its database, and fails closed (see [`databases`]).
+//! statement reaches to its database, and fails closed on what it cannot resolve.
 //!
 //! What a parser can't see is left to Snowflake's access control: a view, UDF or external
 //! function may do more than its name says.

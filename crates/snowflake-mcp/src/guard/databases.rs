@@ -44,7 +44,7 @@ pub fn referenced_databases(
         Analyzed::Catalog(command) => found.scope(&command)?,
         Analyzed::Query { statement, lexed } => {
             let significant = lexed.significant();
-            found.stream_offsets(&significant)?;
+            found.streams_named_as_text(&significant)?;
             for call in calls(&significant) {
                 found.function(&call)?;
             }
@@ -75,7 +75,7 @@ struct Found<'a> {
 
 impl Found<'_> {
     /// The current database, for a name without one.
-    fn current(&mut self, what: &str) -> Result<(), Refusal> {
+    fn in_current(&mut self, what: &str) -> Result<(), Refusal> {
         match self.current {
             Some(db) => {
                 self.databases.push(db.to_string());
@@ -127,7 +127,7 @@ impl Found<'_> {
                 &format!("{written} (unqualified, it may be the account-wide INFORMATION_SCHEMA view)"),
                 &format!("qualify your own table as SCHEMA.{written}"),
             )),
-            [_] | [_, _] => self.current(&written),
+            [_] | [_, _] => self.in_current(&written),
             [_, _, _] if !parts[0].is_empty() => self.database(&parts[0]),
             _ => Err(limited(&written, QUALIFY)),
         }
@@ -148,27 +148,23 @@ impl Found<'_> {
                 ))
             }
             [_] => Ok(()),
-            [schema, _] if schema == "INFORMATION_SCHEMA" => Err(limited(
+            [.., schema, _] if schema == "INFORMATION_SCHEMA" => Err(limited(
                 &format!("{written}(...) (INFORMATION_SCHEMA table functions take object names as text or cover the account)"),
                 "query INFORMATION_SCHEMA views such as TABLES and COLUMNS of an allowed database",
             )),
-            [_, _] => self.current(&format!("{written}(...)")),
+            [_, _] => self.in_current(&format!("{written}(...)")),
             [db, schema, name]
                 if db == "SNOWFLAKE" && schema == "CORTEX" && names(TEXT_CORTEX_FUNCTIONS, name) =>
             {
                 Ok(())
             }
-            [_, schema, _] if schema == "INFORMATION_SCHEMA" => Err(limited(
-                &format!("{written}(...) (INFORMATION_SCHEMA table functions take object names as text or cover the account)"),
-                "query INFORMATION_SCHEMA views such as TABLES and COLUMNS of an allowed database",
-            )),
             [db, _, _] if !db.is_empty() => self.database(&call[0].normalized()),
             _ => Err(limited(&format!("{written}(...)"), QUALIFY)),
         }
     }
 
     /// `AT(STREAM => 'name')` names a stream as text.
-    fn stream_offsets(&mut self, significant: &[&Token]) -> Result<(), Refusal> {
+    fn streams_named_as_text(&mut self, significant: &[&Token]) -> Result<(), Refusal> {
         let named = significant.windows(2).any(|w| {
             matches!(w[0], Token::Word(word) if word.value.eq_ignore_ascii_case("STREAM"))
                 && *w[1] == Token::RArrow
@@ -194,16 +190,16 @@ impl Found<'_> {
                 &format!("{what} without IN (its scope depends on the session)"),
                 "add IN DATABASE <db> or IN SCHEMA <db>.<schema> (for grants: SHOW GRANTS ON TABLE <db>.<schema>.<table>)",
             )),
-            Scope::Database(None) => self.current(what),
+            Scope::Database(None) => self.in_current(what),
             Scope::Database(Some(db)) => self.database(db),
-            Scope::Schema(None) => self.current(what),
+            Scope::Schema(None) => self.in_current(what),
             Scope::Schema(Some(parts)) => match parts.as_slice() {
                 [db, _] => self.database(db),
-                _ => self.current(&format!("{what} {}", parts.join("."))),
+                _ => self.in_current(&format!("{what} {}", parts.join("."))),
             },
             Scope::Object(parts) => match parts.as_slice() {
                 [db, _, _] => self.database(db),
-                _ => self.current(&format!("{what} {}", parts.join("."))),
+                _ => self.in_current(&format!("{what} {}", parts.join("."))),
             },
             // `IN x` is database x or schema x of the current database, `IN x.y` schema y of
             // database x or table y of schema x: both must be allowed.
@@ -211,7 +207,7 @@ impl Found<'_> {
                 [db, _, _] => self.database(db),
                 [first, ..] => {
                     self.database(first)?;
-                    self.current(&format!("{what} IN {}", parts.join(".")))
+                    self.in_current(&format!("{what} IN {}", parts.join(".")))
                 }
                 [] => Err(limited(what, QUALIFY)),
             },

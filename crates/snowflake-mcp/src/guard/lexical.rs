@@ -81,32 +81,19 @@ fn check_characters(sql: &str, tokens: &[TokenWithSpan]) -> Result<(), Refusal> 
         match &t.token {
             Token::Char(c) if !c.is_ascii() => return Err(odd_character(*c)),
             Token::Whitespace(Whitespace::Space) => {
-                let (line, col) = (t.span.start.line as usize, t.span.start.column as usize);
+                // sqlparser reads any Unicode whitespace as a space: look at the character.
+                let (line, column) = (t.span.start.line as usize, t.span.start.column as usize);
                 let c = lines
                     .get(line.wrapping_sub(1))
-                    .and_then(|l| l.get(col.wrapping_sub(1)))
+                    .and_then(|l| l.get(column.wrapping_sub(1)))
                     .copied()
-                    .unwrap_or(' ');
+                    .unwrap_or(char::REPLACEMENT_CHARACTER);
                 if c != ' ' {
                     return Err(odd_character(c));
                 }
             }
             Token::Whitespace(Whitespace::SingleLineComment { comment, prefix }) => {
-                if prefix == "#" {
-                    return Err(refused(
-                        "a # comment (Snowflake has none, so it would read the rest of the line as SQL); write -- or /* */ comments",
-                    ));
-                }
-                let body = comment.strip_suffix('\r').unwrap_or(comment);
-                if let Some(c) = body.chars().find(|c| breaks_line(*c)) {
-                    return Err(refused(&format!(
-                        "a -- comment containing the line break U+{:04X} (Snowflake may end the comment there and run the rest); end comments with a plain newline or use /* */",
-                        c as u32
-                    )));
-                }
-                if comment.contains("->>") {
-                    return Err(flow_operator());
-                }
+                check_line_comment(comment, prefix)?;
             }
             Token::Whitespace(Whitespace::MultiLineComment(comment)) if comment.contains("->>") => {
                 return Err(flow_operator());
@@ -124,6 +111,27 @@ fn check_characters(sql: &str, tokens: &[TokenWithSpan]) -> Result<(), Refusal> 
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// A line comment must be one Snowflake reads to the same end: `--` or `//`, with no other
+/// line break than the final newline; and no `->>` in it.
+fn check_line_comment(comment: &str, prefix: &str) -> Result<(), Refusal> {
+    if prefix == "#" {
+        return Err(refused(
+            "a # comment (Snowflake has none, so it would read the rest of the line as SQL); write -- or /* */ comments",
+        ));
+    }
+    let body = comment.strip_suffix('\r').unwrap_or(comment);
+    if let Some(c) = body.chars().find(|c| breaks_line(*c)) {
+        return Err(refused(&format!(
+            "a -- comment containing the line break U+{:04X} (Snowflake may end the comment there and run the rest); end comments with a plain newline or use /* */",
+            c as u32
+        )));
+    }
+    if comment.contains("->>") {
+        return Err(flow_operator());
     }
     Ok(())
 }
@@ -170,7 +178,7 @@ fn check_operators(significant: &[&Token]) -> Result<(), Refusal> {
 }
 
 /// True for string literals of any quoting.
-pub(super) fn is_literal(token: &Token) -> bool {
+fn is_literal(token: &Token) -> bool {
     matches!(
         token,
         Token::SingleQuotedString(_)
@@ -244,8 +252,8 @@ pub(super) fn calls(significant: &[&Token]) -> Vec<Vec<Part>> {
             continue;
         };
         let mut parts = vec![Part::of(last)];
-        let mut j = i - 1; // the first word of the name so far
-                           // Walk back over `a.` and `a..` (the second meaning the PUBLIC schema).
+        // Walk back over `a.` and `a..` (the PUBLIC schema); `j` is the name's first word.
+        let mut j = i - 1;
         while j >= 2 && *significant[j - 1] == Token::Period {
             match significant[j - 2] {
                 Token::Word(w) => {
