@@ -1,26 +1,52 @@
 //! The read-only guard: which SQL text `run_query` lets through.
 //!
-//! Text is parsed with sqlparser's Snowflake dialect and allowed only when it is exactly one
-//! statement of these kinds: a query (SELECT, WITH, VALUES, set operations) with no
-//! data-modifying part, SHOW, DESCRIBE, or EXPLAIN of such a query. Everything else is refused,
-//! and so is text that does not parse — a guard that guesses is no guard. The refusal names what
-//! was refused so the model can change course.
+//! Allowed is exactly one statement of these kinds: a query (SELECT, WITH, VALUES, set
+//! operations), SHOW, DESCRIBE, or EXPLAIN [USING TEXT|JSON|TABULAR] of a query. Everything else
+//! is refused, and so is text that does not parse — a guard that guesses is no guard. Refusals
+//! are read by a model: each says what was refused and what to write instead.
 //!
-//! Inside an allowed query we also refuse what would change something despite the SELECT on top:
-//! a nested non-query statement (`WITH x AS (DELETE ...)`), `SELECT ... INTO`, row locks
-//! (`FOR UPDATE`), and `SYSTEM$` functions other than a list of known read-only ones (many
-//! cancel queries, abort sessions or send mail).
+//! The text goes through three layers, each refusing on its own:
 //!
-//! And what would cross between clients: every client's statements run as the same Snowflake
-//! user on shared sessions, so `RESULT_SCAN`, `LAST_QUERY_ID` and the `QUERY_HISTORY` table
-//! functions could read another client's results or SQL. They are refused; `query_history`
-//! (the tool) shows a client its own.
+//! 1. Tokens (`lexical`): what must never appear, wherever a parser would put it — Snowflake's
+//!    `->>` flow operator (it chains statements; sqlparser reads `SHOW GRANTS ->> EXECUTE
+//!    IMMEDIATE '...'` as one SHOW), stage references (`@stage`, `@~`, `@%t`) and file
+//!    functions, sequence `NEXTVAL`, session variables and `IDENTIFIER(...)` (names that can't
+//!    be checked), `SYSTEM$` functions other than a few read-only ones (many cancel queries,
+//!    abort sessions or send mail), `TO_QUERY` (SQL as text), and functions that read other
+//!    clients' statements or results. Also text where sqlparser and Snowflake could disagree on
+//!    what is code: invisible and look-alike characters outside quotes, line breaks other than
+//!    `\n` inside `--` comments, `#` comments, `$tag$` strings, `` `backtick` `` identifiers.
+//! 2. Statement: the tokens must hold one statement. SHOW and DESCRIBE are read by a strict
+//!    recognizer of their read-only grammar (`catalog`), because sqlparser parses many of their
+//!    forms as a catch-all that drops what it doesn't understand. Everything else is parsed by
+//!    sqlparser's Snowflake dialect and must be a query or an EXPLAIN of one.
+//! 3. Query (`query`): inside an allowed query, what would change something despite the SELECT
+//!    on top — a nested non-query statement (`WITH x AS (DELETE ...)`), `SELECT ... INTO`, row
+//!    locks (`FOR UPDATE`), table functions other than the built-in ones (a stored procedure
+//!    called as `SELECT * FROM TABLE(proc())` can write) — or cross between clients: every
+//!    client's statements run as the same Snowflake user on shared sessions, so
+//!    `SNOWFLAKE.ACCOUNT_USAGE.QUERY_HISTORY` and the other history views are refused like
+//!    `RESULT_SCAN` and the `QUERY_HISTORY` table functions; `query_history` (the tool) shows a
+//!    client its own statements.
+//!
+//! For clients limited to some databases, [`referenced_databases`] resolves every object a
+//! statement reaches to its database, and fails closed on what it cannot resolve.
+//!
+//! What a parser can't see is left to Snowflake's access control: a view, UDF or external
+//! function may do more than its name says.
 
-use std::ops::ControlFlow;
+mod catalog;
+mod databases;
+mod lexical;
+mod lists;
+mod query;
 
-use sqlparser::ast::{Expr, Query, Select, Statement, Visit, Visitor};
+use sqlparser::ast::Statement;
 use sqlparser::dialect::SnowflakeDialect;
 use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Token;
+
+pub use databases::referenced_databases;
 
 /// Why a statement is not allowed; the message is meant for the model.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,85 +58,166 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-/// `SYSTEM$` functions that only read.
-const READ_ONLY_SYSTEM_FUNCTIONS: [&str; 9] = [
-    "SYSTEM$CLUSTERING_INFORMATION",
-    "SYSTEM$CLUSTERING_DEPTH",
-    "SYSTEM$TYPEOF",
-    "SYSTEM$EXPLAIN_PLAN_JSON",
-    "SYSTEM$EXPLAIN_JSON_TO_TEXT",
-    "SYSTEM$GET_TAG",
-    "SYSTEM$PIPE_STATUS",
-    "SYSTEM$WHITELIST",
-    "SYSTEM$ALLOWLIST",
-];
-
-/// Functions that would read other clients' results or statements on a shared server.
-const CROSS_CLIENT_FUNCTIONS: [&str; 6] = [
-    "RESULT_SCAN",
-    "LAST_QUERY_ID",
-    "QUERY_HISTORY",
-    "QUERY_HISTORY_BY_SESSION",
-    "QUERY_HISTORY_BY_USER",
-    "QUERY_HISTORY_BY_WAREHOUSE",
-];
-
 const ALLOWED: &str =
     "only one read-only statement (SELECT, WITH, SHOW, DESCRIBE or EXPLAIN) is allowed";
 
 /// Allow `sql` only if it is a single read-only statement.
 pub fn check_read_only(sql: &str) -> Result<(), Refusal> {
-    let statements = Parser::parse_sql(&SnowflakeDialect {}, sql).map_err(|e| {
+    analyze(sql).map(|_| ())
+}
+
+/// True when `sql` is an allowed query (SELECT, WITH, VALUES, or EXPLAIN of one) rather than a
+/// SHOW or DESCRIBE of the catalogue.
+pub fn is_query(sql: &str) -> bool {
+    matches!(analyze(sql), Ok(Analyzed::Query { .. }))
+}
+
+/// An allowed statement, as the database check needs it.
+enum Analyzed {
+    /// A query; for EXPLAIN, the query explained.
+    Query {
+        statement: Box<Statement>,
+        lexed: lexical::Lexed,
+    },
+    /// A SHOW or DESCRIBE.
+    Catalog(catalog::Command),
+}
+
+/// Run every check on `sql`.
+fn analyze(sql: &str) -> Result<Analyzed, Refusal> {
+    let lexed = lexical::screen(sql)?;
+    let significant = lexed.significant();
+    let statement = single_statement(&significant)?;
+    let first = match statement.first() {
+        Some(Token::Word(w)) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
+        _ => String::new(),
+    };
+    match first.as_str() {
+        "SHOW" => return catalog::show(statement).map(Analyzed::Catalog),
+        "DESC" | "DESCRIBE" => return catalog::describe(statement).map(Analyzed::Catalog),
+        _ => {}
+    }
+    let statement = parse_query(&lexed)?;
+    query::inspect(&statement)?;
+    Ok(Analyzed::Query {
+        statement: Box::new(statement),
+        lexed,
+    })
+}
+
+/// The significant tokens of the one statement in the text; semicolons at the end are fine.
+fn single_statement<'a>(significant: &'a [&'a Token]) -> Result<&'a [&'a Token], Refusal> {
+    let statements: Vec<&[&Token]> = significant
+        .split(|t| **t == Token::SemiColon)
+        .filter(|s| !s.is_empty())
+        .collect();
+    match statements.as_slice() {
+        [] => Err(Refusal(format!("no statement was given; {ALLOWED}"))),
+        [one] => Ok(one),
+        many => Err(Refusal(format!(
+            "{} statements were given; {ALLOWED}. Send them one at a time",
+            many.len()
+        ))),
+    }
+}
+
+/// Parse a query or `EXPLAIN [USING TEXT|JSON|TABULAR]` of one; for EXPLAIN, the query
+/// explained is returned.
+fn parse_query(lexed: &lexical::Lexed) -> Result<Statement, Refusal> {
+    // sqlparser does not know `EXPLAIN USING <format>`: parse what follows the format.
+    let (tokens, explain_using) = match explain_using_end(&lexed.tokens) {
+        Some(end) => (lexed.tokens[end..].to_vec(), true),
+        None => (lexed.tokens.clone(), false),
+    };
+    let statements = Parser::new(&SnowflakeDialect {})
+        .with_tokens_with_locations(tokens)
+        .parse_statements()
+        .map_err(|e| unparsable(&e.to_string()))?;
+    let [statement] = <[Statement; 1]>::try_from(statements).map_err(|s| {
         Refusal(format!(
-            "the statement could not be parsed, so it was refused ({e}); {ALLOWED}"
+            "{} statements were given; {ALLOWED}. Send them one at a time",
+            s.len()
         ))
     })?;
-    let statement = match statements.as_slice() {
-        [] => return Err(Refusal(format!("no statement was given; {ALLOWED}"))),
-        [one] => one,
-        many => {
-            return Err(Refusal(format!(
-                "{} statements were given; {ALLOWED}. Send them one at a time",
-                many.len()
-            )))
+    let (statement, explained) = match statement {
+        Statement::Explain {
+            statement,
+            analyze,
+            verbose,
+            query_plan,
+            estimate,
+            format,
+            options,
+            ..
+        } if !explain_using => {
+            if analyze {
+                return Err(refused(
+                    "EXPLAIN ANALYZE (it runs the statement); write EXPLAIN <query>",
+                ));
+            }
+            if verbose || query_plan || estimate || format.is_some() || options.is_some() {
+                return Err(refused(
+                    "this EXPLAIN form; write EXPLAIN [USING TEXT|JSON|TABULAR] <query>",
+                ));
+            }
+            (*statement, true)
         }
+        other => (other, explain_using),
     };
     match statement {
-        Statement::Query(_) => {}
-        Statement::Explain {
-            statement: inner,
-            analyze,
-            ..
-        } => {
-            if *analyze {
-                return Err(refused("EXPLAIN ANALYZE (it runs the statement)"));
+        Statement::Query(_) => Ok(statement),
+        other if explained => Err(refused(&format!(
+            "EXPLAIN {} (only queries can be explained here); write EXPLAIN <query>",
+            kind(&other)
+        ))),
+        other => Err(refused(&format!(
+            "{}; run_query only reads: write a SELECT, SHOW, DESCRIBE or EXPLAIN",
+            kind(&other)
+        ))),
+    }
+}
+
+/// For `EXPLAIN USING TEXT|JSON|TABULAR <query>`, the index of the first token after the format.
+fn explain_using_end(tokens: &[sqlparser::tokenizer::TokenWithSpan]) -> Option<usize> {
+    let expected = ["EXPLAIN", "USING", "TEXT|JSON|TABULAR"];
+    let mut matched = 0;
+    for (i, t) in tokens.iter().enumerate() {
+        match &t.token {
+            Token::Whitespace(_) => continue,
+            Token::Word(w)
+                if w.quote_style.is_none()
+                    && expected[matched]
+                        .split('|')
+                        .any(|e| w.value.eq_ignore_ascii_case(e)) =>
+            {
+                matched += 1;
+                if matched == expected.len() {
+                    return Some(i + 1);
+                }
             }
-            if !matches!(inner.as_ref(), Statement::Query(_)) {
-                return Err(refused(&format!("EXPLAIN {}", kind(inner))));
-            }
+            _ => return None,
         }
-        Statement::ExplainTable { .. }
-        | Statement::ShowDatabases { .. }
-        | Statement::ShowSchemas { .. }
-        | Statement::ShowTables { .. }
-        | Statement::ShowViews { .. }
-        | Statement::ShowObjects(_)
-        | Statement::ShowColumns { .. }
-        | Statement::ShowFunctions { .. }
-        | Statement::ShowCreate { .. }
-        | Statement::ShowCollation { .. }
-        | Statement::ShowCharset(_) => return Ok(()),
-        other => return Err(refused(&kind(other))),
     }
-    let mut inspector = ReadOnlyInspector { root: true };
-    match statement.visit(&mut inspector) {
-        ControlFlow::Break(refusal) => Err(refusal),
-        ControlFlow::Continue(()) => Ok(()),
-    }
+    None
 }
 
 fn refused(what: &str) -> Refusal {
     Refusal(format!("{ALLOWED}; refused: {what}"))
+}
+
+fn unparsable(error: &str) -> Refusal {
+    Refusal(format!(
+        "the statement could not be parsed, so it was refused ({error}); {ALLOWED}"
+    ))
+}
+
+/// A name as Snowflake resolves it: unquoted names are upper-cased.
+fn normalized(value: &str, quoted: bool) -> String {
+    if quoted {
+        value.to_string()
+    } else {
+        value.to_ascii_uppercase()
+    }
 }
 
 /// The statement's leading keywords, e.g. `DELETE`, `CREATE TABLE`, `ALTER SESSION`.
@@ -131,105 +238,9 @@ fn kind(statement: &Statement) -> String {
     }
 }
 
-struct ReadOnlyInspector {
-    root: bool,
-}
-
-impl Visitor for ReadOnlyInspector {
-    type Break = Refusal;
-
-    fn pre_visit_statement(&mut self, statement: &Statement) -> ControlFlow<Refusal> {
-        if std::mem::take(&mut self.root) {
-            return ControlFlow::Continue(());
-        }
-        match statement {
-            Statement::Query(_) => ControlFlow::Continue(()),
-            other => ControlFlow::Break(refused(&format!("{} inside a query", kind(other)))),
-        }
-    }
-
-    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<Refusal> {
-        if !query.locks.is_empty() {
-            return ControlFlow::Break(refused("SELECT ... FOR UPDATE (row locks)"));
-        }
-        ControlFlow::Continue(())
-    }
-
-    fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<Refusal> {
-        if select.into.is_some() {
-            return ControlFlow::Break(refused("SELECT ... INTO (it creates a table)"));
-        }
-        ControlFlow::Continue(())
-    }
-
-    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<Refusal> {
-        if let Expr::Function(f) = expr {
-            let name = f.name.to_string().to_ascii_uppercase();
-            let last = name.rsplit('.').next().unwrap_or(&name).trim_matches('"');
-            if CROSS_CLIENT_FUNCTIONS.contains(&last) {
-                return ControlFlow::Break(refused(&format!(
-                    "{last} (on a shared server it could read other clients' queries; use the query_history tool)"
-                )));
-            }
-            if last.starts_with("SYSTEM$") && !READ_ONLY_SYSTEM_FUNCTIONS.contains(&last) {
-                return ControlFlow::Break(refused(&format!(
-                    "{last} (SYSTEM$ functions may change state)"
-                )));
-            }
-        }
-        ControlFlow::Continue(())
-    }
-}
-
-/// True when `sql` is a query (SELECT, WITH, VALUES, or EXPLAIN of one) rather than a
-/// SHOW or DESCRIBE of the catalogue.
-pub fn is_query(sql: &str) -> bool {
-    match Parser::parse_sql(&SnowflakeDialect {}, sql).as_deref() {
-        Ok([Statement::Query(_)]) => true,
-        Ok([Statement::Explain { statement, .. }]) => {
-            matches!(statement.as_ref(), Statement::Query(_))
-        }
-        _ => false,
-    }
-}
-
-/// The databases a read-only statement reads from: three-part names name theirs, shorter
-/// names resolve against `current_database`. `Err` names what cannot be resolved.
-pub fn referenced_databases(
-    sql: &str,
-    current_database: Option<&str>,
-) -> Result<Vec<String>, Refusal> {
-    let statements = Parser::parse_sql(&SnowflakeDialect {}, sql)
-        .map_err(|e| Refusal(format!("the statement could not be parsed ({e})")))?;
-    let mut databases = Vec::new();
-    let mut unresolved = false;
-    let _ = sqlparser::ast::visit_relations(&statements, |name| {
-        let parts: Vec<String> = name
-            .0
-            .iter()
-            .filter_map(|p| p.as_ident())
-            .map(|i| {
-                if i.quote_style.is_some() {
-                    i.value.clone()
-                } else {
-                    i.value.to_ascii_uppercase()
-                }
-            })
-            .collect();
-        match (parts.len(), current_database) {
-            (3.., _) => databases.push(parts[parts.len() - 3].clone()),
-            (_, Some(db)) => databases.push(db.to_string()),
-            (_, None) => unresolved = true,
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    if unresolved {
-        return Err(Refusal("the statement names a table without a database and no database is set; use DB.SCHEMA.TABLE or set_context".into()));
-    }
-    databases.sort();
-    databases.dedup();
-    Ok(databases)
-}
-
+#[cfg(test)]
+mod fuzz;
+#[cfg(test)]
+mod restricted_tests;
 #[cfg(test)]
 mod tests;
