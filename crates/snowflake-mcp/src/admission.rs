@@ -37,6 +37,13 @@ use crate::store::{Amounts, StateStore};
 pub const QUOTA_DEADLINE: Duration = Duration::from_secs(3);
 
 /// A token bucket: `capacity` tokens, refilled at `per_sec`.
+///
+/// Hand-written on purpose rather than built on `governor` (issue 12 weighed it): governor's
+/// GCRA cannot give a token back ([`Bucket::give_back`], when the server's rate refuses a call
+/// the client's bucket admitted), reports remaining capacity only as a side effect of taking a
+/// token (we need [`Bucket::available`] without taking, for the fair share and `get_context`),
+/// and cannot express `per_minute = 0`. This bucket also takes `now` from tokio's clock, so the
+/// unit tests run on a paused clock.
 #[derive(Clone, Debug)]
 pub struct Bucket {
     capacity: f64,

@@ -1,5 +1,5 @@
 //! The operator endpoints beside `/mcp`: `/healthz` (the process is up), `/readyz` (Snowflake
-//! answers) and `/metrics` (Prometheus).
+//! answers) and `/metrics` (Prometheus, OpenMetrics text).
 //!
 //! They need no MCP session, and `/healthz` and `/readyz` no token — which makes them a door
 //! anyone can knock on. So `/readyz` never reaches Snowflake per request: it reports the last
@@ -115,7 +115,7 @@ pub fn routes(
                     }
                     (
                         StatusCode::OK,
-                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
                         metrics(),
                     )
                 }

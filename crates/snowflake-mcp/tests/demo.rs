@@ -162,7 +162,7 @@ async fn demo_over_http() {
     for expected in [
         "snowflake_mcp_tool_calls_total{tool=\"run_query\",client=\"anonymous\",outcome=\"ok\"}",
         "outcome=\"not_allowed\"",
-        "snowflake_mcp_duration_seconds_bucket{stage=\"queue_wait\",tool=\"run_query\"",
+        "snowflake_mcp_duration_seconds_count{stage=\"queue_wait\",tool=\"run_query\"}",
         "snowflake_mcp_cache_hits_total",
         "snowflake_mcp_sessions{client=\"anonymous\"} 1",
     ] {
