@@ -18,7 +18,7 @@ use crate::backend::{current, Context, ObjectKind, ObjectName, QueryLimits};
 use crate::config::QueryConfig;
 use crate::error::ToolError;
 use crate::gateway::Gateway;
-use crate::guard::{check_read_only, is_query, referenced_databases};
+use crate::guard::{check_read_only, referenced_databases};
 use crate::ident::Ident;
 use crate::policy::ClientPolicy;
 use crate::render;
@@ -278,14 +278,9 @@ impl Tools {
         }
         check_read_only(&a.sql).map_err(|r| ToolError::refused(r.0))?;
         if policy.access.is_restricted() {
-            // A client limited to some databases reads the catalogue through the filtered
-            // list_* tools, and may only query tables of its databases.
-            if !is_query(&a.sql) {
-                return Err(ToolError::refused(format!(
-                    "client '{}' is limited to some databases: use list_databases, list_schemas, list_objects and describe_object instead of SHOW or DESCRIBE",
-                    policy.id
-                )));
-            }
+            // A client limited to some databases may only reach objects of those databases:
+            // every reference (tables, functions, SHOW/DESCRIBE scopes) must resolve to one of
+            // them, and one the guard cannot resolve is refused (fail closed).
             for db in referenced_databases(&a.sql, ctx.database.as_deref())
                 .map_err(|r| ToolError::refused(r.0))?
             {

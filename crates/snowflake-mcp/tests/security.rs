@@ -175,6 +175,22 @@ async fn a_client_sees_only_what_its_policy_allows() {
             json!({"sql": "SELECT * FROM T JOIN POLICY_NO.PUBLIC.SECRET ON TRUE"}),
         ),
         ("run_query", json!({"sql": "SHOW DATABASES"})),
+        (
+            "run_query",
+            json!({"sql": "SELECT * FROM IDENTIFIER('POLICY_NO.PUBLIC.SECRET')"}),
+        ),
+        (
+            "run_query",
+            json!({"sql": "SELECT GET_DDL('DATABASE', 'POLICY_NO')"}),
+        ),
+        (
+            "run_query",
+            json!({"sql": "SELECT * FROM TABLE(POLICY_NO.PUBLIC.F())"}),
+        ),
+        (
+            "run_query",
+            json!({"sql": "SHOW TABLES IN SCHEMA POLICY_NO.PUBLIC"}),
+        ),
     ] {
         let (kind, message) = err(&c, tool, args.clone()).await;
         assert_eq!(kind, "not_allowed", "{tool} {args}: {message}");
@@ -194,6 +210,14 @@ async fn a_client_sees_only_what_its_policy_allows() {
     )
     .await;
     assert_eq!(rows["row_count"], 5, "the client's own max_rows applies");
+    // Scoped catalogue reads of its own databases work.
+    let shown = ok(
+        &c,
+        "run_query",
+        json!({"sql": "SHOW TABLES IN SCHEMA POLICY_OK.PUBLIC"}),
+    )
+    .await;
+    assert!(shown.to_string().contains('T'), "{shown}");
     assert_eq!(rows["truncated"], true);
 }
 
