@@ -320,6 +320,16 @@ pub struct ServerConfig {
     pub resume_secs: u64,
     /// When set, `/metrics` requires `Authorization: Bearer <token>` with this SHA-256 (hex).
     pub metrics_token_sha256: Option<String>,
+    /// Open HTTP connections at most; at the cap, the oldest connection that has not sent a
+    /// request head yet makes room, else the newcomer is refused.
+    pub max_connections: usize,
+    /// Seconds a new connection has to send its first request head.
+    pub header_read_timeout_secs: u64,
+    /// Seconds without a byte either way after which a connection is closed.
+    pub connection_idle_timeout_secs: u64,
+    /// TLS handshakes in flight at most (more are dropped), and seconds one may take.
+    pub max_tls_handshakes: usize,
+    pub tls_handshake_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -337,6 +347,11 @@ impl Default for ServerConfig {
             resume_buffer_bytes: 64 << 20,
             resume_secs: 300,
             metrics_token_sha256: None,
+            max_connections: 1024,
+            header_read_timeout_secs: 10,
+            connection_idle_timeout_secs: 60,
+            max_tls_handshakes: 128,
+            tls_handshake_timeout_secs: 10,
         }
     }
 }

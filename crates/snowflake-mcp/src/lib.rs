@@ -22,6 +22,7 @@ pub mod backend;
 pub mod bridge;
 pub mod check;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod events;
 pub mod gateway;

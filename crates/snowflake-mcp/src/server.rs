@@ -576,18 +576,31 @@ pub async fn serve(
     let stopping = app.stopping.clone();
     // Stop accepting at once; open connections (SSE streams included) end when the draining
     // task above cancels the sessions.
+    let slots = crate::conn::Slots::new(
+        crate::conn::ConnLimits {
+            max_connections: config.max_connections,
+            header_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(config.connection_idle_timeout_secs.max(1)),
+        },
+        app.tools.gateway.metrics().clone(),
+    );
+    let handshakes = crate::tls::Handshakes {
+        max_in_flight: config.max_tls_handshakes.max(1),
+        timeout: Duration::from_secs(config.tls_handshake_timeout_secs.max(1)),
+    };
     let served = async move {
         let stop = async move { shutdown.cancelled().await };
+        use crate::conn::GuardedListener;
         match tls {
             Some(tls) => {
-                let listener =
-                    crate::tls::TlsListener::new(listener, tls).map_err(|e| e.to_string())?;
-                axum::serve(listener, router)
+                let listener = crate::tls::TlsListener::new(listener, tls, handshakes)
+                    .map_err(|e| e.to_string())?;
+                axum::serve(GuardedListener::new(listener, slots), router)
                     .with_graceful_shutdown(stop)
                     .await
             }
             None => {
-                axum::serve(listener, router)
+                axum::serve(GuardedListener::new(listener, slots), router)
                     .with_graceful_shutdown(stop)
                     .await
             }

@@ -16,7 +16,13 @@ use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bounds on TLS handshakes: in flight at once (more are dropped at once), and how long one
+/// may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Handshakes {
+    pub max_in_flight: usize,
+    pub timeout: Duration,
+}
 
 /// Read a certificate chain and private key (PEM) into a server configuration.
 pub fn load(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
@@ -52,7 +58,9 @@ impl TlsListener {
     pub fn new(
         listener: TcpListener,
         config: Arc<rustls::ServerConfig>,
+        limits: Handshakes,
     ) -> std::io::Result<TlsListener> {
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(limits.max_in_flight));
         let addr = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (tx, connections) = mpsc::channel(64);
@@ -69,9 +77,15 @@ impl TlsListener {
                 if tx.is_closed() {
                     break;
                 }
+                // Too many handshakes at once: drop this one rather than queue it.
+                let Ok(slot) = in_flight.clone().try_acquire_owned() else {
+                    drop(tcp);
+                    continue;
+                };
                 let (acceptor, handed) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    let _slot = slot;
+                    match tokio::time::timeout(limits.timeout, acceptor.accept(tcp)).await {
                         Ok(Ok(tls)) => {
                             let _ = handed.send((tls, peer)).await;
                         }

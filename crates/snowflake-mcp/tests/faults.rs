@@ -176,3 +176,53 @@ async fn kill_9_under_twenty_clients_loses_no_answered_call() {
     let missing: Vec<&String> = answered.iter().filter(|s| !audited.contains(*s)).collect();
     assert!(missing.is_empty(), "answered but not audited: {missing:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_silent_or_slow_sockets_do_not_starve_a_real_client() {
+    let config = write_config(
+        "conns",
+        "[server]\nmax_connections = 32\nheader_read_timeout_secs = 2\nconnection_idle_timeout_secs = 5\n",
+    );
+    let server = Server::start(&["--config", &config, "--demo"], &[]).await;
+    let host = server.base.trim_start_matches("http://").to_string();
+    let mut hostile = Vec::new();
+    for i in 0..400 {
+        let Ok(mut s) = tokio::net::TcpStream::connect(&host).await else {
+            continue;
+        };
+        if i % 2 == 0 {
+            // slowloris: a request head that never ends
+            use tokio::io::AsyncWriteExt;
+            let _ = s.write_all(b"POST /mcp HTTP/1.1\r\nHost: x\r\n").await;
+        }
+        hostile.push(s);
+    }
+    let t = Instant::now();
+    let client = server.client().await;
+    ok(&client, "get_context", json!({})).await;
+    ok(&client, "run_query", json!({"sql": "SELECT 1"})).await;
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "the real client was served in {:?}",
+        t.elapsed()
+    );
+    let (_, metrics) = http_get(&server.base, "/metrics").await;
+    let open: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("snowflake_mcp_http_connections_open "))
+        .expect("connections gauge")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(open <= 40.0, "open connections stay near the cap: {open}");
+    // Every hostile socket is closed by the server: cut off, evicted or refused.
+    use tokio::io::AsyncReadExt;
+    for s in hostile.iter_mut().take(50) {
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        assert!(
+            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+            "a silent socket is closed within the header deadline: {closed:?}"
+        );
+    }
+}
