@@ -440,3 +440,56 @@ async fn an_abort_captured_while_a_statement_runs_targets_that_statement_only() 
         sent.query["requestId"].as_str()
     );
 }
+
+#[tokio::test]
+async fn throttled_polls_and_failing_chunk_downloads_are_retried() {
+    let port = Arc::new(AtomicUsize::new(0));
+    let (polls, chunk_tries) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (p, pl, ct) = (port.clone(), polls.clone(), chunk_tries.clone());
+    let server = Scripted::start(move |r| {
+        let base = format!("http://127.0.0.1:{}", p.load(Ordering::SeqCst));
+        match r.path.as_str() {
+            "/session/v1/login-request" => login_ok("t", None),
+            "/queries/v1/query-request" => Reply::json(
+                json!({"success": true, "code": "333334", "data": {"getResultUrl": "/queries/q/result"}}),
+            ),
+            // Snowflake throttles the poll twice (429), then answers with a chunked result.
+            "/queries/q/result" if pl.fetch_add(1, Ordering::SeqCst) < 2 => {
+                Reply::status(429, "slow down")
+            }
+            "/queries/q/result" => Reply::json(json!({"success": true, "data": {
+                "queryId": "q",
+                "rowtype": [{"name": "N", "type": "fixed", "scale": 0}],
+                "queryResultFormat": "json",
+                "rowset": [["1"]],
+                "total": 4,
+                "chunks": [{"url": format!("{base}/chunk/0"), "rowCount": 3}],
+            }})),
+            // The chunk store fails once (500), then serves.
+            "/chunk/0" if ct.fetch_add(1, Ordering::SeqCst) < 1 => Reply::status(500, "oops"),
+            "/chunk/0" => Reply::bytes(br#"["2"],["3"],["4"]"#.to_vec()),
+            _ => Reply::status(404, ""),
+        }
+    })
+    .await;
+    port.store(server.addr.port() as usize, Ordering::SeqCst);
+    let mut s = Client::new(&settings(&server))
+        .unwrap()
+        .login()
+        .await
+        .unwrap();
+    let rows = s
+        .query("SELECT")
+        .await
+        .unwrap()
+        .collect(RowLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(rows.rows.len(), 4);
+    assert_eq!(polls.load(Ordering::SeqCst), 3, "429 answers were retried");
+    assert_eq!(
+        chunk_tries.load(Ordering::SeqCst),
+        2,
+        "the failed chunk was fetched again"
+    );
+}
