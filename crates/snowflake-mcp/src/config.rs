@@ -50,6 +50,17 @@ pub struct Config {
     /// Audit records and history.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Per-warehouse limits (`[warehouses.NAME]`), by warehouse name.
+    #[serde(default)]
+    pub warehouses: BTreeMap<String, WarehouseConfig>,
+}
+
+/// `[warehouses.NAME]`: one warehouse's limits, across all clients.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WarehouseConfig {
+    /// Statements in flight on this warehouse at once; more wait (others' warehouses do not).
+    pub max_concurrent: usize,
 }
 
 /// `[audit]`: the record of every statement.

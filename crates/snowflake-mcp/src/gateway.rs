@@ -193,6 +193,7 @@ impl Gateway {
     async fn scheduled<T, Fut>(
         &self,
         client: &ClientShare,
+        warehouse: Option<&str>,
         tool: &str,
         work: Fut,
     ) -> Result<T, ToolError>
@@ -203,7 +204,7 @@ impl Gateway {
         self.backend.available()?;
         let queued = Instant::now();
         crate::progress::report(crate::progress::Stage::Queued);
-        let _permit = self.scheduler.acquire(client).await?;
+        let _permit = self.scheduler.acquire_on(client, warehouse).await?;
         crate::progress::report(crate::progress::Stage::Running);
         self.metrics.observe("queue_wait", tool, queued.elapsed());
         let started = Instant::now();
@@ -231,8 +232,13 @@ impl Gateway {
         // Each caller waits for its own permit — its own queue, cap, timeout and errors —
         // before it may share a fetch that is running.
         let tool = tool_of(&key);
-        self.scheduled(client, tool, self.cache.get_or_fetch(key, || fetch))
-            .await
+        self.scheduled(
+            client,
+            ctx.warehouse.as_deref(),
+            tool,
+            self.cache.get_or_fetch(key, || fetch),
+        )
+        .await
     }
 
     pub async fn list_databases(
@@ -327,6 +333,7 @@ impl Gateway {
     ) -> Result<QueryOutput, ToolError> {
         self.scheduled(
             client,
+            ctx.warehouse.as_deref(),
             "run_query",
             self.backend.run_query(ctx, sql, limits),
         )
@@ -338,8 +345,13 @@ impl Gateway {
         client: &ClientShare,
         target: &Context,
     ) -> Result<Context, ToolError> {
-        self.scheduled(client, "set_context", self.backend.resolve_context(target))
-            .await
+        self.scheduled(
+            client,
+            target.warehouse.as_deref(),
+            "set_context",
+            self.backend.resolve_context(target),
+        )
+        .await
     }
 
     pub async fn default_context(&self) -> Result<Context, ToolError> {

@@ -294,6 +294,12 @@ fn app(
         max_queue_per_client: config.scheduler.max_queue_per_client,
         max_queue_total: config.scheduler.max_queue_total,
         queue_timeout: secs(config.scheduler.queue_timeout_secs),
+        // Names as Snowflake resolves them unquoted.
+        warehouse_caps: config
+            .warehouses
+            .iter()
+            .map(|(name, w)| (name.to_ascii_uppercase(), w.max_concurrent.max(1)))
+            .collect(),
     });
     let gateway = Gateway::new(
         backend,

@@ -121,6 +121,8 @@ pub struct Gauges {
     pub audit_dropped: u64,
     /// Whether the circuit to Snowflake is open, and logins that failed so far.
     pub circuit: Option<(bool, u64)>,
+    /// Per warehouse: (name, statements in flight, requests waiting).
+    pub warehouses: Vec<(String, usize, usize)>,
 }
 
 impl Metrics {
@@ -258,6 +260,24 @@ impl Collector for ScrapeTime {
         for (client, n) in &g.sessions_by_client {
             ConstGauge::new(as_u64(*n))
                 .encode(sessions.encode_family(&[("client", client.as_str())])?)?;
+        }
+        for (name, help, pick) in [
+            (
+                "snowflake_mcp_warehouse_running",
+                "Statements in flight per warehouse.",
+                (|w: &(String, usize, usize)| w.1) as fn(&(String, usize, usize)) -> usize,
+            ),
+            (
+                "snowflake_mcp_warehouse_queued",
+                "Requests waiting per warehouse.",
+                |w: &(String, usize, usize)| w.2,
+            ),
+        ] {
+            let mut family = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for w in &g.warehouses {
+                ConstGauge::new(as_u64(pick(w)))
+                    .encode(family.encode_family(&[("warehouse", w.0.as_str())])?)?;
+            }
         }
         Ok(())
     }

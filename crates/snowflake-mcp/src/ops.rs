@@ -155,6 +155,7 @@ pub fn render_metrics(gateway: &Gateway, registry: &Registry, audit_dropped: u64
         sessions_by_client: registry.sessions_by_client(),
         audit_dropped,
         circuit: gateway.backend().circuit(),
+        warehouses: sched.warehouses.clone(),
     };
     gateway.metrics().render(&gauges)
 }

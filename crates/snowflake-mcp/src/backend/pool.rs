@@ -295,9 +295,17 @@ impl<C: Connector> Pool<C> {
                 i += 1;
             }
         }
+        // Same context; else one already on the same warehouse and role (only the schema
+        // moves, and the warehouse stays warm); else any that can switch.
         let pick = idle
             .iter()
             .position(|s| s.session.context() == ctx)
+            .or_else(|| {
+                idle.iter().position(|s| {
+                    let c = s.session.context();
+                    c.warehouse == ctx.warehouse && c.role == ctx.role && can_switch(c, ctx)
+                })
+            })
             .or_else(|| {
                 idle.iter()
                     .position(|s| can_switch(s.session.context(), ctx))

@@ -1,5 +1,6 @@
 //! Deterministic scheduler tests on tokio's paused clock.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,6 +13,7 @@ fn limits(capacity: usize) -> SchedulerLimits {
         max_queue_per_client: 1_000,
         max_queue_total: 10_000,
         queue_timeout: Duration::from_secs(600),
+        warehouse_caps: HashMap::new(),
     }
 }
 
@@ -112,6 +114,7 @@ async fn queues_are_bounded_and_waits_time_out() {
         max_queue_per_client: 1,
         max_queue_total: 2,
         queue_timeout: Duration::from_secs(2),
+        warehouse_caps: HashMap::new(),
     });
     let held = s.acquire(&client("a", 1, 4)).await.unwrap();
     let waiting = {
@@ -139,7 +142,8 @@ async fn queues_are_bounded_and_waits_time_out() {
         s.stats(),
         SchedulerStats {
             running: 1,
-            queued: 0
+            queued: 0,
+            warehouses: vec![]
         }
     );
     drop(held);
@@ -162,7 +166,8 @@ async fn a_cancelled_waiter_leaves_the_queue() {
         s.stats(),
         SchedulerStats {
             running: 1,
-            queued: 0
+            queued: 0,
+            warehouses: vec![]
         }
     );
     drop(held);
@@ -231,4 +236,139 @@ async fn a_group_cap_holds_across_its_members_and_leaves_others_alone() {
         "a freed group permit goes to a waiting member"
     );
     drop(other);
+}
+
+/// Clients in closed loops, each statement holding its permit for the client's own duration,
+/// for `run` of virtual time; returns each client's total session-time.
+async fn closed_loops(
+    s: &Scheduler,
+    clients: &[(ClientShare, Duration, usize)],
+    run: Duration,
+) -> HashMap<String, Duration> {
+    let held = Arc::new(Mutex::new(HashMap::<String, Duration>::new()));
+    let end = tokio::time::Instant::now() + run;
+    let mut tasks = Vec::new();
+    for (c, length, parallel) in clients {
+        for _ in 0..*parallel {
+            let (s, c, held, length) = (s.clone(), c.clone(), held.clone(), *length);
+            tasks.push(tokio::spawn(async move {
+                while tokio::time::Instant::now() < end {
+                    let permit = s.acquire(&c).await.unwrap();
+                    let start = tokio::time::Instant::now();
+                    tokio::time::sleep(length.min(end.saturating_duration_since(start))).await;
+                    *held.lock().unwrap().entry(c.id.to_string()).or_default() += start.elapsed();
+                    drop(permit);
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let h = held.lock().unwrap().clone();
+    h
+}
+
+#[tokio::test(start_paused = true)]
+async fn session_time_is_shared_by_weight_whatever_the_statement_lengths() {
+    let s = Scheduler::new(limits(4));
+    let held = closed_loops(
+        &s,
+        &[
+            (client("long", 1, 8), Duration::from_secs(2), 8),
+            (client("short", 1, 8), Duration::from_millis(50), 8),
+        ],
+        Duration::from_secs(600),
+    )
+    .await;
+    let (long, short) = (held["long"].as_secs_f64(), held["short"].as_secs_f64());
+    let share = short / (long + short);
+    assert!(
+        (share - 0.5).abs() <= 0.05,
+        "short statements' share of session-time: {share:.3}"
+    );
+
+    let s = Scheduler::new(limits(4));
+    let held = closed_loops(
+        &s,
+        &[
+            (client("w1", 1, 8), Duration::from_millis(700), 8),
+            (client("w2", 2, 8), Duration::from_millis(50), 8),
+            (client("w4", 4, 8), Duration::from_millis(300), 8),
+        ],
+        Duration::from_secs(900),
+    )
+    .await;
+    let total: f64 = held.values().map(Duration::as_secs_f64).sum();
+    for (id, target) in [("w1", 1.0 / 7.0), ("w2", 2.0 / 7.0), ("w4", 4.0 / 7.0)] {
+        let share = held[id].as_secs_f64() / total;
+        assert!(
+            (share - target).abs() <= 0.05 * target + 0.01,
+            "{id}: share {share:.3}, target {target:.3}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_light_client_waits_at_most_about_one_heavy_statement() {
+    let s = Scheduler::new(limits(2));
+    let heavy = tokio::spawn({
+        let s = s.clone();
+        async move {
+            closed_loops(
+                &s,
+                &[(client("heavy", 1, 8), Duration::from_secs(2), 16)],
+                Duration::from_secs(120),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let mut worst = Duration::ZERO;
+    for _ in 0..20 {
+        let asked = tokio::time::Instant::now();
+        let permit = s.acquire(&client("light", 1, 8)).await.unwrap();
+        worst = worst.max(asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(permit);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    assert!(
+        worst <= Duration::from_millis(2100),
+        "the light client waited {worst:?}"
+    );
+    heavy.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_warehouse_at_its_cap_never_holds_up_another_warehouse() {
+    let mut l = limits(8);
+    l.warehouse_caps.insert("FLOODED".into(), 2);
+    let s = Scheduler::new(l);
+    let a = client("a", 1, 8);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(s.acquire_on(&a, Some("FLOODED")).await.unwrap());
+    }
+    // Same client: a third statement on the flooded warehouse waits...
+    let third = {
+        let (s, a) = (s.clone(), a.clone());
+        tokio::spawn(async move { s.acquire_on(&a, Some("FLOODED")).await.map(|_| ()) })
+    };
+    tokio::task::yield_now().await;
+    // ...while its statement on another warehouse goes straight through.
+    let other =
+        tokio::time::timeout(Duration::from_millis(1), s.acquire_on(&a, Some("OTHER"))).await;
+    assert!(other.is_ok(), "no head-of-line blocking across warehouses");
+    let stats = s.stats();
+    assert!(
+        stats.warehouses.contains(&("FLOODED".to_string(), 2, 1)),
+        "{:?}",
+        stats.warehouses
+    );
+    drop(held.pop());
+    assert!(
+        third.await.unwrap().is_ok(),
+        "a freed warehouse slot goes to its waiter"
+    );
 }
