@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use crate::error::ToolError;
 use crate::policy::ClientPolicy;
 use crate::progress::{Stage, Tracker};
-use crate::store::{Amounts, StateStore};
+use crate::store::{Amounts, Grant, Spent, StateStore};
 
 /// The longest a quota reservation waits on the state store.
 pub const QUOTA_DEADLINE: Duration = Duration::from_secs(3);
@@ -175,20 +175,32 @@ impl ServerRate {
 }
 
 /// A reserved query, settled once its outcome is known — or, if dropped unsettled (the call
-/// was cancelled), settled as returning nothing, refunded if it never reached Snowflake.
+/// was cancelled), settled as returning nothing, refunded if it never reached Snowflake. Either
+/// way the session-time its statements held is charged, and credits estimated from it.
 pub struct Ticket {
     store: Arc<dyn StateStore>,
     client: Arc<str>,
     windows: Vec<String>,
-    granted: Amounts,
+    granted: Grant,
     reached: Tracker,
+    /// The warehouse's credits per hour (0 when unknown).
+    credits_per_hour: f64,
     settled: bool,
 }
 
 impl Ticket {
-    /// The rows and bytes this query may return.
-    pub fn granted(&self) -> Amounts {
+    /// What this query may use: rows, bytes, and session-time left.
+    pub fn granted(&self) -> Grant {
         self.granted
+    }
+
+    /// What the call's statements cost so far.
+    fn spent(&self) -> Spent {
+        let ms = self.reached.held_ms();
+        Spent {
+            ms,
+            millicredits: (ms as f64 * self.credits_per_hour / 3600.0).round() as u64,
+        }
     }
 
     /// Settle with the call's outcome: `Ok(used)` charges what was returned (never more than
@@ -203,13 +215,15 @@ impl Ticket {
                     && (e.kind != "cancelled" || self.reached.reached(Stage::Running)),
             ),
         };
+        let spent = self.spent();
         settle(
             &self.store,
             &self.client,
             &self.windows,
-            self.granted,
+            self.granted.amounts,
             used,
             ran,
+            spent,
         )
         .await;
     }
@@ -220,16 +234,26 @@ impl Drop for Ticket {
         if self.settled {
             return;
         }
+        let spent = self.spent();
         let (store, client, windows, granted) = (
             self.store.clone(),
             self.client.clone(),
             std::mem::take(&mut self.windows),
-            self.granted,
+            self.granted.amounts,
         );
         let ran = self.reached.reached(Stage::Running);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                settle(&store, &client, &windows, granted, Amounts::default(), ran).await
+                settle(
+                    &store,
+                    &client,
+                    &windows,
+                    granted,
+                    Amounts::default(),
+                    ran,
+                    spent,
+                )
+                .await
             });
         }
     }
@@ -242,12 +266,16 @@ async fn settle(
     granted: Amounts,
     used: Amounts,
     ran: bool,
+    spent: Spent,
 ) {
     let used = Amounts {
         rows: used.rows.min(granted.rows),
         bytes: used.bytes.min(granted.bytes),
     };
-    if let Err(e) = store.settle(client, windows, granted, used, ran).await {
+    if let Err(e) = store
+        .settle(client, windows, granted, used, ran, spent)
+        .await
+    {
         tracing::error!(error = %e, client, "could not record quota usage");
     }
 }
@@ -302,13 +330,13 @@ impl Admission {
         &self,
         client: &ClientPolicy,
         rated: bool,
-        want: Option<Amounts>,
+        want: Option<(Amounts, f64)>,
     ) -> Result<Option<Ticket>, ToolError> {
         if rated {
             self.check_rate(client)?;
         }
         match want {
-            Some(want) => self.reserve(client, want).await,
+            Some((want, credits_per_hour)) => self.reserve(client, want, credits_per_hour).await,
             None => Ok(None),
         }
     }
@@ -319,6 +347,7 @@ impl Admission {
         &self,
         client: &ClientPolicy,
         want: Amounts,
+        credits_per_hour: f64,
     ) -> Result<Option<Ticket>, ToolError> {
         if client.quotas.is_unlimited() {
             return Ok(None);
@@ -349,6 +378,7 @@ impl Admission {
                 windows: windows.into_iter().map(|(w, _)| w).collect(),
                 granted,
                 reached: crate::progress::tracker(),
+                credits_per_hour,
                 settled: false,
             })),
             Err(exceeded) => {
@@ -400,6 +430,26 @@ impl Admission {
                     quotas.insert(
                         format!("{name}_per_{period}"),
                         json!({"limit": limit, "used": used, "remaining": limit.saturating_sub(used), "resets_in_s": until_reset(&window, now).as_secs()}),
+                    );
+                }
+            }
+            // Cost quotas, in their own units: seconds and credits (with decimals).
+            for (name, limit, used) in [
+                (
+                    "statement_seconds",
+                    limits.seconds.map(|s| s as f64),
+                    used.ms as f64 / 1000.0,
+                ),
+                (
+                    "credits",
+                    limits.millicredits.map(|m| m as f64 / 1000.0),
+                    used.millicredits as f64 / 1000.0,
+                ),
+            ] {
+                if let Some(limit) = limit {
+                    quotas.insert(
+                        format!("{name}_per_{period}"),
+                        json!({"limit": limit, "used": used, "remaining": (limit - used).max(0.0), "resets_in_s": until_reset(&window, now).as_secs()}),
                     );
                 }
             }

@@ -115,6 +115,14 @@ pub struct ClientConfig {
     pub queries_per_hour: Option<u64>,
     pub rows_per_hour: Option<u64>,
     pub bytes_per_hour: Option<u64>,
+    /// Session-time this client's queries may hold, seconds per UTC day (and hour).
+    pub statement_seconds_per_day: Option<u64>,
+    pub statement_seconds_per_hour: Option<u64>,
+    /// Estimated warehouse credits per UTC day (and hour); read as thousandths of a credit.
+    #[serde(default, deserialize_with = "millicredits")]
+    pub credits_per_day: Option<u64>,
+    #[serde(default, deserialize_with = "millicredits")]
+    pub credits_per_hour: Option<u64>,
     /// Databases this client may use; all when unset.
     pub allowed_databases: Option<Vec<String>>,
     /// Roles this client may switch to; all when unset.
@@ -131,6 +139,16 @@ fn default_weight() -> u32 {
 
 fn default_max_concurrent() -> usize {
     4
+}
+
+/// A credit amount (a decimal number of credits) as thousandths of a credit.
+fn millicredits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let credits: Option<f64> = Option::deserialize(d)?;
+    match credits {
+        Some(c) if c.is_finite() && c >= 0.0 => Ok(Some((c * 1000.0).round() as u64)),
+        Some(_) => Err(serde::de::Error::custom("credits must be a number >= 0")),
+        None => Ok(None),
+    }
 }
 
 /// `[anonymous]`: the policy of clients without a token (only when no clients are configured).

@@ -150,6 +150,8 @@ fn tool_of(key: &str) -> &'static str {
 
 /// The backend behind its cache and scheduler.
 pub struct Gateway {
+    /// Warehouse name -> credits per hour (sizes are read once).
+    credit_rates: Mutex<HashMap<String, f64>>,
     backend: Arc<dyn Backend>,
     scheduler: Scheduler,
     cache: MetadataCache,
@@ -165,6 +167,7 @@ impl Gateway {
         metrics: Arc<Metrics>,
     ) -> Self {
         Gateway {
+            credit_rates: Mutex::default(),
             backend,
             scheduler,
             metrics,
@@ -208,6 +211,8 @@ impl Gateway {
         crate::progress::report(crate::progress::Stage::Running);
         self.metrics.observe("queue_wait", tool, queued.elapsed());
         let started = Instant::now();
+        // Counted also when the call is dropped mid-statement (cancelled): the session was held.
+        let _held = crate::progress::Holding::start();
         let result = work.await;
         self.metrics.observe("snowflake", tool, started.elapsed());
         result
@@ -352,6 +357,32 @@ impl Gateway {
             self.backend.resolve_context(target),
         )
         .await
+    }
+
+    /// The credits per hour of `warehouse` (its size, read once with `SHOW WAREHOUSES` under
+    /// the caller's share), for the cost quotas' estimates; `None` when unknown.
+    pub async fn credits_per_hour(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+        warehouse: &str,
+    ) -> Option<f64> {
+        if let Some(rate) = lock(&self.credit_rates).get(warehouse) {
+            return Some(*rate);
+        }
+        let size = self
+            .scheduled(
+                client,
+                Some(warehouse),
+                "warehouse_size",
+                self.backend.warehouse_size(ctx, warehouse),
+            )
+            .await
+            .ok()
+            .flatten()?;
+        let rate = crate::backend::credits_per_hour(&size)?;
+        lock(&self.credit_rates).insert(warehouse.to_string(), rate);
+        Some(rate)
     }
 
     pub async fn default_context(&self) -> Result<Context, ToolError> {

@@ -147,6 +147,11 @@ pub struct QuotaPolicy {
 }
 
 impl QuotaPolicy {
+    /// Whether a credits quota applies (the warehouse's size is then looked up).
+    pub fn counts_credits(&self) -> bool {
+        self.per_day.millicredits.is_some() || self.per_hour.millicredits.is_some()
+    }
+
     pub fn is_unlimited(&self) -> bool {
         self.per_day == WindowLimits::default() && self.per_hour == WindowLimits::default()
     }

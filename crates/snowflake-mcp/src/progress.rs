@@ -91,13 +91,18 @@ impl Reporter {
     }
 }
 
-/// The furthest stage one call reached.
+/// The furthest stage one call reached, and the session-time its statements held.
 #[derive(Clone, Debug, Default)]
-pub struct Tracker(Arc<AtomicU8>);
+pub struct Tracker(Arc<(AtomicU8, std::sync::atomic::AtomicU64)>);
 
 impl Tracker {
     pub fn reached(&self, stage: Stage) -> bool {
-        self.0.load(Ordering::SeqCst) >= stage as u8
+        self.0 .0.load(Ordering::SeqCst) >= stage as u8
+    }
+
+    /// Session-time held so far, milliseconds.
+    pub fn held_ms(&self) -> u64 {
+        self.0 .1.load(Ordering::SeqCst) / 1000
     }
 }
 
@@ -133,10 +138,33 @@ pub async fn scope<F: Future>(progress: Option<Progress>, call: F) -> F::Output 
 /// Report that the current call reached `stage` (nothing happens outside a [`scope`]).
 pub fn report(stage: Stage) {
     let _ = CALL.try_with(|c| {
-        c.reached.0.fetch_max(stage as u8, Ordering::SeqCst);
+        c.reached.0 .0.fetch_max(stage as u8, Ordering::SeqCst);
         if let Some(r) = &c.notify {
             r.report(stage);
         }
+    });
+}
+
+/// Adds the time from [`Holding::start`] to its drop to the current call's session-time.
+pub struct Holding(std::time::Instant);
+
+impl Holding {
+    pub fn start() -> Holding {
+        Holding(std::time::Instant::now())
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        held(self.0.elapsed());
+    }
+}
+
+/// The current call held a Snowflake session for `held` more (cost quotas charge it).
+pub fn held(held: std::time::Duration) {
+    let _ = CALL.try_with(|c| {
+        let us = held.as_micros().min(u128::from(u64::MAX)) as u64;
+        c.reached.0 .1.fetch_add(us, Ordering::SeqCst);
     });
 }
 

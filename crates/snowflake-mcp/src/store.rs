@@ -60,6 +60,25 @@ pub struct Usage {
     pub queries: u64,
     pub rows: u64,
     pub bytes: u64,
+    /// Session-time its statements held, milliseconds.
+    pub ms: u64,
+    /// Estimated warehouse credits, thousandths.
+    pub millicredits: u64,
+}
+
+/// What a finished query cost: session-time (milliseconds) and estimated credits (thousandths).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Spent {
+    pub ms: u64,
+    pub millicredits: u64,
+}
+
+/// A reservation's grant: the rows and bytes the query may return, and the session-time left
+/// in its tightest window (the query's timeout is capped to it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Grant {
+    pub amounts: Amounts,
+    pub ms_left: Option<u64>,
 }
 
 /// Rows and bytes: what a query asks to reserve, what it was granted, what it used.
@@ -75,6 +94,10 @@ pub struct WindowLimits {
     pub queries: Option<u64>,
     pub rows: Option<u64>,
     pub bytes: Option<u64>,
+    /// Session-time, seconds (`statement_seconds_per_*`).
+    pub seconds: Option<u64>,
+    /// Estimated credits, thousandths (`credits_per_*`).
+    pub millicredits: Option<u64>,
 }
 
 /// Why a reservation was refused: which window and which quota.
@@ -122,9 +145,10 @@ pub trait StateStore: Send + Sync + 'static {
         client: &str,
         windows: &[(String, WindowLimits)],
         want: Amounts,
-    ) -> Result<Result<Amounts, Exceeded>, StoreError>;
+    ) -> Result<Result<Grant, Exceeded>, StoreError>;
     /// Settle a reservation: give back what was `granted` but not `used`, and the query itself
-    /// when it never `ran`. Each reservation is settled exactly once.
+    /// when it never `ran`; charge what it `spent` (session-time, credits). Each reservation is
+    /// settled exactly once.
     async fn settle(
         &self,
         client: &str,
@@ -132,6 +156,7 @@ pub trait StateStore: Send + Sync + 'static {
         granted: Amounts,
         used: Amounts,
         ran: bool,
+        spent: Spent,
     ) -> Result<(), StoreError>;
     async fn usage(&self, client: &str, window: &str) -> Result<Usage, StoreError>;
     /// Make sure everything is on disk (graceful shutdown).
@@ -186,6 +211,7 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS usage (
                 client_id TEXT NOT NULL, window TEXT NOT NULL,
                 queries INTEGER NOT NULL DEFAULT 0, rows INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
+                ms INTEGER NOT NULL DEFAULT 0, millicredits INTEGER NOT NULL DEFAULT 0,
                 PRIMARY KEY (client_id, window));
              CREATE TABLE IF NOT EXISTS audit (
                 time_ms INTEGER NOT NULL, client_id TEXT NOT NULL, session_id TEXT, tool TEXT NOT NULL,
@@ -193,6 +219,17 @@ impl SqliteStore {
                 duration_ms INTEGER NOT NULL, error_code TEXT);
              CREATE INDEX IF NOT EXISTS audit_client_time ON audit(client_id, time_ms);",
         )?;
+        // Stores made before the cost quotas lack their columns.
+        for column in ["ms", "millicredits"] {
+            let present: bool = conn
+                .prepare("SELECT 1 FROM pragma_table_info('usage') WHERE name = ?1")?
+                .exists([column])?;
+            if !present {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE usage ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+                ))?;
+            }
+        }
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
@@ -306,11 +343,12 @@ impl StateStore for SqliteStore {
         client: &str,
         windows: &[(String, WindowLimits)],
         want: Amounts,
-    ) -> Result<Result<Amounts, Exceeded>, StoreError> {
+    ) -> Result<Result<Grant, Exceeded>, StoreError> {
         let (client, windows) = (client.to_string(), windows.to_vec());
         self.with(move |c| {
             let tx = c.transaction()?;
             let mut grant = want;
+            let mut ms_left: Option<u64> = None;
             for (window, limits) in &windows {
                 let used = read_usage(&tx, &client, window)?;
                 let exceeded = |quota, limit: Option<u64>| {
@@ -322,6 +360,20 @@ impl StateStore for SqliteStore {
                 };
                 if limits.queries.is_some_and(|l| used.queries + 1 > l) {
                     return exceeded("queries", limits.queries);
+                }
+                if let Some(l) = limits.seconds {
+                    let left = (l * 1000).saturating_sub(used.ms);
+                    if left == 0 {
+                        return exceeded("statement seconds", limits.seconds);
+                    }
+                    ms_left = Some(ms_left.map_or(left, |m| m.min(left)));
+                }
+                if limits.millicredits.is_some_and(|l| used.millicredits >= l) {
+                    return Ok(Err(Exceeded {
+                        window: window.clone(),
+                        quota: "thousandths of a credit",
+                        limit: limits.millicredits.unwrap_or(0),
+                    }));
                 }
                 for (quota, limit, used, granted) in [
                     ("rows", limits.rows, used.rows, &mut grant.rows),
@@ -345,7 +397,10 @@ impl StateStore for SqliteStore {
                 )?;
             }
             tx.commit()?;
-            Ok(Ok(grant))
+            Ok(Ok(Grant {
+                amounts: grant,
+                ms_left,
+            }))
         })
         .await
     }
@@ -357,8 +412,10 @@ impl StateStore for SqliteStore {
         granted: Amounts,
         used: Amounts,
         ran: bool,
+        spent: Spent,
     ) -> Result<(), StoreError> {
         let (client, windows) = (client.to_string(), windows.to_vec());
+        let (ms, millicredits) = (spent.ms as i64, spent.millicredits as i64);
         let unused_rows = granted.rows.saturating_sub(used.rows) as i64;
         let unused_bytes = granted.bytes.saturating_sub(used.bytes) as i64;
         let query = i64::from(!ran);
@@ -367,8 +424,17 @@ impl StateStore for SqliteStore {
             for w in &windows {
                 tx.execute(
                     "UPDATE usage SET queries = MAX(queries - ?3, 0), rows = MAX(rows - ?4, 0),
-                       bytes = MAX(bytes - ?5, 0) WHERE client_id = ?1 AND window = ?2",
-                    params![client, w, query, unused_rows, unused_bytes],
+                       bytes = MAX(bytes - ?5, 0), ms = ms + ?6, millicredits = millicredits + ?7
+                     WHERE client_id = ?1 AND window = ?2",
+                    params![
+                        client,
+                        w,
+                        query,
+                        unused_rows,
+                        unused_bytes,
+                        ms,
+                        millicredits
+                    ],
                 )?;
             }
             tx.commit()?;
@@ -446,13 +512,15 @@ impl SqliteStore {
 
 fn read_usage(c: &Connection, client: &str, window: &str) -> Result<Usage, StoreError> {
     Ok(c.query_row(
-        "SELECT queries, rows, bytes FROM usage WHERE client_id = ?1 AND window = ?2",
+        "SELECT queries, rows, bytes, ms, millicredits FROM usage WHERE client_id = ?1 AND window = ?2",
         params![client, window],
         |r| {
             Ok(Usage {
                 queries: r.get::<_, i64>(0)? as u64,
                 rows: r.get::<_, i64>(1)? as u64,
                 bytes: r.get::<_, i64>(2)? as u64,
+                ms: r.get::<_, i64>(3)? as u64,
+                millicredits: r.get::<_, i64>(4)? as u64,
             })
         },
     )

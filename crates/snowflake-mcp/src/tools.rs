@@ -23,7 +23,7 @@ use crate::ident::Ident;
 use crate::policy::ClientPolicy;
 use crate::render;
 use crate::scheduler::ClientShare;
-use crate::store::Amounts;
+use crate::store::{Amounts, Grant};
 
 /// Everything a tool call needs besides its arguments and its caller.
 pub struct Tools {
@@ -60,14 +60,29 @@ impl Tools {
     ) -> Result<Outcome, ToolError> {
         // Admission, once per call: the rate limit (`get_context` is free: it touches no
         // database and is how a limited model plans), then for a query its quota grant.
-        let want = (name == "run_query").then(|| Amounts {
-            rows: caller.client.row_cap(
-                self.limits.max_rows,
-                self.limits.default_max_rows,
-                args.get("max_rows").and_then(Value::as_u64),
-            ) as u64,
-            bytes: self.limits.max_result_bytes as u64,
-        });
+        let want = match name {
+            "run_query" => {
+                let amounts = Amounts {
+                    rows: caller.client.row_cap(
+                        self.limits.max_rows,
+                        self.limits.default_max_rows,
+                        args.get("max_rows").and_then(Value::as_u64),
+                    ) as u64,
+                    bytes: self.limits.max_result_bytes as u64,
+                };
+                // Credits are estimated from session-time × the warehouse size's rate.
+                let credits_per_hour = match &caller.context.warehouse {
+                    Some(w) if caller.client.quotas.counts_credits() => self
+                        .gateway
+                        .credits_per_hour(&caller.client.share(), &caller.context, w)
+                        .await
+                        .unwrap_or(0.0),
+                    _ => 0.0,
+                };
+                Some((amounts, credits_per_hour))
+            }
+            _ => None,
+        };
         let ticket = self
             .admission
             .admit(&caller.client, name != "get_context", want)
@@ -116,7 +131,7 @@ impl Tools {
         name: &str,
         args: JsonObject,
         caller: &Caller,
-        grant: Option<Amounts>,
+        grant: Option<Grant>,
     ) -> Result<Outcome, ToolError> {
         let share = caller.client.share();
         let (ctx, client, access) = (&caller.context, &share, &caller.client.access);
@@ -267,7 +282,7 @@ impl Tools {
         ctx: &Context,
         client: &ClientShare,
         policy: &ClientPolicy,
-        grant: Option<Amounts>,
+        grant: Option<Grant>,
     ) -> Result<Outcome, ToolError> {
         if a.sql.len() > self.limits.max_sql_bytes {
             return Err(ToolError::invalid(format!(
@@ -297,14 +312,19 @@ impl Tools {
             a.max_rows,
         );
         let mut max_bytes = self.limits.max_result_bytes;
+        let mut timeout = self.limits.statement_timeout();
         if let Some(grant) = grant {
-            max_rows = max_rows.min(grant.rows as usize);
-            max_bytes = max_bytes.min(grant.bytes as usize);
+            max_rows = max_rows.min(grant.amounts.rows as usize);
+            max_bytes = max_bytes.min(grant.amounts.bytes as usize);
+            // Never run past the session-time the client has left.
+            if let Some(ms) = grant.ms_left {
+                timeout = timeout.min(std::time::Duration::from_millis(ms.max(1000)));
+            }
         }
         let limits = QueryLimits {
             max_rows,
             max_bytes,
-            timeout: self.limits.statement_timeout(),
+            timeout,
         };
         let out = self.gateway.run_query(client, ctx, &a.sql, limits).await?;
         let headers: Vec<&str> = out.columns.iter().map(|c| c.name.as_str()).collect();

@@ -237,3 +237,41 @@ async fn row_quotas_are_exact_under_a_hundred_concurrent_calls_and_cancelled_cal
     }
     assert_eq!(status, "cancelled");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_seconds_quota_caps_the_statement_and_then_refuses() {
+    let config = write_config(
+        "seconds-quota",
+        &format!(
+            "[[clients]]\nid = \"s\"\ntoken_sha256 = \"{}\"\nstatement_seconds_per_day = 1\ncredits_per_day = 2.5\n",
+            sha("s-token")
+        ),
+    );
+    let server = Server::start(&["--config", &config, "--demo"], &[]).await;
+    let c = server.client_with_token("s-token").await;
+    let started = std::time::Instant::now();
+    let long = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 300000000) SELECT COUNT(*) FROM c";
+    let (kind, _) = err(&c, "run_query", json!({"sql": long})).await;
+    assert_eq!(
+        kind, "timeout",
+        "the statement was stopped at the 1 s it had left"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let r = call(&c, "run_query", json!({"sql": "SELECT 1"})).await;
+    let e = error_of(&r);
+    assert_eq!(e["kind"], "quota_exceeded");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("statement seconds per day"),
+        "{e}"
+    );
+    let ctx = ok(&c, "get_context", no_args()).await;
+    let q = &ctx["limits"]["quotas"];
+    assert!(
+        q["statement_seconds_per_day"]["used"].as_f64().unwrap() >= 1.0,
+        "{ctx}"
+    );
+    assert_eq!(q["credits_per_day"]["limit"], 2.5, "{ctx}");
+}

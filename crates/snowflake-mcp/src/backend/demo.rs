@@ -153,6 +153,14 @@ impl Backend for DemoBackend {
             .await
     }
 
+    async fn warehouse_size(
+        &self,
+        _ctx: &Context,
+        name: &str,
+    ) -> Result<Option<String>, ToolError> {
+        Ok((name == WAREHOUSE).then(|| "X-Small".to_string()))
+    }
+
     async fn list_databases(&self, _ctx: &Context) -> Result<Vec<Named>, ToolError> {
         Ok(vec![Named {
             name: DATABASE.into(),

@@ -21,6 +21,29 @@ use crate::ident::Ident;
 
 pub use snowflake_client::SessionContext as Context;
 
+/// Standard warehouses' credits per hour by size (Snowflake bills per second, with a 60-second
+/// minimum each time a warehouse resumes, so per-statement figures are estimates).
+pub fn credits_per_hour(size: &str) -> Option<f64> {
+    let key: String = size
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    Some(match key.as_str() {
+        "XSMALL" => 1.0,
+        "SMALL" => 2.0,
+        "MEDIUM" => 4.0,
+        "LARGE" => 8.0,
+        "XLARGE" => 16.0,
+        "2XLARGE" | "XXLARGE" => 32.0,
+        "3XLARGE" | "XXXLARGE" => 64.0,
+        "4XLARGE" => 128.0,
+        "5XLARGE" => 256.0,
+        "6XLARGE" => 512.0,
+        _ => return None,
+    })
+}
+
 /// Caps for one `run_query`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueryLimits {
@@ -202,6 +225,15 @@ pub trait Backend: Send + Sync + 'static {
     /// calls fail at once instead of queueing for it.
     fn available(&self) -> Result<(), ToolError> {
         Ok(())
+    }
+
+    /// The size of warehouse `name` as Snowflake names it (`X-Small`, `Medium`, ...), if known.
+    async fn warehouse_size(
+        &self,
+        _ctx: &Context,
+        _name: &str,
+    ) -> Result<Option<String>, ToolError> {
+        Ok(None)
     }
 
     /// Whether the circuit is open, and the logins that failed so far (metrics).

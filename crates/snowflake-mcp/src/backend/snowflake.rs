@@ -156,6 +156,22 @@ impl Backend for SnowflakeBackend {
         .map(|_| ())
     }
 
+    async fn warehouse_size(&self, ctx: &Context, name: &str) -> Result<Option<String>, ToolError> {
+        let sql = format!("SHOW WAREHOUSES LIKE {}", string_literal(name));
+        let table = self.show(ctx, &sql).await?;
+        let (col_name, col_size) = (table.column("name"), table.column("size"));
+        Ok(table
+            .0
+            .rows
+            .iter()
+            .find(|r| {
+                table
+                    .text(r, col_name)
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+            .and_then(|r| table.text(r, col_size)))
+    }
+
     async fn list_databases(&self, ctx: &Context) -> Result<Vec<Named>, ToolError> {
         Ok(self.show(ctx, "SHOW DATABASES").await?.named())
     }

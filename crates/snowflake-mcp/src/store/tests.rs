@@ -61,7 +61,7 @@ async fn grants_settlements_and_row_quotas() {
             WindowLimits {
                 queries: Some(5),
                 rows: Some(100),
-                bytes: None,
+                ..Default::default()
             },
         ),
         ("h:x".to_string(), WindowLimits::default()),
@@ -71,6 +71,7 @@ async fn grants_settlements_and_row_quotas() {
         bytes: 4096,
     };
     let granted = store.reserve("c", &limits, want).await.unwrap().unwrap();
+    let granted = granted.amounts;
     assert_eq!(
         granted,
         Amounts {
@@ -80,7 +81,14 @@ async fn grants_settlements_and_row_quotas() {
         "rows capped to what is left"
     );
     store
-        .settle("c", &w, granted, Amounts::default(), false)
+        .settle(
+            "c",
+            &w,
+            granted,
+            Amounts::default(),
+            false,
+            Spent::default(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -93,18 +101,26 @@ async fn grants_settlements_and_row_quotas() {
         rows: 60,
         bytes: 2048,
     };
-    store.settle("c", &w, granted, used, true).await.unwrap();
+    store
+        .settle("c", &w, granted.amounts, used, true, Spent::default())
+        .await
+        .unwrap();
     assert_eq!(
         store.usage("c", "h:x").await.unwrap(),
         Usage {
             queries: 1,
             rows: 60,
-            bytes: 2048
+            bytes: 2048,
+            ..Default::default()
         }
     );
     let granted = store.reserve("c", &limits, want).await.unwrap().unwrap();
+    let granted = granted.amounts;
     assert_eq!(granted.rows, 40, "only the rest of the day's rows");
-    store.settle("c", &w, granted, granted, true).await.unwrap();
+    store
+        .settle("c", &w, granted, granted, true, Spent::default())
+        .await
+        .unwrap();
     let e = store
         .reserve("c", &limits, want)
         .await
@@ -144,10 +160,17 @@ async fn concurrent_row_grants_never_add_up_past_the_quota() {
                 // Each query returns all it was granted.
                 Ok(g) => {
                     store
-                        .settle("c", &["d:x".to_string()], g, g, true)
+                        .settle(
+                            "c",
+                            &["d:x".to_string()],
+                            g.amounts,
+                            g.amounts,
+                            true,
+                            Spent::default(),
+                        )
                         .await
                         .unwrap();
-                    g.rows
+                    g.amounts.rows
                 }
                 Err(_) => 0,
             }
@@ -246,4 +269,64 @@ async fn history_is_per_client_newest_first_and_pruned() {
     assert_eq!(store.history("a", 1).await.unwrap().len(), 1);
     assert_eq!(store.prune_audit(2).await.unwrap(), 1);
     assert_eq!(store.history("a", 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn statement_seconds_are_charged_at_settlement_and_cap_what_is_left() {
+    let store = SqliteStore::open(&temp_path("seconds")).unwrap();
+    let limits = vec![(
+        "d:x".to_string(),
+        WindowLimits {
+            seconds: Some(10),
+            millicredits: Some(5_000),
+            ..Default::default()
+        },
+    )];
+    let w = vec!["d:x".to_string()];
+    let g = store
+        .reserve("c", &limits, Amounts::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.ms_left, Some(10_000));
+    let spent = Spent {
+        ms: 7_500,
+        millicredits: 2,
+    };
+    store
+        .settle("c", &w, g.amounts, g.amounts, true, spent)
+        .await
+        .unwrap();
+    let g = store
+        .reserve("c", &limits, Amounts::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        g.ms_left,
+        Some(2_500),
+        "a statement may only run for what is left"
+    );
+    store
+        .settle(
+            "c",
+            &w,
+            g.amounts,
+            g.amounts,
+            true,
+            Spent {
+                ms: 2_500,
+                millicredits: 1,
+            },
+        )
+        .await
+        .unwrap();
+    let e = store
+        .reserve("c", &limits, Amounts::default())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.quota, "statement seconds");
+    let u = store.usage("c", "d:x").await.unwrap();
+    assert_eq!((u.ms, u.millicredits), (10_000, 3));
 }
