@@ -207,7 +207,22 @@ impl Gateway {
         self.backend.available()?;
         let queued = Instant::now();
         crate::progress::report(crate::progress::Stage::Queued);
-        let _permit = self.scheduler.acquire_on(client, warehouse).await?;
+        // While it waits, a client that asked for progress hears where it stands.
+        let acquire = self.scheduler.acquire_on(client, warehouse);
+        tokio::pin!(acquire);
+        let mut tick = tokio::time::interval_at(
+            Instant::now() + Duration::from_secs(2),
+            Duration::from_secs(2),
+        );
+        let _permit = loop {
+            tokio::select! {
+                permit = &mut acquire => break permit?,
+                _ = tick.tick() => {
+                    let waiting = self.scheduler.stats().queued;
+                    crate::progress::waiting(format!("queued: {waiting} requests waiting for a Snowflake session"));
+                }
+            }
+        };
         crate::progress::report(crate::progress::Stage::Running);
         self.metrics.observe("queue_wait", tool, queued.elapsed());
         let started = Instant::now();

@@ -49,12 +49,12 @@ pub struct Progress {
 impl Progress {
     /// Progress for the call that carried `token`, sent through `peer`.
     pub fn new(peer: Peer<RoleServer>, token: ProgressToken) -> Progress {
-        let (stages, mut receiver) = mpsc::channel::<Stage>(4);
+        let (stages, mut receiver) = mpsc::channel::<(f64, String)>(4);
         let sender = tokio::spawn(async move {
-            while let Some(stage) = receiver.recv().await {
-                let param = ProgressNotificationParam::new(token.clone(), stage as u8 as f64)
+            while let Some((progress, message)) = receiver.recv().await {
+                let param = ProgressNotificationParam::new(token.clone(), progress)
                     .with_total(Stage::Fetching as u8 as f64)
-                    .with_message(stage.message());
+                    .with_message(message);
                 if peer.notify_progress(param).await.is_err() {
                     break; // the client is gone; the call notices on its own
                 }
@@ -67,27 +67,38 @@ impl Progress {
     }
 }
 
-/// Takes a call's stages, each once and in increasing order.
+/// Takes a call's stages, each once and in increasing order, and while it is queued, updates
+/// between `queued` (1) and `running` (2) — progress must always increase.
 struct Reporter {
-    stages: mpsc::Sender<Stage>,
-    last: std::sync::Mutex<Option<Stage>>,
+    stages: mpsc::Sender<(f64, String)>,
+    last: std::sync::Mutex<(Option<Stage>, f64)>,
 }
 
 impl Reporter {
-    fn new(stages: mpsc::Sender<Stage>) -> Reporter {
+    fn new(stages: mpsc::Sender<(f64, String)>) -> Reporter {
         Reporter {
             stages,
-            last: std::sync::Mutex::new(None),
+            last: std::sync::Mutex::new((None, 0.0)),
         }
     }
 
     fn report(&self, stage: Stage) {
         let mut last = crate::lock(&self.last);
-        if last.is_some_and(|l| l >= stage) {
+        if last.0.is_some_and(|l| l >= stage) {
             return;
         }
-        *last = Some(stage);
-        let _ = self.stages.try_send(stage);
+        *last = (Some(stage), stage as u8 as f64);
+        let _ = self.stages.try_send((last.1, stage.message().to_string()));
+    }
+
+    fn waiting(&self, message: String) {
+        let mut last = crate::lock(&self.last);
+        if last.0 != Some(Stage::Queued) {
+            return;
+        }
+        // Creep towards `running` without reaching it.
+        last.1 += (2.0 - last.1) / 10.0;
+        let _ = self.stages.try_send((last.1, message));
     }
 }
 
@@ -160,6 +171,15 @@ impl Drop for Holding {
     }
 }
 
+/// The current call is still queued (`message` says where it stands).
+pub fn waiting(message: String) {
+    let _ = CALL.try_with(|c| {
+        if let Some(r) = &c.notify {
+            r.waiting(message);
+        }
+    });
+}
+
 /// The current call held a Snowflake session for `held` more (cost quotas charge it).
 pub fn held(held: std::time::Duration) {
     let _ = CALL.try_with(|c| {
@@ -188,7 +208,10 @@ mod tests {
             assert!(!tracker().reached(Stage::Queued));
             report(Stage::Queued);
             report(Stage::Queued);
+            waiting("queued: 3 waiting".into());
+            waiting("queued: 2 waiting".into());
             report(Stage::Running);
+            waiting("too late".into());
             report(Stage::Queued);
             report(Stage::Fetching);
             assert!(tracker().reached(Stage::Running));
@@ -199,6 +222,20 @@ mod tests {
         while let Ok(s) = receiver.try_recv() {
             got.push(s);
         }
-        assert_eq!(got, [Stage::Queued, Stage::Running, Stage::Fetching]);
+        let messages: Vec<&str> = got.iter().map(|(_, m)| m.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "queued",
+                "queued: 3 waiting",
+                "queued: 2 waiting",
+                "running",
+                "fetching rows"
+            ]
+        );
+        assert!(
+            got.windows(2).all(|w| w[0].0 < w[1].0),
+            "progress always increases: {got:?}"
+        );
     }
 }
