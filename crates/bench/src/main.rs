@@ -6,6 +6,7 @@
 
 mod load;
 mod responder;
+mod soak;
 
 use std::fmt::Write as _;
 use std::process::Stdio;
@@ -27,9 +28,9 @@ struct Cli {
     /// The snowflake-mcp binary to measure (build it with --release).
     #[arg(long, global = true, default_value = "target/release/snowflake-mcp")]
     server: String,
-    /// Seconds each measured load runs.
-    #[arg(long, global = true, default_value_t = 10)]
-    seconds: u64,
+    /// Seconds each measured load runs (default 10; for `soak`, 300).
+    #[arg(long, global = true)]
+    seconds: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -48,6 +49,9 @@ enum Command {
     Isolation,
     /// Server memory with 10,000 idle MCP sessions.
     Memory,
+    /// Many sessions for minutes with queries, catalogue calls, cancellations, disconnects and
+    /// reconnects: errors, RSS over time, Snowflake sessions, logins against logouts.
+    Soak(soak::Options),
     /// Only the responder, for manual runs: SNOWFLAKE_HOST=127.0.0.1 SNOWFLAKE_PORT=<port>.
     Responder {
         #[arg(long, default_value_t = 0)]
@@ -61,7 +65,7 @@ enum Command {
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    let secs = Duration::from_secs(cli.seconds);
+    let secs = Duration::from_secs(cli.seconds.unwrap_or(10));
     let mut out = String::new();
     let result = match cli.command {
         Command::All => {
@@ -79,6 +83,9 @@ async fn main() {
         Command::Fairness => fairness(&cli.server, secs, &mut out).await,
         Command::Isolation => isolation(&cli.server, secs, &mut out).await,
         Command::Memory => memory(&cli.server, &mut out).await,
+        Command::Soak(ref o) => {
+            soak::soak(&cli.server, cli.seconds.unwrap_or(300), o, &mut out).await
+        }
         Command::Responder { port, delay_ms } => {
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
                 .await
@@ -113,7 +120,7 @@ async fn start_responder(delay: Duration) -> (u16, Arc<responder::ResponderStats
 struct Server {
     url: String,
     pid: u32,
-    _child: tokio::process::Child,
+    child: tokio::process::Child,
 }
 
 async fn start_server(bin: &str, responder_port: u16, config: &str) -> Result<Server, String> {
@@ -124,9 +131,13 @@ async fn start_server(bin: &str, responder_port: u16, config: &str) -> Result<Se
         Instant::now().elapsed().as_nanos() ^ rand_suffix()
     ));
     std::fs::write(&path, config).map_err(|e| e.to_string())?;
+    // Each server its own state store, never the user's.
+    let state = path.with_extension("db");
     let mut child = tokio::process::Command::new(bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&path)
+        .arg("--state")
+        .arg(&state)
         .env("SNOWFLAKE_ACCOUNT", "bench")
         .env("SNOWFLAKE_USER", "bench")
         .env("SNOWFLAKE_PASSWORD", "bench")
@@ -156,11 +167,7 @@ async fn start_server(bin: &str, responder_port: u16, config: &str) -> Result<Se
     .await
     .map_err(|_| "the server did not start in 30 s".to_string())??;
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(Server {
-        url,
-        pid,
-        _child: child,
-    })
+    Ok(Server { url, pid, child })
 }
 
 fn rand_suffix() -> u128 {
@@ -411,8 +418,39 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// POST one JSON-RPC message (to session `id` when given); the session id answered and the body.
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    id: Option<&str>,
+    body: &'static str,
+) -> Option<(Option<String>, String)> {
+    let mut request = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body);
+    if let Some(id) = id {
+        request = request
+            .header("mcp-session-id", id)
+            .header("mcp-protocol-version", "2025-06-18");
+    }
+    let r = request.send().await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    let id = r
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Some((id, r.text().await.ok()?))
+}
+
 async fn memory(bin: &str, out: &mut String) -> Result<(), String> {
     const SESSIONS: usize = 10_000;
+    // Default [sessions] park_after_secs (60) plus a sweep period (15).
+    const PARKED_AFTER: Duration = Duration::from_secs(80);
     let (port, _) = start_responder(Duration::ZERO).await;
     let server = start_server(
         bin,
@@ -430,53 +468,49 @@ async fn memory(bin: &str, out: &mut String) -> Result<(), String> {
         let (http, url, sem) = (http.clone(), server.url.clone(), semaphore.clone());
         tasks.push(tokio::spawn(async move {
             let _p = sem.acquire().await;
-            let r = http
-                .post(&url)
-                .header("content-type", "application/json")
-                .header("accept", "application/json, text/event-stream")
-                .body(init)
-                .send()
-                .await
-                .ok()?;
-            let id = r
-                .headers()
-                .get("mcp-session-id")?
-                .to_str()
-                .ok()?
-                .to_string();
-            let _ = r.bytes().await;
-            http.post(&url)
-                .header("content-type", "application/json")
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-session-id", &id)
-                .header("mcp-protocol-version", "2025-06-18")
-                .body(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-                .send()
-                .await
-                .ok()?;
-            Some(())
+            let id = post(&http, &url, None, init).await?.0?;
+            let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+            post(&http, &url, Some(&id), initialized).await?;
+            Some(id)
         }));
     }
-    let mut opened = 0;
+    let mut ids = Vec::new();
     for t in tasks {
-        if let Ok(Some(())) = t.await {
-            opened += 1;
+        if let Ok(Some(id)) = t.await {
+            ids.push(id);
         }
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = rss_kib(server.pid);
+    let live = rss_kib(server.pid);
+    tokio::time::sleep(PARKED_AFTER).await;
+    let parked = rss_kib(server.pid);
+    // Parked sessions must still answer: every hundredth lists its tools.
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let mut resumed = 0;
+    for id in ids.iter().step_by(100) {
+        if let Some((_, body)) = post(&http, &server.url, Some(id), list).await {
+            resumed += usize::from(body.contains("run_query"));
+        }
+    }
+    let opened = ids.len().max(1) as f64;
+    let per = |kib: u64| kib.saturating_sub(before) as f64 / opened;
     let _ = writeln!(out, "## Memory with idle MCP sessions\n");
     let _ = writeln!(
         out,
-        "| sessions open | server RSS before | after | per session |\n|---|---|---|---|"
+        "| sessions open | server RSS before | just opened (live) | per session | after {} s idle (parked) | per session | parked sessions that answered `tools/list` |\n|---|---|---|---|---|---|---|",
+        PARKED_AFTER.as_secs()
     );
-    let per = (after.saturating_sub(before)) as f64 * 1024.0 / opened.max(1) as f64;
+    let mib = |kib: u64| kib as f64 / 1024.0;
     let _ = writeln!(
         out,
-        "| {opened} | {:.1} MiB | {:.1} MiB | {:.1} KiB |\n",
-        before as f64 / 1024.0,
-        after as f64 / 1024.0,
-        per / 1024.0
+        "| {} | {:.1} MiB | {:.1} MiB | {:.1} KiB | {:.1} MiB | {:.2} KiB | {resumed} of {} |\n",
+        ids.len(),
+        mib(before),
+        mib(live),
+        per(live),
+        mib(parked),
+        per(parked),
+        ids.len().div_ceil(100)
     );
     Ok(())
 }

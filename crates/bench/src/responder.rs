@@ -1,10 +1,11 @@
 //! A Snowflake-protocol responder with a fixed delay and a fixed one-row result.
 //!
 //! It speaks just enough of the connector REST protocol for the server to log in, switch
-//! context and run statements: every statement waits `delay` (`USE` statements answer at once)
-//! and returns `[[1]]`. It measures the server, not an emulator: it has no limit of its own
-//! on concurrency. It also counts statements that overlap on one session token, which must
-//! never happen.
+//! context, run statements, abort them and log out: every statement waits `delay` (`USE`
+//! statements answer at once) and returns `[[1]]` (`SHOW` and `DESCRIBE` return one row with
+//! the columns the server reads). It measures the server, not an emulator: it has no limit of
+//! its own on concurrency. It counts statements that overlap on one session token, which must
+//! never happen, and logins, logouts and the most sessions ever open at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,33 +13,76 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::extract::Query;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::Json;
 use serde_json::{json, Value};
+use tokio::sync::Notify;
 
 #[derive(Default)]
 pub struct ResponderStats {
     pub statements: AtomicU64,
     pub overlaps: AtomicU64,
     pub logins: AtomicU64,
-    running: Mutex<HashMap<String, u32>>,
+    /// `POST /session?delete=true`.
+    pub logouts: AtomicU64,
+    /// Statements ended early by `/queries/v1/abort-request`.
+    pub aborts: AtomicU64,
+    /// The most sessions logged in and not yet logged out at any one time.
+    pub peak_open: AtomicU64,
+    /// Statements running per session token, and what wakes them on an abort.
+    running: Mutex<HashMap<String, (u32, Arc<Notify>)>>,
+}
+
+impl ResponderStats {
+    /// Sessions logged in and not logged out now.
+    pub fn open(&self) -> u64 {
+        let logouts = self.logouts.load(Ordering::SeqCst);
+        self.logins.load(Ordering::SeqCst).saturating_sub(logouts)
+    }
 }
 
 /// Serve on `listener` until the process ends.
 pub async fn run(listener: tokio::net::TcpListener, delay: Duration, stats: Arc<ResponderStats>) {
     let next_token = Arc::new(AtomicU64::new(1));
-    let login_stats = stats.clone();
+    let (login_stats, logout_stats, abort_stats) = (stats.clone(), stats.clone(), stats.clone());
     let app = axum::Router::new()
         .route(
             "/session/v1/login-request",
             post(move || {
                 let (next_token, stats) = (next_token.clone(), login_stats.clone());
                 async move {
-                    stats.logins.fetch_add(1, Ordering::Relaxed);
+                    stats.logins.fetch_add(1, Ordering::SeqCst);
+                    stats.peak_open.fetch_max(stats.open(), Ordering::SeqCst);
                     let token = format!("tok-{}", next_token.fetch_add(1, Ordering::Relaxed));
                     Json(json!({"success": true, "data": {"token": token, "serverVersion": "bench",
                         "sessionInfo": {"databaseName": "BENCH", "schemaName": "PUBLIC", "warehouseName": "WH", "roleName": "R"}}}))
+                }
+            }),
+        )
+        .route(
+            "/session",
+            post(move |query: Query<HashMap<String, String>>| {
+                let stats = logout_stats.clone();
+                async move {
+                    if query.get("delete").map(String::as_str) == Some("true") {
+                        stats.logouts.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Json(json!({"success": true, "data": {}}))
+                }
+            }),
+        )
+        .route(
+            "/queries/v1/abort-request",
+            post(move |headers: HeaderMap| {
+                let stats = abort_stats.clone();
+                async move {
+                    let token = authorization(&headers);
+                    if let Some((_, wake)) = stats.running.lock().unwrap().get(&token) {
+                        wake.notify_waiters();
+                    }
+                    Json(json!({"success": true, "data": {}}))
                 }
             }),
         )
@@ -53,36 +97,84 @@ pub async fn run(listener: tokio::net::TcpListener, delay: Duration, stats: Arc<
     let _ = axum::serve(listener, app).await;
 }
 
+fn authorization(headers: &HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Counts one statement as running on its token until dropped, even when the server drops the
+/// request midway.
+struct Running<'a> {
+    stats: &'a ResponderStats,
+    token: String,
+    wake: Arc<Notify>,
+}
+
+impl<'a> Running<'a> {
+    fn new(stats: &'a ResponderStats, token: String) -> Self {
+        let mut running = stats.running.lock().unwrap();
+        let (n, wake) = running
+            .entry(token.clone())
+            .or_insert_with(|| (0, Arc::default()));
+        if *n > 0 {
+            stats.overlaps.fetch_add(1, Ordering::Relaxed);
+        }
+        *n += 1;
+        let wake = wake.clone();
+        drop(running);
+        Running { stats, token, wake }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut running = self.stats.running.lock().unwrap();
+        if let Some((n, _)) = running.get_mut(&self.token) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&self.token);
+            }
+        }
+    }
+}
+
 async fn statement(
     stats: &ResponderStats,
     headers: &HeaderMap,
     body: &[u8],
     delay: Duration,
 ) -> Json<Value> {
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
     let text = gunzip(body);
     let sql = serde_json::from_slice::<Value>(&text)
         .ok()
         .and_then(|v| v["sqlText"].as_str().map(str::to_string))
         .unwrap_or_default();
-    {
-        let mut running = stats.running.lock().unwrap();
-        let n = running.entry(token.clone()).or_default();
-        if *n > 0 {
-            stats.overlaps.fetch_add(1, Ordering::Relaxed);
-        }
-        *n += 1;
-    }
+    let running = Running::new(stats, authorization(headers));
     stats.statements.fetch_add(1, Ordering::Relaxed);
     if !sql.starts_with("USE ") && !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+        let aborted = running.wake.notified();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = aborted => {
+                stats.aborts.fetch_add(1, Ordering::Relaxed);
+                return Json(json!({"success": false, "code": "000604",
+                    "message": "SQL execution canceled", "data": {"queryId": "bench-query"}}));
+            }
+        }
     }
-    if let Some(n) = stats.running.lock().unwrap().get_mut(&token) {
-        *n -= 1;
+    drop(running);
+    if sql.starts_with("SHOW ") || sql.starts_with("DESC") {
+        let text = |name: &str| json!({"name": name, "type": "text", "nullable": true});
+        return Json(json!({"success": true, "data": {
+            "queryId": "bench-query",
+            "rowtype": [text("name"), text("type"), text("null?"), text("comment")],
+            "queryResultFormat": "json",
+            "rowset": [["N", "NUMBER(38,0)", "N", null]],
+            "total": 1,
+        }}));
     }
     Json(json!({"success": true, "data": {
         "queryId": "bench-query",

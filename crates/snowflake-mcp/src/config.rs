@@ -185,6 +185,9 @@ pub struct SessionsConfig {
     /// Seconds without a request after which a session expires (`idle_timeout` too).
     #[serde(alias = "idle_timeout")]
     pub idle_timeout_secs: u64,
+    /// Seconds without a tool call after which a session is parked: out of memory, kept in the
+    /// state store, restored by its next request (see the `parking` module). 0: never.
+    pub park_after_secs: u64,
 }
 
 impl Default for SessionsConfig {
@@ -193,6 +196,7 @@ impl Default for SessionsConfig {
             max_total: 10_000,
             max_per_client: 100,
             idle_timeout_secs: 3600,
+            park_after_secs: 60,
         }
     }
 }

@@ -33,6 +33,7 @@ pub mod identity;
 pub mod metrics;
 pub mod ops;
 pub mod ownership;
+pub mod parking;
 pub mod policy;
 pub mod progress;
 pub mod render;

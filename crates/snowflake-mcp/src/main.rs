@@ -312,6 +312,8 @@ fn app(
         max_total: config.sessions.max_total,
         max_per_client: config.sessions.max_per_client,
         idle_timeout: secs(config.sessions.idle_timeout_secs),
+        park_after: (config.sessions.park_after_secs > 0)
+            .then(|| secs(config.sessions.park_after_secs)),
     });
     let pruning = store.clone();
     let retention_ms = i64::from(config.audit.retention_days) * 86_400_000;

@@ -71,6 +71,17 @@ pub async fn authenticate(
             let Some(principal) = gate.admit(client, owner.as_deref()) else {
                 return not_found();
             };
+            // A session out of memory (parked, or from before a restart) is restored by its
+            // next call, not by a GET: the standalone stream would carry nothing (this server
+            // sends nothing unasked), and restoring for it would bring every idle session that
+            // holds one straight back into memory. A GET resuming a stream (`Last-Event-ID`)
+            // restores as usual.
+            if request.method() == axum::http::Method::GET
+                && !request.headers().contains_key("last-event-id")
+                && gate.registry.owner_of(&id).is_none()
+            {
+                return no_standalone_stream();
+            }
             request.extensions_mut().insert(Identity(Some(principal)));
             next.run(request).await
         }
@@ -158,6 +169,15 @@ impl Gate {
         response.headers_mut().remove(SESSION_HEADER);
         unavailable(&failure)
     }
+}
+
+/// 405: the answer the MCP spec gives a server to a GET when it offers no SSE stream.
+fn no_standalone_stream() -> Response {
+    let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
+    response
+        .headers_mut()
+        .insert("allow", HeaderValue::from_static("POST, DELETE"));
+    response
 }
 
 fn not_found() -> Response {

@@ -526,9 +526,13 @@ pub async fn serve(
     ));
     let mut sessions = LocalSessionManager::default().with_event_store(events);
     sessions.session_config.keep_alive = Some(app.registry.limits().idle_timeout);
+    let sessions = Arc::new(sessions);
+    // Idle sessions leave memory and come back from the store on their next request.
+    let park_after = app.registry.limits().park_after;
+    crate::parking::spawn(app.registry.clone(), sessions.clone(), park_after);
     let service = StreamableHttpService::new(
         move || Ok(McpServer::new(factory_app.clone())),
-        Arc::new(sessions),
+        sessions,
         http_config,
     );
     let mcp = axum::Router::new()

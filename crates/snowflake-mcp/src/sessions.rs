@@ -31,6 +31,8 @@ pub struct SessionLimits {
     pub max_total: usize,
     pub max_per_client: usize,
     pub idle_timeout: Duration,
+    /// Sessions without a call this long are parked (see [`crate::parking`]); `None`: never.
+    pub park_after: Option<Duration>,
 }
 
 /// The MCP client software, from `initialize`.
@@ -141,6 +143,8 @@ struct State {
     sessionless: HashMap<Arc<str>, Arc<SessionState>>,
     /// Transport session id -> owning client, for refusing other clients at the door.
     owners: HashMap<String, Arc<str>>,
+    /// Sessions ended (closed, parked, expired) since the start.
+    ended: u64,
 }
 
 /// The state-store key of a client's sessionless state. Never a transport session id (those are
@@ -178,6 +182,7 @@ impl Drop for Registration {
             state.owners.remove(&id);
         }
         if state.live.remove(&self.session.id).is_some() {
+            state.ended += 1;
             let client = &self.session.client.id;
             if let Some(n) = state.per_client.get_mut(client) {
                 *n -= 1;
@@ -287,6 +292,23 @@ impl Registry {
         (session, true)
     }
 
+    /// Transport ids of live sessions without a call running and without one started or ended
+    /// for `idle` (the ones to park).
+    pub fn idle_sessions(&self, idle: Duration) -> Vec<String> {
+        let state = lock(&self.state);
+        state
+            .live
+            .values()
+            .filter(|s| s.in_flight() == 0 && s.idle_for() >= idle)
+            .filter_map(|s| s.mcp_session_id())
+            .collect()
+    }
+
+    /// Sessions ended since the start.
+    pub fn ended(&self) -> u64 {
+        lock(&self.state).ended
+    }
+
     /// Live sessions (sessionless states not counted).
     pub fn len(&self) -> usize {
         lock(&self.state).live.len()
@@ -356,6 +378,7 @@ mod tests {
             max_total,
             max_per_client,
             idle_timeout: Duration::from_millis(50),
+            park_after: None,
         })
     }
 
@@ -380,6 +403,7 @@ mod tests {
         drop(a2);
         drop(b1);
         assert!(r.is_empty());
+        assert_eq!(r.ended(), 3);
         assert_eq!(r.count_for("a"), 0);
         assert!(r.open(client("a"), None).is_ok());
     }
@@ -406,5 +430,29 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(r.expire_idle(), 1);
         assert!(r.sessionless(&a).0.context().is_none());
+    }
+
+    #[test]
+    fn idle_sessions_are_the_ones_without_calls_for_a_while() {
+        let r = registry(10, 10);
+        let (a, b) = (
+            r.open(client("a"), None).unwrap(),
+            r.open(client("b"), None).unwrap(),
+        );
+        let unbound = r.open(client("c"), None).unwrap();
+        assert!(r.bind(&a.session, "sa") && r.bind(&b.session, "sb"));
+        assert!(r.idle_sessions(Duration::from_millis(30)).is_empty());
+        let busy = b.session.begin_request();
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(
+            r.idle_sessions(Duration::from_millis(30)),
+            vec!["sa".to_string()]
+        );
+        drop(busy);
+        assert_eq!(
+            r.idle_sessions(Duration::from_millis(30)),
+            vec!["sa".to_string()]
+        );
+        drop(unbound);
     }
 }

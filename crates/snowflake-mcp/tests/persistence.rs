@@ -275,3 +275,61 @@ async fn a_statement_seconds_quota_caps_the_statement_and_then_refuses() {
     );
     assert_eq!(q["credits_per_day"]["limit"], 2.5, "{ctx}");
 }
+
+/// The sessions the server holds in memory for `client`, from `/metrics`.
+async fn sessions_in_memory(base: &str, client: &str) -> usize {
+    let (_, metrics) = http_get(base, "/metrics").await;
+    let prefix = format!("snowflake_mcp_sessions{{client=\"{client}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_is_parked_out_of_memory_and_its_next_call_brings_it_back() {
+    run_on_emulator(&[
+        "CREATE DATABASE IF NOT EXISTS PARK_DB".into(),
+        "CREATE SCHEMA IF NOT EXISTS PARK_DB.PUBLIC".into(),
+    ])
+    .await;
+    let config = write_config(
+        "park",
+        &format!(
+            "[sessions]\npark_after_secs = 1\n\n[[clients]]\nid = \"parker\"\ntoken_sha256 = \"{}\"\n",
+            sha("parker-token")
+        ),
+    );
+    let server = Server::start(&["--config", &config], &fakesnow_env()).await;
+    let client = server.client_with_token("parker-token").await;
+    ok(&client, "set_context", json!({"database": "PARK_DB"})).await;
+    assert_eq!(sessions_in_memory(&server.base, "parker").await, 1);
+    // Idle for a second: parked at the next sweep (every second), and it stays parked although
+    // the client held a GET stream, which ended and is not reopened.
+    let mut parked = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if sessions_in_memory(&server.base, "parker").await == 0 {
+            parked = true;
+            break;
+        }
+    }
+    assert!(parked, "the idle session left memory");
+    tokio::time::sleep(std::time::Duration::from_millis(4000)).await;
+    assert_eq!(
+        sessions_in_memory(&server.base, "parker").await,
+        0,
+        "the client's GET stream did not bring it back"
+    );
+    // The next call restores it, context and all.
+    let ctx = ok(&client, "get_context", no_args()).await;
+    assert_eq!(ctx["database"], "PARK_DB", "{ctx}");
+    let r = ok(
+        &client,
+        "run_query",
+        json!({"sql": "SELECT CURRENT_DATABASE()"}),
+    )
+    .await;
+    assert_eq!(r["rows"][0][0], "PARK_DB");
+    assert_eq!(sessions_in_memory(&server.base, "parker").await, 1);
+}

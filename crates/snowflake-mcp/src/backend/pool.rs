@@ -253,9 +253,28 @@ impl<C: Connector> Pool<C> {
             .acquire_owned()
             .await
             .map_err(|_| ToolError::new("unavailable", "the server is shutting down"))?;
-        let (session, born) = match self.pick_idle(ctx) {
-            Some(idle) => (idle.session, idle.born),
+        let (picked, expired) = self.pick_idle(ctx);
+        let (session, born, permit) = match picked {
+            Some(idle) => {
+                for old in expired {
+                    self.inner.retire(old, None);
+                }
+                (idle.session, idle.born, permit)
+            }
             None => {
+                // Sessions making room are logged out before the new one logs in, so Snowflake
+                // never sees more than `max_sessions` at once (in tasks: a cancelled call
+                // must not cut a logout short).
+                let closing: Vec<_> = expired
+                    .into_iter()
+                    .map(|old| {
+                        self.inner.stats.retired.fetch_add(1, Ordering::Relaxed);
+                        tokio::spawn(old.close())
+                    })
+                    .collect();
+                for logout in closing {
+                    let _ = logout.await;
+                }
                 // Log in where the settings say and move with `USE`, so a context that does
                 // not exist fails as a statement, not as a login (which emulators satisfy by
                 // creating what was asked for).
@@ -265,14 +284,15 @@ impl<C: Connector> Pool<C> {
                 } else {
                     ctx
                 };
-                (self.inner.open(start).await?, Instant::now())
+                let (session, permit) = self.inner.open_owned(start.clone(), permit).await?;
+                (session, Instant::now(), permit)
             }
         };
         let mut lease = Lease {
             session: Some(session),
             born,
             pool: self.inner.clone(),
-            _permit: permit,
+            permit: Some(permit),
         };
         // On failure the lease is dropped: a healthy session goes back to the idle list, a
         // broken one was already retired by `apply`.
@@ -280,10 +300,10 @@ impl<C: Connector> Pool<C> {
         Ok(lease)
     }
 
-    /// Best idle session for `ctx`: same context, else one that can switch to it. Sessions
-    /// past `max_lifetime` are retired; an idle session that fits nothing is retired to make
-    /// room for a fresh login.
-    fn pick_idle(&self, ctx: &Context) -> Option<Idle<C::Session>> {
+    /// Best idle session for `ctx`: same context, else one that can switch to it; and the idle
+    /// sessions to retire — those past `max_lifetime`, and, when none fits, one to make room for
+    /// a fresh login.
+    fn pick_idle(&self, ctx: &Context) -> (Option<Idle<C::Session>>, Vec<C::Session>) {
         let mut idle = lock(&self.inner.idle);
         let max_lifetime = self.inner.limits.max_lifetime;
         let mut expired = Vec::new();
@@ -320,10 +340,7 @@ impl<C: Connector> Pool<C> {
             }
         };
         drop(idle);
-        for old in expired {
-            self.inner.retire(old.session);
-        }
-        chosen
+        (chosen, expired.into_iter().map(|old| old.session).collect())
     }
 
     /// Log out every idle session and wait for it (shutdown). Leased sessions are closed by
@@ -366,7 +383,7 @@ impl<C: Connector> Pool<C> {
                 .partition(|s| s.born.elapsed() < limits.max_lifetime)
         };
         for s in old {
-            self.inner.retire(s.session);
+            self.inner.retire(s.session, None);
         }
         for mut s in stale {
             // A session out of the idle list holds a permit like any lent one, so a lease
@@ -381,7 +398,7 @@ impl<C: Connector> Pool<C> {
                     s.used = Instant::now();
                     lock(&self.inner.idle).push(s);
                 }
-                Err(_) => self.inner.retire(s.session),
+                Err(_) => self.inner.retire(s.session, None),
             }
             drop(permit);
         }
@@ -465,7 +482,7 @@ impl<C: Connector> Inner<C> {
                 .execute("USE SECONDARY ROLES NONE", USE_TIMEOUT)
                 .await
             {
-                self.retire(session);
+                self.retire(session, None);
                 return Err(e);
             }
         }
@@ -514,7 +531,7 @@ impl<C: Connector> Inner<C> {
                                     used: now,
                                 });
                             }
-                            Err(_) => inner.retire(session),
+                            Err(_) => inner.retire(session, None),
                         }
                         break;
                     }
@@ -532,11 +549,45 @@ impl<C: Connector> Inner<C> {
         });
     }
 
-    fn retire(&self, session: C::Session) {
+    /// Log `session` out in the background. A leased session's `permit` is held until the
+    /// logout is done, so no new login can take its place on Snowflake before it is gone.
+    fn retire(&self, session: C::Session, permit: Option<OwnedSemaphorePermit>) {
         self.stats.retired.fetch_add(1, Ordering::Relaxed);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            self.tasks.spawn_on(session.close(), &rt);
+            self.tasks.spawn_on(
+                async move {
+                    session.close().await;
+                    drop(permit);
+                },
+                &rt,
+            );
         }
+    }
+
+    /// [`Inner::open`] in a task of its own that holds the lease's `permit`. If the caller goes
+    /// away meanwhile (its call was cancelled, its client disconnected), the login still
+    /// completes and the session joins the idle list: Snowflake made it when the login
+    /// arrived, and it must be logged out some day like any other.
+    async fn open_owned(
+        self: &Arc<Self>,
+        ctx: Context,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<(C::Session, OwnedSemaphorePermit), ToolError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let inner = self.clone();
+        tokio::spawn(async move {
+            let opened = inner.open(&ctx).await.map(|session| (session, permit));
+            if let Err(Ok((session, _permit))) = tx.send(opened) {
+                let now = Instant::now();
+                lock(&inner.idle).push(Idle {
+                    session,
+                    born: now,
+                    used: now,
+                });
+            }
+        });
+        rx.await
+            .map_err(|_| ToolError::internal("a login ended without an answer"))?
     }
 }
 
@@ -563,7 +614,9 @@ pub struct Lease<C: Connector> {
     session: Option<C::Session>,
     born: Instant,
     pool: Arc<Inner<C>>,
-    _permit: OwnedSemaphorePermit,
+    /// Held while the session exists: released when it goes back to the idle list, or once a
+    /// retired session is logged out.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl<C: Connector> Lease<C> {
@@ -576,7 +629,7 @@ impl<C: Connector> Lease<C> {
     /// Do not return this session to the pool.
     pub fn retire(&mut self) {
         if let Some(s) = self.session.take() {
-            self.pool.retire(s);
+            self.pool.retire(s, self.permit.take());
         }
     }
 
@@ -658,7 +711,7 @@ impl<C: Connector> Drop for Lease<C> {
     fn drop(&mut self) {
         if let Some(session) = self.session.take() {
             if session.is_poisoned() || self.born.elapsed() >= self.pool.limits.max_lifetime {
-                self.pool.retire(session);
+                self.pool.retire(session, self.permit.take());
             } else {
                 lock(&self.pool.idle).push(Idle {
                     session,

@@ -44,14 +44,18 @@ impl Connector for FakeConnector {
         let now = self.log.connecting.fetch_add(1, Ordering::SeqCst) + 1;
         self.log.peak_connecting.fetch_max(now, Ordering::SeqCst);
         let _done = Decrement(&self.log.connecting);
+        let mode = self.log.connect_mode.load(Ordering::SeqCst);
+        if mode == 0 {
+            // Like Snowflake, the session exists once the login arrives, before its answer.
+            let open = self.log.open.fetch_add(1, Ordering::SeqCst) + 1;
+            self.log.peak_open.fetch_max(open, Ordering::SeqCst);
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        match self.log.connect_mode.load(Ordering::SeqCst) {
+        match mode {
             1 => return Err(SfError::new(ErrorKind::Network, "connection refused")),
             2 => std::future::pending::<()>().await,
             _ => {}
         }
-        let open = self.log.open.fetch_add(1, Ordering::SeqCst) + 1;
-        self.log.peak_open.fetch_max(open, Ordering::SeqCst);
         Ok(FakeSession {
             id: self.log.next_id.fetch_add(1, Ordering::SeqCst),
             context: ctx.clone(),
@@ -353,4 +357,46 @@ async fn a_burst_of_new_sessions_logs_in_a_few_at_a_time() {
         2,
         "at most two logins at once"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_dropped_while_logging_in_leaves_no_session_behind() {
+    let (p, log) = pool(2);
+    let c = ctx("D", "S");
+    // Cancelled 10 ms into its 50 ms login: the login finishes anyway and the session is
+    // kept, not forgotten open.
+    let p2 = p.clone();
+    let c2 = c.clone();
+    let cancelled = tokio::spawn(async move { p2.lease(&c2).await.map(|_| ()) });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    cancelled.abort();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(p.idle_count(), 1, "the orphaned login joined the idle list");
+    assert_eq!(p.in_use(), 0, "and gave its permit back");
+    drop(p.lease(&c).await.unwrap());
+    assert_eq!(
+        log.open.load(Ordering::SeqCst),
+        1,
+        "and was reused, not logged in again"
+    );
+    p.close_idle().await;
+    assert_eq!(
+        log.open.load(Ordering::SeqCst),
+        0,
+        "every login was logged out"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retired_session_holds_its_place_until_it_is_logged_out() {
+    let (p, log) = pool(1);
+    let c = ctx("D", "S");
+    let mut lease = p.lease(&c).await.unwrap();
+    lease.retire();
+    assert_eq!(p.in_use(), 1, "the permit waits for the logout");
+    drop(lease);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(p.in_use(), 0);
+    drop(p.lease(&c).await.unwrap());
+    assert!(log.peak_open.load(Ordering::SeqCst) <= 1);
 }
