@@ -324,17 +324,13 @@ impl Admission {
         Ok(())
     }
 
-    /// Admit one call of `client`: take a rate-limit token (when `rated`), then, for a query
-    /// (`want` given), reserve its quota grant. The one admission decision the tools ask for.
+    /// For a query (`want` given: rows and bytes, and the warehouse's credits per hour),
+    /// reserve its quota grant. The rate limit is checked before, with [`Admission::check_rate`].
     pub async fn admit(
         &self,
         client: &ClientPolicy,
-        rated: bool,
         want: Option<(Amounts, f64)>,
     ) -> Result<Option<Ticket>, ToolError> {
-        if rated {
-            self.check_rate(client)?;
-        }
         match want {
             Some((want, credits_per_hour)) => self.reserve(client, want, credits_per_hour).await,
             None => Ok(None),

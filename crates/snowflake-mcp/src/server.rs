@@ -218,6 +218,8 @@ impl McpServer {
         let tool = request.name.to_string();
         let before = session.context();
         let work = async {
+            // A call over its rate limit is refused before anything reaches Snowflake.
+            self.app.tools.check_rate(&request.name, &session.client)?;
             let caller = Caller {
                 client: session.client.clone(),
                 session_id: session.mcp_session_id(),

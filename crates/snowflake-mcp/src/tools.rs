@@ -50,16 +50,17 @@ pub struct Outcome {
 }
 
 impl Tools {
-    /// Run tool `name` for `caller`: admission (rate limit, quota reservation) first, then the
-    /// tool, then the quota is settled with what the tool returned.
+    /// Run tool `name` for `caller`: its quota reservation first, then the tool, then the quota
+    /// is settled with what the tool returned. (The rate limit was taken before the caller's
+    /// context was resolved, by [`Tools::check_rate`].)
     pub async fn call(
         &self,
         name: &str,
         args: JsonObject,
         caller: &Caller,
     ) -> Result<Outcome, ToolError> {
-        // Admission, once per call: the rate limit (`get_context` is free: it touches no
-        // database and is how a limited model plans), then for a query its quota grant.
+        // Admission, part two (the rate limit was taken by `check_rate`, before the caller's
+        // context was resolved): for a query, its quota grant.
         let want = match name {
             "run_query" => {
                 let amounts = Amounts {
@@ -83,10 +84,7 @@ impl Tools {
             }
             _ => None,
         };
-        let ticket = self
-            .admission
-            .admit(&caller.client, name != "get_context", want)
-            .await?;
+        let ticket = self.admission.admit(&caller.client, want).await?;
         let grant = ticket.as_ref().map(Ticket::granted);
         let statement = args
             .get("sql")
@@ -124,6 +122,16 @@ impl Tools {
             audit.finish(summary).await;
         }
         outcome
+    }
+
+    /// Admission, part one, before anything else of a call happens (resolving the caller's
+    /// default context may log in to Snowflake): the rate limit. `get_context` is free: it
+    /// touches no database and is how a limited model plans.
+    pub fn check_rate(&self, name: &str, client: &ClientPolicy) -> Result<(), ToolError> {
+        if name == "get_context" {
+            return Ok(());
+        }
+        self.admission.check_rate(client)
     }
 
     async fn dispatch(
