@@ -277,7 +277,8 @@ async fn throughput(bin: &str, secs: Duration, out: &mut String) -> Result<(), S
     );
     let _ = writeln!(out, "| pool | concurrent clients | calls/s | ideal (pool / delay) | ratio | p50 ms | p99 ms | errors | Jain's index over clients |\n|---|---|---|---|---|---|---|---|---|");
     for (pool, clients) in [(4usize, 100usize), (16, 200), (64, 400), (64, 1000)] {
-        let config = format!("[pool]\nmax_sessions = {pool}\n[scheduler]\nqueue_timeout_secs = 120\nmax_queue_total = 100000\n");
+        // Every session is its own anonymous client; their group cap must not be the limit.
+        let config = format!("[pool]\nmax_sessions = {pool}\n[scheduler]\nqueue_timeout_secs = 120\nmax_queue_total = 100000\n[anonymous]\nmax_concurrent_total = {clients}\n");
         let server = start_server(bin, port, &config).await?;
         let classes = [Class {
             name: "all".into(),
