@@ -5,6 +5,7 @@
 //! Everything runs on loopback: the responder in this process, the server as a child process.
 
 mod load;
+mod mixed;
 mod responder;
 mod soak;
 
@@ -49,6 +50,14 @@ enum Command {
     Isolation,
     /// Server memory with 10,000 idle MCP sessions.
     Memory,
+    /// Session-time fairness with mixed statement lengths (weights 1:1 and 1:2:4).
+    Mixed,
+    /// A light client beside two clients flooding 2-second statements.
+    LightHeavy,
+    /// Two warehouses, one flooded against its cap.
+    Warehouses,
+    /// mixed, light-heavy and warehouses.
+    SessionTime,
     /// Many sessions for minutes with queries, catalogue calls, cancellations, disconnects and
     /// reconnects: errors, RSS over time, Snowflake sessions, logins against logouts.
     Soak(soak::Options),
@@ -83,6 +92,17 @@ async fn main() {
         Command::Fairness => fairness(&cli.server, secs, &mut out).await,
         Command::Isolation => isolation(&cli.server, secs, &mut out).await,
         Command::Memory => memory(&cli.server, &mut out).await,
+        Command::Mixed => mixed::mixed(&cli.server, secs, &mut out).await,
+        Command::LightHeavy => mixed::light_heavy(&cli.server, secs, &mut out).await,
+        Command::Warehouses => mixed::warehouses(&cli.server, secs, &mut out).await,
+        Command::SessionTime => {
+            async {
+                mixed::mixed(&cli.server, secs, &mut out).await?;
+                mixed::light_heavy(&cli.server, secs, &mut out).await?;
+                mixed::warehouses(&cli.server, secs, &mut out).await
+            }
+            .await
+        }
         Command::Soak(ref o) => {
             soak::soak(&cli.server, cli.seconds.unwrap_or(300), o, &mut out).await
         }

@@ -1,8 +1,8 @@
 //! A Snowflake-protocol responder with a fixed delay and a fixed one-row result.
 //!
 //! It speaks just enough of the connector REST protocol for the server to log in, switch
-//! context, run statements, abort them and log out: every statement waits `delay` (`USE`
-//! statements answer at once) and returns `[[1]]` (`SHOW` and `DESCRIBE` return one row with
+//! context, run statements, abort them and log out: every statement waits `delay`, or the
+//! `N` of a `/* delay_ms=N */` comment in its text (`USE` statements answer at once) and returns `[[1]]` (`SHOW` and `DESCRIBE` return one row with
 //! the columns the server reads). It measures the server, not an emulator: it has no limit of
 //! its own on concurrency. It counts statements that overlap on one session token, which must
 //! never happen, and logins, logouts and the most sessions ever open at once.
@@ -154,6 +154,7 @@ async fn statement(
         .unwrap_or_default();
     let running = Running::new(stats, authorization(headers));
     stats.statements.fetch_add(1, Ordering::Relaxed);
+    let delay = requested_delay(&sql).unwrap_or(delay);
     if !sql.starts_with("USE ") && !delay.is_zero() {
         let aborted = running.wake.notified();
         tokio::select! {
@@ -185,6 +186,13 @@ async fn statement(
     }}))
 }
 
+/// The duration a statement asks for with `/* delay_ms=N */`, if any.
+pub fn requested_delay(sql: &str) -> Option<Duration> {
+    let rest = &sql[sql.find("delay_ms=")? + "delay_ms=".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().map(Duration::from_millis)
+}
+
 fn gunzip(body: &[u8]) -> Vec<u8> {
     use std::io::Read;
     let mut out = Vec::new();
@@ -196,4 +204,17 @@ fn gunzip(body: &[u8]) -> Vec<u8> {
         return body.to_vec();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_asks_for_its_delay() {
+        let d = requested_delay("SELECT 1 /* delay_ms=2000 */");
+        assert_eq!(d, Some(Duration::from_millis(2000)));
+        assert_eq!(requested_delay("SELECT 1"), None);
+        assert_eq!(requested_delay("SELECT 1 /* delay_ms= */"), None);
+    }
 }
