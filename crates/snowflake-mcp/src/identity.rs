@@ -108,10 +108,9 @@ impl Clients {
     /// The client a bearer token belongs to. Every configured hash is compared, each in
     /// constant time, so timing says nothing about which (or whether one) matched.
     pub fn by_token(&self, token: &str) -> Option<Arc<ClientPolicy>> {
-        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let mut found = None;
         for (expected, policy) in &self.configured {
-            if constant_time_eq(expected, &hash) {
+            if token_matches(token, expected) {
                 found = Some(policy.clone());
             }
         }
@@ -180,11 +179,26 @@ fn normalize_list(list: &Option<Vec<String>>) -> Option<Vec<String>> {
     })
 }
 
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter()
-        .zip(b.iter())
+/// Whether `token` hashes (SHA-256) to `expected`, compared in constant time so timing says
+/// nothing about how much matched.
+pub(crate) fn token_matches(token: &str, expected: &[u8; 32]) -> bool {
+    let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    hash.iter()
+        .zip(expected.iter())
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if there is one.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
 }
 
 pub(crate) fn decode_hex32(text: &str) -> Option<[u8; 32]> {
@@ -218,15 +232,7 @@ pub fn resolve(
     clients: &Clients,
     headers: &HeaderMap,
 ) -> Result<Option<Arc<ClientPolicy>>, Unauthorized> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    match (clients.requires_token(), token) {
+    match (clients.requires_token(), bearer_token(headers)) {
         (false, _) => Ok(None),
         (true, Some(token)) => match clients.by_token(token) {
             Some(policy) => Ok(Some(policy)),

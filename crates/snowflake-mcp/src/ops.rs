@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::Router;
-use sha2::{Digest, Sha256};
 
 use crate::backend::Backend;
 use crate::gateway::Gateway;
@@ -105,7 +104,9 @@ pub fn routes(
                 let metrics = metrics.clone();
                 async move {
                     if let Some(expected) = metrics_token {
-                        if !bearer_matches(&headers, &expected) {
+                        let allowed = crate::identity::bearer_token(&headers)
+                            .is_some_and(|t| crate::identity::token_matches(t, &expected));
+                        if !allowed {
                             return (
                                 StatusCode::UNAUTHORIZED,
                                 [(header::CONTENT_TYPE, "text/plain")],
@@ -121,21 +122,6 @@ pub fn routes(
                 }
             }),
         )
-}
-
-fn bearer_matches(headers: &HeaderMap, expected: &[u8; 32]) -> bool {
-    let Some(token) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
-    let got: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
-    got.iter()
-        .zip(expected)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
 }
 
 /// The `/metrics` page: counters and histograms, plus gauges read now.
