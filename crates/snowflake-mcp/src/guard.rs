@@ -66,12 +66,6 @@ pub fn check_read_only(sql: &str) -> Result<(), Refusal> {
     analyze(sql).map(|_| ())
 }
 
-/// True when `sql` is an allowed query (SELECT, WITH, VALUES, or EXPLAIN of one) rather than a
-/// SHOW or DESCRIBE of the catalogue.
-pub fn is_query(sql: &str) -> bool {
-    matches!(analyze(sql), Ok(Analyzed::Query { .. }))
-}
-
 /// An allowed statement, as the database check needs it.
 enum Analyzed {
     /// A query; for EXPLAIN, the query explained.

@@ -1,6 +1,6 @@
 //! The corpus in `tests/data/guard_corpus.txt`, every line, and the read-only guard's own cases.
 
-use super::{check_read_only, is_query};
+use super::check_read_only;
 
 const CORPUS: &str = include_str!("../../tests/data/guard_corpus.txt");
 
@@ -175,15 +175,4 @@ fn line_breaks_a_reader_could_end_a_comment_with_are_refused() {
         assert!(check_read_only(sql).is_err(), "{sql:?} was allowed");
     }
     assert_eq!(check_read_only("SELECT 1 -- windows line end\r\n"), Ok(()));
-}
-
-#[test]
-fn queries_and_catalogue_commands_are_told_apart() {
-    assert!(is_query("SELECT 1"));
-    assert!(is_query("EXPLAIN SELECT 1"));
-    assert!(is_query("EXPLAIN USING TEXT SELECT 1"));
-    assert!(is_query("WITH a AS (SELECT 1) SELECT * FROM a"));
-    assert!(!is_query("SHOW TABLES"));
-    assert!(!is_query("DESCRIBE TABLE t"));
-    assert!(!is_query("DELETE FROM t"));
 }
