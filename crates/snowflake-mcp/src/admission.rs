@@ -28,8 +28,9 @@ use chrono::{DateTime, Timelike, Utc};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+use crate::cluster::Cluster;
 use crate::error::ToolError;
-use crate::policy::ClientPolicy;
+use crate::policy::{ClientPolicy, RatePolicy};
 use crate::progress::{Stage, Tracker};
 use crate::store::{Amounts, Grant, Spent, StateStore};
 
@@ -117,6 +118,9 @@ pub struct Admission {
     store: Arc<dyn StateStore>,
     buckets: Mutex<HashMap<Arc<str>, Bucket>>,
     server: Option<Mutex<ServerRate>>,
+    /// With several replicas, clients' rate limits are kept cluster-wide there instead of in
+    /// `buckets` (the server's own rate stays per replica).
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// The server-wide rate limit, shared by weight. Calls are counted per client in one-minute
@@ -220,7 +224,7 @@ impl Ticket {
             &self.store,
             &self.client,
             &self.windows,
-            self.granted.amounts,
+            &self.granted,
             used,
             ran,
             spent,
@@ -239,7 +243,7 @@ impl Drop for Ticket {
             self.store.clone(),
             self.client.clone(),
             std::mem::take(&mut self.windows),
-            self.granted.amounts,
+            self.granted,
         );
         let ran = self.reached.reached(Stage::Running);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -248,7 +252,7 @@ impl Drop for Ticket {
                     &store,
                     &client,
                     &windows,
-                    granted,
+                    &granted,
                     Amounts::default(),
                     ran,
                     spent,
@@ -263,14 +267,14 @@ async fn settle(
     store: &Arc<dyn StateStore>,
     client: &str,
     windows: &[String],
-    granted: Amounts,
+    granted: &Grant,
     used: Amounts,
     ran: bool,
     spent: Spent,
 ) {
     let used = Amounts {
-        rows: used.rows.min(granted.rows),
-        bytes: used.bytes.min(granted.bytes),
+        rows: used.rows.min(granted.amounts.rows),
+        bytes: used.bytes.min(granted.amounts.bytes),
     };
     if let Err(e) = store
         .settle(client, windows, granted, used, ran, spent)
@@ -281,11 +285,16 @@ async fn settle(
 }
 
 impl Admission {
-    pub fn new(store: Arc<dyn StateStore>, server_per_minute: Option<u32>) -> Admission {
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        server_per_minute: Option<u32>,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Admission {
         Admission {
             store,
             buckets: Mutex::new(HashMap::new()),
             server: server_per_minute.map(|n| Mutex::new(ServerRate::new(n, Instant::now()))),
+            cluster,
         }
     }
 
@@ -294,14 +303,9 @@ impl Admission {
     }
 
     /// Take a token for one tool call of `client`, or refuse with `rate_limited`.
-    pub fn check_rate(&self, client: &ClientPolicy) -> Result<(), ToolError> {
-        let now = Instant::now();
+    pub async fn check_rate(&self, client: &ClientPolicy) -> Result<(), ToolError> {
         if let Some(rate) = client.rate {
-            let mut buckets = lock(&self.buckets);
-            let bucket = buckets
-                .entry(client.id.clone())
-                .or_insert_with(|| Bucket::new(rate.per_minute, rate.burst, now));
-            if let Err(wait) = bucket.take(now) {
+            if let Err(wait) = self.take_client_token(client, rate).await {
                 return Err(rate_limited(
                     &format!(
                         "client '{}' is over its limit of {} calls per minute",
@@ -312,16 +316,39 @@ impl Admission {
             }
         }
         if let Some(server) = &self.server {
-            if let Err(wait) = lock(server).take(&client.id, client.weight, now) {
-                if client.rate.is_some() {
-                    if let Some(b) = lock(&self.buckets).get_mut(&client.id) {
-                        b.give_back();
-                    }
+            let taken = lock(server).take(&client.id, client.weight, Instant::now());
+            if let Err(wait) = taken {
+                if let Some(rate) = client.rate {
+                    self.give_back_client_token(client, rate).await;
                 }
                 return Err(rate_limited("the server is over its total call rate", wait));
             }
         }
         Ok(())
+    }
+
+    async fn take_client_token(
+        &self,
+        client: &ClientPolicy,
+        rate: RatePolicy,
+    ) -> Result<(), Duration> {
+        if let Some(cluster) = &self.cluster {
+            return cluster.take_rate(&client.id, rate).await;
+        }
+        let now = Instant::now();
+        lock(&self.buckets)
+            .entry(client.id.clone())
+            .or_insert_with(|| Bucket::new(rate.per_minute, rate.burst, now))
+            .take(now)
+    }
+
+    async fn give_back_client_token(&self, client: &ClientPolicy, rate: RatePolicy) {
+        if let Some(cluster) = &self.cluster {
+            return cluster.give_back(&client.id, rate).await;
+        }
+        if let Some(b) = lock(&self.buckets).get_mut(&client.id) {
+            b.give_back();
+        }
     }
 
     /// For a query (`want` given: rows and bytes, and the warehouse's credits per hour),
@@ -450,14 +477,20 @@ impl Admission {
                 }
             }
         }
-        let rate = client.rate.map(|r| {
-            let available = lock(&self.buckets)
-                .get_mut(&client.id)
-                .map_or(u64::from(r.burst.unwrap_or(r.per_minute)), |b| {
-                    b.available(Instant::now())
-                });
-            json!({"per_minute": r.per_minute, "available_now": available})
-        });
+        let rate = match client.rate {
+            Some(r) => {
+                let available = match &self.cluster {
+                    Some(cluster) => cluster.available(&client.id, r).await,
+                    None => lock(&self.buckets)
+                        .get_mut(&client.id)
+                        .map_or(u64::from(r.burst.unwrap_or(r.per_minute)), |b| {
+                            b.available(Instant::now())
+                        }),
+                };
+                Some(json!({"per_minute": r.per_minute, "available_now": available}))
+            }
+            None => None,
+        };
         Ok(json!({"quotas": quotas, "rate_limit": rate}))
     }
 }

@@ -53,6 +53,38 @@ pub struct Config {
     /// Per-warehouse limits (`[warehouses.NAME]`), by warehouse name.
     #[serde(default)]
     pub warehouses: BTreeMap<String, WarehouseConfig>,
+    /// Where sessions, quota usage and history live.
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+/// `[state]`: the state store. `sqlite` (the default) for one process; `redis` (or Valkey) for
+/// several replicas sharing sessions, quotas, rate limits, concurrency caps and history.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// `sqlite` or `redis`.
+    pub backend: String,
+    /// The SQLite file (default `~/.local/state/snowflake-mcp/state.db`).
+    pub path: Option<std::path::PathBuf>,
+    /// `redis://[user:password@]host:port/db`, or `rediss://` for TLS.
+    pub url: Option<String>,
+    /// Prepended to every Redis key.
+    pub key_prefix: String,
+    /// Audit records kept per client in Redis for `query_history`.
+    pub history_max: usize,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            backend: "sqlite".into(),
+            path: None,
+            url: None,
+            key_prefix: "snowflake-mcp:".into(),
+            history_max: 1000,
+        }
+    }
 }
 
 /// `[warehouses.NAME]`: one warehouse's limits, across all clients.
@@ -413,6 +445,11 @@ impl Config {
                 "[pool] max_sessions, max_lifetime_secs and heartbeat_secs must be at least 1"
                     .into(),
             );
+        }
+        match (self.state.backend.as_str(), &self.state.url) {
+            ("sqlite", _) | ("redis", Some(_)) => {}
+            ("redis", None) => return Err("[state] backend = \"redis\" needs a url".into()),
+            _ => return Err("[state] backend must be \"sqlite\" or \"redis\"".into()),
         }
         if !matches!(self.pool.secondary_roles.as_str(), "none" | "keep") {
             return Err("[pool] secondary_roles must be \"none\" or \"keep\"".into());

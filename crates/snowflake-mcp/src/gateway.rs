@@ -22,6 +22,7 @@ use crate::backend::{
     Backend, ColumnInfo, Context, Named, ObjectInfo, ObjectKind, ObjectName, QueryLimits,
     QueryOutput,
 };
+use crate::cluster::Cluster;
 use crate::error::ToolError;
 use crate::ident::Ident;
 use crate::metrics::Metrics;
@@ -156,6 +157,8 @@ pub struct Gateway {
     scheduler: Scheduler,
     cache: MetadataCache,
     metrics: Arc<Metrics>,
+    /// With several replicas: the cluster-wide places a granted statement also needs.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Gateway {
@@ -171,6 +174,7 @@ impl Gateway {
             backend,
             scheduler,
             metrics,
+            cluster: None,
             cache: MetadataCache {
                 ttl,
                 max_entries: max_entries.max(1),
@@ -178,6 +182,12 @@ impl Gateway {
                 stats: CacheStats::default(),
             },
         }
+    }
+
+    /// Hold statements to cluster-wide caps too (several replicas on a shared store).
+    pub fn with_cluster(mut self, cluster: Option<Arc<Cluster>>) -> Self {
+        self.cluster = cluster;
+        self
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
@@ -222,6 +232,12 @@ impl Gateway {
                     crate::progress::waiting(format!("queued: {waiting} requests waiting for a Snowflake session"));
                 }
             }
+        };
+        // Across replicas, the client's and the warehouse's caps hold cluster-wide: this
+        // replica's scheduler chose this request; it now also needs its places in the cluster.
+        let _lease = match &self.cluster {
+            Some(cluster) => Some(cluster.lease(client, warehouse).await?),
+            None => None,
         };
         crate::progress::report(crate::progress::Stage::Running);
         self.metrics.observe("queue_wait", tool, queued.elapsed());

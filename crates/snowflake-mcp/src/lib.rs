@@ -21,6 +21,7 @@ pub mod audit;
 pub mod backend;
 pub mod bridge;
 pub mod check;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod error;

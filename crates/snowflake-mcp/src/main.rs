@@ -1,6 +1,6 @@
 //! The `snowflake-mcp` command line: parse arguments, build the backend, run a transport.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use snowflake_mcp::backend::demo::DemoBackend;
 use snowflake_mcp::backend::pool::{Pool, PoolLimits};
 use snowflake_mcp::backend::snowflake::SnowflakeBackend;
 use snowflake_mcp::backend::Backend;
+use snowflake_mcp::cluster::{Cluster, Coordinator};
 use snowflake_mcp::config::{cache_dir, snowflake_settings, Config};
 use snowflake_mcp::gateway::Gateway;
 use snowflake_mcp::identity::Clients;
@@ -19,7 +20,7 @@ use snowflake_mcp::scheduler::{Scheduler, SchedulerLimits};
 use snowflake_mcp::server::App;
 use snowflake_mcp::sessions::{Registry, SessionLimits};
 use snowflake_mcp::spawn_every;
-use snowflake_mcp::store::{default_state_path, SqliteStore, StateStore};
+use snowflake_mcp::store::{default_state_path, RedisOptions, RedisStore, SqliteStore, StateStore};
 use snowflake_mcp::tools::{definitions, Tools};
 use tokio_util::sync::CancellationToken;
 
@@ -39,9 +40,11 @@ struct Cli {
     /// Log format on stderr: `text` or `json` (one object per line).
     #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
     log_format: LogFormat,
-    /// State store (SQLite) for sessions and quota usage; default ~/.local/state/snowflake-mcp/state.db.
-    #[arg(long, global = true, value_name = "PATH")]
-    state: Option<PathBuf>,
+    /// State store for sessions, quota usage and history: a SQLite file (default
+    /// ~/.local/state/snowflake-mcp/state.db), or redis://HOST:PORT/DB (rediss:// for TLS)
+    /// shared by several replicas. Overrides [state] in the config.
+    #[arg(long, global = true, value_name = "PATH|URL")]
+    state: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -176,10 +179,7 @@ fn main() -> ExitCode {
                         cli.config.as_ref().map(|p| p.display().to_string()),
                     ),
                     ("--connection", cli.connection.clone()),
-                    (
-                        "--state",
-                        cli.state.as_ref().map(|p| p.display().to_string()),
-                    ),
+                    ("--state", cli.state.clone()),
                 ] {
                     if let Some(v) = value {
                         serve_args.extend([flag.to_string(), v]);
@@ -240,20 +240,59 @@ async fn wait_for_stop_signal() {
     }
 }
 
+/// A state store, and with a shared one the coordinator of its cluster.
+type Stores = (Arc<dyn StateStore>, Option<Arc<dyn Coordinator>>);
+
+/// The state store `--state` (else `[state]`) names.
+fn state_store(config: &Config, state: Option<&str>) -> Result<Stores, String> {
+    let state_config = &config.state;
+    let url = match state {
+        Some(s) if s.starts_with("redis://") || s.starts_with("rediss://") => Some(s.to_string()),
+        Some(_) => None,
+        None => (state_config.backend == "redis")
+            .then(|| state_config.url.clone())
+            .flatten(),
+    };
+    let Some(url) = url else {
+        let path = state
+            .map(PathBuf::from)
+            .or_else(|| state_config.path.clone())
+            .unwrap_or_else(default_state_path);
+        let store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
+        return Ok((Arc::new(store), None));
+    };
+    let store = RedisStore::open(RedisOptions {
+        url,
+        key_prefix: state_config.key_prefix.clone(),
+        session_ttl: Duration::from_secs(config.sessions.idle_timeout_secs),
+        history_max: state_config.history_max,
+        history_retention: Duration::from_secs(u64::from(config.audit.retention_days) * 86_400),
+    })
+    .map_err(|e| e.to_string())?;
+    // Connected lazily: a replica starts, and recovers, while Redis is down. Say so early.
+    let probe = store.clone();
+    tokio::spawn(async move {
+        match tokio::time::timeout(Duration::from_secs(5), probe.ping()).await {
+            Ok(Ok(())) => tracing::info!("connected to the shared state store"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the shared state store is unreachable; retrying")
+            }
+            Err(_) => tracing::error!("the shared state store did not answer within 5 s; retrying"),
+        }
+    });
+    Ok((store.clone(), Some(store)))
+}
+
 /// Everything the transports serve: the backend (demo or Snowflake) behind its scheduler and
 /// cache, the clients, and the session registry — plus the background upkeep they need.
 fn app(
     config: &Config,
     connection: Option<&str>,
-    state: Option<&Path>,
+    state: Option<&str>,
     demo: bool,
 ) -> Result<Arc<App>, String> {
     let secs = Duration::from_secs;
-    let state_path = state
-        .map(Path::to_path_buf)
-        .unwrap_or_else(default_state_path);
-    let store: Arc<dyn StateStore> =
-        Arc::new(SqliteStore::open(&state_path).map_err(|e| e.to_string())?);
+    let (store, coordinator) = state_store(config, state)?;
     let backend: Arc<dyn Backend> = if demo {
         Arc::new(DemoBackend::open(&cache_dir())?)
     } else {
@@ -289,17 +328,25 @@ fn app(
             config.query.statement_timeout(),
         ))
     };
+    // Names as Snowflake resolves them unquoted.
+    let warehouse_caps: std::collections::HashMap<String, usize> = config
+        .warehouses
+        .iter()
+        .map(|(name, w)| (name.to_ascii_uppercase(), w.max_concurrent.max(1)))
+        .collect();
+    let cluster = coordinator.map(|c| {
+        Cluster::start(
+            c,
+            warehouse_caps.clone(),
+            secs(config.scheduler.queue_timeout_secs),
+        )
+    });
     let scheduler = Scheduler::new(SchedulerLimits {
         capacity: config.pool.max_sessions,
         max_queue_per_client: config.scheduler.max_queue_per_client,
         max_queue_total: config.scheduler.max_queue_total,
         queue_timeout: secs(config.scheduler.queue_timeout_secs),
-        // Names as Snowflake resolves them unquoted.
-        warehouse_caps: config
-            .warehouses
-            .iter()
-            .map(|(name, w)| (name.to_ascii_uppercase(), w.max_concurrent.max(1)))
-            .collect(),
+        warehouse_caps,
     });
     let gateway = Gateway::new(
         backend,
@@ -307,7 +354,8 @@ fn app(
         secs(config.cache.metadata_ttl_secs),
         config.cache.max_entries,
         Arc::new(snowflake_mcp::metrics::Metrics::default()),
-    );
+    )
+    .with_cluster(cluster.clone());
     let registry = Registry::new(SessionLimits {
         max_total: config.sessions.max_total,
         max_per_client: config.sessions.max_per_client,
@@ -334,7 +382,7 @@ fn app(
     Ok(Arc::new(App {
         tools: Tools {
             auditor: Auditor::new(store.clone(), config.audit.jsonl_path.as_deref())?,
-            admission: Admission::new(store, config.server.rate_per_minute),
+            admission: Admission::new(store, config.server.rate_per_minute, cluster),
             gateway,
             limits: config.query.clone(),
         },

@@ -101,15 +101,26 @@ pub async fn authenticate(
 
 impl Gate {
     /// The recorded owner of session `id`: the live registry first, else the state store (after
-    /// a restart, on another replica, or once the session went idle here).
+    /// a restart, on another replica, or once the session went idle here). With a shared store
+    /// the record is checked on every request, so a session ended on another replica (DELETE,
+    /// expiry) ends here too; if the shared store cannot answer, a session this replica holds
+    /// keeps working.
     async fn owner_of(&self, id: &str) -> Result<Option<String>, String> {
-        if let Some(owner) = self.registry.owner_of(id) {
-            return Ok(Some(owner.to_string()));
+        let here = self.registry.owner_of(id).map(|o| o.to_string());
+        if here.is_some() && !self.store.shared() {
+            return Ok(here);
         }
-        let loaded = tokio::time::timeout(STORE_DEADLINE, self.store.load_session(id))
-            .await
-            .map_err(|_| "the state store did not answer in time".to_string())?
-            .map_err(|e| e.to_string())?;
+        let deadline = if here.is_some() {
+            crate::cluster::CALL_DEADLINE
+        } else {
+            STORE_DEADLINE
+        };
+        let loaded = match tokio::time::timeout(deadline, self.store.load_session(id)).await {
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err(e)) if here.is_none() => return Err(e.to_string()),
+            Err(_) if here.is_none() => return Err("the state store did not answer in time".into()),
+            _ => return Ok(here),
+        };
         Ok(loaded.and_then(|s| s.client_id))
     }
 

@@ -219,7 +219,10 @@ impl McpServer {
         let before = session.context();
         let work = async {
             // A call over its rate limit is refused before anything reaches Snowflake.
-            self.app.tools.check_rate(&request.name, &session.client)?;
+            self.app
+                .tools
+                .check_rate(&request.name, &session.client)
+                .await?;
             let caller = Caller {
                 client: session.client.clone(),
                 session_id: session.mcp_session_id(),

@@ -127,11 +127,11 @@ impl Tools {
     /// Admission, part one, before anything else of a call happens (resolving the caller's
     /// default context may log in to Snowflake): the rate limit. `get_context` is free: it
     /// touches no database and is how a limited model plans.
-    pub fn check_rate(&self, name: &str, client: &ClientPolicy) -> Result<(), ToolError> {
+    pub async fn check_rate(&self, name: &str, client: &ClientPolicy) -> Result<(), ToolError> {
         if name == "get_context" {
             return Ok(());
         }
-        self.admission.check_rate(client)
+        self.admission.check_rate(client).await
     }
 
     async fn dispatch(

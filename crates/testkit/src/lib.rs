@@ -9,15 +9,18 @@
 //!   logins, open sessions, and statements that overlap on one session token.
 //! * [`Scripted`] is a tiny HTTP server whose answers a test scripts, for the parts of the
 //!   protocol the emulator never exercises (token expiry, polling, chunks, retries).
+//! * [`Valkey`] runs a real Valkey (Redis) server for the shared state store's tests.
 
 mod fakesnow;
 mod faults;
 mod node;
 mod proxy;
 mod scripted;
+mod valkey;
 
 pub use fakesnow::{cache_dir, fakesnow, fakesnow_path, free_port, Fakesnow};
 pub use faults::{Fault, FaultProxy};
 pub use node::{mcp_python, node22, node_modules};
 pub use proxy::{Proxy, ProxyStats};
 pub use scripted::{Reply, Request, Scripted};
+pub use valkey::{valkey_path, Valkey};

@@ -1,8 +1,62 @@
-//! The SQLite store: sessions round trip, usage is exact under concurrency and durable.
+//! The store contract, kept by both stores: the SQLite file and Redis (a real Valkey server
+//! per test). Usage is exact under concurrency, settlements give back what was not used, owners
+//! are written once, histories are per client; plus what is particular to each.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::*;
+use testkit::Valkey;
+
+/// A store under test, and what it needs alive (the Valkey server).
+type Under = (Arc<dyn StateStore>, Option<Valkey>);
+
+fn sqlite(name: &str) -> Under {
+    (Arc::new(SqliteStore::open(&temp_path(name)).unwrap()), None)
+}
+
+fn redis() -> Under {
+    let server = Valkey::start();
+    let store = RedisStore::open(RedisOptions {
+        url: server.url(),
+        key_prefix: "test:".into(),
+        session_ttl: Duration::from_secs(600),
+        history_max: 100,
+        history_retention: Duration::from_secs(3600),
+    })
+    .unwrap();
+    (store, Some(server))
+}
+
+/// Each contract test, once per store.
+macro_rules! for_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_store {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let (store, _server) = super::sqlite(stringify!($name));
+                super::$name(store).await
+            })*
+        }
+        mod redis_store {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let (store, _server) = super::redis();
+                super::$name(store).await
+            })*
+        }
+    };
+}
+
+for_both_stores!(
+    a_hundred_concurrent_reservations_against_ten_admit_exactly_ten,
+    grants_settlements_and_row_quotas,
+    concurrent_row_grants_never_add_up_past_the_quota,
+    session_owners_are_written_once,
+    history_is_per_client_newest_first,
+    statement_seconds_are_charged_at_settlement_and_cap_what_is_left,
+);
 
 fn temp_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -23,9 +77,9 @@ fn day(limit: u64) -> Vec<(String, WindowLimits)> {
     )]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_hundred_concurrent_reservations_against_ten_admit_exactly_ten() {
-    let store = Arc::new(SqliteStore::open(&temp_path("exact")).unwrap());
+async fn a_hundred_concurrent_reservations_against_ten_admit_exactly_ten(
+    store: Arc<dyn StateStore>,
+) {
     let mut tasks = Vec::new();
     for _ in 0..100 {
         let store = store.clone();
@@ -51,9 +105,7 @@ async fn a_hundred_concurrent_reservations_against_ten_admit_exactly_ten() {
     assert_eq!((refused.quota, refused.limit), ("queries", 10));
 }
 
-#[tokio::test]
-async fn grants_settlements_and_row_quotas() {
-    let store = SqliteStore::open(&temp_path("charge")).unwrap();
+async fn grants_settlements_and_row_quotas(store: Arc<dyn StateStore>) {
     let w = vec!["d:x".to_string(), "h:x".to_string()];
     let limits = vec![
         (
@@ -71,9 +123,8 @@ async fn grants_settlements_and_row_quotas() {
         bytes: 4096,
     };
     let granted = store.reserve("c", &limits, want).await.unwrap().unwrap();
-    let granted = granted.amounts;
     assert_eq!(
-        granted,
+        granted.amounts,
         Amounts {
             rows: 100,
             bytes: 4096
@@ -84,7 +135,7 @@ async fn grants_settlements_and_row_quotas() {
         .settle(
             "c",
             &w,
-            granted,
+            &granted,
             Amounts::default(),
             false,
             Spent::default(),
@@ -102,7 +153,7 @@ async fn grants_settlements_and_row_quotas() {
         bytes: 2048,
     };
     store
-        .settle("c", &w, granted.amounts, used, true, Spent::default())
+        .settle("c", &w, &granted, used, true, Spent::default())
         .await
         .unwrap();
     assert_eq!(
@@ -115,10 +166,10 @@ async fn grants_settlements_and_row_quotas() {
         }
     );
     let granted = store.reserve("c", &limits, want).await.unwrap().unwrap();
-    let granted = granted.amounts;
-    assert_eq!(granted.rows, 40, "only the rest of the day's rows");
+    assert_eq!(granted.amounts.rows, 40, "only the rest of the day's rows");
+    let all = granted.amounts;
     store
-        .settle("c", &w, granted, granted, true, Spent::default())
+        .settle("c", &w, &granted, all, true, Spent::default())
         .await
         .unwrap();
     let e = store
@@ -138,9 +189,7 @@ async fn grants_settlements_and_row_quotas() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_row_grants_never_add_up_past_the_quota() {
-    let store = Arc::new(SqliteStore::open(&temp_path("rows")).unwrap());
+async fn concurrent_row_grants_never_add_up_past_the_quota(store: Arc<dyn StateStore>) {
     let limits = vec![(
         "d:x".to_string(),
         WindowLimits {
@@ -163,7 +212,7 @@ async fn concurrent_row_grants_never_add_up_past_the_quota() {
                         .settle(
                             "c",
                             &["d:x".to_string()],
-                            g.amounts,
+                            &g,
                             g.amounts,
                             true,
                             Spent::default(),
@@ -188,7 +237,7 @@ async fn concurrent_row_grants_never_add_up_past_the_quota() {
 }
 
 #[tokio::test]
-async fn sessions_and_usage_survive_reopening() {
+async fn sqlite_sessions_and_usage_survive_reopening() {
     let path = temp_path("reopen");
     {
         let store = SqliteStore::open(&path).unwrap();
@@ -245,9 +294,7 @@ async fn sessions_and_usage_survive_reopening() {
     }
 }
 
-#[tokio::test]
-async fn history_is_per_client_newest_first_and_pruned() {
-    let store = SqliteStore::open(&temp_path("audit")).unwrap();
+async fn history_is_per_client_newest_first(store: Arc<dyn StateStore>) {
     for (t, client, sql) in [
         (1, "a", "SELECT 1"),
         (2, "b", "SELECT secret"),
@@ -267,13 +314,30 @@ async fn history_is_per_client_newest_first_and_pruned() {
     let sqls: Vec<_> = a.iter().map(|r| r.statement.clone().unwrap()).collect();
     assert_eq!(sqls, ["SELECT 3", "SELECT 1"]);
     assert_eq!(store.history("a", 1).await.unwrap().len(), 1);
+    assert_eq!(store.history("b", 10).await.unwrap()[0].status, "ok");
+    assert!(store.history("nobody", 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_history_is_pruned_by_age() {
+    let (store, _) = sqlite("prune");
+    for t in [1, 3] {
+        let r = AuditRecord {
+            time_ms: t,
+            client_id: "a".into(),
+            tool: "run_query".into(),
+            status: "ok".into(),
+            ..Default::default()
+        };
+        store.record(&r).await.unwrap();
+    }
     assert_eq!(store.prune_audit(2).await.unwrap(), 1);
     assert_eq!(store.history("a", 10).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn statement_seconds_are_charged_at_settlement_and_cap_what_is_left() {
-    let store = SqliteStore::open(&temp_path("seconds")).unwrap();
+async fn statement_seconds_are_charged_at_settlement_and_cap_what_is_left(
+    store: Arc<dyn StateStore>,
+) {
     let limits = vec![(
         "d:x".to_string(),
         WindowLimits {
@@ -294,7 +358,7 @@ async fn statement_seconds_are_charged_at_settlement_and_cap_what_is_left() {
         millicredits: 2,
     };
     store
-        .settle("c", &w, g.amounts, g.amounts, true, spent)
+        .settle("c", &w, &g, g.amounts, true, spent)
         .await
         .unwrap();
     let g = store
@@ -311,7 +375,7 @@ async fn statement_seconds_are_charged_at_settlement_and_cap_what_is_left() {
         .settle(
             "c",
             &w,
-            g.amounts,
+            &g,
             g.amounts,
             true,
             Spent {
@@ -329,4 +393,111 @@ async fn statement_seconds_are_charged_at_settlement_and_cap_what_is_left() {
     assert_eq!(e.quota, "statement seconds");
     let u = store.usage("c", "d:x").await.unwrap();
     assert_eq!((u.ms, u.millicredits), (10_000, 3));
+}
+
+async fn session_owners_are_written_once(store: Arc<dyn StateStore>) {
+    let ctx = Context {
+        database: Some("DB".into()),
+        schema: Some("S".into()),
+        ..Default::default()
+    };
+    let first = StoredSession {
+        id: "s1".into(),
+        client_id: Some("c".into()),
+        client_name: Some("claude".into()),
+        context: Some(ctx),
+        created: 10,
+        last_seen: 20,
+        ..Default::default()
+    };
+    store.save_session(&first).await.unwrap();
+    // A later save without a context keeps it; one naming another owner does not take over;
+    // last_seen never goes back.
+    for last_seen in [30, 25] {
+        store
+            .save_session(&StoredSession {
+                id: "s1".into(),
+                client_id: Some("intruder".into()),
+                init_params: Some("{}".into()),
+                created: 99,
+                last_seen,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let s = store.load_session("s1").await.unwrap().unwrap();
+    assert_eq!(s.client_id.as_deref(), Some("c"));
+    assert_eq!(s.client_name.as_deref(), Some("claude"));
+    assert_eq!(s.context.unwrap().schema.as_deref(), Some("S"));
+    assert_eq!(
+        (s.init_params.as_deref(), s.created, s.last_seen),
+        (Some("{}"), 10, 30)
+    );
+    store.delete_session("s1").await.unwrap();
+    assert!(store.load_session("s1").await.unwrap().is_none());
+    assert!(store.load_session("never").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn redis_settlement_is_applied_once_and_keys_expire() {
+    let (store, server) = redis();
+    let server = server.unwrap();
+    let limits = vec![(
+        "h:2026-11-24T10".to_string(),
+        WindowLimits {
+            queries: Some(5),
+            seconds: Some(100),
+            ..Default::default()
+        },
+    )];
+    let w = vec![limits[0].0.clone()];
+    let g = store
+        .reserve("c", &limits, Amounts::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(g.reservation, 0);
+    let spent = Spent {
+        ms: 1_000,
+        millicredits: 7,
+    };
+    for _ in 0..3 {
+        // A replica retrying a settlement whose reply it lost.
+        store
+            .settle("c", &w, &g, Amounts::default(), false, spent)
+            .await
+            .unwrap();
+    }
+    let u = store.usage("c", &w[0]).await.unwrap();
+    assert_eq!((u.queries, u.ms, u.millicredits), (0, 1_000, 7));
+    // The client's keys share one hash tag; windows and sessions expire on their own.
+    let key = "test:{c:c}:usage:h:2026-11-24T10";
+    let ttl: i64 = server.command(&["TTL", key]).parse().unwrap();
+    assert!((3600..=3600 + 86_400).contains(&ttl), "window TTL {ttl}");
+    store
+        .save_session(&StoredSession {
+            id: "s".into(),
+            client_id: Some("c".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ttl: i64 = server.command(&["TTL", "test:session:s"]).parse().unwrap();
+    assert!((590..=600).contains(&ttl), "session TTL {ttl}");
+    assert_eq!(server.command(&["EXISTS", "test:{c:c}:res:1"]), "0");
+}
+
+#[tokio::test]
+async fn redis_refuses_a_prefix_that_breaks_hash_tags() {
+    let e = RedisStore::open(RedisOptions {
+        url: "redis://127.0.0.1:1/0".into(),
+        key_prefix: "a{b}".into(),
+        session_ttl: Duration::from_secs(1),
+        history_max: 1,
+        history_retention: Duration::from_secs(1),
+    })
+    .err()
+    .unwrap();
+    assert!(e.0.contains("key_prefix"), "{e}");
 }
