@@ -93,6 +93,16 @@ impl Valkey {
         server
     }
 
+    /// A handle on a server another [`Valkey`] owns (for commands from another thread); it
+    /// stops nothing when dropped.
+    pub fn attach(port: u16) -> Valkey {
+        Valkey {
+            port,
+            guard: None,
+            pid: 0,
+        }
+    }
+
     /// `redis://127.0.0.1:<port>/0`
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)

@@ -1,0 +1,322 @@
+//! Several replicas on one shared store: two `snowflake-mcp serve` processes against one real
+//! Valkey server and one emulator. A session moves between replicas with its context and
+//! owner, limits hold across the cluster, history is whole, and killing a replica or Redis
+//! degrades as the README says and recovers on its own.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+use testkit::{Fault, FaultProxy, Valkey};
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"probe","version":"1"}}}"#;
+const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+
+fn config(name: &str, extra: &str) -> String {
+    write_config(
+        name,
+        &format!(
+            "[[clients]]\nid = \"a\"\ntoken_sha256 = \"{}\"\n{extra}\n\
+             [[clients]]\nid = \"b\"\ntoken_sha256 = \"{}\"\n",
+            sha("token-a"),
+            sha("token-b")
+        ),
+    )
+}
+
+/// Two replicas sharing `redis`, and the emulator reached directly or through `port`.
+async fn replicas(config: &str, redis: &Valkey, port: Option<u16>) -> (Server, Server) {
+    let env = port.map_or_else(fakesnow_env, env_with_port);
+    let url = redis.url();
+    let args = ["--config", config, "--state", url.as_str()];
+    let a = Server::start(&args, &env).await;
+    let b = Server::start(&args, &env).await;
+    (a, b)
+}
+
+/// One JSON-RPC message to a replica: (status, response head, the JSON-RPC answer if any).
+async fn post(
+    base: &str,
+    token: &str,
+    session: Option<&str>,
+    body: &str,
+) -> (u16, String, Option<Value>) {
+    let auth = format!("Bearer {token}");
+    let mut headers = vec![
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ];
+    if let Some(s) = session {
+        headers.push(("mcp-session-id", s));
+        headers.push(("mcp-protocol-version", "2025-06-18"));
+    }
+    let (status, head, body) = raw_http(base, "POST", "/mcp", &headers, body).await;
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(&body)
+    } else {
+        body
+    };
+    if std::env::var_os("DEBUG_BODY").is_some() { eprintln!("BODY<<{body}>>"); }
+    let answer = body
+        .lines()
+        .map(|l| l.strip_prefix("data:").unwrap_or(l).trim())
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v.get("id").is_some());
+    (status, head, answer)
+}
+
+/// The payload of a chunked HTTP body.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Open a session on `base` as `token`; its id.
+async fn open(base: &str, token: &str) -> String {
+    let (status, head, _) = post(base, token, None, INIT).await;
+    assert_eq!(status, 200, "{head}");
+    let id = session_of(&head);
+    let (status, _, _) = post(base, token, Some(&id), INITIALIZED).await;
+    assert_eq!(status, 202);
+    id
+}
+
+/// Call `tool` in session `id` on replica `base`: the `tools/call` result.
+async fn call_on(base: &str, token: &str, id: &str, tool: &str, args: Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": tool, "arguments": args}});
+    let (status, head, answer) = post(base, token, Some(id), &body.to_string()).await;
+    assert_eq!(status, 200, "{tool} on {base}: {head}");
+    answer.unwrap_or_else(|| panic!("a JSON-RPC answer: {head}"))["result"].clone()
+}
+
+/// The error kind of a failed call result, or "ok".
+fn kind(result: &Value) -> String {
+    if result["isError"] == true {
+        result["_meta"]["error"]["kind"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string()
+    } else {
+        "ok".into()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moves_between_replicas_with_its_context_and_owner() {
+    run_on_emulator(&[
+        "CREATE DATABASE IF NOT EXISTS REPLICA_DB".into(),
+        "CREATE SCHEMA IF NOT EXISTS REPLICA_DB.PUBLIC".into(),
+    ])
+    .await;
+    let redis = Valkey::start();
+    let (a, b) = replicas(&config("move", ""), &redis, None).await;
+    let id = open(&a.base, "token-a").await;
+    let set = call_on(
+        &a.base,
+        "token-a",
+        &id,
+        "set_context",
+        json!({"database": "REPLICA_DB", "schema": "PUBLIC"}),
+    )
+    .await;
+    assert_eq!(kind(&set), "ok", "{set}");
+    // The next call lands on the other replica: the session and its context are there.
+    let ctx = call_on(&b.base, "token-a", &id, "get_context", json!({})).await;
+    assert_eq!(ctx["structuredContent"]["database"], "REPLICA_DB", "{ctx}");
+    // Another client naming it gets 404 on either replica.
+    for base in [&a.base, &b.base] {
+        let (status, _, _) = post(base, "token-b", Some(&id), INITIALIZED).await;
+        assert_eq!(status, 404);
+    }
+    // A call on B, then history on A shows both replicas' calls.
+    let r = call_on(&b.base, "token-a", &id, "run_query", json!({"sql": "SELECT 41"})).await;
+    assert_eq!(kind(&r), "ok", "{r}");
+    let r = call_on(&a.base, "token-a", &id, "run_query", json!({"sql": "SELECT 42"})).await;
+    assert_eq!(kind(&r), "ok", "{r}");
+    // The audit writer batches; the history read flushes this replica's buffer only.
+    let mut seen = String::new();
+    for _ in 0..50 {
+        let h = call_on(&b.base, "token-a", &id, "query_history", json!({})).await;
+        seen = h["structuredContent"].to_string();
+        if seen.contains("SELECT 41") && seen.contains("SELECT 42") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen.contains("SELECT 41") && seen.contains("SELECT 42"),
+        "history from both replicas: {seen}"
+    );
+    // DELETE on B ends the session everywhere, also on A where it lives in memory.
+    let (status, _, _) = raw_http(
+        &b.base,
+        "DELETE",
+        "/mcp",
+        &[
+            ("authorization", "Bearer token-a"),
+            ("mcp-session-id", &id),
+            ("mcp-protocol-version", "2025-06-18"),
+        ],
+        "",
+    )
+    .await;
+    assert!((200..300).contains(&status), "DELETE: {status}");
+    let (status, _, _) = post(&a.base, "token-a", Some(&id), INITIALIZED).await;
+    assert_eq!(status, 404, "a session deleted on B is gone on A");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_of_ten_admits_exactly_ten_across_two_replicas() {
+    let redis = Valkey::start();
+    let (a, b) = replicas(&config("quota10", "queries_per_day = 10"), &redis, None).await;
+    let (sa, sb) = (open(&a.base, "token-a").await, open(&b.base, "token-a").await);
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let (base, id) = if i % 2 == 0 {
+            (a.base.clone(), sa.clone())
+        } else {
+            (b.base.clone(), sb.clone())
+        };
+        calls.spawn(async move {
+            kind(&call_on(&base, "token-a", &id, "run_query", json!({"sql": "SELECT 1"})).await)
+        });
+    }
+    let kinds: Vec<String> = calls.join_all().await;
+    let admitted = kinds.iter().filter(|k| *k == "ok").count();
+    let refused = kinds.iter().filter(|k| *k == "quota_exceeded").count();
+    assert_eq!((admitted, refused), (10, 90), "{kinds:?}");
+    assert_eq!(
+        redis.command(&["HGET", &format!("snowflake-mcp:{{c:a}}:usage:d:{}", today()), "queries"]),
+        "10"
+    );
+}
+
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let days = secs.div_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_across_replicas() {
+    let redis = Valkey::start();
+    let (a, b) = replicas(
+        &config("rate2", "rate_per_minute = 6\nburst = 3"),
+        &redis,
+        None,
+    )
+    .await;
+    let (sa, sb) = (open(&a.base, "token-a").await, open(&b.base, "token-a").await);
+    let mut admitted = 0;
+    for i in 0..12 {
+        let (base, id) = if i % 2 == 0 { (&a.base, &sa) } else { (&b.base, &sb) };
+        let r = call_on(base, "token-a", id, "run_query", json!({"sql": "SELECT 1"})).await;
+        match kind(&r).as_str() {
+            "ok" => admitted += 1,
+            "rate_limited" => {
+                let wait = r["_meta"]["error"]["retry_after_ms"].as_u64().unwrap();
+                assert!((1..=10_000).contains(&wait), "{wait}");
+            }
+            other => panic!("{other}: {r}"),
+        }
+    }
+    // A burst of 3, one more every 10 s: alone, each replica would have admitted 3.
+    assert!((3..=4).contains(&admitted), "admitted {admitted} of 12");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_max_concurrent_holds_across_replicas() {
+    let redis = Valkey::start();
+    // Slow statements (every chunk to the emulator held 100 ms), so calls overlap.
+    let proxy = FaultProxy::start(testkit::fakesnow().port).await;
+    let (a, b) = replicas(&config("conc", "max_concurrent = 1"), &redis, Some(proxy.port)).await;
+    let (sa, sb) = (open(&a.base, "token-a").await, open(&b.base, "token-a").await);
+    // Warm both replicas' pools before slowing the network down.
+    for (base, id) in [(&a.base, &sa), (&b.base, &sb)] {
+        let r = call_on(base, "token-a", id, "run_query", json!({"sql": "SELECT 1"})).await;
+        assert_eq!(kind(&r), "ok", "{r}");
+    }
+    proxy.set(Fault::Delay(100));
+    let key = "snowflake-mcp:{c:a}:leases";
+    let watching = {
+        let port = redis.port;
+        tokio::task::spawn_blocking(move || {
+            let probe = Valkey::attach(port);
+            let (mut most, deadline) = (0usize, Instant::now() + Duration::from_secs(20));
+            while Instant::now() < deadline {
+                let n: usize = probe.command(&["ZCARD", key]).parse().unwrap_or(0);
+                most = most.max(n);
+                if probe.command(&["EXISTS", "done"]) == "1" {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            most
+        })
+    };
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let (base, id) = if i % 2 == 0 {
+            (a.base.clone(), sa.clone())
+        } else {
+            (b.base.clone(), sb.clone())
+        };
+        calls.spawn(async move {
+            kind(&call_on(&base, "token-a", &id, "run_query", json!({"sql": "SELECT 2"})).await)
+        });
+    }
+    let kinds = calls.join_all().await;
+    redis.command(&["SET", "done", "1"]);
+    let most = watching.await.unwrap();
+    proxy.set(Fault::None);
+    assert!(kinds.iter().all(|k| k == "ok"), "{kinds:?}");
+    assert_eq!(most, 1, "one statement in flight across both replicas");
+    assert_eq!(redis.command(&["ZCARD", key]), "0", "every lease released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scratch_concurrent() {
+    let cfg = config("scratch", "");
+    let redis = Valkey::start();
+    let url = redis.url();
+    let state = if std::env::var_os("SCRATCH_REDIS").is_some() { url.clone() } else { temp_state() };
+    let a = Server::start(&["--config", &cfg, "--state", &state], &fakesnow_env()).await;
+    let sa = open(&a.base, "token-a").await;
+    let mut calls = tokio::task::JoinSet::new();
+    let n: usize = std::env::var("SCRATCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    for _ in 0..n {
+        let (base, id) = (a.base.clone(), sa.clone());
+        calls.spawn(async move {
+            let t = Instant::now();
+            let k = kind(&call_on(&base, "token-a", &id, "run_query", json!({"sql": "SELECT 1"})).await);
+            (k, t.elapsed())
+        });
+    }
+    let kinds = calls.join_all().await;
+    eprintln!("{kinds:?}");
+}
