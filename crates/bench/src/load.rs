@@ -71,12 +71,21 @@ pub async fn connect(url: &str, token: Option<&str>) -> Result<Client, String> {
         .map_err(|e| e.to_string())
 }
 
-pub async fn call(client: &Client, sql: &str) -> Result<(), String> {
-    let args = json!({"sql": sql}).as_object().cloned().unwrap_or_default();
-    let r = client
-        .call_tool(CallToolRequestParams::new("run_query").with_arguments(args))
+/// Call tool `name` with `args`; the result, errors included (`is_error`).
+pub async fn call_tool(
+    client: &Client,
+    name: &'static str,
+    args: serde_json::Value,
+) -> Result<rmcp::model::CallToolResult, String> {
+    let args = args.as_object().cloned().unwrap_or_default();
+    client
+        .call_tool(CallToolRequestParams::new(name).with_arguments(args))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+pub async fn call(client: &Client, sql: &str) -> Result<(), String> {
+    let r = call_tool(client, "run_query", json!({"sql": sql})).await?;
     if r.is_error == Some(true) {
         return Err(format!("{:?}", r.structured_content));
     }

@@ -4,6 +4,7 @@
 //! BENCHMARKS.md and prints the report as Markdown; the subcommands run one scenario each.
 //! Everything runs on loopback: the responder in this process, the server as a child process.
 
+mod cost;
 mod load;
 mod mixed;
 mod responder;
@@ -56,7 +57,9 @@ enum Command {
     LightHeavy,
     /// Two warehouses, one flooded against its cap.
     Warehouses,
-    /// mixed, light-heavy and warehouses.
+    /// Cost quotas: session-time and estimated credits per client, and a neighbour without.
+    CostQuota,
+    /// mixed, light-heavy, warehouses and cost-quota.
     SessionTime,
     /// Many sessions for minutes with queries, catalogue calls, cancellations, disconnects and
     /// reconnects: errors, RSS over time, Snowflake sessions, logins against logouts.
@@ -95,11 +98,13 @@ async fn main() {
         Command::Mixed => mixed::mixed(&cli.server, secs, &mut out).await,
         Command::LightHeavy => mixed::light_heavy(&cli.server, secs, &mut out).await,
         Command::Warehouses => mixed::warehouses(&cli.server, secs, &mut out).await,
+        Command::CostQuota => cost::cost_quota(&cli.server, secs, &mut out).await,
         Command::SessionTime => {
             async {
                 mixed::mixed(&cli.server, secs, &mut out).await?;
                 mixed::light_heavy(&cli.server, secs, &mut out).await?;
-                mixed::warehouses(&cli.server, secs, &mut out).await
+                mixed::warehouses(&cli.server, secs, &mut out).await?;
+                cost::cost_quota(&cli.server, secs, &mut out).await
             }
             .await
         }
