@@ -76,14 +76,6 @@ impl Calls {
     }
 }
 
-fn text(r: &rmcp::model::CallToolResult) -> String {
-    r.content
-        .first()
-        .and_then(|c| c.as_text())
-        .map(|t| t.text.clone())
-        .unwrap_or_default()
-}
-
 /// One session's closed loop until `end`.
 async fn session_loop(client: &load::Client, f: &Flood, end: Instant) -> Calls {
     let sql = format!("SELECT 1 /* delay_ms={} */", f.delay_ms);
@@ -94,7 +86,7 @@ async fn session_loop(client: &load::Client, f: &Flood, end: Instant) -> Calls {
         let took = t0.elapsed();
         let error = match r {
             Ok(r) if r.is_error != Some(true) => None,
-            Ok(r) => Some(text(&r)),
+            Ok(r) => Some(load::text(&r)),
             Err(e) => Some(format!("transport: {e}")),
         };
         let kind = error.as_deref().map(|e| e.split(':').next().unwrap_or(e));
