@@ -62,16 +62,21 @@ pub struct Usage {
     pub bytes: u64,
     /// Session-time its statements held, milliseconds.
     pub ms: u64,
-    /// Estimated warehouse credits, thousandths.
-    pub millicredits: u64,
+    /// Estimated warehouse credits, millionths.
+    pub microcredits: u64,
 }
 
-/// What a finished query cost: session-time (milliseconds) and estimated credits (thousandths).
+/// What a finished query cost: session-time (milliseconds) and estimated credits (millionths).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Spent {
     pub ms: u64,
-    pub millicredits: u64,
+    pub microcredits: u64,
 }
+
+/// Credits are counted in millionths: a statement's estimate is rounded once, so a coarser
+/// unit would charge short statements far off (500 ms on a Medium warehouse is 556 millionths;
+/// in thousandths it was 1, 80 % too much, and under 1.8 s on an X-Small one 0).
+pub const MICROCREDITS_PER_CREDIT: f64 = 1_000_000.0;
 
 /// A reservation's grant: the rows and bytes the query may return, and the session-time left
 /// in its tightest window (the query's timeout is capped to it).
@@ -96,8 +101,8 @@ pub struct WindowLimits {
     pub bytes: Option<u64>,
     /// Session-time, seconds (`statement_seconds_per_*`).
     pub seconds: Option<u64>,
-    /// Estimated credits, thousandths (`credits_per_*`).
-    pub millicredits: Option<u64>,
+    /// Estimated credits, millionths (`credits_per_*`).
+    pub microcredits: Option<u64>,
 }
 
 /// Why a reservation was refused: which window and which quota.
@@ -211,7 +216,7 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS usage (
                 client_id TEXT NOT NULL, window TEXT NOT NULL,
                 queries INTEGER NOT NULL DEFAULT 0, rows INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
-                ms INTEGER NOT NULL DEFAULT 0, millicredits INTEGER NOT NULL DEFAULT 0,
+                ms INTEGER NOT NULL DEFAULT 0, microcredits INTEGER NOT NULL DEFAULT 0,
                 PRIMARY KEY (client_id, window));
              CREATE TABLE IF NOT EXISTS audit (
                 time_ms INTEGER NOT NULL, client_id TEXT NOT NULL, session_id TEXT, tool TEXT NOT NULL,
@@ -220,14 +225,20 @@ impl SqliteStore {
              CREATE INDEX IF NOT EXISTS audit_client_time ON audit(client_id, time_ms);",
         )?;
         // Stores made before the cost quotas lack their columns.
-        for column in ["ms", "millicredits"] {
-            let present: bool = conn
+        let has_column = |column: &str| -> Result<bool, StoreError> {
+            Ok(conn
                 .prepare("SELECT 1 FROM pragma_table_info('usage') WHERE name = ?1")?
-                .exists([column])?;
-            if !present {
+                .exists([column])?)
+        };
+        for column in ["ms", "microcredits"] {
+            if !has_column(column)? {
                 conn.execute_batch(&format!(
                     "ALTER TABLE usage ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
                 ))?;
+                // The first cost quotas counted thousandths of a credit.
+                if column == "microcredits" && has_column("millicredits")? {
+                    conn.execute_batch("UPDATE usage SET microcredits = millicredits * 1000")?;
+                }
             }
         }
         Ok(SqliteStore {
@@ -368,12 +379,8 @@ impl StateStore for SqliteStore {
                     }
                     ms_left = Some(ms_left.map_or(left, |m| m.min(left)));
                 }
-                if limits.millicredits.is_some_and(|l| used.millicredits >= l) {
-                    return Ok(Err(Exceeded {
-                        window: window.clone(),
-                        quota: "thousandths of a credit",
-                        limit: limits.millicredits.unwrap_or(0),
-                    }));
+                if limits.microcredits.is_some_and(|l| used.microcredits >= l) {
+                    return exceeded("credits", limits.microcredits);
                 }
                 for (quota, limit, used, granted) in [
                     ("rows", limits.rows, used.rows, &mut grant.rows),
@@ -415,7 +422,7 @@ impl StateStore for SqliteStore {
         spent: Spent,
     ) -> Result<(), StoreError> {
         let (client, windows) = (client.to_string(), windows.to_vec());
-        let (ms, millicredits) = (spent.ms as i64, spent.millicredits as i64);
+        let (ms, microcredits) = (spent.ms as i64, spent.microcredits as i64);
         let unused_rows = granted.rows.saturating_sub(used.rows) as i64;
         let unused_bytes = granted.bytes.saturating_sub(used.bytes) as i64;
         let query = i64::from(!ran);
@@ -424,7 +431,7 @@ impl StateStore for SqliteStore {
             for w in &windows {
                 tx.execute(
                     "UPDATE usage SET queries = MAX(queries - ?3, 0), rows = MAX(rows - ?4, 0),
-                       bytes = MAX(bytes - ?5, 0), ms = ms + ?6, millicredits = millicredits + ?7
+                       bytes = MAX(bytes - ?5, 0), ms = ms + ?6, microcredits = microcredits + ?7
                      WHERE client_id = ?1 AND window = ?2",
                     params![
                         client,
@@ -433,7 +440,7 @@ impl StateStore for SqliteStore {
                         unused_rows,
                         unused_bytes,
                         ms,
-                        millicredits
+                        microcredits
                     ],
                 )?;
             }
@@ -512,7 +519,7 @@ impl SqliteStore {
 
 fn read_usage(c: &Connection, client: &str, window: &str) -> Result<Usage, StoreError> {
     Ok(c.query_row(
-        "SELECT queries, rows, bytes, ms, millicredits FROM usage WHERE client_id = ?1 AND window = ?2",
+        "SELECT queries, rows, bytes, ms, microcredits FROM usage WHERE client_id = ?1 AND window = ?2",
         params![client, window],
         |r| {
             Ok(Usage {
@@ -520,7 +527,7 @@ fn read_usage(c: &Connection, client: &str, window: &str) -> Result<Usage, Store
                 rows: r.get::<_, i64>(1)? as u64,
                 bytes: r.get::<_, i64>(2)? as u64,
                 ms: r.get::<_, i64>(3)? as u64,
-                millicredits: r.get::<_, i64>(4)? as u64,
+                microcredits: r.get::<_, i64>(4)? as u64,
             })
         },
     )
