@@ -57,6 +57,8 @@ pub struct ClassReport {
     pub errors: usize,
     pub latencies: Vec<Duration>,
     pub per_session: Vec<usize>,
+    /// The first error's text, if any.
+    pub first_error: Option<String>,
 }
 
 pub type Client = RunningService<RoleClient, ()>;
@@ -71,16 +73,35 @@ pub async fn connect(url: &str, token: Option<&str>) -> Result<Client, String> {
         .map_err(|e| e.to_string())
 }
 
-pub async fn call(client: &Client, sql: &str) -> Result<(), String> {
-    let args = json!({"sql": sql}).as_object().cloned().unwrap_or_default();
-    let r = client
-        .call_tool(CallToolRequestParams::new("run_query").with_arguments(args))
+/// Call tool `name` with `args`; the result, errors included (`is_error`).
+pub async fn call_tool(
+    client: &Client,
+    name: &'static str,
+    args: serde_json::Value,
+) -> Result<rmcp::model::CallToolResult, String> {
+    let args = args.as_object().cloned().unwrap_or_default();
+    client
+        .call_tool(CallToolRequestParams::new(name).with_arguments(args))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+/// Run `sql`; a refusal or failure is the error's text (its first word is the kind).
+pub async fn call(client: &Client, sql: &str) -> Result<(), String> {
+    let r = call_tool(client, "run_query", json!({"sql": sql})).await?;
     if r.is_error == Some(true) {
-        return Err(format!("{:?}", r.structured_content));
+        return Err(text(&r));
     }
     Ok(())
+}
+
+/// The text of a tool result's first content block.
+pub fn text(r: &rmcp::model::CallToolResult) -> String {
+    r.content
+        .first()
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .unwrap_or_default()
 }
 
 /// Run every class for `duration` after a short warm-up of `warmup`.
@@ -106,7 +127,7 @@ pub async fn run(
             let (ci, si) = (*ci, si);
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
-                let mut errors = 0;
+                let (mut errors, mut first_error) = (0, None);
                 loop {
                     let t0 = Instant::now();
                     if t0 >= end {
@@ -118,11 +139,14 @@ pub async fn run(
                     if t1 >= start && t1 <= end {
                         match outcome {
                             Ok(()) => latencies.push(t1 - t0),
-                            Err(_) => errors += 1,
+                            Err(e) => {
+                                errors += 1;
+                                first_error.get_or_insert(e);
+                            }
                         }
                     }
                 }
-                (ci, si, latencies, errors)
+                (ci, si, latencies, errors, first_error)
             }));
         }
     }
@@ -134,11 +158,13 @@ pub async fn run(
             errors: 0,
             latencies: Vec::new(),
             per_session: Vec::new(),
+            first_error: None,
         })
         .collect();
     let mut per_session = vec![0usize; sessions.len()];
     for t in tasks {
-        let (ci, si, latencies, errors) = t.await.map_err(|e| e.to_string())?;
+        let (ci, si, latencies, errors, first_error) = t.await.map_err(|e| e.to_string())?;
+        reports[ci].first_error = reports[ci].first_error.take().or(first_error);
         reports[ci].completed += latencies.len();
         reports[ci].errors += errors;
         per_session[si] += latencies.len();

@@ -4,6 +4,7 @@
 //! BENCHMARKS.md and prints the report as Markdown; the subcommands run one scenario each.
 //! Everything runs on loopback: the responder in this process, the server as a child process.
 
+mod cost;
 mod load;
 mod mixed;
 mod responder;
@@ -56,7 +57,9 @@ enum Command {
     LightHeavy,
     /// Two warehouses, one flooded against its cap.
     Warehouses,
-    /// mixed, light-heavy and warehouses.
+    /// Cost quotas: session-time and estimated credits per client, and a neighbour without.
+    CostQuota,
+    /// mixed, light-heavy, warehouses and cost-quota.
     SessionTime,
     /// Many sessions for minutes with queries, catalogue calls, cancellations, disconnects and
     /// reconnects: errors, RSS over time, Snowflake sessions, logins against logouts.
@@ -95,11 +98,13 @@ async fn main() {
         Command::Mixed => mixed::mixed(&cli.server, secs, &mut out).await,
         Command::LightHeavy => mixed::light_heavy(&cli.server, secs, &mut out).await,
         Command::Warehouses => mixed::warehouses(&cli.server, secs, &mut out).await,
+        Command::CostQuota => cost::cost_quota(&cli.server, secs, &mut out).await,
         Command::SessionTime => {
             async {
                 mixed::mixed(&cli.server, secs, &mut out).await?;
                 mixed::light_heavy(&cli.server, secs, &mut out).await?;
-                mixed::warehouses(&cli.server, secs, &mut out).await
+                mixed::warehouses(&cli.server, secs, &mut out).await?;
+                cost::cost_quota(&cli.server, secs, &mut out).await
             }
             .await
         }
@@ -295,10 +300,12 @@ async fn throughput(bin: &str, secs: Duration, out: &mut String) -> Result<(), S
         "## Throughput against pool size (backend delay 50 ms, {} s per row)\n",
         secs.as_secs()
     );
+    let mut first_errors = Vec::new();
     let _ = writeln!(out, "| pool | concurrent clients | calls/s | ideal (pool / delay) | ratio | p50 ms | p99 ms | errors | Jain's index over clients |\n|---|---|---|---|---|---|---|---|---|");
     for (pool, clients) in [(4usize, 100usize), (16, 200), (64, 400), (64, 1000)] {
-        // Every session is its own anonymous client; their group cap must not be the limit.
-        let config = format!("[pool]\nmax_sessions = {pool}\n[scheduler]\nqueue_timeout_secs = 120\nmax_queue_total = 100000\n[anonymous]\nmax_concurrent_total = {clients}\n");
+        // Every session is its own anonymous client; their group cap must not be the limit, nor
+        // the cap on connections (each session holds about two: its calls and its SSE stream).
+        let config = format!("[server]\nmax_connections = 4096\n[pool]\nmax_sessions = {pool}\n[scheduler]\nqueue_timeout_secs = 120\nmax_queue_total = 100000\n[anonymous]\nmax_concurrent_total = {clients}\n");
         let server = start_server(bin, port, &config).await?;
         let classes = [Class {
             name: "all".into(),
@@ -310,6 +317,9 @@ async fn throughput(bin: &str, secs: Duration, out: &mut String) -> Result<(), S
         let s = &summarize(&reports, secs.as_secs_f64())[0];
         let ideal = pool as f64 / delay.as_secs_f64();
         let per_client: Vec<f64> = reports[0].per_session.iter().map(|&n| n as f64).collect();
+        if let Some(e) = &reports[0].first_error {
+            first_errors.push(format!("- pool {pool}, {clients} clients: `{e}`"));
+        }
         let _ = writeln!(
             out,
             "| {pool} | {clients} | {:.1} | {ideal:.0} | {:.3} | {:.1} | {:.1} | {} | {:.4} |",
@@ -319,6 +329,13 @@ async fn throughput(bin: &str, secs: Duration, out: &mut String) -> Result<(), S
             s.4,
             s.5,
             jain(&per_client)
+        );
+    }
+    if !first_errors.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nFirst error of each row with errors:\n\n{}",
+            first_errors.join("\n")
         );
     }
     let _ = writeln!(

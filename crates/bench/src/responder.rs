@@ -2,10 +2,13 @@
 //!
 //! It speaks just enough of the connector REST protocol for the server to log in, switch
 //! context, run statements, abort them and log out: every statement waits `delay`, or the
-//! `N` of a `/* delay_ms=N */` comment in its text (`USE` statements answer at once) and returns `[[1]]` (`SHOW` and `DESCRIBE` return one row with
-//! the columns the server reads). It measures the server, not an emulator: it has no limit of
-//! its own on concurrency. It counts statements that overlap on one session token, which must
-//! never happen, and logins, logouts and the most sessions ever open at once.
+//! `N` of a `/* delay_ms=N */` comment in its text (`USE` statements answer at once) and returns
+//! `[[1]]`. Like Snowflake, it stops a statement at its `STATEMENT_TIMEOUT_IN_SECONDS` with
+//! error 000630. `SHOW WAREHOUSES LIKE 'W'` returns W with a size read from its name's last
+//! part (`BENCH_MEDIUM` is Medium, X-Small when none); other `SHOW` and `DESCRIBE` statements
+//! return one row with the columns the server reads. It measures the server, not an emulator:
+//! it has no limit of its own on concurrency. It counts statements that overlap on one session
+//! token, which must never happen, and logins, logouts and the most sessions ever open at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +32,8 @@ pub struct ResponderStats {
     pub logouts: AtomicU64,
     /// Statements ended early by `/queries/v1/abort-request`.
     pub aborts: AtomicU64,
+    /// Statements stopped at their `STATEMENT_TIMEOUT_IN_SECONDS`.
+    pub timeouts: AtomicU64,
     /// The most sessions logged in and not yet logged out at any one time.
     pub peak_open: AtomicU64,
     /// Statements running per session token, and what wakes them on an abort.
@@ -147,18 +152,27 @@ async fn statement(
     body: &[u8],
     delay: Duration,
 ) -> Json<Value> {
-    let text = gunzip(body);
-    let sql = serde_json::from_slice::<Value>(&text)
-        .ok()
-        .and_then(|v| v["sqlText"].as_str().map(str::to_string))
-        .unwrap_or_default();
+    let request = serde_json::from_slice::<Value>(&gunzip(body)).unwrap_or_default();
+    let sql = request["sqlText"].as_str().unwrap_or_default();
+    let timeout = request["parameters"]["STATEMENT_TIMEOUT_IN_SECONDS"]
+        .as_u64()
+        .map(Duration::from_secs);
     let running = Running::new(stats, authorization(headers));
     stats.statements.fetch_add(1, Ordering::Relaxed);
-    let delay = requested_delay(&sql).unwrap_or(delay);
+    let delay = requested_delay(sql).unwrap_or(delay);
     if !sql.starts_with("USE ") && !delay.is_zero() {
+        let stop = timeout.filter(|t| *t < delay);
         let aborted = running.wake.notified();
         tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(stop.unwrap_or(delay)) => {
+                if let Some(t) = stop {
+                    stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                    let s = t.as_secs();
+                    return Json(json!({"success": false, "code": "000630",
+                        "message": format!("Statement reached its statement or warehouse timeout of {s} second(s) and was canceled."),
+                        "data": {"queryId": "bench-query"}}));
+                }
+            }
             _ = aborted => {
                 stats.aborts.fetch_add(1, Ordering::Relaxed);
                 return Json(json!({"success": false, "code": "000604",
@@ -167,15 +181,18 @@ async fn statement(
         }
     }
     drop(running);
+    if let Some(name) = sql.strip_prefix("SHOW WAREHOUSES LIKE '") {
+        let name = name.trim_end_matches('\'');
+        return text_table(
+            &["name", "state", "size"],
+            json!([name, "STARTED", warehouse_size(name)]),
+        );
+    }
     if sql.starts_with("SHOW ") || sql.starts_with("DESC") {
-        let text = |name: &str| json!({"name": name, "type": "text", "nullable": true});
-        return Json(json!({"success": true, "data": {
-            "queryId": "bench-query",
-            "rowtype": [text("name"), text("type"), text("null?"), text("comment")],
-            "queryResultFormat": "json",
-            "rowset": [["N", "NUMBER(38,0)", "N", null]],
-            "total": 1,
-        }}));
+        return text_table(
+            &["name", "type", "null?", "comment"],
+            json!(["N", "NUMBER(38,0)", "N", null]),
+        );
     }
     Json(json!({"success": true, "data": {
         "queryId": "bench-query",
@@ -186,11 +203,48 @@ async fn statement(
     }}))
 }
 
+/// A one-row answer of text columns.
+fn text_table(columns: &[&str], row: Value) -> Json<Value> {
+    let rowtype: Vec<Value> = columns
+        .iter()
+        .map(|name| json!({"name": name, "type": "text", "nullable": true}))
+        .collect();
+    Json(json!({"success": true, "data": {
+        "queryId": "bench-query",
+        "rowtype": rowtype,
+        "queryResultFormat": "json",
+        "rowset": [row],
+        "total": 1,
+    }}))
+}
+
 /// The duration a statement asks for with `/* delay_ms=N */`, if any.
 pub fn requested_delay(sql: &str) -> Option<Duration> {
     let rest = &sql[sql.find("delay_ms=")? + "delay_ms=".len()..];
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok().map(Duration::from_millis)
+}
+
+/// The size of warehouse `name`, from the last `_` part of its name: `BENCH_MEDIUM` is Medium,
+/// `WH_2XLARGE` 2X-Large; X-Small (Snowflake's default) when that part is no size.
+pub fn warehouse_size(name: &str) -> &'static str {
+    let last = name.rsplit('_').next().unwrap_or_default();
+    const SIZES: [(&str, &str); 10] = [
+        ("XSMALL", "X-Small"),
+        ("SMALL", "Small"),
+        ("MEDIUM", "Medium"),
+        ("LARGE", "Large"),
+        ("XLARGE", "X-Large"),
+        ("2XLARGE", "2X-Large"),
+        ("3XLARGE", "3X-Large"),
+        ("4XLARGE", "4X-Large"),
+        ("5XLARGE", "5X-Large"),
+        ("6XLARGE", "6X-Large"),
+    ];
+    SIZES
+        .iter()
+        .find(|(key, _)| last.eq_ignore_ascii_case(key))
+        .map_or("X-Small", |(_, size)| size)
 }
 
 fn gunzip(body: &[u8]) -> Vec<u8> {
@@ -216,5 +270,8 @@ mod tests {
         assert_eq!(d, Some(Duration::from_millis(2000)));
         assert_eq!(requested_delay("SELECT 1"), None);
         assert_eq!(requested_delay("SELECT 1 /* delay_ms= */"), None);
+        assert_eq!(warehouse_size("BENCH_MEDIUM"), "Medium");
+        assert_eq!(warehouse_size("wh_2xlarge"), "2X-Large");
+        assert_eq!(warehouse_size("WH"), "X-Small");
     }
 }

@@ -32,7 +32,7 @@ use crate::cluster::Cluster;
 use crate::error::ToolError;
 use crate::policy::{ClientPolicy, RatePolicy};
 use crate::progress::{Stage, Tracker};
-use crate::store::{Amounts, Grant, Spent, StateStore};
+use crate::store::{Amounts, Grant, Spent, StateStore, MICROCREDITS_PER_CREDIT};
 
 /// The longest a quota reservation waits on the state store.
 pub const QUOTA_DEADLINE: Duration = Duration::from_secs(3);
@@ -203,7 +203,7 @@ impl Ticket {
         let ms = self.reached.held_ms();
         Spent {
             ms,
-            millicredits: (ms as f64 * self.credits_per_hour / 3600.0).round() as u64,
+            microcredits: estimated_microcredits(ms, self.credits_per_hour),
         }
     }
 
@@ -261,6 +261,11 @@ impl Drop for Ticket {
             });
         }
     }
+}
+
+/// The credits `ms` of session-time on a warehouse of `credits_per_hour` cost, in millionths.
+fn estimated_microcredits(ms: u64, credits_per_hour: f64) -> u64 {
+    (ms as f64 * credits_per_hour * MICROCREDITS_PER_CREDIT / 3_600_000.0).round() as u64
 }
 
 async fn settle(
@@ -412,12 +417,18 @@ impl Admission {
                     "day"
                 };
                 let reset = now + chrono::Duration::from_std(wait).unwrap_or_default();
+                // Credits are counted in millionths and configured in credits.
+                let limit = if exceeded.quota == "credits" {
+                    (exceeded.limit as f64 / MICROCREDITS_PER_CREDIT).to_string()
+                } else {
+                    exceeded.limit.to_string()
+                };
                 let mut e = ToolError::new(
                     "quota_exceeded",
                     format!(
                         "client '{}' has used its quota of {} {} per {period}; it resets at {} UTC (in {})",
                         client.id,
-                        exceeded.limit,
+                        limit,
                         exceeded.quota,
                         reset.format("%Y-%m-%d %H:%M"),
                         human(wait)
@@ -465,8 +476,10 @@ impl Admission {
                 ),
                 (
                     "credits",
-                    limits.millicredits.map(|m| m as f64 / 1000.0),
-                    used.millicredits as f64 / 1000.0,
+                    limits
+                        .microcredits
+                        .map(|m| m as f64 / MICROCREDITS_PER_CREDIT),
+                    used.microcredits as f64 / MICROCREDITS_PER_CREDIT,
                 ),
             ] {
                 if let Some(limit) = limit {
@@ -578,6 +591,16 @@ mod tests {
         d.take(t0).unwrap();
         d.give_back();
         assert_eq!(d.available(t0), 120);
+    }
+
+    #[test]
+    fn credits_are_estimated_closely_even_for_short_statements() {
+        // 500 ms on a Medium warehouse (4 credits/h): 0.000556 credits.
+        assert_eq!(estimated_microcredits(500, 4.0), 556);
+        // 100 ms on an X-Small one (1 credit/h) is not free.
+        assert_eq!(estimated_microcredits(100, 1.0), 28);
+        assert_eq!(estimated_microcredits(3_600_000, 1.0), 1_000_000);
+        assert_eq!(estimated_microcredits(1_000, 0.0), 0);
     }
 
     #[test]

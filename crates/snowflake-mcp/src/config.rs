@@ -150,10 +150,10 @@ pub struct ClientConfig {
     /// Session-time this client's queries may hold, seconds per UTC day (and hour).
     pub statement_seconds_per_day: Option<u64>,
     pub statement_seconds_per_hour: Option<u64>,
-    /// Estimated warehouse credits per UTC day (and hour); read as thousandths of a credit.
-    #[serde(default, deserialize_with = "millicredits")]
+    /// Estimated warehouse credits per UTC day (and hour); read as millionths of a credit.
+    #[serde(default, deserialize_with = "microcredits")]
     pub credits_per_day: Option<u64>,
-    #[serde(default, deserialize_with = "millicredits")]
+    #[serde(default, deserialize_with = "microcredits")]
     pub credits_per_hour: Option<u64>,
     /// Databases this client may use; all when unset.
     pub allowed_databases: Option<Vec<String>>,
@@ -173,11 +173,13 @@ fn default_max_concurrent() -> usize {
     4
 }
 
-/// A credit amount (a decimal number of credits) as thousandths of a credit.
-fn millicredits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+/// A credit amount (a decimal number of credits) as millionths of a credit.
+fn microcredits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     let credits: Option<f64> = Option::deserialize(d)?;
     match credits {
-        Some(c) if c.is_finite() && c >= 0.0 => Ok(Some((c * 1000.0).round() as u64)),
+        Some(c) if c.is_finite() && c >= 0.0 => Ok(Some(
+            (c * crate::store::MICROCREDITS_PER_CREDIT).round() as u64,
+        )),
         Some(_) => Err(serde::de::Error::custom("credits must be a number >= 0")),
         None => Ok(None),
     }

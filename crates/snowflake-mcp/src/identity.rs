@@ -65,14 +65,14 @@ impl Clients {
                             rows: c.rows_per_day,
                             bytes: c.bytes_per_day,
                             seconds: c.statement_seconds_per_day,
-                            millicredits: c.credits_per_day,
+                            microcredits: c.credits_per_day,
                         },
                         per_hour: WindowLimits {
                             queries: c.queries_per_hour,
                             rows: c.rows_per_hour,
                             bytes: c.bytes_per_hour,
                             seconds: c.statement_seconds_per_hour,
-                            millicredits: c.credits_per_hour,
+                            microcredits: c.credits_per_hour,
                         },
                     },
                     access: Access {

@@ -149,7 +149,7 @@ pub struct QuotaPolicy {
 impl QuotaPolicy {
     /// Whether a credits quota applies (the warehouse's size is then looked up).
     pub fn counts_credits(&self) -> bool {
-        self.per_day.millicredits.is_some() || self.per_hour.millicredits.is_some()
+        self.per_day.microcredits.is_some() || self.per_hour.microcredits.is_some()
     }
 
     pub fn is_unlimited(&self) -> bool {

@@ -61,16 +61,21 @@ pub struct Usage {
     pub bytes: u64,
     /// Session-time its statements held, milliseconds.
     pub ms: u64,
-    /// Estimated warehouse credits, thousandths.
-    pub millicredits: u64,
+    /// Estimated warehouse credits, millionths.
+    pub microcredits: u64,
 }
 
-/// What a finished query cost: session-time (milliseconds) and estimated credits (thousandths).
+/// What a finished query cost: session-time (milliseconds) and estimated credits (millionths).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Spent {
     pub ms: u64,
-    pub millicredits: u64,
+    pub microcredits: u64,
 }
+
+/// Credits are counted in millionths: a statement's estimate is rounded once, so a coarser
+/// unit would charge short statements far off (500 ms on a Medium warehouse is 556 millionths;
+/// in thousandths it was 1, 80 % too much, and under 1.8 s on an X-Small one 0).
+pub const MICROCREDITS_PER_CREDIT: f64 = 1_000_000.0;
 
 /// A reservation's grant: the rows and bytes the query may return, and the session-time left
 /// in its tightest window (the query's timeout is capped to it).
@@ -98,8 +103,8 @@ pub struct WindowLimits {
     pub bytes: Option<u64>,
     /// Session-time, seconds (`statement_seconds_per_*`).
     pub seconds: Option<u64>,
-    /// Estimated credits, thousandths (`credits_per_*`).
-    pub millicredits: Option<u64>,
+    /// Estimated credits, millionths (`credits_per_*`).
+    pub microcredits: Option<u64>,
 }
 
 /// Why a reservation was refused: which window and which quota.

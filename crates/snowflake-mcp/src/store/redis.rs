@@ -10,7 +10,7 @@
 //! | key | type | what |
 //! |---|---|---|
 //! | `session:<id>` | hash | one MCP session's owner, client info, context, times; expires after the idle timeout, refreshed on use |
-//! | `{c:<client>}:usage:<window>` | hash | queries, rows, bytes, ms, millicredits of one day (`d:…`) or hour (`h:…`); expires after its window |
+//! | `{c:<client>}:usage:<window>` | hash | queries, rows, bytes, ms, microcredits of one day (`d:…`) or hour (`h:…`); expires after its window |
 //! | `{c:<client>}:res:<n>` | string | an unsettled reservation (settled once) |
 //! | `{c:<client>}:rate` | string | the client's GCRA theoretical arrival time |
 //! | `{c:<client>}:leases` | sorted set | the client's statements in flight, scored by lease expiry |
@@ -231,7 +231,7 @@ impl StateStore for RedisStore {
                 .arg(limit(l.rows))
                 .arg(limit(l.bytes))
                 .arg(limit(l.seconds.map(|s| s.saturating_mul(1000))))
-                .arg(limit(l.millicredits))
+                .arg(limit(l.microcredits))
                 .arg(window_ttl(window));
         }
         let mut conn = self.conn.clone();
@@ -259,7 +259,7 @@ impl StateStore for RedisStore {
         let (quota, limit) = match quota {
             b"queries" => ("queries", int(3)?),
             b"seconds" => ("statement seconds", int(3)? / 1000),
-            b"millicredits" => ("thousandths of a credit", int(3)?),
+            b"microcredits" => ("credits", int(3)?),
             b"rows" => ("rows", int(3)?),
             _ => ("bytes", int(3)?),
         };
@@ -289,7 +289,7 @@ impl StateStore for RedisStore {
             .arg(granted.amounts.rows.saturating_sub(used.rows))
             .arg(granted.amounts.bytes.saturating_sub(used.bytes))
             .arg(spent.ms)
-            .arg(spent.millicredits);
+            .arg(spent.microcredits);
         let mut conn = self.conn.clone();
         let _: i64 = call.invoke_async(&mut conn).await?;
         Ok(())
@@ -299,7 +299,7 @@ impl StateStore for RedisStore {
         let mut conn = self.conn.clone();
         let v: Vec<Option<u64>> = redis::cmd("HMGET")
             .arg(self.client_key(client, &format!("usage:{window}")))
-            .arg(&["queries", "rows", "bytes", "ms", "millicredits"])
+            .arg(&["queries", "rows", "bytes", "ms", "microcredits"])
             .query_async(&mut conn)
             .await?;
         let at = |i: usize| v.get(i).copied().flatten().unwrap_or(0);
@@ -308,7 +308,7 @@ impl StateStore for RedisStore {
             rows: at(1),
             bytes: at(2),
             ms: at(3),
-            millicredits: at(4),
+            microcredits: at(4),
         })
     }
 

@@ -54,7 +54,7 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS usage (
                 client_id TEXT NOT NULL, window TEXT NOT NULL,
                 queries INTEGER NOT NULL DEFAULT 0, rows INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
-                ms INTEGER NOT NULL DEFAULT 0, millicredits INTEGER NOT NULL DEFAULT 0,
+                ms INTEGER NOT NULL DEFAULT 0, microcredits INTEGER NOT NULL DEFAULT 0,
                 PRIMARY KEY (client_id, window));
              CREATE TABLE IF NOT EXISTS audit (
                 time_ms INTEGER NOT NULL, client_id TEXT NOT NULL, session_id TEXT, tool TEXT NOT NULL,
@@ -63,14 +63,20 @@ impl SqliteStore {
              CREATE INDEX IF NOT EXISTS audit_client_time ON audit(client_id, time_ms);",
         )?;
         // Stores made before the cost quotas lack their columns.
-        for column in ["ms", "millicredits"] {
-            let present: bool = conn
+        let has_column = |column: &str| -> Result<bool, StoreError> {
+            Ok(conn
                 .prepare("SELECT 1 FROM pragma_table_info('usage') WHERE name = ?1")?
-                .exists([column])?;
-            if !present {
+                .exists([column])?)
+        };
+        for column in ["ms", "microcredits"] {
+            if !has_column(column)? {
                 conn.execute_batch(&format!(
                     "ALTER TABLE usage ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
                 ))?;
+                // The first cost quotas counted thousandths of a credit.
+                if column == "microcredits" && has_column("millicredits")? {
+                    conn.execute_batch("UPDATE usage SET microcredits = millicredits * 1000")?;
+                }
             }
         }
         Ok(SqliteStore {
@@ -196,12 +202,8 @@ impl StateStore for SqliteStore {
                     }
                     ms_left = Some(ms_left.map_or(left, |m| m.min(left)));
                 }
-                if limits.millicredits.is_some_and(|l| used.millicredits >= l) {
-                    return Ok(Err(Exceeded {
-                        window: window.clone(),
-                        quota: "thousandths of a credit",
-                        limit: limits.millicredits.unwrap_or(0),
-                    }));
+                if limits.microcredits.is_some_and(|l| used.microcredits >= l) {
+                    return exceeded("credits", limits.microcredits);
                 }
                 for (quota, limit, used, granted) in [
                     ("rows", limits.rows, used.rows, &mut grant.rows),
@@ -245,7 +247,7 @@ impl StateStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let granted = granted.amounts;
         let (client, windows) = (client.to_string(), windows.to_vec());
-        let (ms, millicredits) = (spent.ms as i64, spent.millicredits as i64);
+        let (ms, microcredits) = (spent.ms as i64, spent.microcredits as i64);
         let unused_rows = granted.rows.saturating_sub(used.rows) as i64;
         let unused_bytes = granted.bytes.saturating_sub(used.bytes) as i64;
         let query = i64::from(!ran);
@@ -254,7 +256,7 @@ impl StateStore for SqliteStore {
             for w in &windows {
                 tx.execute(
                     "UPDATE usage SET queries = MAX(queries - ?3, 0), rows = MAX(rows - ?4, 0),
-                       bytes = MAX(bytes - ?5, 0), ms = ms + ?6, millicredits = millicredits + ?7
+                       bytes = MAX(bytes - ?5, 0), ms = ms + ?6, microcredits = microcredits + ?7
                      WHERE client_id = ?1 AND window = ?2",
                     params![
                         client,
@@ -263,7 +265,7 @@ impl StateStore for SqliteStore {
                         unused_rows,
                         unused_bytes,
                         ms,
-                        millicredits
+                        microcredits
                     ],
                 )?;
             }
@@ -342,7 +344,7 @@ impl SqliteStore {
 
 fn read_usage(c: &Connection, client: &str, window: &str) -> Result<Usage, StoreError> {
     Ok(c.query_row(
-        "SELECT queries, rows, bytes, ms, millicredits FROM usage WHERE client_id = ?1 AND window = ?2",
+        "SELECT queries, rows, bytes, ms, microcredits FROM usage WHERE client_id = ?1 AND window = ?2",
         params![client, window],
         |r| {
             Ok(Usage {
@@ -350,7 +352,7 @@ fn read_usage(c: &Connection, client: &str, window: &str) -> Result<Usage, Store
                 rows: r.get::<_, i64>(1)? as u64,
                 bytes: r.get::<_, i64>(2)? as u64,
                 ms: r.get::<_, i64>(3)? as u64,
-                millicredits: r.get::<_, i64>(4)? as u64,
+                microcredits: r.get::<_, i64>(4)? as u64,
             })
         },
     )

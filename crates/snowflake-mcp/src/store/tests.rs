@@ -342,7 +342,7 @@ async fn statement_seconds_are_charged_at_settlement_and_cap_what_is_left(
         "d:x".to_string(),
         WindowLimits {
             seconds: Some(10),
-            millicredits: Some(5_000),
+            microcredits: Some(5_000_000),
             ..Default::default()
         },
     )];
@@ -355,7 +355,7 @@ async fn statement_seconds_are_charged_at_settlement_and_cap_what_is_left(
     assert_eq!(g.ms_left, Some(10_000));
     let spent = Spent {
         ms: 7_500,
-        millicredits: 2,
+        microcredits: 2_000,
     };
     store
         .settle("c", &w, &g, g.amounts, true, spent)
@@ -380,7 +380,7 @@ async fn statement_seconds_are_charged_at_settlement_and_cap_what_is_left(
             true,
             Spent {
                 ms: 2_500,
-                millicredits: 1,
+                microcredits: 1_000,
             },
         )
         .await
@@ -392,7 +392,31 @@ async fn statement_seconds_are_charged_at_settlement_and_cap_what_is_left(
         .unwrap_err();
     assert_eq!(e.quota, "statement seconds");
     let u = store.usage("c", "d:x").await.unwrap();
-    assert_eq!((u.ms, u.millicredits), (10_000, 3));
+    assert_eq!((u.ms, u.microcredits), (10_000, 3_000));
+}
+
+#[tokio::test]
+async fn a_store_that_counted_thousandths_of_a_credit_is_read_in_millionths() {
+    let path = temp_path("millicredits");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE usage (client_id TEXT NOT NULL, window TEXT NOT NULL,
+                queries INTEGER NOT NULL DEFAULT 0, rows INTEGER NOT NULL DEFAULT 0,
+                bytes INTEGER NOT NULL DEFAULT 0, ms INTEGER NOT NULL DEFAULT 0,
+                millicredits INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (client_id, window));
+             INSERT INTO usage (client_id, window, queries, ms, millicredits)
+                VALUES ('c', 'd:x', 3, 9000, 12);",
+        )
+        .unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    let u = store.usage("c", "d:x").await.unwrap();
+    assert_eq!((u.queries, u.ms, u.microcredits), (3, 9000, 12_000));
+    drop(store);
+    let again = SqliteStore::open(&path).unwrap();
+    let u = again.usage("c", "d:x").await.unwrap();
+    assert_eq!(u.microcredits, 12_000, "converted once");
 }
 
 async fn session_owners_are_written_once(store: Arc<dyn StateStore>) {

@@ -2,7 +2,7 @@
 -- of them or none (a Lua script runs atomically, so concurrent replicas never overrun a quota).
 -- KEYS[1..n]: the windows' usage hashes; KEYS[n+1]: the reservation record (settled once).
 -- ARGV[1] = n, ARGV[2] = rows wanted, ARGV[3] = bytes wanted, ARGV[4] = reservation TTL (s),
--- then six per window: queries, rows, bytes, milliseconds, millicredits limits (-1: none), and
+-- then six per window: queries, rows, bytes, milliseconds, microcredits limits (-1: none), and
 -- the window's TTL (s).
 -- Returns {1, rows granted, bytes granted, ms left or -1} or {0, window index, quota, limit}.
 local n = tonumber(ARGV[1])
@@ -12,7 +12,7 @@ for i = 1, n do
   local a = 4 + (i - 1) * 6
   local lq, lr, lb = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local lms, lmc = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
-  local u = redis.call('HMGET', KEYS[i], 'queries', 'rows', 'bytes', 'ms', 'millicredits')
+  local u = redis.call('HMGET', KEYS[i], 'queries', 'rows', 'bytes', 'ms', 'microcredits')
   local uq, ur, ub = tonumber(u[1] or 0), tonumber(u[2] or 0), tonumber(u[3] or 0)
   local ums, umc = tonumber(u[4] or 0), tonumber(u[5] or 0)
   if lq >= 0 and uq + 1 > lq then return {0, i, 'queries', lq} end
@@ -21,7 +21,7 @@ for i = 1, n do
     if left <= 0 then return {0, i, 'seconds', lms} end
     if ms_left < 0 or left < ms_left then ms_left = left end
   end
-  if lmc >= 0 and umc >= lmc then return {0, i, 'millicredits', lmc} end
+  if lmc >= 0 and umc >= lmc then return {0, i, 'microcredits', lmc} end
   if lr >= 0 then
     if lr - ur <= 0 then return {0, i, 'rows', lr} end
     rows = math.min(rows, lr - ur)

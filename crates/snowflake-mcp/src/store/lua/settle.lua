@@ -3,7 +3,7 @@
 -- reservation record is gone (settled already, by a retry or another path) changes nothing,
 -- and a window that has expired is not brought back.
 -- KEYS[1..n]: the windows' usage hashes; KEYS[n+1]: the reservation record.
--- ARGV: n, query refund (0/1), unused rows, unused bytes, ms spent, millicredits spent.
+-- ARGV: n, query refund (0/1), unused rows, unused bytes, ms spent, microcredits spent.
 -- Returns 1 when applied, 0 when already settled.
 local n = tonumber(ARGV[1])
 if redis.call('DEL', KEYS[n + 1]) == 0 then return 0 end
@@ -17,7 +17,7 @@ for i = 1, n do
       end
     end
     if tonumber(ARGV[5]) > 0 then redis.call('HINCRBY', KEYS[i], 'ms', ARGV[5]) end
-    if tonumber(ARGV[6]) > 0 then redis.call('HINCRBY', KEYS[i], 'millicredits', ARGV[6]) end
+    if tonumber(ARGV[6]) > 0 then redis.call('HINCRBY', KEYS[i], 'microcredits', ARGV[6]) end
   end
 end
 return 1
