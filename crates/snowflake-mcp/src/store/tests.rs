@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use rusqlite::Connection;
 use testkit::Valkey;
 
 /// A store under test, and what it needs alive (the Valkey server).
@@ -484,7 +485,7 @@ async fn redis_settlement_is_applied_once_and_keys_expire() {
     assert_ne!(g.reservation, 0);
     let spent = Spent {
         ms: 1_000,
-        millicredits: 7,
+        microcredits: 7,
     };
     for _ in 0..3 {
         // A replica retrying a settlement whose reply it lost.
@@ -494,7 +495,7 @@ async fn redis_settlement_is_applied_once_and_keys_expire() {
             .unwrap();
     }
     let u = store.usage("c", &w[0]).await.unwrap();
-    assert_eq!((u.queries, u.ms, u.millicredits), (0, 1_000, 7));
+    assert_eq!((u.queries, u.ms, u.microcredits), (0, 1_000, 7));
     // The client's keys share one hash tag; windows and sessions expire on their own.
     let key = "test:{c:c}:usage:h:2026-11-24T10";
     let ttl: i64 = server.command(&["TTL", key]).parse().unwrap();
