@@ -444,12 +444,16 @@ impl Admission {
     pub async fn headroom(&self, client: &ClientPolicy) -> Result<Value, ToolError> {
         let now = Utc::now();
         let mut quotas = serde_json::Map::new();
+        let mut unavailable = None;
         for (window, limits) in client.quotas.windows(now) {
-            let used = self
-                .store
-                .usage(&client.id, &window)
-                .await
-                .map_err(store_error)?;
+            // The rest of the context is still worth having when the store cannot answer.
+            let used = match self.store.usage(&client.id, &window).await {
+                Ok(used) => used,
+                Err(e) => {
+                    unavailable = Some(format!("{e}; try again shortly"));
+                    break;
+                }
+            };
             let period = if window.starts_with("h:") {
                 "hour"
             } else {
@@ -504,7 +508,11 @@ impl Admission {
             }
             None => None,
         };
-        Ok(json!({"quotas": quotas, "rate_limit": rate}))
+        let mut headroom = json!({"quotas": quotas, "rate_limit": rate});
+        if let Some(why) = unavailable {
+            headroom["quotas_unavailable"] = json!(why);
+        }
+        Ok(headroom)
     }
 }
 

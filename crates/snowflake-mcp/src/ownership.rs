@@ -102,9 +102,10 @@ pub async fn authenticate(
 impl Gate {
     /// The recorded owner of session `id`: the live registry first, else the state store (after
     /// a restart, on another replica, or once the session went idle here). With a shared store
-    /// the record is checked on every request, so a session ended on another replica (DELETE,
-    /// expiry) ends here too; if the shared store cannot answer, a session this replica holds
-    /// keeps working.
+    /// the record is checked on every request, so a session ended on another replica (DELETE
+    /// leaves a tombstone) ends here too. A session this replica holds keeps working while the
+    /// shared store cannot answer, and its record is written again if the store lost it
+    /// (Redis restarted without its data, or expired it).
     async fn owner_of(&self, id: &str) -> Result<Option<String>, String> {
         let here = self.registry.owner_of(id).map(|o| o.to_string());
         if here.is_some() && !self.store.shared() {
@@ -121,7 +122,25 @@ impl Gate {
             Err(_) if here.is_none() => return Err("the state store did not answer in time".into()),
             _ => return Ok(here),
         };
-        Ok(loaded.and_then(|s| s.client_id))
+        match (loaded, here) {
+            (Some(stored), _) => Ok(stored.client_id),
+            (None, Some(owner)) => {
+                let now = unix_now();
+                let record = StoredSession {
+                    id: id.to_string(),
+                    client_id: Some(owner.clone()),
+                    created: now,
+                    last_seen: now,
+                    ..Default::default()
+                };
+                let healed = tokio::time::timeout(deadline, self.store.save_session(&record));
+                if !matches!(healed.await, Ok(Ok(()))) {
+                    tracing::warn!("could not write a lost session record again");
+                }
+                Ok(Some(owner))
+            }
+            (None, None) => Ok(None),
+        }
     }
 
     /// The principal a request acts as when it names a session owned by `owner`, or `None` when

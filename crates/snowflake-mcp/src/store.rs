@@ -143,6 +143,8 @@ pub trait StateStore: Send + Sync + 'static {
     /// Insert or update a session; fields given as `None` keep their stored value. The owner
     /// (`client_id`) is written once: the first one recorded stays, whatever later saves say.
     async fn save_session(&self, session: &StoredSession) -> Result<(), StoreError>;
+    /// A session deleted from a shared store may come back as a record without an owner (a
+    /// tombstone), which every ownership check refuses.
     async fn load_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError>;
     async fn delete_session(&self, id: &str) -> Result<(), StoreError>;
     /// Delete sessions not seen since `before` (Unix seconds); returns how many.

@@ -392,6 +392,9 @@ fn context_result(ctx: &Context, limits: Option<Value>) -> CallToolResult {
                 ));
             }
         }
+        if let Some(why) = limits["quotas_unavailable"].as_str() {
+            text.push_str(&format!("\nquotas: unknown for now ({why})"));
+        }
         if let Some(rate) = limits["rate_limit"].as_object() {
             text.push_str(&format!(
                 "\nrate limit: {} calls/min, {} available now",

@@ -330,3 +330,172 @@ async fn a_clients_max_concurrent_holds_across_replicas() {
     assert_eq!(most, 1, "one statement in flight across both replicas");
     assert_eq!(redis.command(&["ZCARD", key]), "0", "every lease released");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_replica_mid_load_moves_its_sessions_without_losing_usage() {
+    run_on_emulator(&[
+        "CREATE DATABASE IF NOT EXISTS REPLICA_DB".into(),
+        "CREATE SCHEMA IF NOT EXISTS REPLICA_DB.PUBLIC".into(),
+    ])
+    .await;
+    let redis = Valkey::start();
+    let (a, b) = replicas(&config("killrep", "queries_per_day = 1000"), &redis, None).await;
+    let id = open(&a.base, "token-a").await;
+    let set = call_on(
+        &a.base,
+        "token-a",
+        &id,
+        "set_context",
+        json!({"database": "REPLICA_DB", "schema": "PUBLIC"}),
+    )
+    .await;
+    assert_eq!(kind(&set), "ok", "{set}");
+    // Load on A from another session of the same client while A is killed (the loop's
+    // requests fail once A is gone; what it answered before is counted).
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let load = {
+        let (base, answered) = (a.base.clone(), answered.clone());
+        tokio::spawn(async move {
+            let id = open(&base, "token-a").await;
+            let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                "params": {"name": "run_query", "arguments": {"sql": "SELECT 1"}}})
+            .to_string();
+            loop {
+                match post(&base, "token-a", Some(&id), &body).await {
+                    (200, _, Some(v)) if v["result"]["isError"] != true => {
+                        answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    _ => return,
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    a.kill_hard().await;
+    let _ = load.await;
+    let answered = answered.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(answered > 0, "A answered calls before it died");
+    // The session created on A goes on on B, context intact.
+    let ctx = call_on(&b.base, "token-a", &id, "get_context", json!({})).await;
+    assert_eq!(ctx["structuredContent"]["database"], "REPLICA_DB", "{ctx}");
+    let r = call_on(
+        &b.base,
+        "token-a",
+        &id,
+        "run_query",
+        json!({"sql": "SELECT 3"}),
+    )
+    .await;
+    assert_eq!(kind(&r), "ok", "{r}");
+    // Every call A answered was counted in the shared quota.
+    let used: u64 = redis
+        .command(&[
+            "HGET",
+            &format!("snowflake-mcp:{{c:a}}:usage:d:{}", today()),
+            "queries",
+        ])
+        .parse()
+        .unwrap();
+    assert!(
+        used > answered,
+        "usage {used} counts A's {answered} answered calls and B's"
+    );
+    // A's leases expire: a dead replica's places come back within the lease TTL (expired
+    // holders are dropped by the next acquisition, here B's calls).
+    let key = "snowflake-mcp:{c:a}:leases";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = call_on(
+            &b.base,
+            "token-a",
+            &id,
+            "run_query",
+            json!({"sql": "SELECT 4"}),
+        )
+        .await;
+        assert_eq!(kind(&r), "ok", "{r}");
+        if redis.command(&["ZCARD", key]) == "0" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A's leases never expired");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_redis_dies_limits_degrade_as_documented_and_recover() {
+    let mut redis = Valkey::start();
+    let cfg = write_config(
+        "redisdown",
+        &format!(
+            "[[clients]]\nid = \"limited\"\ntoken_sha256 = \"{}\"\nrate_per_minute = 600\nmax_concurrent = 2\n\
+             [[clients]]\nid = \"quota\"\ntoken_sha256 = \"{}\"\nqueries_per_day = 100\n",
+            sha("token-l"),
+            sha("token-q")
+        ),
+    );
+    let url = redis.url();
+    let a = Server::start(&["--config", &cfg, "--state", &url], &fakesnow_env()).await;
+    let (sl, sq) = (
+        open(&a.base, "token-l").await,
+        open(&a.base, "token-q").await,
+    );
+    for (token, id) in [("token-l", &sl), ("token-q", &sq)] {
+        let r = call_on(&a.base, token, id, "run_query", json!({"sql": "SELECT 1"})).await;
+        assert_eq!(kind(&r), "ok", "{r}");
+    }
+    redis.kill();
+    // Rate limits and concurrency caps fall back to this replica's share: calls go on.
+    let r = call_on(
+        &a.base,
+        "token-l",
+        &sl,
+        "run_query",
+        json!({"sql": "SELECT 2"}),
+    )
+    .await;
+    assert_eq!(kind(&r), "ok", "{r}");
+    // Quotas guard money: they fail closed, with a retry hint.
+    let r = call_on(
+        &a.base,
+        "token-q",
+        &sq,
+        "run_query",
+        json!({"sql": "SELECT 2"}),
+    )
+    .await;
+    assert_eq!(kind(&r), "unavailable", "{r}");
+    assert!(
+        r["_meta"]["error"]["retry_after_ms"].as_u64().is_some(),
+        "{r}"
+    );
+    // Sessions this replica holds keep working; a new one cannot be recorded: 503.
+    let ctx = call_on(&a.base, "token-q", &sq, "get_context", json!({})).await;
+    assert_eq!(kind(&ctx), "ok", "{ctx}");
+    let (status, head, _) = post(&a.base, "token-l", None, INIT).await;
+    assert_eq!(status, 503, "{head}");
+    // Redis comes back (empty: persistence is off here): everything recovers on its own.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = call_on(
+            &a.base,
+            "token-q",
+            &sq,
+            "run_query",
+            json!({"sql": "SELECT 3"}),
+        )
+        .await;
+        if kind(&r) == "ok" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "quotas did not recover: {r}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The held sessions' records were written again, and new sessions open.
+    assert_eq!(
+        redis.command(&["HGET", &format!("snowflake-mcp:session:{sq}"), "client_id"]),
+        "quota"
+    );
+    open(&a.base, "token-l").await;
+}

@@ -185,6 +185,13 @@ impl StateStore for RedisStore {
         if h.is_empty() {
             return Ok(None);
         }
+        if h.contains_key("deleted") {
+            // Ended: a record without an owner, which every check refuses.
+            return Ok(Some(StoredSession {
+                id: id.to_string(),
+                ..Default::default()
+            }));
+        }
         let text = |k: &str| h.get(k).cloned();
         let number = |k: &str| h.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
         Ok(Some(StoredSession {
@@ -200,8 +207,21 @@ impl StateStore for RedisStore {
     }
 
     async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
+        // A tombstone, not just a missing record: a replica that still holds the session in
+        // memory must tell "ended elsewhere" (404) from "record lost" (Redis restarted without
+        // its data: the holder writes the record again).
+        let key = self.session_key(id);
         let mut conn = self.conn.clone();
-        let _: i64 = conn.del(self.session_key(id)).await?;
+        let _: () = redis::pipe()
+            .atomic()
+            .del(&key)
+            .ignore()
+            .hset(&key, "deleted", 1)
+            .ignore()
+            .expire(&key, self.options.session_ttl.as_secs().max(1) as i64)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
         Ok(())
     }
 
