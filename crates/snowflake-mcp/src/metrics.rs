@@ -123,6 +123,8 @@ pub struct Gauges {
     pub circuit: Option<(bool, u64)>,
     /// Per warehouse: (name, statements in flight, requests waiting).
     pub warehouses: Vec<(String, usize, usize)>,
+    /// With a shared state store: (replicas last seen alive, whether it is unreachable now).
+    pub cluster: Option<(usize, bool)>,
 }
 
 impl Metrics {
@@ -244,6 +246,18 @@ impl Collector for ScrapeTime {
             "snowflake_mcp_circuit_open",
             "1 while Snowflake is unreachable and calls fail fast (the circuit is open).",
             g.circuit.map(|c| u64::from(c.0)),
+        )?;
+        gauge(
+            &mut enc,
+            "snowflake_mcp_replicas",
+            "Replicas sharing the state store, as last seen alive by this one.",
+            g.cluster.map(|c| c.0 as u64),
+        )?;
+        gauge(
+            &mut enc,
+            "snowflake_mcp_state_store_unreachable",
+            "1 while the shared state store cannot be reached (limits fall back to local shares).",
+            g.cluster.map(|c| u64::from(c.1)),
         )?;
         counter(
             &mut enc,

@@ -142,6 +142,7 @@ pub fn render_metrics(gateway: &Gateway, registry: &Registry, audit_dropped: u64
         audit_dropped,
         circuit: gateway.backend().circuit(),
         warehouses: sched.warehouses.clone(),
+        cluster: gateway.cluster().map(|c| (c.replicas(), c.degraded())),
     };
     gateway.metrics().render(&gauges)
 }

@@ -455,6 +455,11 @@ async fn when_redis_dies_limits_degrade_as_documented_and_recover() {
     )
     .await;
     assert_eq!(kind(&r), "ok", "{r}");
+    let (_, metrics) = http_get(&a.base, "/metrics").await;
+    assert!(
+        metrics.contains("snowflake_mcp_state_store_unreachable 1"),
+        "{metrics}"
+    );
     // Quotas guard money: they fail closed, with a retry hint.
     let r = call_on(
         &a.base,
@@ -492,6 +497,11 @@ async fn when_redis_dies_limits_degrade_as_documented_and_recover() {
         assert!(Instant::now() < deadline, "quotas did not recover: {r}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let (_, metrics) = http_get(&a.base, "/metrics").await;
+    assert!(
+        metrics.contains("snowflake_mcp_state_store_unreachable 0"),
+        "{metrics}"
+    );
     // The held sessions' records were written again, and new sessions open.
     assert_eq!(
         redis.command(&["HGET", &format!("snowflake-mcp:session:{sq}"), "client_id"]),
