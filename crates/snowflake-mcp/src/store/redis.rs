@@ -82,6 +82,10 @@ impl RedisStore {
                     .into(),
             ));
         }
+        if options.url.starts_with("rediss://") {
+            // redis-rs builds its rustls client from the process's default crypto provider.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let client = redis::Client::open(options.url.as_str())
             .map_err(|e| StoreError(format!("[state] url is not a Redis URL ({:?})", e.kind())))?;
         let config = ConnectionManagerConfig::new()
