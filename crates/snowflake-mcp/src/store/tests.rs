@@ -462,7 +462,10 @@ async fn session_owners_are_written_once(store: Arc<dyn StateStore>) {
     store.delete_session("s1").await.unwrap();
     // Gone, or (shared stores) a tombstone without an owner, which every check refuses.
     let deleted = store.load_session("s1").await.unwrap();
-    assert!(deleted.as_ref().is_none_or(|s| s.client_id.is_none()), "{deleted:?}");
+    assert!(
+        deleted.as_ref().is_none_or(|s| s.client_id.is_none()),
+        "{deleted:?}"
+    );
     assert!(store.load_session("never").await.unwrap().is_none());
 }
 
