@@ -56,6 +56,8 @@ pub struct Config {
     /// Where sessions, quota usage and history live.
     #[serde(default)]
     pub state: StateConfig,
+    /// People signing in with the company's identity provider (OAuth 2.1 access tokens).
+    pub oauth: Option<crate::oauth::OAuthConfig>,
 }
 
 /// `[state]`: the state store. `sqlite` (the default) for one process; `redis` (or Valkey) for
@@ -130,7 +132,12 @@ pub struct ContextConfig {
 pub struct ClientConfig {
     pub id: String,
     /// Hex SHA-256 of the bearer token (the token itself is never stored).
-    pub token_sha256: String,
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    /// People this entry's policy covers, by the claims of their OAuth access token
+    /// (`match = { email = "ana@corp.com" }`, `match = { groups = "analysts" }`).
+    #[serde(default, rename = "match")]
+    pub people: Option<BTreeMap<String, String>>,
     #[serde(default = "default_weight")]
     pub weight: u32,
     #[serde(default = "default_max_concurrent")]
@@ -483,17 +490,47 @@ impl Config {
                     c.id
                 ));
             }
-            if c.token_sha256.len() != 64 || !c.token_sha256.bytes().all(|b| b.is_ascii_hexdigit())
-            {
+            if c.id.starts_with(crate::policy::PERSON_PREFIX) {
                 return Err(format!(
-                    "client '{}': token_sha256 must be 64 hex digits (sha256sum of the token)",
-                    c.id
+                    "client '{}': ids starting with '{}' are reserved for people signed in with OAuth",
+                    c.id,
+                    crate::policy::PERSON_PREFIX
                 ));
+            }
+            match (&c.token_sha256, &c.people) {
+                (None, None) => {
+                    return Err(format!(
+                        "client '{}' needs a token_sha256 or a match (with [oauth])",
+                        c.id
+                    ))
+                }
+                (_, Some(m)) if m.is_empty() || self.oauth.is_none() => {
+                    return Err(format!(
+                        "client '{}': match needs [oauth] and at least one claim",
+                        c.id
+                    ))
+                }
+                _ => {}
+            }
+            if let Some(hash) = &c.token_sha256 {
+                if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(format!(
+                        "client '{}': token_sha256 must be 64 hex digits (sha256sum of the token)",
+                        c.id
+                    ));
+                }
             }
             if c.weight == 0 || c.max_concurrent == 0 {
                 return Err(format!(
                     "client '{}': weight and max_concurrent must be at least 1",
                     c.id
+                ));
+            }
+        }
+        if let Some(name) = self.oauth.as_ref().and_then(|o| o.default_policy.as_ref()) {
+            if !ids.contains(name.as_str()) {
+                return Err(format!(
+                    "[oauth] default_policy names no [[clients]] entry ('{name}')"
                 ));
             }
         }

@@ -19,8 +19,10 @@ use sha2::{Digest, Sha256};
 
 use crate::backend::Context;
 use crate::config::{Config, ContextConfig};
+use crate::oauth::{OAuth, Person, Refusal};
 use crate::policy::{
     restricted_default, Access, ClientPolicy, QuotaPolicy, RatePolicy, ANONYMOUS_PREFIX,
+    PERSON_PREFIX,
 };
 use crate::store::WindowLimits;
 
@@ -30,7 +32,18 @@ pub struct Identity(pub Option<Arc<ClientPolicy>>);
 
 /// All configured clients, and the anonymous policy.
 pub struct Clients {
+    /// Clients with a static token.
     configured: Vec<([u8; 32], Arc<ClientPolicy>)>,
+    /// Every `[[clients]]` entry by id.
+    entries: Vec<Arc<ClientPolicy>>,
+    /// Entries that cover people by their token's claims, in config order.
+    people: Vec<(
+        std::collections::BTreeMap<String, String>,
+        Arc<ClientPolicy>,
+    )>,
+    /// The policy of people no entry matches.
+    default_people: Option<Arc<ClientPolicy>>,
+    oauth: Option<Arc<OAuth>>,
     anonymous_weight: u32,
     anonymous_max_concurrent: usize,
     anonymous_rate: Option<RatePolicy>,
@@ -39,54 +52,35 @@ pub struct Clients {
 
 impl Clients {
     pub fn from_config(config: &Config) -> Result<Clients, String> {
-        let mut configured = Vec::new();
+        let (mut configured, mut entries, mut people) = (Vec::new(), Vec::new(), Vec::new());
         for c in &config.clients {
-            let hash = decode_hex32(&c.token_sha256)
-                .ok_or_else(|| format!("client '{}': token_sha256 must be 64 hex digits", c.id))?;
-            configured.push((
-                hash,
-                Arc::new(ClientPolicy {
-                    id: c.id.as_str().into(),
-                    weight: c.weight.max(1),
-                    max_concurrent: c.max_concurrent.max(1),
-                    default_context: restricted_default(
-                        context_of(&c.default_context),
-                        &normalize_list(&c.allowed_roles),
-                        &normalize_list(&c.allowed_warehouses),
-                    ),
-                    anonymous: false,
-                    rate: c.rate_per_minute.map(|per_minute| RatePolicy {
-                        per_minute,
-                        burst: c.burst,
-                    }),
-                    quotas: QuotaPolicy {
-                        per_day: WindowLimits {
-                            queries: c.queries_per_day,
-                            rows: c.rows_per_day,
-                            bytes: c.bytes_per_day,
-                            seconds: c.statement_seconds_per_day,
-                            microcredits: c.credits_per_day,
-                        },
-                        per_hour: WindowLimits {
-                            queries: c.queries_per_hour,
-                            rows: c.rows_per_hour,
-                            bytes: c.bytes_per_hour,
-                            seconds: c.statement_seconds_per_hour,
-                            microcredits: c.credits_per_hour,
-                        },
-                    },
-                    access: Access {
-                        databases: normalize_list(&c.allowed_databases),
-                        roles: normalize_list(&c.allowed_roles),
-                        warehouses: normalize_list(&c.allowed_warehouses),
-                        max_rows: c.max_rows,
-                    },
-                    group: None,
-                }),
-            ));
+            let policy = Arc::new(policy_of(c));
+            if let Some(hash) = &c.token_sha256 {
+                let hash = decode_hex32(hash).ok_or_else(|| {
+                    format!("client '{}': token_sha256 must be 64 hex digits", c.id)
+                })?;
+                configured.push((hash, policy.clone()));
+            }
+            if let Some(m) = &c.people {
+                people.push((m.clone(), policy.clone()));
+            }
+            entries.push(policy);
         }
+        let oauth = match &config.oauth {
+            Some(o) => Some(Arc::new(OAuth::new(o)?)),
+            None => None,
+        };
+        let default_people = config
+            .oauth
+            .as_ref()
+            .and_then(|o| o.default_policy.as_ref())
+            .and_then(|id| entries.iter().find(|p| p.id.as_ref() == id).cloned());
         Ok(Clients {
             configured,
+            entries,
+            people,
+            default_people,
+            oauth,
             anonymous_weight: config.anonymous.weight.max(1),
             anonymous_max_concurrent: config.anonymous.max_concurrent.max(1),
             anonymous_rate: config
@@ -102,7 +96,27 @@ impl Clients {
 
     /// True when requests must carry a bearer token.
     pub fn requires_token(&self) -> bool {
-        !self.configured.is_empty()
+        !self.entries.is_empty() || self.oauth.is_some()
+    }
+
+    /// The OAuth resource server, when `[oauth]` is configured.
+    pub fn oauth(&self) -> Option<&Arc<OAuth>> {
+        self.oauth.as_ref()
+    }
+
+    /// The client a signed-in person is: the first entry whose `match` their claims satisfy,
+    /// else `[oauth] default_policy` — under the id `person:<name>`, so each person is their
+    /// own client. `None` when no policy covers them.
+    pub fn for_person(&self, person: &Person) -> Option<Arc<ClientPolicy>> {
+        let policy = self
+            .people
+            .iter()
+            .find(|(m, _)| crate::oauth::matches(&person.claims, m))
+            .map(|(_, p)| p)
+            .or(self.default_people.as_ref())?;
+        let mut own = ClientPolicy::clone(policy);
+        own.id = format!("{PERSON_PREFIX}{}", person.name).into();
+        Some(Arc::new(own))
     }
 
     /// The client a bearer token belongs to. Every configured hash is compared, each in
@@ -119,10 +133,7 @@ impl Clients {
 
     /// The configured client `id`.
     pub fn by_id(&self, id: &str) -> Option<Arc<ClientPolicy>> {
-        self.configured
-            .iter()
-            .find(|(_, p)| p.id.as_ref() == id)
-            .map(|(_, p)| p.clone())
+        self.entries.iter().find(|p| p.id.as_ref() == id).cloned()
     }
 
     /// A new anonymous client (one per MCP session). Its id is random — unguessable and never
@@ -146,6 +157,48 @@ impl Clients {
             access: Access::default(),
             group: Some(("anonymous".into(), self.anonymous_total)),
         })
+    }
+}
+
+/// The policy a `[[clients]]` entry describes.
+fn policy_of(c: &crate::config::ClientConfig) -> ClientPolicy {
+    ClientPolicy {
+        id: c.id.as_str().into(),
+        weight: c.weight.max(1),
+        max_concurrent: c.max_concurrent.max(1),
+        default_context: restricted_default(
+            context_of(&c.default_context),
+            &normalize_list(&c.allowed_roles),
+            &normalize_list(&c.allowed_warehouses),
+        ),
+        anonymous: false,
+        rate: c.rate_per_minute.map(|per_minute| RatePolicy {
+            per_minute,
+            burst: c.burst,
+        }),
+        quotas: QuotaPolicy {
+            per_day: WindowLimits {
+                queries: c.queries_per_day,
+                rows: c.rows_per_day,
+                bytes: c.bytes_per_day,
+                seconds: c.statement_seconds_per_day,
+                microcredits: c.credits_per_day,
+            },
+            per_hour: WindowLimits {
+                queries: c.queries_per_hour,
+                rows: c.rows_per_hour,
+                bytes: c.bytes_per_hour,
+                seconds: c.statement_seconds_per_hour,
+                microcredits: c.credits_per_hour,
+            },
+        },
+        access: Access {
+            databases: normalize_list(&c.allowed_databases),
+            roles: normalize_list(&c.allowed_roles),
+            warehouses: normalize_list(&c.allowed_warehouses),
+            max_rows: c.max_rows,
+        },
+        group: None,
     }
 }
 
@@ -245,6 +298,29 @@ pub fn resolve(
             error: "invalid_request",
             description: "a bearer token is required",
         }),
+    }
+}
+
+/// [`resolve`], and with `[oauth]` also access tokens from the identity provider: a static
+/// token first, else the token is validated and its person mapped to a policy. A refusal is the
+/// complete HTTP answer (401 or 403 with the challenge that points to our metadata).
+pub async fn authenticate(
+    clients: &Clients,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<ClientPolicy>>, Response> {
+    let Some(oauth) = &clients.oauth else {
+        return resolve(clients, headers).map_err(IntoResponse::into_response);
+    };
+    let Some(token) = bearer_token(headers).filter(|t| !t.is_empty()) else {
+        return Err(oauth.challenge(&Refusal::Missing));
+    };
+    if let Some(policy) = clients.by_token(token) {
+        return Ok(Some(policy));
+    }
+    let person = oauth.verify(token).await.map_err(|r| oauth.challenge(&r))?;
+    match clients.for_person(&person) {
+        Some(policy) => Ok(Some(policy)),
+        None => Err(oauth.challenge(&Refusal::NoPolicy(person.name))),
     }
 }
 

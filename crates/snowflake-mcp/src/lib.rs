@@ -32,6 +32,7 @@ pub mod http;
 pub mod ident;
 pub mod identity;
 pub mod metrics;
+pub mod oauth;
 pub mod ops;
 pub mod ownership;
 pub mod parking;

@@ -28,7 +28,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::identity::{resolve, Clients, Identity};
+use crate::identity::{Clients, Identity};
 use crate::policy::{ClientPolicy, ANONYMOUS_PREFIX};
 use crate::resume::unix_now;
 use crate::sessions::{PendingSession, Registry};
@@ -54,9 +54,9 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let client = match resolve(&gate.clients, request.headers()) {
+    let client = match crate::identity::authenticate(&gate.clients, request.headers()).await {
         Ok(client) => client,
-        Err(refusal) => return refusal.into_response(),
+        Err(refusal) => return refusal,
     };
     let named = request
         .headers()

@@ -23,13 +23,18 @@ use crate::store::WindowLimits;
 /// for a session says which kind of principal it was.
 pub const ANONYMOUS_PREFIX: &str = "anonymous-";
 
+/// Every person signed in with OAuth is the client `person:<name>` (configured ids may not
+/// start so): their own fairness, limits, quotas, history and sessions, whichever policy entry
+/// covers them.
+pub const PERSON_PREFIX: &str = "person:";
+
 /// The one anonymous client behind every anonymous sessionless request (protocol 2026-07-28):
 /// such requests carry nothing to tell them apart, so they share one client — one context, and
 /// the `[anonymous]` rate limit and concurrency as a group.
 pub const SESSIONLESS_ANONYMOUS: &str = "anonymous-sessionless";
 
 /// A client's policy.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientPolicy {
     pub id: Arc<str>,
     pub weight: u32,

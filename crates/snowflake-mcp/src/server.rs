@@ -571,6 +571,11 @@ pub async fn serve(
         }),
         metrics_token,
     ));
+    // RFC 9728: where MCP clients learn which authorization server to sign in at.
+    let router = match app.clients.oauth() {
+        Some(oauth) => router.merge(crate::oauth::routes(oauth.clone())),
+        None => router,
+    };
     let tls = match (&config.tls_cert_file, &config.tls_key_file) {
         (Some(cert), Some(key)) => Some(crate::tls::load(cert, key)?),
         (None, None) => None,

@@ -9,10 +9,12 @@
 //!   logins, open sessions, and statements that overlap on one session token.
 //! * [`Scripted`] is a tiny HTTP server whose answers a test scripts, for the parts of the
 //!   protocol the emulator never exercises (token expiry, polling, chunks, retries).
+//! * [`TestIdp`] is an identity provider (discovery, JWKS, minted and forged access tokens).
 //! * [`Valkey`] runs a real Valkey (Redis) server for the shared state store's tests.
 
 mod fakesnow;
 mod faults;
+mod idp;
 mod node;
 mod proxy;
 mod scripted;
@@ -20,6 +22,7 @@ mod valkey;
 
 pub use fakesnow::{cache_dir, fakesnow, fakesnow_path, free_port, Fakesnow};
 pub use faults::{Fault, FaultProxy};
+pub use idp::{Forgery, TestIdp};
 pub use node::{mcp_python, node22, node_modules};
 pub use proxy::{Proxy, ProxyStats};
 pub use scripted::{Reply, Request, Scripted};
