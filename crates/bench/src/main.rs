@@ -5,8 +5,10 @@
 //! Everything runs on loopback: the responder in this process, the server as a child process.
 
 mod cost;
+mod external;
 mod load;
 mod mixed;
+mod replicas;
 mod responder;
 mod soak;
 
@@ -61,6 +63,9 @@ enum Command {
     CostQuota,
     /// mixed, light-heavy, warehouses and cost-quota.
     SessionTime,
+    /// Replicas on a shared Redis (Valkey) store, alone and behind HAProxy, against SQLite
+    /// (needs `haproxy` on PATH and a valkey-server; not part of `all`).
+    Replicas,
     /// Many sessions for minutes with queries, catalogue calls, cancellations, disconnects and
     /// reconnects: errors, RSS over time, Snowflake sessions, logins against logouts.
     Soak(soak::Options),
@@ -108,6 +113,7 @@ async fn main() {
             }
             .await
         }
+        Command::Replicas => replicas::replicas(&cli.server, secs, &mut out).await,
         Command::Soak(ref o) => {
             soak::soak(&cli.server, cli.seconds.unwrap_or(300), o, &mut out).await
         }
@@ -149,6 +155,16 @@ struct Server {
 }
 
 async fn start_server(bin: &str, responder_port: u16, config: &str) -> Result<Server, String> {
+    start_server_with_state(bin, responder_port, config, None).await
+}
+
+/// A server on `state` (a `redis://` URL shared by replicas), or on a SQLite store of its own.
+async fn start_server_with_state(
+    bin: &str,
+    responder_port: u16,
+    config: &str,
+    state: Option<&str>,
+) -> Result<Server, String> {
     let dir = std::env::temp_dir().join(format!("snowflake-mcp-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let path = dir.join(format!(
@@ -157,7 +173,10 @@ async fn start_server(bin: &str, responder_port: u16, config: &str) -> Result<Se
     ));
     std::fs::write(&path, config).map_err(|e| e.to_string())?;
     // Each server its own state store, never the user's.
-    let state = path.with_extension("db");
+    let state = state.map_or_else(
+        || path.with_extension("db").into_os_string(),
+        std::ffi::OsString::from,
+    );
     let mut child = tokio::process::Command::new(bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&path)
