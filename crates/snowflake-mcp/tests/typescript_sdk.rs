@@ -183,3 +183,63 @@ async fn every_snowflake_type_null_and_empty_result_passes_the_sdks_schema_check
     ])
     .await;
 }
+
+/// A person signs in the way MCP clients do: the SDK finds the authorization server from the
+/// server's 401 and RFC 9728 metadata, runs the code flow with PKCE at the (test) identity
+/// provider, and comes back with a token that maps to the policy of the person's group.
+/// Forged and expired tokens are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_through_the_identity_provider_and_works_under_their_groups_policy() {
+    let idp = testkit::TestIdp::start().await;
+    idp.sign_in_as("bob@corp.com", &["analysts"]);
+    let port = testkit::free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let config = write_config(
+        "ts-oauth",
+        &format!(
+            "[oauth]\nissuer = \"{}\"\nresource = \"{resource}\"\nscopes_supported = [\"mcp\"]\n\
+             required_scopes = [\"mcp\"]\nclient_claim = \"email\"\n\n\
+             [[clients]]\nid = \"analysts\"\nmatch = {{ groups = \"analysts\" }}\nmax_rows = 1\n",
+            idp.issuer
+        ),
+    );
+    let server = Server::start_on(
+        &format!("127.0.0.1:{port}"),
+        &["--config", &config],
+        &fakesnow_env(),
+    )
+    .await;
+    // The analysts' policy caps rows at 1: the person runs under it.
+    let calls = serde_json::json!([
+        {"tool": "run_query", "arguments": {"sql": "SELECT 1 AS A UNION ALL SELECT 2"},
+         "expect": {"row_count": 1}},
+        {"tool": "get_context", "arguments": {}}
+    ]);
+    let file = std::env::temp_dir().join(format!(
+        "snowflake-mcp-ts-oauth-{}.json",
+        std::process::id()
+    ));
+    std::fs::write(&file, calls.to_string()).unwrap();
+    run(&[
+        "http",
+        &server.url,
+        "--oauth",
+        "--no-common",
+        &format!("--calls={}", file.display()),
+    ])
+    .await;
+    let mut expired = idp.claims("bob@corp.com", &resource);
+    expired["groups"] = serde_json::json!(["analysts"]);
+    expired["exp"] = serde_json::json!(1_000_000_000);
+    expired["nbf"] = serde_json::json!(999_000_000);
+    for bad in [
+        idp.token(&expired),
+        idp.forged(
+            testkit::Forgery::UnknownKid,
+            &idp.claims("bob@corp.com", &resource),
+        ),
+        "not-a-token".to_string(),
+    ] {
+        run(&["http", &server.url, &bad, "--expect-unauthorized"]).await;
+    }
+}

@@ -2,11 +2,19 @@
 //! loopback, and a minting function for access tokens — good ones and every kind of bad one
 //! (expired, wrong audience or issuer, unknown `kid`, `alg: none`, HMAC signed with the public
 //! key, missing scope).
+//!
+//! It also runs the authorization-code flow with PKCE an MCP client goes through: `/authorize`
+//! signs in [`TestIdp::sign_in_as`]'s person at once and redirects back with a code, `/token`
+//! checks the code verifier and returns an access token for the `resource` the client named.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use axum::routing::get;
+use axum::extract::Query;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -35,6 +43,16 @@ pub struct TestIdp {
     stranger: EncodingKey,
     public_pem: String,
     jwks_fetches: Arc<AtomicUsize>,
+    flow: Arc<Flow>,
+}
+
+/// The authorization-code flow's state: who signs in, and codes not yet exchanged.
+#[derive(Default)]
+struct Flow {
+    person: Mutex<(String, Value)>,
+    /// code -> (PKCE challenge, resource, scope)
+    codes: Mutex<HashMap<String, (String, String, String)>>,
+    minted: Mutex<Option<Arc<dyn Fn(&Value) -> String + Send + Sync>>>,
 }
 
 fn rsa_key() -> RsaPrivateKey {
@@ -62,14 +80,26 @@ impl TestIdp {
             "token_endpoint": format!("{issuer}/token"),
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code", "urn:ietf:params:oauth:grant-type:token-exchange"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "scopes_supported": ["mcp"],
             "code_challenge_methods_supported": ["S256"],
         });
         let counted = fetches.clone();
+        let flow = Arc::new(Flow::default());
+        let (authorizing, exchanging) = (flow.clone(), flow.clone());
+        let discovery = metadata.clone();
         let app = axum::Router::new()
             .route(
                 "/.well-known/openid-configuration",
                 get(move || {
                     let m = metadata.clone();
+                    async move { Json(m) }
+                }),
+            )
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(move || {
+                    let m = discovery.clone();
                     async move { Json(m) }
                 }),
             )
@@ -80,13 +110,37 @@ impl TestIdp {
                     let set = json!({"keys": [jwk.clone()]});
                     async move { Json(set) }
                 }),
+            )
+            .route(
+                "/authorize",
+                get(move |Query(q): Query<HashMap<String, String>>| {
+                    let flow = authorizing.clone();
+                    async move { flow.authorize(&q) }
+                }),
+            )
+            .route(
+                "/token",
+                post(move |body: String| {
+                    let flow = exchanging.clone();
+                    async move { flow.exchange(&body) }
+                }),
             );
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
+        let signing = EncodingKey::from_rsa_der(key.to_pkcs1_der().unwrap().as_bytes());
+        let (minting, iss) = (signing.clone(), issuer.clone());
+        *flow.minted.lock().unwrap() = Some(Arc::new(move |claims: &Value| {
+            let mut header = Header::new(Algorithm::RS256);
+            header.kid = Some("k1".into());
+            let mut claims = claims.clone();
+            claims["iss"] = json!(iss);
+            jsonwebtoken::encode(&header, &claims, &minting).unwrap()
+        }));
         TestIdp {
+            flow,
             issuer,
-            signing: EncodingKey::from_rsa_der(key.to_pkcs1_der().unwrap().as_bytes()),
+            signing,
             stranger: EncodingKey::from_rsa_der(stranger.to_pkcs1_der().unwrap().as_bytes()),
             public_pem: public
                 .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
@@ -141,8 +195,116 @@ impl TestIdp {
         }
     }
 
+    /// Who `/authorize` signs in from now on: `person` (as `sub` and `email`) in `groups`.
+    pub fn sign_in_as(&self, person: &str, groups: &[&str]) {
+        *self.flow.person.lock().unwrap() = (person.to_string(), json!(groups));
+    }
+
     /// How often the JWKS was fetched.
     pub fn jwks_fetches(&self) -> usize {
         self.jwks_fetches.load(Ordering::SeqCst)
     }
+}
+
+impl Flow {
+    /// Sign the person in at once and send the browser back with a code.
+    fn authorize(&self, q: &HashMap<String, String>) -> Response {
+        let (Some(redirect), Some(challenge)) = (q.get("redirect_uri"), q.get("code_challenge"))
+        else {
+            return (
+                StatusCode::BAD_REQUEST,
+                "redirect_uri and code_challenge needed",
+            )
+                .into_response();
+        };
+        if q.get("code_challenge_method").map(String::as_str) != Some("S256") {
+            return (StatusCode::BAD_REQUEST, "S256 only").into_response();
+        }
+        let code = format!("code-{}", self.codes.lock().unwrap().len() + 1);
+        let resource = q.get("resource").cloned().unwrap_or_default();
+        let scope = q.get("scope").cloned().unwrap_or_else(|| "mcp".into());
+        self.codes
+            .lock()
+            .unwrap()
+            .insert(code.clone(), (challenge.clone(), resource, scope));
+        let sep = if redirect.contains('?') { '&' } else { '?' };
+        let mut location = format!("{redirect}{sep}code={code}");
+        if let Some(state) = q.get("state") {
+            location.push_str(&format!("&state={}", encode(state)));
+        }
+        (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+    }
+
+    /// Exchange a code (with its PKCE verifier) for an access token.
+    fn exchange(&self, body: &str) -> Response {
+        let form: HashMap<String, String> = body
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (decode(k), decode(v)))
+            .collect();
+        let refuse = |why: &str| {
+            (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "invalid_grant", "error_description": why})),
+            )
+                .into_response()
+        };
+        if form.get("grant_type").map(String::as_str) != Some("authorization_code") {
+            return refuse("authorization_code only");
+        }
+        let Some((challenge, resource, scope)) = form
+            .get("code")
+            .and_then(|c| self.codes.lock().unwrap().remove(c))
+        else {
+            return refuse("unknown code");
+        };
+        use sha2::Digest;
+        let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+        if URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes())) != challenge {
+            return refuse("PKCE verifier does not match");
+        }
+        let resource = form.get("resource").cloned().unwrap_or(resource);
+        if resource.is_empty() {
+            return refuse("a resource (RFC 8707) is needed: it becomes the audience");
+        }
+        let (person, groups) = self.person.lock().unwrap().clone();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = json!({"aud": resource, "sub": person, "email": person, "groups": groups,
+            "iat": now, "nbf": now, "exp": now + 3600, "scope": scope});
+        let mint = self.minted.lock().unwrap().clone().expect("a signing key");
+        Json(json!({"access_token": mint(&claims), "token_type": "Bearer", "expires_in": 3600, "scope": scope}))
+            .into_response()
+    }
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.replace('+', " ").into_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -58,6 +58,15 @@
 //                        (e.g. {"row_count": 0}). Runs after the common scenario.
 //   --no-common          skip the common scenario (tools are still listed).
 //   --timeout=SECS       overall watchdog, default 240.
+//   --oauth              (http, no token) sign in the way MCP clients do: the first
+//                        connect must fail with the SDK's UnauthorizedError after the
+//                        SDK found the authorization server through the server's 401
+//                        and RFC 9728 metadata and sent the "browser" to it; the
+//                        authorization code the (test) identity provider redirects
+//                        back with is exchanged (PKCE) and the client connects again
+//                        with the access token.
+//   --expect-unauthorized  (http) the token must be refused: connect must fail with
+//                        HTTP 401/403 (the SDK's UnauthorizedError or a 401/403 error).
 //
 // COMMON SCENARIO (needs the offline demo backend: DEMO.SALES.CUSTOMERS etc.)
 //   listTools -> exactly the 8 tools, each with an outputSchema; every tool is
@@ -93,6 +102,8 @@ const FLAG_NAMES = new Set([
   '--cancel',
   '--resume',
   '--no-common',
+  '--oauth',
+  '--expect-unauthorized',
 ]);
 const opts = { timeoutS: 240 };
 const positional = [];
@@ -223,6 +234,7 @@ const { Client } = await importSdk('client/index.js');
 const { StreamableHTTPClientTransport } = await importSdk('client/streamableHttp.js');
 const { StdioClientTransport, getDefaultEnvironment } = await importSdk('client/stdio.js');
 const { McpError } = await importSdk('types.js');
+const { UnauthorizedError } = await importSdk('client/auth.js');
 
 // ---------------------------------------------------------------- helpers
 
@@ -655,16 +667,73 @@ async function callsScenario(client, file) {
   }
 }
 
+// The OAuth flow an MCP client runs, with the SDK's own discovery and token exchange; the
+// "browser" follows the identity provider's redirect without showing anything.
+async function signIn(url) {
+  let pendingCode;
+  const store = {};
+  const provider = {
+    get redirectUrl() { return 'http://127.0.0.1:9/callback'; },
+    get clientMetadata() {
+      return { client_name: 'snowflake-mcp-sdk-test', redirect_uris: ['http://127.0.0.1:9/callback'],
+        grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' };
+    },
+    clientInformation: () => ({ client_id: 'sdk-test' }),
+    tokens: () => store.tokens,
+    saveTokens: (t) => { store.tokens = t; },
+    codeVerifier: () => store.verifier,
+    saveCodeVerifier: (v) => { store.verifier = v; },
+    redirectToAuthorization: async (authUrl) => {
+      const r = await fetch(authUrl, { redirect: 'manual' });
+      const location = r.headers.get('location');
+      check(location, `the identity provider did not redirect back (HTTP ${r.status})`);
+      pendingCode = new URL(location).searchParams.get('code');
+    },
+  };
+  const first = new StreamableHTTPClientTransport(new URL(url), { authProvider: provider });
+  const probe = new Client({ name: 'snowflake-mcp-sdk-test', version: '1.0.0' });
+  try {
+    await probe.connect(first);
+    fail('connected without signing in');
+  } catch (e) {
+    check(e instanceof UnauthorizedError, `expected UnauthorizedError first, got ${errText(e)}`);
+  }
+  check(pendingCode, 'the SDK never sent the browser to the authorization server');
+  await first.finishAuth(pendingCode);
+  check(store.tokens?.access_token, 'no access token after the code exchange');
+  log('ok   signed in: discovery from the 401 and metadata, code + PKCE exchanged for a token');
+  return {
+    transport: new StreamableHTTPClientTransport(new URL(url), { authProvider: provider }),
+    token: store.tokens.access_token,
+  };
+}
+
 async function main() {
   let transport;
   let url;
   let token;
-  if (mode === 'http') {
+  if (mode === 'http' && opts.oauth) {
+    url = positional[1];
+    ({ transport, token } = await signIn(url));
+  } else if (mode === 'http') {
     url = positional[1];
     token = positional[2];
     transport = new StreamableHTTPClientTransport(new URL(url), {
       requestInit: token ? { headers: { Authorization: `Bearer ${token}` } } : undefined,
     });
+    if (opts['expect-unauthorized']) {
+      const probe = new Client({ name: 'snowflake-mcp-sdk-test', version: '1.0.0' });
+      try {
+        await probe.connect(transport);
+      } catch (e) {
+        const text = errText(e);
+        check(e instanceof UnauthorizedError || /\b(401|403)\b/.test(text), `refused, but not with 401/403: ${text}`);
+        log(`ok   the token was refused: ${text}`);
+        process.stdout.write(`SDK_CLIENT_OK ${mode}\n`);
+        process.exit(0);
+      }
+      fail('a bad token was accepted');
+    }
   } else if (mode === 'stdio') {
     transport = new StdioClientTransport({
       command: positional[1],
