@@ -52,3 +52,29 @@ async fn over_stdio() {
     let state = temp_state();
     run(&["stdio", BIN, "stdio", "--demo", "--state", &state]).await;
 }
+
+/// The same scenario with an access token from the company's identity provider (the test one):
+/// the person is matched to a policy by group and works like any client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_streamable_http_with_an_oauth_access_token() {
+    let idp = testkit::TestIdp::start().await;
+    let port = testkit::free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let config = write_config(
+        "python-sdk-oauth",
+        &format!(
+            "[oauth]\nissuer = \"{}\"\nresource = \"{resource}\"\nrequired_scopes = [\"mcp\"]\n\n\
+             [[clients]]\nid = \"analysts\"\nmatch = {{ groups = \"analysts\" }}\n",
+            idp.issuer
+        ),
+    );
+    let server = Server::start_on(
+        &format!("127.0.0.1:{port}"),
+        &["--config", &config, "--demo"],
+        &[],
+    )
+    .await;
+    let mut claims = idp.claims("ana@corp.com", &resource);
+    claims["groups"] = serde_json::json!(["analysts"]);
+    run(&["http", &server.url, &idp.token(&claims)]).await;
+}
