@@ -52,8 +52,11 @@ struct Flow {
     person: Mutex<(String, Value)>,
     /// code -> (PKCE challenge, resource, scope)
     codes: Mutex<HashMap<String, (String, String, String)>>,
-    minted: Mutex<Option<Arc<dyn Fn(&Value) -> String + Send + Sync>>>,
+    minted: Mutex<Option<Minter>>,
 }
+
+/// Signs claims with the published key (the issuer filled in).
+type Minter = Arc<dyn Fn(&Value) -> String + Send + Sync>;
 
 fn rsa_key() -> RsaPrivateKey {
     let mut rng = rand::thread_rng();
