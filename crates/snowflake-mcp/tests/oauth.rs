@@ -194,7 +194,11 @@ async fn people_map_to_policies_and_each_person_is_their_own_client() {
     let carol = s
         .client_with_token(&person("carol@corp.com", json!(["analysts"])))
         .await;
-    let r = ok(&ana, "run_query", json!({"sql": "SELECT 1 AS A UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8"})).await;
+    let eight = "SELECT 1 AS A UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 \
+                 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8";
+    let r = call(&ana, "run_query", json!({"sql": eight})).await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    let r = r.structured_content.unwrap();
     assert_eq!(r["row_count"], 7, "ana's entry caps rows at 7: {r}");
     // Each analyst has their own quota of 2, though they share one policy entry.
     for who in [&bob, &carol] {
