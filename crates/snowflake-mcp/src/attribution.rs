@@ -16,6 +16,9 @@ use sha2::{Digest, Sha256};
 
 tokio::task_local! {
     static TAG: String;
+    /// The client the call runs for (the backend picks a signed-in person's own Snowflake
+    /// sessions by it).
+    static CLIENT: std::sync::Arc<str>;
 }
 
 /// The tag of statements that serve no particular call.
@@ -41,9 +44,17 @@ pub fn tag(client: &str, session_id: Option<&str>, tool: &str) -> String {
     .to_string()
 }
 
-/// Run `call` with statements tagged `tag`.
-pub async fn scope<F: Future>(tag: String, call: F) -> F::Output {
-    TAG.scope(tag, call).await
+/// Run `call` for `client`, with statements tagged `tag`.
+pub async fn scope<F: Future>(client: std::sync::Arc<str>, tag: String, call: F) -> F::Output {
+    CLIENT.scope(client, TAG.scope(tag, call)).await
+}
+
+/// The signed-in person (`person:<name>`) the current call runs for, if it is one.
+pub fn person() -> Option<std::sync::Arc<str>> {
+    CLIENT
+        .try_with(|c| c.clone())
+        .ok()
+        .filter(|c| c.starts_with(crate::policy::PERSON_PREFIX))
 }
 
 /// The tag for a statement sent now.
@@ -60,7 +71,10 @@ mod tests {
     async fn calls_are_tagged_and_everything_else_is_the_app() {
         assert_eq!(current(), APP_TAG);
         let t = tag("analyst", Some("3f2a-secret-session-id"), "run_query");
-        let seen = scope(t.clone(), async { current() }).await;
+        let (seen, who) = scope("analyst".into(), t.clone(), async { (current(), person()) }).await;
+        assert_eq!(who, None, "a configured client is not a signed-in person");
+        let p = scope("person:ana@corp.com".into(), t.clone(), async { person() }).await;
+        assert_eq!(p.as_deref(), Some("person:ana@corp.com"));
         let v: serde_json::Value = serde_json::from_str(&seen).unwrap();
         assert_eq!(v["client"], "analyst");
         assert_eq!(v["tool"], "run_query");

@@ -264,7 +264,13 @@ impl Gateway {
         key: String,
         fetch: impl Future<Output = Result<Cached, ToolError>>,
     ) -> Result<Cached, ToolError> {
-        let key = format!("{}\u{1}{key}", ctx.role.as_deref().unwrap_or(""));
+        // Answers depend on grants: the role's, and with people's own Snowflake identities also
+        // the person's (two people under one role name may hold different grants).
+        let role = ctx.role.as_deref().unwrap_or("");
+        let key = match crate::attribution::person() {
+            Some(person) => format!("{role}@{person}\u{1}{key}"),
+            None => format!("{role}\u{1}{key}"),
+        };
         if let Some(hit) = self.cache.fresh(&key) {
             self.cache.stats.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(hit);

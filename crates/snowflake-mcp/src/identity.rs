@@ -25,6 +25,7 @@ use crate::policy::{
     PERSON_PREFIX,
 };
 use crate::store::WindowLimits;
+use crate::token_exchange::TokenExchange;
 
 /// Who sent a request: a configured client, or nobody in particular.
 #[derive(Clone, Debug)]
@@ -44,6 +45,8 @@ pub struct Clients {
     /// The policy of people no entry matches.
     default_people: Option<Arc<ClientPolicy>>,
     oauth: Option<Arc<OAuth>>,
+    /// With `snowflake_identity = "token_exchange"`: each person's own Snowflake token.
+    exchange: Option<Arc<TokenExchange>>,
     anonymous_weight: u32,
     anonymous_max_concurrent: usize,
     anonymous_rate: Option<RatePolicy>,
@@ -70,6 +73,10 @@ impl Clients {
             Some(o) => Some(Arc::new(OAuth::new(o)?)),
             None => None,
         };
+        let exchange = match &oauth {
+            Some(o) => TokenExchange::from_config(o)?,
+            None => None,
+        };
         let default_people = config
             .oauth
             .as_ref()
@@ -81,6 +88,7 @@ impl Clients {
             people,
             default_people,
             oauth,
+            exchange,
             anonymous_weight: config.anonymous.weight.max(1),
             anonymous_max_concurrent: config.anonymous.max_concurrent.max(1),
             anonymous_rate: config
@@ -97,6 +105,11 @@ impl Clients {
     /// True when requests must carry a bearer token.
     pub fn requires_token(&self) -> bool {
         !self.entries.is_empty() || self.oauth.is_some()
+    }
+
+    /// The token exchange for people's own Snowflake identities, when configured.
+    pub fn exchange(&self) -> Option<&Arc<TokenExchange>> {
+        self.exchange.as_ref()
     }
 
     /// The OAuth resource server, when `[oauth]` is configured.
@@ -318,10 +331,16 @@ pub async fn authenticate(
         return Ok(Some(policy));
     }
     let person = oauth.verify(token).await.map_err(|r| oauth.challenge(&r))?;
-    match clients.for_person(&person) {
-        Some(policy) => Ok(Some(policy)),
-        None => Err(oauth.challenge(&Refusal::NoPolicy(person.name))),
+    let policy = clients
+        .for_person(&person)
+        .ok_or_else(|| oauth.challenge(&Refusal::NoPolicy(person.name)))?;
+    if let Some(exchange) = &clients.exchange {
+        exchange
+            .ensure(&policy.id, token)
+            .await
+            .map_err(|r| oauth.challenge(&r))?;
     }
+    Ok(Some(policy))
 }
 
 fn unauthorized(error: &str, description: &str) -> Response {

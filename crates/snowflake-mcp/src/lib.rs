@@ -45,6 +45,7 @@ pub mod server;
 pub mod sessions;
 pub mod store;
 pub mod tls;
+pub mod token_exchange;
 pub mod tools;
 
 /// Lock a mutex, carrying on after a panic elsewhere: every guarded value here stays consistent

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use snowflake_mcp::admission::Admission;
 use snowflake_mcp::audit::Auditor;
 use snowflake_mcp::backend::demo::DemoBackend;
+use snowflake_mcp::backend::people::People;
 use snowflake_mcp::backend::pool::{Pool, PoolLimits};
 use snowflake_mcp::backend::snowflake::SnowflakeBackend;
 use snowflake_mcp::backend::Backend;
@@ -293,6 +294,7 @@ fn app(
 ) -> Result<Arc<App>, String> {
     let secs = Duration::from_secs;
     let (store, coordinator) = state_store(config, state)?;
+    let clients = Arc::new(Clients::from_config(config)?);
     let backend: Arc<dyn Backend> = if demo {
         Arc::new(DemoBackend::open(&cache_dir())?)
     } else {
@@ -300,33 +302,52 @@ fn app(
         let client = snowflake_client::Client::new(&settings).map_err(|e| {
             format!("{e}\n(try `snowflake-mcp check` for a diagnosis, or `--demo` to run without Snowflake)")
         })?;
-        let pool = Pool::new(
-            client,
-            PoolLimits {
-                max_sessions: config.pool.max_sessions,
-                min_idle: config.pool.min_idle,
-                max_lifetime: secs(config.pool.max_lifetime_secs),
-                heartbeat_every: secs(config.pool.heartbeat_secs),
-                secondary_roles_none: config.pool.secondary_roles == "none",
-                login_timeout: secs(
-                    config
-                        .pool
-                        .login_timeout_secs
-                        .min(config.scheduler.queue_timeout_secs)
-                        .max(1),
-                ),
-                max_concurrent_logins: config.pool.max_concurrent_logins.max(1),
-            },
-        );
+        let default_context = client.default_context().clone();
+        let limits = PoolLimits {
+            max_sessions: config.pool.max_sessions,
+            min_idle: config.pool.min_idle,
+            max_lifetime: secs(config.pool.max_lifetime_secs),
+            heartbeat_every: secs(config.pool.heartbeat_secs),
+            secondary_roles_none: config.pool.secondary_roles == "none",
+            login_timeout: secs(
+                config
+                    .pool
+                    .login_timeout_secs
+                    .min(config.scheduler.queue_timeout_secs)
+                    .max(1),
+            ),
+            max_concurrent_logins: config.pool.max_concurrent_logins.max(1),
+        };
+        let pool = Pool::new(client, limits);
+        // Signed-in people's own Snowflake sessions (token exchange): small pools of their own.
+        let people = clients.exchange().map(|exchange| {
+            let per_person = config
+                .oauth
+                .as_ref()
+                .map_or(2, |o| o.sessions_per_person.max(1));
+            let people = Arc::new(People::new(
+                settings.clone(),
+                exchange.clone(),
+                default_context,
+                PoolLimits {
+                    max_sessions: per_person,
+                    min_idle: 0,
+                    ..limits
+                },
+            ));
+            let upkeep = people.clone();
+            spawn_every(secs(30), move || {
+                let people = upkeep.clone();
+                async move { people.maintain().await }
+            });
+            people
+        });
         let upkeep = pool.clone();
         spawn_every(secs(30), move || {
             let pool = upkeep.clone();
             async move { pool.maintain().await }
         });
-        Arc::new(SnowflakeBackend::new(
-            pool,
-            config.query.statement_timeout(),
-        ))
+        Arc::new(SnowflakeBackend::new(pool, config.query.statement_timeout()).with_people(people))
     };
     // Names as Snowflake resolves them unquoted.
     let warehouse_caps: std::collections::HashMap<String, usize> = config
@@ -387,7 +408,7 @@ fn app(
             limits: config.query.clone(),
         },
         registry,
-        clients: Arc::new(Clients::from_config(config)?),
+        clients,
         tool_list: definitions(),
         in_flight: Default::default(),
         stopping: CancellationToken::new(),

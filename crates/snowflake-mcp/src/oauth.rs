@@ -62,6 +62,31 @@ pub struct OAuthConfig {
     /// Clock skew tolerated on `exp` and `nbf`, seconds.
     #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
+    /// Whose Snowflake identity runs a person's statements: `service` (the configured service
+    /// user, the default) or `token_exchange` (the person's own, see `token_exchange.rs`).
+    #[serde(default = "default_identity")]
+    pub snowflake_identity: String,
+    /// The identity provider's token endpoint (default: `token_endpoint` of its metadata).
+    pub token_endpoint: Option<String>,
+    /// This server's own client at the identity provider, for token exchange.
+    pub client_id: Option<String>,
+    /// A file holding that client's secret (kept out of the config file).
+    pub client_secret_file: Option<std::path::PathBuf>,
+    /// The audience of Snowflake's External OAuth security integration.
+    pub snowflake_audience: Option<String>,
+    /// Scope asked for in the exchange (e.g. `session:role-any`).
+    pub snowflake_scope: Option<String>,
+    /// Snowflake sessions kept per person (their own small pool).
+    #[serde(default = "default_per_person")]
+    pub sessions_per_person: usize,
+}
+
+fn default_identity() -> String {
+    "service".into()
+}
+
+fn default_per_person() -> usize {
+    2
 }
 
 fn default_claim() -> String {
@@ -270,6 +295,11 @@ impl OAuth {
 
     /// `jwks_uri` from the issuer's OpenID or OAuth authorization-server metadata.
     async fn discover_jwks(&self) -> Result<String, String> {
+        self.discover("jwks_uri").await
+    }
+
+    /// A field of the issuer's OpenID or OAuth authorization-server metadata.
+    pub(crate) async fn discover(&self, field: &str) -> Result<String, String> {
         let issuer = self.config.issuer.trim_end_matches('/');
         let mut tried = Vec::new();
         for url in [
@@ -278,18 +308,22 @@ impl OAuth {
         ] {
             match self.get_json(&url).await {
                 Ok(v) => {
-                    if let Some(jwks) = v.get("jwks_uri").and_then(Value::as_str) {
-                        return Ok(jwks.to_string());
+                    if let Some(found) = v.get(field).and_then(Value::as_str) {
+                        return Ok(found.to_string());
                     }
-                    tried.push(format!("{url}: no jwks_uri"));
+                    tried.push(format!("{url}: no {field}"));
                 }
                 Err(e) => tried.push(e),
             }
         }
         Err(format!(
-            "cannot discover the issuer's keys ({})",
+            "cannot discover the issuer's {field} ({})",
             tried.join("; ")
         ))
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     async fn get_json(&self, url: &str) -> Result<Value, String> {
@@ -417,6 +451,13 @@ mod tests {
             client_claim: "sub".into(),
             default_policy: None,
             leeway_secs: 60,
+            snowflake_identity: "service".into(),
+            token_endpoint: None,
+            client_id: None,
+            client_secret_file: None,
+            snowflake_audience: None,
+            snowflake_scope: None,
+            sessions_per_person: 2,
         })
         .unwrap()
     }

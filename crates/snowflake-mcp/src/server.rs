@@ -255,7 +255,7 @@ impl McpServer {
             session.mcp_session_id().as_deref(),
             &tool,
         );
-        let work = crate::attribution::scope(tag, work);
+        let work = crate::attribution::scope(session.client.id.clone(), tag, work);
         // A cancelled call drops its work: a queued request leaves its queue, and a running
         // statement is aborted on Snowflake (see `backend::snowflake`).
         let outcome = tokio::select! {

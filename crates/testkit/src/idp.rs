@@ -53,7 +53,14 @@ struct Flow {
     /// code -> (PKCE challenge, resource, scope)
     codes: Mutex<HashMap<String, (String, String, String)>>,
     minted: Mutex<Option<Minter>>,
+    /// Verifies subject tokens in token exchanges.
+    verifier: Mutex<Option<jsonwebtoken::DecodingKey>>,
+    /// Token exchanges granted.
+    exchanges: AtomicUsize,
 }
+
+/// The client credentials `/token` accepts for token exchange.
+pub const EXCHANGE_CLIENT: (&str, &str) = ("snowflake-mcp", "exchange-secret");
 
 /// Signs claims with the published key (the issuer filled in).
 type Minter = Arc<dyn Fn(&Value) -> String + Send + Sync>;
@@ -123,9 +130,9 @@ impl TestIdp {
             )
             .route(
                 "/token",
-                post(move |body: String| {
+                post(move |headers: axum::http::HeaderMap, body: String| {
                     let flow = exchanging.clone();
-                    async move { flow.exchange(&body) }
+                    async move { flow.exchange(&headers, &body) }
                 }),
             );
         tokio::spawn(async move {
@@ -140,6 +147,9 @@ impl TestIdp {
             claims["iss"] = json!(iss);
             jsonwebtoken::encode(&header, &claims, &minting).unwrap()
         }));
+        *flow.verifier.lock().unwrap() = Some(jsonwebtoken::DecodingKey::from_rsa_der(
+            public.to_pkcs1_der().unwrap().as_bytes(),
+        ));
         TestIdp {
             flow,
             issuer,
@@ -203,6 +213,11 @@ impl TestIdp {
         *self.flow.person.lock().unwrap() = (person.to_string(), json!(groups));
     }
 
+    /// Token exchanges granted so far.
+    pub fn exchanges(&self) -> usize {
+        self.flow.exchanges.load(Ordering::SeqCst)
+    }
+
     /// How often the JWKS was fetched.
     pub fn jwks_fetches(&self) -> usize {
         self.jwks_fetches.load(Ordering::SeqCst)
@@ -230,21 +245,28 @@ impl Flow {
             .lock()
             .unwrap()
             .insert(code.clone(), (challenge.clone(), resource, scope));
-        let sep = if redirect.contains('?') { '&' } else { '?' };
-        let mut location = format!("{redirect}{sep}code={code}");
+        let Ok(mut location) = reqwest::Url::parse(redirect) else {
+            return (StatusCode::BAD_REQUEST, "redirect_uri is not a URL").into_response();
+        };
+        location.query_pairs_mut().append_pair("code", &code);
         if let Some(state) = q.get("state") {
-            location.push_str(&format!("&state={}", encode(state)));
+            location.query_pairs_mut().append_pair("state", state);
         }
+        let location = location.to_string();
         (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
     }
 
-    /// Exchange a code (with its PKCE verifier) for an access token.
-    fn exchange(&self, body: &str) -> Response {
-        let form: HashMap<String, String> = body
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (decode(k), decode(v)))
-            .collect();
+    /// Exchange a code (with its PKCE verifier), or another token (RFC 8693), for an access
+    /// token.
+    fn exchange(&self, headers: &axum::http::HeaderMap, body: &str) -> Response {
+        let form: HashMap<String, String> = reqwest::Url::parse(&format!("http://form/?{body}"))
+            .map(|u| u.query_pairs().into_owned().collect())
+            .unwrap_or_default();
+        if form.get("grant_type").map(String::as_str)
+            == Some("urn:ietf:params:oauth:grant-type:token-exchange")
+        {
+            return self.token_exchange(headers, &form);
+        }
         let refuse = |why: &str| {
             (
                 StatusCode::BAD_REQUEST,
@@ -283,31 +305,45 @@ impl Flow {
     }
 }
 
-fn decode(s: &str) -> String {
-    let bytes = s.replace('+', " ").into_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+impl Flow {
+    /// RFC 8693: the subject token must be one of ours and the client must authenticate; the
+    /// new token is for the requested audience, with `exchanged: true`.
+    fn token_exchange(
+        &self,
+        headers: &axum::http::HeaderMap,
+        form: &HashMap<String, String>,
+    ) -> Response {
+        let refuse = |status: StatusCode, error: &str| {
+            (status, Json(json!({"error": error}))).into_response()
+        };
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", EXCHANGE_CLIENT.0, EXCHANGE_CLIENT.1))
+        );
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+            return refuse(StatusCode::UNAUTHORIZED, "invalid_client");
         }
-        out.push(bytes[i]);
-        i += 1;
+        let (Some(subject), Some(audience)) = (form.get("subject_token"), form.get("audience"))
+        else {
+            return refuse(StatusCode::BAD_REQUEST, "invalid_request");
+        };
+        let verifier = self.verifier.lock().unwrap().clone().expect("a key");
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+        validation.validate_aud = false;
+        let Ok(data) = jsonwebtoken::decode::<Value>(subject, &verifier, &validation) else {
+            return refuse(StatusCode::BAD_REQUEST, "invalid_grant");
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = json!({"aud": audience, "sub": data.claims["sub"], "email": data.claims["email"],
+            "exchanged": true, "iat": now, "exp": now + 600, "scp": form.get("scope")});
+        let mint = self.minted.lock().unwrap().clone().expect("a signing key");
+        self.exchanges.fetch_add(1, Ordering::SeqCst);
+        Json(json!({"access_token": mint(&claims), "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "token_type": "Bearer", "expires_in": 600}))
+        .into_response()
     }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

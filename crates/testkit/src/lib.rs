@@ -22,7 +22,7 @@ mod valkey;
 
 pub use fakesnow::{cache_dir, fakesnow, fakesnow_path, free_port, Fakesnow};
 pub use faults::{Fault, FaultProxy};
-pub use idp::{Forgery, TestIdp};
+pub use idp::{Forgery, TestIdp, EXCHANGE_CLIENT};
 pub use node::{mcp_python, node22, node_modules};
 pub use proxy::{Proxy, ProxyStats};
 pub use scripted::{Reply, Request, Scripted};

@@ -24,6 +24,30 @@ pub struct ProxyStats {
     pub overlaps: AtomicUsize,
     pub aborts: AtomicUsize,
     running: Mutex<HashMap<String, usize>>,
+    /// Successful logins: (AUTHENTICATOR, TOKEN sent if any, session token returned).
+    pub login_records: Mutex<Vec<(String, Option<String>, String)>>,
+    /// Every statement: (session token, SQL text), in order.
+    pub statement_tokens: Mutex<Vec<(String, String)>>,
+}
+
+/// The session token inside `Authorization: Snowflake Token="..."`.
+/// The JSON of a (possibly gzip-compressed) request body.
+fn body_json(body: &[u8]) -> serde_json::Value {
+    let mut text = String::new();
+    let mut gz = flate2::read::GzDecoder::new(body);
+    if std::io::Read::read_to_string(&mut gz, &mut text).is_err() {
+        text = String::from_utf8_lossy(body).into_owned();
+    }
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
+fn session_token(header: &str) -> String {
+    header
+        .split("Token=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .unwrap_or(header)
+        .to_string()
 }
 
 /// A running proxy on a loopback port; stops when dropped.
@@ -84,6 +108,15 @@ async fn forward(
         .to_string();
     let is_statement = path == "/queries/v1/query-request";
     if is_statement {
+        let sql = body_json(&body)["sqlText"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        stats
+            .statement_tokens
+            .lock()
+            .unwrap()
+            .push((session_token(&token), sql));
         stats.statements.fetch_add(1, Ordering::SeqCst);
         let mut running = stats.running.lock().unwrap();
         let n = running.entry(token.clone()).or_default();
@@ -95,6 +128,16 @@ async fn forward(
     if path == "/queries/v1/abort-request" {
         stats.aborts.fetch_add(1, Ordering::SeqCst);
     }
+    let login = (path == "/session/v1/login-request").then(|| {
+        let v = body_json(&body);
+        (
+            v["data"]["AUTHENTICATOR"]
+                .as_str()
+                .unwrap_or("SNOWFLAKE")
+                .to_string(),
+            v["data"]["TOKEN"].as_str().map(str::to_string),
+        )
+    });
     let url = format!(
         "http://127.0.0.1:{upstream}{}",
         uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
@@ -125,9 +168,19 @@ async fn forward(
     let content_type = response.headers().get("content-type").cloned();
     let bytes = response.bytes().await.unwrap_or_default();
     if status.is_success() {
-        let ok = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .map(|v| v["success"] == true)
-            .unwrap_or(false);
+        let answer = serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default();
+        let ok = answer["success"] == true;
+        if let (true, Some((authenticator, sent))) = (ok, login) {
+            let returned = answer["data"]["token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            stats
+                .login_records
+                .lock()
+                .unwrap()
+                .push((authenticator, sent, returned));
+        }
         if ok && path == "/session/v1/login-request" {
             stats.logins.fetch_add(1, Ordering::SeqCst);
             let open = stats.open.fetch_add(1, Ordering::SeqCst) + 1;

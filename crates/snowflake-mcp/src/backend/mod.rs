@@ -7,6 +7,7 @@
 
 pub mod breaker;
 pub mod demo;
+pub mod people;
 pub mod pool;
 pub mod snowflake;
 

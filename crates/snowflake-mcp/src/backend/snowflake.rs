@@ -8,7 +8,10 @@ use serde_json::Value;
 use snowflake_client::{QueryOptions, RowLimits, Rows};
 use tokio::sync::OnceCell;
 
-use super::pool::{AbortOnDrop, Pool};
+use std::sync::Arc;
+
+use super::people::{People, PersonConnector};
+use super::pool::{AbortOnDrop, Connector, Pool};
 use super::{
     Backend, ColumnInfo, Context, Named, ObjectInfo, ObjectKind, ObjectName, QueryLimits,
     QueryOutput, ResultColumn,
@@ -25,6 +28,8 @@ pub type SnowflakePool = Pool<snowflake_client::Client>;
 
 pub struct SnowflakeBackend {
     pool: SnowflakePool,
+    /// Signed-in people's own sessions, with `[oauth] snowflake_identity = "token_exchange"`.
+    people: Option<Arc<People>>,
     metadata_timeout: std::time::Duration,
     default_context: OnceCell<Context>,
 }
@@ -33,16 +38,32 @@ impl SnowflakeBackend {
     pub fn new(pool: SnowflakePool, metadata_timeout: std::time::Duration) -> Self {
         SnowflakeBackend {
             pool,
+            people: None,
             metadata_timeout,
             default_context: OnceCell::new(),
         }
+    }
+
+    /// Run signed-in people's statements on their own Snowflake sessions.
+    pub fn with_people(mut self, people: Option<Arc<People>>) -> Self {
+        self.people = people;
+        self
     }
 
     pub fn pool(&self) -> &SnowflakePool {
         &self.pool
     }
 
-    /// Run one statement on a leased session and collect it under caps.
+    /// The pool of the person the current call runs for, when people have their own.
+    fn person_pool(&self) -> Result<Option<Pool<PersonConnector>>, ToolError> {
+        match (&self.people, crate::attribution::person()) {
+            (Some(people), Some(person)) => people.pool(&person).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Run one statement on a session of the caller's pool (their own, or the service
+    /// user's) and collect it under caps.
     async fn run(
         &self,
         ctx: &Context,
@@ -50,14 +71,30 @@ impl SnowflakeBackend {
         limits: RowLimits,
         timeout: std::time::Duration,
     ) -> Result<Rows, ToolError> {
-        let mut lease = self.pool.lease(ctx).await?;
+        match self.person_pool()? {
+            Some(pool) => run_on(&pool, ctx, sql, limits, timeout).await,
+            None => run_on(&self.pool, ctx, sql, limits, timeout).await,
+        }
+    }
+}
+
+/// Run one statement on a session leased from `pool`.
+async fn run_on<C: Connector<Session = snowflake_client::Session>>(
+    pool: &Pool<C>,
+    ctx: &Context,
+    sql: &str,
+    limits: RowLimits,
+    timeout: std::time::Duration,
+) -> Result<Rows, ToolError> {
+    {
+        let mut lease = pool.lease(ctx).await?;
         let options = QueryOptions {
             timeout: Some(timeout),
             query_tag: Some(crate::attribution::current()),
         };
         // If this future is dropped (the call was cancelled, its MCP session closed, or a
         // timeout fired), the guard aborts the statement on Snowflake.
-        let guard = AbortOnDrop::new(lease.session().handle(), self.pool.tasks());
+        let guard = AbortOnDrop::new(lease.session().handle(), pool.tasks());
         let outcome = match lease.session().query_with(sql, &options).await {
             Ok(result) => {
                 crate::progress::report(crate::progress::Stage::Fetching);
@@ -74,7 +111,9 @@ impl SnowflakeBackend {
             ToolError::from(e)
         })
     }
+}
 
+impl SnowflakeBackend {
     async fn show(&self, ctx: &Context, sql: &str) -> Result<Table, ToolError> {
         let rows = self
             .run(
@@ -293,6 +332,9 @@ impl Backend for SnowflakeBackend {
     }
 
     async fn shutdown(&self) {
+        if let Some(people) = &self.people {
+            people.shutdown().await;
+        }
         self.pool.shutdown(std::time::Duration::from_secs(10)).await;
     }
 
@@ -322,8 +364,11 @@ impl Backend for SnowflakeBackend {
     }
 
     async fn resolve_context(&self, target: &Context) -> Result<Context, ToolError> {
-        let mut lease = self.pool.lease(target).await?;
-        Ok(lease.session().context().clone())
+        // A person's context is checked with their own grants.
+        Ok(match self.person_pool()? {
+            Some(pool) => pool.lease(target).await?.session().context().clone(),
+            None => self.pool.lease(target).await?.session().context().clone(),
+        })
     }
 }
 
