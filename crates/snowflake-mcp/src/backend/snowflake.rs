@@ -355,9 +355,11 @@ impl Backend for SnowflakeBackend {
     fn pool_gauges(&self) -> Option<(usize, usize, u64, u64)> {
         use std::sync::atomic::Ordering::Relaxed;
         let stats = self.pool.stats();
+        // People's own sessions count too: they are Snowflake sessions this server holds.
+        let (people_in_use, people_idle) = self.people.as_ref().map_or((0, 0), |p| p.gauges());
         Some((
-            self.pool.in_use(),
-            self.pool.idle_count(),
+            self.pool.in_use() + people_in_use,
+            self.pool.idle_count() + people_idle,
             stats.logins.load(Relaxed),
             stats.context_switches.load(Relaxed),
         ))
