@@ -421,7 +421,7 @@ impl Default for ServerConfig {
             resume_buffer_bytes: 64 << 20,
             resume_secs: 300,
             metrics_token_sha256: None,
-            max_connections: 1024,
+            max_connections: 4096,
             header_read_timeout_secs: 10,
             connection_idle_timeout_secs: 60,
             max_tls_handshakes: 128,

@@ -47,6 +47,46 @@ struct SlotState {
     waiting_for_headers: VecDeque<Weak<ConnState>>,
 }
 
+/// File descriptors the server needs besides client connections: Snowflake sessions, the state
+/// store, logs, listeners.
+const FDS_BESIDES_CONNECTIONS: u64 = 256;
+
+/// Raise the soft open-file limit towards `wanted` (up to the hard limit), as servers commonly
+/// do at start; the limit in force afterwards, `None` when it cannot be read.
+#[cfg(unix)]
+pub fn raise_open_file_limit(wanted: u64) -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by reference.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        let target = libc::rlim_t::try_from(wanted)
+            .unwrap_or(libc::rlim_t::MAX)
+            .min(limit.rlim_max);
+        if limit.rlim_cur < target {
+            let raised = libc::rlimit {
+                rlim_cur: target,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    // `rlim_t` is u64 on Linux but not on every Unix.
+    #[allow(clippy::useless_conversion)]
+    Some(limit.rlim_cur.into())
+}
+
+#[cfg(not(unix))]
+pub fn raise_open_file_limit(_wanted: u64) -> Option<u64> {
+    None
+}
+
 /// What a connection shares with [`Slots`].
 struct ConnState {
     evicted: AtomicBool,
@@ -56,6 +96,18 @@ struct ConnState {
 
 impl Slots {
     pub fn new(limits: ConnLimits, metrics: Arc<Metrics>) -> Arc<Slots> {
+        // Every connection is a file descriptor; a soft limit below the cap would turn the
+        // clean refusal at the cap into failed accepts.
+        let wanted = limits.max_connections as u64 + FDS_BESIDES_CONNECTIONS;
+        match raise_open_file_limit(wanted) {
+            Some(limit) if limit < wanted => tracing::warn!(
+                limit,
+                max_connections = limits.max_connections,
+                "the open-file limit is below server.max_connections plus what the server needs \
+                 besides; raise it (ulimit -n, LimitNOFILE=) or lower max_connections"
+            ),
+            _ => {}
+        }
         Arc::new(Slots {
             limits,
             state: Mutex::new(SlotState {
@@ -271,5 +323,21 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_file_limit_is_raised_towards_what_is_wanted_within_the_hard_limit() {
+        let before = raise_open_file_limit(0).expect("the limit can be read");
+        let after = raise_open_file_limit(before + 100).unwrap();
+        assert!(after >= before, "never lowered: {before} -> {after}");
+        assert!(
+            raise_open_file_limit(u64::MAX).unwrap() >= after,
+            "a wish above the hard limit stops at the hard limit"
+        );
     }
 }
