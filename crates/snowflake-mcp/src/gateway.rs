@@ -418,10 +418,25 @@ impl Gateway {
                 "warehouse_size",
                 self.backend.warehouse_size(ctx, warehouse),
             )
-            .await
-            .ok()
-            .flatten()?;
-        let rate = crate::backend::credits_per_hour(&size)?;
+            .await;
+        // Without a size no credits are estimated, so a credits quota charges nothing here:
+        // say so rather than fail the statement.
+        let size = match size {
+            Ok(Some(size)) => size,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(warehouse, error = %e.message, "cannot read the warehouse's size; its credits are not estimated for this statement");
+                return None;
+            }
+        };
+        let Some(rate) = crate::backend::credits_per_hour(&size) else {
+            tracing::warn!(
+                warehouse,
+                size,
+                "unknown warehouse size; its credits are not estimated"
+            );
+            return None;
+        };
         lock(&self.credit_rates).insert(warehouse.to_string(), rate);
         Some(rate)
     }
