@@ -1,0 +1,103 @@
+use super::*;
+use crate::policy::QuotaPolicy;
+use crate::store::WindowLimits;
+use chrono::TimeZone;
+
+#[tokio::test(start_paused = true)]
+async fn one_client_cannot_drain_the_servers_rate_for_the_others() {
+    let t0 = Instant::now();
+    let mut server = ServerRate::new(60, t0);
+    let (heavy, light): (Arc<str>, Arc<str>) = ("heavy".into(), "light".into());
+    let mut got = 0;
+    while server.take(&heavy, 1, t0).is_ok() {
+        got += 1;
+    }
+    assert!(
+        (30..=31).contains(&got),
+        "alone, a client gets about half: {got}"
+    );
+    for i in 0..15 {
+        assert!(server.take(&light, 1, t0).is_ok(), "light call {i}");
+    }
+    assert!(
+        server.take(&heavy, 1, t0).is_err(),
+        "the heaviest is refused first"
+    );
+    // A new minute starts afresh.
+    let t1 = t0 + Duration::from_secs(61);
+    assert!(server.take(&heavy, 1, t1).is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn buckets_allow_a_burst_then_refill_at_the_rate() {
+    let t0 = Instant::now();
+    let mut b = Bucket::new(60, Some(3), t0);
+    for _ in 0..3 {
+        b.take(t0).unwrap();
+    }
+    let wait = b.take(t0).unwrap_err();
+    assert_eq!(
+        wait,
+        Duration::from_secs(1),
+        "one token per second at 60/min"
+    );
+    assert!(b.take(t0 + Duration::from_millis(999)).is_err());
+    assert!(b.take(t0 + Duration::from_millis(1000)).is_ok());
+    assert_eq!(
+        b.available(t0 + Duration::from_secs(100)),
+        3,
+        "never more than the burst"
+    );
+    let mut d = Bucket::new(120, None, t0);
+    assert_eq!(d.available(t0), 120, "burst defaults to one minute's worth");
+    d.take(t0).unwrap();
+    d.give_back();
+    assert_eq!(d.available(t0), 120);
+}
+
+#[test]
+fn credits_are_estimated_closely_even_for_short_statements() {
+    // 500 ms on a Medium warehouse (4 credits/h): 0.000556 credits.
+    assert_eq!(estimated_microcredits(500, 4.0), 556);
+    // 100 ms on an X-Small one (1 credit/h) is not free.
+    assert_eq!(estimated_microcredits(100, 1.0), 28);
+    assert_eq!(estimated_microcredits(3_600_000, 1.0), 1_000_000);
+    assert_eq!(estimated_microcredits(1_000, 0.0), 0);
+}
+
+#[test]
+fn windows_and_their_edges() {
+    let q = QuotaPolicy {
+        per_day: WindowLimits {
+            queries: Some(5),
+            ..Default::default()
+        },
+        per_hour: WindowLimits {
+            rows: Some(10),
+            ..Default::default()
+        },
+    };
+    let just_before_midnight = Utc.with_ymd_and_hms(2026, 11, 24, 23, 59, 59).unwrap();
+    let w = q.windows(just_before_midnight);
+    assert_eq!(w[0].0, "d:2026-11-24");
+    assert_eq!(w[1].0, "h:2026-11-24T23");
+    assert_eq!(
+        until_reset(&w[0].0, just_before_midnight),
+        Duration::from_secs(1)
+    );
+    assert_eq!(
+        until_reset(&w[1].0, just_before_midnight),
+        Duration::from_secs(1)
+    );
+    let midnight = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
+    assert_eq!(
+        q.windows(midnight)[0].0,
+        "d:2026-11-25",
+        "a new day is a new window"
+    );
+    assert_eq!(
+        until_reset("d:2026-11-25", midnight),
+        Duration::from_secs(86_400)
+    );
+    assert!(QuotaPolicy::default().windows(midnight).is_empty());
+}

@@ -1,0 +1,35 @@
+use super::*;
+
+#[test]
+fn unknown_keys_are_refused() {
+    let err = toml::from_str::<Config>("[snowflak]\naccount = 'x'\n").unwrap_err();
+    assert!(err.to_string().contains("snowflak"));
+}
+
+#[test]
+fn limits_have_defaults_and_are_checked() {
+    let c: Config = toml::from_str("[query]\nmax_rows = 50\n").unwrap();
+    assert_eq!(c.query.max_rows, 50);
+    assert_eq!(c.query.default_max_rows, 100);
+    assert!(c.query.check().is_err(), "default above max is refused");
+    assert_eq!(Config::default().server.listen, "127.0.0.1:8765");
+}
+
+#[test]
+fn design_key_names_are_accepted() {
+    let c: Config =
+        toml::from_str("[scheduler]\nqueue_timeout = 5\n[sessions]\nidle_timeout = 60\n").unwrap();
+    assert_eq!(
+        (c.scheduler.queue_timeout_secs, c.sessions.idle_timeout_secs),
+        (5, 60)
+    );
+}
+
+#[test]
+fn config_file_layer_parses_known_keys() {
+    let c: Config =
+        toml::from_str("[snowflake]\naccount = 'acme'\nport = 8080\nprotocol = 'http'\n").unwrap();
+    let s = ConnectionSettings::from_table(c.snowflake, "t").unwrap();
+    assert_eq!(s.account.as_deref(), Some("acme"));
+    assert_eq!(s.port, Some(8080));
+}

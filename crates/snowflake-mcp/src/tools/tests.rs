@@ -1,0 +1,85 @@
+use super::*;
+
+#[test]
+fn the_tool_list_is_small() {
+    let list = serde_json::to_string(&definitions()).unwrap();
+    // About four characters per token: stay far below 1,500 tokens.
+    assert!(
+        list.len() / 4 < 1_500,
+        "tool list is ~{} tokens",
+        list.len() / 4
+    );
+    let names: Vec<String> = definitions().iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "list_databases",
+            "list_schemas",
+            "list_objects",
+            "describe_object",
+            "run_query",
+            "get_context",
+            "query_history",
+            "set_context"
+        ]
+    );
+    assert!(definitions()
+        .iter()
+        .all(|t| t.annotations.as_ref().unwrap().read_only_hint == Some(true)));
+}
+
+#[test]
+fn object_names_complete_from_the_context() {
+    let ctx = Context {
+        database: Some("DB".into()),
+        schema: Some("S".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ObjectName::resolve("orders", &ctx).unwrap().quoted(),
+        "\"DB\".\"S\".\"ORDERS\""
+    );
+    assert_eq!(
+        ObjectName::resolve("x.\"My T\"", &ctx).unwrap().quoted(),
+        "\"DB\".\"X\".\"My T\""
+    );
+    assert!(ObjectName::resolve("a.b.c.d", &ctx).is_err());
+    assert!(ObjectName::resolve("t", &Context::default())
+        .unwrap_err()
+        .message
+        .contains("set_context"));
+}
+
+#[test]
+fn set_context_moves_schema_with_database() {
+    let ctx = Context {
+        database: Some("A".into()),
+        schema: Some("S".into()),
+        ..Default::default()
+    };
+    let a = SetContext {
+        database: Some("b".into()),
+        schema: None,
+        warehouse: None,
+        role: None,
+    };
+    let t = a.apply_to(&ctx).unwrap();
+    assert_eq!(
+        (t.database.as_deref(), t.schema.as_deref()),
+        (Some("B"), None)
+    );
+    let none = SetContext {
+        database: None,
+        schema: None,
+        warehouse: None,
+        role: None,
+    };
+    assert!(none.apply_to(&ctx).is_err());
+    let bad = SetContext {
+        database: Some("x; drop".into()),
+        schema: None,
+        warehouse: None,
+        role: None,
+    };
+    assert_eq!(bad.apply_to(&ctx).unwrap_err().kind, "invalid_argument");
+}
