@@ -184,7 +184,7 @@ impl Cluster {
 
     /// Take one call of `client` at `rate`, or say how long to wait.
     pub async fn take_rate(&self, client: &Arc<str>, rate: RatePolicy) -> Result<(), Duration> {
-        let burst = rate.burst.unwrap_or(rate.per_minute).max(1);
+        let burst = rate.burst_size();
         if rate.per_minute == 0 {
             return Err(Duration::from_secs(3600));
         }
@@ -208,7 +208,7 @@ impl Cluster {
 
     /// Undo one [`Cluster::take_rate`] (a later check refused the call).
     pub async fn give_back(&self, client: &Arc<str>, rate: RatePolicy) {
-        let burst = rate.burst.unwrap_or(rate.per_minute).max(1);
+        let burst = rate.burst_size();
         let asked = self
             .coordinator
             .rate(client, rate.per_minute, burst, RateOp::GiveBack);
@@ -221,7 +221,7 @@ impl Cluster {
 
     /// Calls `client` may make now.
     pub async fn available(&self, client: &Arc<str>, rate: RatePolicy) -> u64 {
-        let burst = rate.burst.unwrap_or(rate.per_minute).max(1);
+        let burst = rate.burst_size();
         let asked = self
             .coordinator
             .rate(client, rate.per_minute, burst, RateOp::Peek);

@@ -144,6 +144,13 @@ pub struct RatePolicy {
     pub burst: Option<u32>,
 }
 
+impl RatePolicy {
+    /// Calls that may come at once: `burst`, default one minute's worth, at least one.
+    pub fn burst_size(&self) -> u32 {
+        self.burst.unwrap_or(self.per_minute).max(1)
+    }
+}
+
 /// A client's quotas; `None` is unlimited.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QuotaPolicy {

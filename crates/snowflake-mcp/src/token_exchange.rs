@@ -35,8 +35,6 @@ pub struct TokenExchange {
     scope: Option<String>,
     /// Person (client id) -> (Snowflake token, when to replace it).
     cache: Mutex<HashMap<String, (String, Instant)>>,
-    /// Exchanges done (for tests and metrics).
-    exchanges: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for TokenExchange {
@@ -77,7 +75,6 @@ impl TokenExchange {
             audience: need(&c.snowflake_audience, "snowflake_audience")?,
             scope: c.snowflake_scope.clone(),
             cache: Mutex::default(),
-            exchanges: Default::default(),
         })))
     }
 
@@ -90,19 +87,12 @@ impl TokenExchange {
             .map(|(t, _)| t.clone())
     }
 
-    /// Exchanges done so far.
-    pub fn exchanges(&self) -> u64 {
-        self.exchanges.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     /// Make sure `person` has a fresh Snowflake token, exchanging `subject_token` for one if not.
     pub async fn ensure(&self, person: &str, subject_token: &str) -> Result<(), Refusal> {
         if self.token(person).is_some() {
             return Ok(());
         }
         let (token, lifetime) = self.exchange(subject_token).await?;
-        self.exchanges
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let until = Instant::now() + lifetime.saturating_sub(MARGIN).max(Duration::from_secs(1));
         lock(&self.cache).insert(person.to_string(), (token, until));
         Ok(())

@@ -94,6 +94,26 @@ async fn open(base: &str, token: &str) -> String {
     id
 }
 
+/// Open a session of client `a` on `base` with its context set to `REPLICA_DB.PUBLIC`.
+async fn open_in_replica_db(base: &str) -> String {
+    run_on_emulator(&[
+        "CREATE DATABASE IF NOT EXISTS REPLICA_DB".into(),
+        "CREATE SCHEMA IF NOT EXISTS REPLICA_DB.PUBLIC".into(),
+    ])
+    .await;
+    let id = open(base, "token-a").await;
+    let set = call_on(
+        base,
+        "token-a",
+        &id,
+        "set_context",
+        json!({"database": "REPLICA_DB", "schema": "PUBLIC"}),
+    )
+    .await;
+    assert_eq!(kind(&set), "ok", "{set}");
+    id
+}
+
 /// Call `tool` in session `id` on replica `base`: the `tools/call` result.
 async fn call_on(base: &str, token: &str, id: &str, tool: &str, args: Value) -> Value {
     let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
@@ -117,23 +137,9 @@ fn kind(result: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_moves_between_replicas_with_its_context_and_owner() {
-    run_on_emulator(&[
-        "CREATE DATABASE IF NOT EXISTS REPLICA_DB".into(),
-        "CREATE SCHEMA IF NOT EXISTS REPLICA_DB.PUBLIC".into(),
-    ])
-    .await;
     let redis = Valkey::start();
     let (a, b) = replicas(&config("move", ""), &redis, None).await;
-    let id = open(&a.base, "token-a").await;
-    let set = call_on(
-        &a.base,
-        "token-a",
-        &id,
-        "set_context",
-        json!({"database": "REPLICA_DB", "schema": "PUBLIC"}),
-    )
-    .await;
-    assert_eq!(kind(&set), "ok", "{set}");
+    let id = open_in_replica_db(&a.base).await;
     // The next call lands on the other replica: the session and its context are there.
     let ctx = call_on(&b.base, "token-a", &id, "get_context", json!({})).await;
     assert_eq!(ctx["structuredContent"]["database"], "REPLICA_DB", "{ctx}");
@@ -215,32 +221,17 @@ async fn a_quota_of_ten_admits_exactly_ten_across_two_replicas() {
     let refused = kinds.iter().filter(|k| *k == "quota_exceeded").count();
     assert_eq!((admitted, refused), (10, 90), "{kinds:?}");
     assert_eq!(
-        redis.command(&[
-            "HGET",
-            &format!("snowflake-mcp:{{c:a}}:usage:d:{}", today()),
-            "queries"
-        ]),
+        redis.command(&["HGET", &usage_key_today(), "queries"]),
         "10"
     );
 }
 
-fn today() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let days = secs.div_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+/// The key of client `a`'s usage today.
+fn usage_key_today() -> String {
+    format!(
+        "snowflake-mcp:{{c:a}}:usage:d:{}",
+        chrono::Utc::now().format("%Y-%m-%d")
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,23 +324,9 @@ async fn a_clients_max_concurrent_holds_across_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_replica_mid_load_moves_its_sessions_without_losing_usage() {
-    run_on_emulator(&[
-        "CREATE DATABASE IF NOT EXISTS REPLICA_DB".into(),
-        "CREATE SCHEMA IF NOT EXISTS REPLICA_DB.PUBLIC".into(),
-    ])
-    .await;
     let redis = Valkey::start();
     let (a, b) = replicas(&config("killrep", "queries_per_day = 1000"), &redis, None).await;
-    let id = open(&a.base, "token-a").await;
-    let set = call_on(
-        &a.base,
-        "token-a",
-        &id,
-        "set_context",
-        json!({"database": "REPLICA_DB", "schema": "PUBLIC"}),
-    )
-    .await;
-    assert_eq!(kind(&set), "ok", "{set}");
+    let id = open_in_replica_db(&a.base).await;
     // Load on A from another session of the same client while A is killed (the loop's
     // requests fail once A is gone; what it answered before is counted).
     let answered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -389,11 +366,7 @@ async fn killing_a_replica_mid_load_moves_its_sessions_without_losing_usage() {
     assert_eq!(kind(&r), "ok", "{r}");
     // Every call A answered was counted in the shared quota.
     let used: u64 = redis
-        .command(&[
-            "HGET",
-            &format!("snowflake-mcp:{{c:a}}:usage:d:{}", today()),
-            "queries",
-        ])
+        .command(&["HGET", &usage_key_today(), "queries"])
         .parse()
         .unwrap();
     assert!(

@@ -116,16 +116,12 @@ impl People {
 
     /// Close the pools of people idle for [`IDLE_CLOSE`]; keep the others' sessions alive.
     pub async fn maintain(&self) {
-        let (idle, live): (Vec<_>, Vec<_>) = {
-            let mut pools = lock(&self.pools);
-            let idle: Vec<Pool<PersonConnector>> = pools
-                .iter()
-                .filter(|(_, (pool, used))| used.elapsed() > IDLE_CLOSE && pool.in_use() == 0)
-                .map(|(_, (pool, _))| pool.clone())
-                .collect();
-            pools.retain(|_, (pool, used)| !(used.elapsed() > IDLE_CLOSE && pool.in_use() == 0));
-            (idle, pools.values().map(|(p, _)| p.clone()).collect())
-        };
+        let (mut idle, mut live) = (Vec::new(), Vec::new());
+        lock(&self.pools).retain(|_, (pool, used)| {
+            let closing = used.elapsed() > IDLE_CLOSE && pool.in_use() == 0;
+            if closing { &mut idle } else { &mut live }.push(pool.clone());
+            !closing
+        });
         for pool in idle {
             pool.shutdown(Duration::from_secs(10)).await;
         }
