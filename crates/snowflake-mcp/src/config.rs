@@ -229,6 +229,13 @@ pub struct SessionsConfig {
     /// Seconds without a tool call after which a session is parked: out of memory, kept in the
     /// state store, restored by its next request (see the `parking` module). 0: never.
     pub park_after_secs: u64,
+    /// Sessions kept in the state store for one client (live and parked); more are refused.
+    pub max_stored_per_client: usize,
+    /// Sessions kept in the state store for all anonymous clients together.
+    pub max_stored_anonymous: usize,
+    /// Bytes of `initialize` parameters (client info and capabilities) accepted and stored
+    /// per session; a larger `initialize` is refused.
+    pub max_client_info_bytes: usize,
 }
 
 impl Default for SessionsConfig {
@@ -238,6 +245,9 @@ impl Default for SessionsConfig {
             max_per_client: 100,
             idle_timeout_secs: 3600,
             park_after_secs: 60,
+            max_stored_per_client: 1000,
+            max_stored_anonymous: 2000,
+            max_client_info_bytes: 16 << 10,
         }
     }
 }
@@ -397,6 +407,12 @@ pub struct ServerConfig {
     /// Open HTTP connections at most; at the cap, the oldest connection that has not sent a
     /// request head yet makes room, else the newcomer is refused.
     pub max_connections: usize,
+    /// Open connections from one address at most (behind `trusted_proxies`: requests in
+    /// progress, SSE streams included, per forwarded client address).
+    pub max_connections_per_ip: usize,
+    /// Load balancers and reverse proxies (IP addresses or CIDR ranges) whose
+    /// `X-Forwarded-For` names the client's address; nobody else's is believed.
+    pub trusted_proxies: Vec<String>,
     /// Seconds a new connection has to send its first request head.
     pub header_read_timeout_secs: u64,
     /// Seconds without a byte either way after which a connection is closed.
@@ -422,6 +438,8 @@ impl Default for ServerConfig {
             resume_secs: 300,
             metrics_token_sha256: None,
             max_connections: 4096,
+            max_connections_per_ip: 1024,
+            trusted_proxies: Vec::new(),
             header_read_timeout_secs: 10,
             connection_idle_timeout_secs: 60,
             max_tls_handshakes: 128,
@@ -472,8 +490,16 @@ impl Config {
         if self.sessions.max_total == 0
             || self.sessions.max_per_client == 0
             || self.sessions.idle_timeout_secs == 0
+            || self.sessions.max_stored_per_client == 0
+            || self.sessions.max_stored_anonymous == 0
+            || self.sessions.max_client_info_bytes < 1024
         {
-            return Err("[sessions] values must be at least 1".into());
+            return Err(
+                "[sessions] values must be at least 1 (max_client_info_bytes at least 1024)".into(),
+            );
+        }
+        if self.server.max_connections_per_ip == 0 {
+            return Err("[server] max_connections_per_ip must be at least 1".into());
         }
         let mut ids = std::collections::HashSet::new();
         for c in &self.clients {

@@ -11,10 +11,18 @@
 //!   connection (streams stay busy: the server pings SSE streams every 15 s);
 //! * eviction: when every slot is taken, the oldest connection that has not yet sent a complete
 //!   request head gives its slot to the newcomer. Only when all connections are real ones is a
-//!   newcomer refused (closed at once, counted in `/metrics`).
+//!   newcomer refused (closed at once, counted in `/metrics`). A complete request head is a
+//!   request line and its headers up to the blank line: blank lines sent before a request line
+//!   (which HTTP parsers skip) earn nothing, so a socket trickling `\r\n` stays evictable and
+//!   is cut off at the header deadline;
+//! * per address: at most `server.max_connections_per_ip` connections from one peer address,
+//!   so one address cannot take every slot with real connections either. Connections from a
+//!   trusted proxy are not counted here: [`crate::peers`] counts their requests per forwarded
+//!   client address instead.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -26,11 +34,13 @@ use tokio::time::{Instant, Sleep};
 
 use crate::lock;
 use crate::metrics::Metrics;
+use crate::peers::{canonical, Peer, TrustedProxies};
 
 /// Connection limits (`[server]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnLimits {
     pub max_connections: usize,
+    pub max_per_ip: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
 }
@@ -38,12 +48,16 @@ pub struct ConnLimits {
 /// The slots, and the connections that have not sent a request head yet (oldest first).
 pub struct Slots {
     limits: ConnLimits,
+    /// Peers not counted per address (their requests are, see [`crate::peers`]).
+    trusted: TrustedProxies,
     state: Mutex<SlotState>,
     metrics: Arc<Metrics>,
 }
 
 struct SlotState {
     open: usize,
+    /// Open connections per direct peer address (trusted proxies not counted).
+    per_ip: HashMap<IpAddr, usize>,
     waiting_for_headers: VecDeque<Weak<ConnState>>,
 }
 
@@ -89,13 +103,15 @@ pub fn raise_open_file_limit(_wanted: u64) -> Option<u64> {
 
 /// What a connection shares with [`Slots`].
 struct ConnState {
+    /// The peer address it is counted against, if any.
+    counted_ip: Option<IpAddr>,
     evicted: AtomicBool,
     headers_seen: AtomicBool,
     waker: Mutex<Option<Waker>>,
 }
 
 impl Slots {
-    pub fn new(limits: ConnLimits, metrics: Arc<Metrics>) -> Arc<Slots> {
+    pub fn new(limits: ConnLimits, trusted: TrustedProxies, metrics: Arc<Metrics>) -> Arc<Slots> {
         // Every connection is a file descriptor; a soft limit below the cap would turn the
         // clean refusal at the cap into failed accepts.
         let wanted = limits.max_connections as u64 + FDS_BESIDES_CONNECTIONS;
@@ -110,18 +126,28 @@ impl Slots {
         }
         Arc::new(Slots {
             limits,
+            trusted,
             state: Mutex::new(SlotState {
                 open: 0,
+                per_ip: HashMap::new(),
                 waiting_for_headers: VecDeque::new(),
             }),
             metrics,
         })
     }
 
-    /// A slot for a new connection, evicting the oldest one still without a request head when
-    /// all are taken; `None` when every connection is a real one.
-    fn admit(self: &Arc<Self>) -> Option<Arc<ConnState>> {
+    /// A slot for a new connection from `peer`, evicting the oldest one still without a request
+    /// head when all are taken; `None` when every connection is a real one, or `peer` has its
+    /// share already.
+    fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Arc<ConnState>> {
+        let peer = canonical(peer);
+        let counted_ip = (!self.trusted.trusts(peer)).then_some(peer);
         let mut state = lock(&self.state);
+        if let Some(ip) = counted_ip {
+            if state.per_ip.get(&ip).copied().unwrap_or(0) >= self.limits.max_per_ip.max(1) {
+                return None;
+            }
+        }
         if state.open >= self.limits.max_connections.max(1) {
             // The evicted connection keeps counting until it closes; the newcomer takes its
             // place now, so the bound may be passed briefly by the evicted ones only.
@@ -142,7 +168,11 @@ impl Slots {
             }
         }
         state.open += 1;
+        if let Some(ip) = counted_ip {
+            *state.per_ip.entry(ip).or_default() += 1;
+        }
         let conn = Arc::new(ConnState {
+            counted_ip,
             evicted: AtomicBool::new(false),
             headers_seen: AtomicBool::new(false),
             waker: Mutex::new(None),
@@ -152,9 +182,17 @@ impl Slots {
         Some(conn)
     }
 
-    fn release(&self) {
+    fn release(&self, conn: &ConnState) {
         let mut state = lock(&self.state);
         state.open = state.open.saturating_sub(1);
+        if let Some(ip) = conn.counted_ip {
+            if let Some(n) = state.per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    state.per_ip.remove(&ip);
+                }
+            }
+        }
         state.waiting_for_headers.retain(|w| w.strong_count() > 0);
         self.metrics.connection_closed();
     }
@@ -179,16 +217,16 @@ impl<L> GuardedListener<L> {
 
 impl<L> axum::serve::Listener for GuardedListener<L>
 where
-    L: axum::serve::Listener,
+    L: axum::serve::Listener<Addr = SocketAddr>,
     L::Io: Unpin,
 {
     type Io = Guarded<L::Io>;
-    type Addr = L::Addr;
+    type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             let (io, addr) = self.inner.accept().await;
-            match self.slots.admit() {
+            match self.slots.admit(addr.ip()) {
                 Some(conn) => return (Guarded::new(io, conn, self.slots.clone()), addr),
                 None => {
                     self.slots.metrics.connection_refused();
@@ -210,8 +248,10 @@ pub struct Guarded<IO> {
     slots: Arc<Slots>,
     header_deadline: Option<Pin<Box<Sleep>>>,
     idle: Pin<Box<Sleep>>,
-    /// The last bytes read, to find `\r\n\r\n` across reads.
+    /// The last bytes read, to find the end of the head across reads.
     tail: [u8; 3],
+    /// A request line has begun (blank lines before it do not count).
+    head_begun: bool,
 }
 
 impl<IO> Guarded<IO> {
@@ -224,6 +264,7 @@ impl<IO> Guarded<IO> {
             idle: Box::pin(tokio::time::sleep(limits.idle_timeout)),
             slots,
             tail: [0; 3],
+            head_begun: false,
         }
     }
 
@@ -232,14 +273,26 @@ impl<IO> Guarded<IO> {
         self.idle.as_mut().reset(Instant::now() + idle);
     }
 
-    /// Look for the end of the first request head in freshly read `bytes`.
-    fn scan(&mut self, bytes: &[u8]) {
+    /// Look for the end of the first request head in freshly read `bytes`: a blank line after a
+    /// request line has begun (`\r\n\r\n`, or bare `\n` line ends as HTTP parsers accept).
+    fn scan(&mut self, mut bytes: &[u8]) {
         if self.header_deadline.is_none() || bytes.is_empty() {
             return;
         }
+        if !self.head_begun {
+            // Parsers skip blank lines before the request line; so does the guard.
+            match bytes.iter().position(|b| !matches!(b, b'\r' | b'\n')) {
+                Some(start) => {
+                    self.head_begun = true;
+                    bytes = &bytes[start..];
+                }
+                None => return,
+            }
+        }
         let mut window: Vec<u8> = self.tail.to_vec();
         window.extend_from_slice(bytes);
-        if window.windows(4).any(|w| w == b"\r\n\r\n") {
+        let ends_head = |w: &[u8]| w[1..] == *b"\n\r\n" || w[2..] == *b"\n\n";
+        if window.windows(4).any(ends_head) {
             self.header_deadline = None;
             self.conn.headers_seen.store(true, Ordering::SeqCst);
         }
@@ -273,7 +326,19 @@ impl<IO> Guarded<IO> {
 
 impl<IO> Drop for Guarded<IO> {
     fn drop(&mut self) {
-        self.slots.release();
+        self.slots.release(&self.conn);
+    }
+}
+
+/// Handlers see the direct peer as `ConnectInfo<Peer>`.
+impl<L> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, GuardedListener<L>>>
+    for Peer
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    L::Io: Unpin,
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, GuardedListener<L>>) -> Peer {
+        Peer(*stream.remote_addr())
     }
 }
 

@@ -7,8 +7,11 @@
 //! implements rmcp's `EventStore` hook in memory, bounded three ways — events per stream, bytes
 //! in all, and age — oldest evicted first; nothing else holds memory for a dropped client.
 //!
-//! Event ids are random (128 bits): an id travels only to the client its stream answers, and
-//! rmcp replays by id alone, so the id must not be guessable from another stream's ids.
+//! Event ids are random (128 bits), but ids pass through proxies and logs, and rmcp replays by
+//! id alone. So every stream also has an owner — the principal and, for a stream of an MCP
+//! session, that session — recorded by the HTTP door as the stream's first event id passes
+//! through it to the client ([`EventBuffer::claim`]); the door replays a stream only to its
+//! owner ([`EventBuffer::may_replay`]). A stream nobody claimed replays to nobody.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -36,10 +39,20 @@ pub struct EventBuffer {
     inner: Mutex<Inner>,
 }
 
+/// Who a stream belongs to: the principal it answered and, for a stream of an MCP session, that
+/// session (`None` for a sessionless request).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamOwner {
+    pub principal: String,
+    pub session: Option<String>,
+}
+
 #[derive(Default)]
 struct Inner {
     /// Stream id -> its events, oldest first.
     streams: HashMap<String, VecDeque<Stored>>,
+    /// Stream id -> its owner, from the first event id the door saw go out on it.
+    owners: HashMap<String, StreamOwner>,
     /// Event id -> its stream.
     index: HashMap<String, String>,
     /// Every kept event, oldest first: (stored at, event id), for age and size eviction.
@@ -66,6 +79,26 @@ impl EventBuffer {
         let inner = lock(&self.inner);
         (inner.index.len(), inner.bytes)
     }
+
+    /// Record `owner` as the owner of the stream event `event_id` was sent on, unless the stream
+    /// already has one (the first claim stands).
+    pub fn claim(&self, event_id: &str, owner: &StreamOwner) {
+        let mut inner = lock(&self.inner);
+        let Some(stream) = inner.index.get(event_id).cloned() else {
+            return;
+        };
+        inner.owners.entry(stream).or_insert_with(|| owner.clone());
+    }
+
+    /// True when the stream of `event_id` is kept and belongs to `owner`.
+    pub fn may_replay(&self, event_id: &str, owner: &StreamOwner) -> bool {
+        let inner = lock(&self.inner);
+        inner
+            .index
+            .get(event_id)
+            .and_then(|stream| inner.owners.get(stream))
+            == Some(owner)
+    }
 }
 
 impl Inner {
@@ -82,6 +115,7 @@ impl Inner {
             }
             if events.is_empty() {
                 self.streams.remove(&stream);
+                self.owners.remove(&stream);
             }
         }
     }
@@ -122,6 +156,47 @@ fn wire_size(event: &ServerSseMessage) -> usize {
         let _ = serde_json::to_writer(&mut count, message.as_ref());
     }
     count.0
+}
+
+/// Finds the event ids in an SSE body as it goes out, frame by frame (an `id:` line may be split
+/// across frames: the unfinished last line is carried over, bounded).
+#[derive(Default)]
+pub struct SseIds {
+    line: Vec<u8>,
+    /// The carried line grew past any id: skip to its end.
+    skipping: bool,
+}
+
+/// Longer lines cannot be one of our ids (32 hex digits) or rmcp's (`<index>/<request>`).
+const MAX_ID_LINE: usize = 256;
+
+impl SseIds {
+    /// The event ids completed by `bytes`.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<String> {
+        let mut ids = Vec::new();
+        for &b in bytes {
+            if b == b'\n' || b == b'\r' {
+                if !self.skipping {
+                    if let Some(id) = self.line.strip_prefix(b"id:") {
+                        let id = String::from_utf8_lossy(id).trim().to_string();
+                        if !id.is_empty() {
+                            ids.push(id);
+                        }
+                    }
+                }
+                self.line.clear();
+                self.skipping = false;
+            } else if !self.skipping {
+                if self.line.len() >= MAX_ID_LINE {
+                    self.line.clear();
+                    self.skipping = true;
+                } else {
+                    self.line.push(b);
+                }
+            }
+        }
+        ids
+    }
 }
 
 #[async_trait::async_trait]
@@ -254,6 +329,49 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         b.store_event("t", &event("b")).await.unwrap();
         assert_eq!(b.usage().0, 1, "old events expire");
+    }
+
+    #[tokio::test]
+    async fn a_stream_replays_only_to_the_owner_that_claimed_it_first() {
+        let b = EventBuffer::new(limits());
+        let first = b.store_event("s1", &event("a")).await.unwrap();
+        let a = StreamOwner {
+            principal: "a".into(),
+            session: Some("sa".into()),
+        };
+        let other_session = StreamOwner {
+            session: Some("sb".into()),
+            ..a.clone()
+        };
+        let sessionless = StreamOwner {
+            session: None,
+            ..a.clone()
+        };
+        assert!(
+            !b.may_replay(&first, &a),
+            "unclaimed streams replay to nobody"
+        );
+        b.claim(&first, &a);
+        let later = b.store_event("s1", &event("b")).await.unwrap();
+        b.claim(&later, &other_session);
+        assert!(b.may_replay(&first, &a) && b.may_replay(&later, &a));
+        assert!(
+            !b.may_replay(&first, &other_session),
+            "the first claim stands"
+        );
+        assert!(!b.may_replay(&first, &sessionless));
+        assert!(!b.may_replay("no-such-id", &a));
+    }
+
+    #[test]
+    fn event_ids_are_found_across_frames_and_long_lines_are_skipped() {
+        let mut ids = SseIds::default();
+        assert!(ids.feed(b"data: x\n\nid: ab").is_empty());
+        assert_eq!(ids.feed(b"cd\nretry: 5\r\n\r\nid:ef\n"), ["abcd", "ef"]);
+        let long = format!("data: {}id: no\n", "x".repeat(1000));
+        assert!(ids.feed(long.as_bytes()).is_empty());
+        assert!(ids.feed(b"data: {\"id: no\"}\n").is_empty());
+        assert_eq!(ids.feed(b"id: 0/3\n"), ["0/3"]);
     }
 
     async fn futures_ids(b: &EventBuffer, stream: &str, n: usize) -> Vec<String> {

@@ -17,6 +17,7 @@ use snowflake_mcp::cluster::{Cluster, Coordinator};
 use snowflake_mcp::config::{cache_dir, snowflake_settings, Config};
 use snowflake_mcp::gateway::Gateway;
 use snowflake_mcp::identity::Clients;
+use snowflake_mcp::redact::Redacting;
 use snowflake_mcp::scheduler::{Scheduler, SchedulerLimits};
 use snowflake_mcp::server::App;
 use snowflake_mcp::sessions::{Registry, SessionLimits};
@@ -101,15 +102,22 @@ fn main() -> ExitCode {
     if let Ok(quiet) = "rmcp::transport::streamable_http_server::session=warn".parse() {
         filter = filter.add_directive(quiet);
     }
+    // rmcp's other lines name sessions by id at any level: they are redacted (`redact`).
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter);
     match cli.log_format {
-        LogFormat::Text => logs.init(),
+        LogFormat::Text => logs
+            .event_format(Redacting(tracing_subscriber::fmt::format()))
+            .init(),
         LogFormat::Json => logs
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(Redacting(
+                tracing_subscriber::fmt::format()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false),
+            ))
             .init(),
     }
     let config = match &cli.config {
@@ -400,7 +408,13 @@ fn app(
         expiring.expire_idle();
         async {}
     });
+    let stored = snowflake_mcp::resume::StoredLimits {
+        max_per_client: config.sessions.max_stored_per_client,
+        max_anonymous: config.sessions.max_stored_anonymous,
+        max_init_bytes: config.sessions.max_client_info_bytes,
+    };
     Ok(Arc::new(App {
+        stored,
         tools: Tools {
             auditor: Auditor::new(store.clone(), config.audit.jsonl_path.as_deref())?,
             admission: Admission::new(store, config.server.rate_per_minute, cluster),

@@ -15,6 +15,12 @@
 //! the response head go out. If the store cannot record it, the id is withheld and the client
 //! gets 503: a session whose owner is not durable is never handed out.
 //!
+//! Streams belong to their owner too. As an SSE response goes out, the door records who each
+//! event id went to ([`EventBuffer::claim`]); a `GET` that resumes a stream (`Last-Event-ID`)
+//! replays only to that principal and session. Anyone else — another client, another session of
+//! the same client, an anonymous caller without a session — gets an empty stream, as for an id
+//! that is no longer kept, and the attempt is logged without the id.
+//!
 //! Principals: a configured client is its `[[clients]]` id. Without configured clients there are
 //! no credentials, and each new session gets a fresh anonymous identity (random id, never
 //! reused); the session id then stands for that identity, which is restored with the session.
@@ -28,6 +34,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::events::{EventBuffer, SseIds, StreamOwner};
 use crate::identity::{Clients, Identity};
 use crate::policy::{ClientPolicy, ANONYMOUS_PREFIX};
 use crate::resume::unix_now;
@@ -45,6 +52,8 @@ pub struct Gate {
     pub clients: Arc<Clients>,
     pub registry: Arc<Registry>,
     pub store: Arc<dyn StateStore>,
+    /// The resumable streams' events and their owners.
+    pub events: Arc<EventBuffer>,
 }
 
 /// The axum layer in front of `/mcp`: identify the principal, check it owns the session it
@@ -77,29 +86,103 @@ pub async fn authenticate(
             // holds one straight back into memory. A GET resuming a stream (`Last-Event-ID`)
             // restores as usual.
             if request.method() == axum::http::Method::GET
-                && !request.headers().contains_key("last-event-id")
+                && !request.headers().contains_key(LAST_EVENT_ID)
                 && gate.registry.owner_of(&id).is_none()
             {
                 return no_standalone_stream();
             }
+            let owner = StreamOwner {
+                principal: principal.id.to_string(),
+                session: Some(id),
+            };
+            if !gate.may_resume(&request, &owner) {
+                return empty_stream();
+            }
             request.extensions_mut().insert(Identity(Some(principal)));
-            next.run(request).await
+            let response = next.run(request).await;
+            gate.watch(response, owner)
         }
         Some(Err(_)) => not_found(),
         None => {
             let principal = client.unwrap_or_else(|| gate.clients.new_anonymous());
+            // Without a session an anonymous caller is someone new each time: nothing it
+            // resumes can be its own.
+            let mut owner = StreamOwner {
+                principal: principal.id.to_string(),
+                session: None,
+            };
+            if !gate.may_resume(&request, &owner) {
+                return empty_stream();
+            }
             let pending = PendingSession::default();
             request
                 .extensions_mut()
                 .insert(Identity(Some(principal.clone())));
             request.extensions_mut().insert(pending.clone());
             let response = next.run(request).await;
-            gate.claim(response, &pending, &principal).await
+            let response = gate.claim(response, &pending, &principal).await;
+            owner.session = session_handed_out(&response);
+            gate.watch(response, owner)
         }
     }
 }
 
+/// The header a client resumes a stream with.
+const LAST_EVENT_ID: &str = "last-event-id";
+
+/// The session id `response` hands out, if any.
+fn session_handed_out(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 impl Gate {
+    /// False when `request` resumes a stream (`Last-Event-ID`) that is not `owner`'s — or no
+    /// longer kept, which looks the same from outside.
+    fn may_resume(&self, request: &Request, owner: &StreamOwner) -> bool {
+        let Some(last) = request.headers().get(LAST_EVENT_ID) else {
+            return true;
+        };
+        let allowed = last
+            .to_str()
+            .is_ok_and(|id| self.events.may_replay(id.trim(), owner));
+        if !allowed {
+            tracing::warn!(
+                client = %owner.principal,
+                "refused to resume a stream the caller does not own (or that is no longer kept)"
+            );
+        }
+        allowed
+    }
+
+    /// Let an SSE `response` through, recording `owner` as the owner of each event id in it
+    /// before the id reaches the client.
+    fn watch(&self, response: Response, owner: StreamOwner) -> Response {
+        let sse = response
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !sse {
+            return response;
+        }
+        let events = self.events.clone();
+        let mut ids = SseIds::default();
+        let (parts, body) = response.into_parts();
+        let body = tokio_stream::StreamExt::map(body.into_data_stream(), move |chunk| {
+            if let Ok(bytes) = &chunk {
+                for id in ids.feed(bytes) {
+                    events.claim(&id, &owner);
+                }
+            }
+            chunk
+        });
+        Response::from_parts(parts, axum::body::Body::from_stream(body))
+    }
+
     /// The recorded owner of session `id`: the live registry first, else the state store (after
     /// a restart, on another replica, or once the session went idle here). With a shared store
     /// the record is checked on every request, so a session ended on another replica (DELETE
@@ -208,6 +291,21 @@ fn no_standalone_stream() -> Response {
         .headers_mut()
         .insert("allow", HeaderValue::from_static("POST, DELETE"));
     response
+}
+
+/// What a refused resumption gets: an empty stream that ends at once, as rmcp answers for an
+/// event id it no longer keeps (an HTTP error would make an EventSource retry forever, and a
+/// 404 would tell a client its session is gone).
+fn empty_stream() -> Response {
+    (
+        StatusCode::OK,
+        [
+            (axum::http::header::CONTENT_TYPE, "text/event-stream"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        "",
+    )
+        .into_response()
 }
 
 fn not_found() -> Response {

@@ -48,6 +48,8 @@ pub struct App {
     pub in_flight: std::sync::atomic::AtomicUsize,
     /// Cancelled when the shutdown grace period is over: calls still running give up.
     pub stopping: CancellationToken,
+    /// What the state store keeps of MCP sessions.
+    pub stored: crate::resume::StoredLimits,
 }
 
 /// Counts one call in [`App::in_flight`] while alive.
@@ -351,6 +353,21 @@ impl ServerHandler for McpServer {
             }
             None => None,
         };
+        // What is stored of a session is bounded: its size here, and (for a new session over
+        // HTTP, the only kind stored) how many its client keeps.
+        self.app
+            .stored
+            .check_size(&request)
+            .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
+        if restored.is_none() && parts(&context).is_some() {
+            let store = self.app.tools.admission.store();
+            let idle = self.app.registry.limits().idle_timeout;
+            self.app
+                .stored
+                .check_room(store.as_ref(), &client.id, idle)
+                .await
+                .map_err(|e| McpError::invalid_request(e.to_string(), None))?;
+        }
         let info = ClientInfo {
             name: request.client_info.name.clone(),
             version: request.client_info.version.clone(),
@@ -500,14 +517,15 @@ pub async fn serve(
     .collect();
     origins.extend(config.allowed_origins.iter().cloned());
     let mut http_config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(hosts)
-        .with_allowed_origins(origins)
+        .with_allowed_hosts(hosts.clone())
+        .with_allowed_origins(origins.clone())
         .with_max_request_body_bytes(config.max_request_bytes)
         .with_cancellation_token(sessions_token.clone());
     let idle_timeout = app.registry.limits().idle_timeout;
     http_config.session_store = Some(Arc::new(McpSessionStore::new(
         app.tools.admission.store().clone(),
         idle_timeout,
+        app.stored,
     )));
     let sweeping = app.tools.admission.store().clone();
     crate::spawn_every(Duration::from_secs(60), move || {
@@ -529,7 +547,7 @@ pub async fn serve(
             max_age: Duration::from_secs(config.resume_secs),
         },
     ));
-    let mut sessions = LocalSessionManager::default().with_event_store(events);
+    let mut sessions = LocalSessionManager::default().with_event_store(events.clone());
     sessions.session_config.keep_alive = Some(app.registry.limits().idle_timeout);
     let sessions = Arc::new(sessions);
     // Idle sessions leave memory and come back from the store on their next request.
@@ -549,6 +567,7 @@ pub async fn serve(
                 clients: app.clients.clone(),
                 registry: app.registry.clone(),
                 store: app.tools.admission.store().clone(),
+                events,
             }),
             authenticate,
         ));
@@ -576,6 +595,18 @@ pub async fn serve(
         Some(oauth) => router.merge(crate::oauth::routes(oauth.clone())),
         None => router,
     };
+    // Every route, not only `/mcp`, answers only to the expected Host names and browser origins
+    // (DNS rebinding), and counts forwarded clients' requests behind trusted proxies.
+    let trusted = crate::peers::TrustedProxies::parse(&config.trusted_proxies)?;
+    let router = router
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(crate::http::AllowedHosts::new(&hosts, &origins)),
+            crate::http::check_host,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            crate::peers::ForwardedLimit::new(trusted.clone(), config.max_connections_per_ip),
+            crate::peers::limit_forwarded,
+        ));
     let tls = match (&config.tls_cert_file, &config.tls_key_file) {
         (Some(cert), Some(key)) => Some(crate::tls::load(cert, key)?),
         (None, None) => None,
@@ -593,15 +624,18 @@ pub async fn serve(
     let slots = crate::conn::Slots::new(
         crate::conn::ConnLimits {
             max_connections: config.max_connections,
+            max_per_ip: config.max_connections_per_ip,
             header_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
             idle_timeout: Duration::from_secs(config.connection_idle_timeout_secs.max(1)),
         },
+        trusted,
         app.tools.gateway.metrics().clone(),
     );
     let handshakes = crate::tls::Handshakes {
         max_in_flight: config.max_tls_handshakes.max(1),
         timeout: Duration::from_secs(config.tls_handshake_timeout_secs.max(1)),
     };
+    let router = router.into_make_service_with_connect_info::<crate::peers::Peer>();
     let served = async move {
         let stop = async move { shutdown.cancelled().await };
         use crate::conn::GuardedListener;

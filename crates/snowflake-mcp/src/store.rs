@@ -149,6 +149,9 @@ pub trait StateStore: Send + Sync + 'static {
     async fn delete_session(&self, id: &str) -> Result<(), StoreError>;
     /// Delete sessions not seen since `before` (Unix seconds); returns how many.
     async fn expire_sessions(&self, before: i64) -> Result<usize, StoreError>;
+    /// Sessions kept for the owner group `group` (see [`owner_group`]) seen since `since` (Unix
+    /// seconds): what `[sessions] max_stored_per_client` / `max_stored_anonymous` bound.
+    async fn count_sessions(&self, group: &str, since: i64) -> Result<usize, StoreError>;
 
     /// Reserve one query, and up to `want` rows and bytes, in every window — only if each
     /// window stays within its limits, atomically (concurrent reservations never overrun a
@@ -185,6 +188,19 @@ pub trait StateStore: Send + Sync + 'static {
     /// Delete records older than `before_ms`; returns how many.
     async fn prune_audit(&self, before_ms: i64) -> Result<usize, StoreError>;
 }
+
+/// The group whose stored sessions are bounded together: every anonymous client is one group
+/// (each anonymous session is a client of its own), anyone else is their own.
+pub fn owner_group(client_id: &str) -> &str {
+    if client_id.starts_with(crate::policy::ANONYMOUS_PREFIX) {
+        ANONYMOUS_GROUP
+    } else {
+        client_id
+    }
+}
+
+/// The owner group of every anonymous client.
+pub const ANONYMOUS_GROUP: &str = "anonymous";
 
 pub(crate) fn context_json(c: &Context) -> String {
     serde_json::json!({"database": c.database, "schema": c.schema, "warehouse": c.warehouse, "role": c.role}).to_string()

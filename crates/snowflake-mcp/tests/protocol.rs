@@ -24,11 +24,19 @@ fn json_headers(session: Option<&str>) -> Vec<(&str, &str)> {
 }
 
 async fn open_session(base: &str) -> String {
-    let (status, head, _) = raw_http(base, "POST", "/mcp", &json_headers(None), INIT).await;
-    assert_eq!(status, 200);
+    open_session_as(base, None).await
+}
+
+/// Open a session, with `Authorization: <auth>` when given.
+async fn open_session_as(base: &str, auth: Option<&str>) -> String {
+    let mut h = json_headers(None);
+    h.extend(auth.map(|a| ("authorization", a)));
+    let (status, head, body) = raw_http(base, "POST", "/mcp", &h, INIT).await;
+    assert_eq!(status, 200, "{body}");
     let id = session_of(&head);
-    let (status, _, _) =
-        raw_http(base, "POST", "/mcp", &json_headers(Some(&id)), INITIALIZED).await;
+    let mut h = json_headers(Some(&id));
+    h.extend(auth.map(|a| ("authorization", a)));
+    let (status, _, _) = raw_http(base, "POST", "/mcp", &h, INITIALIZED).await;
     assert_eq!(status, 202);
     id
 }
@@ -36,10 +44,15 @@ async fn open_session(base: &str) -> String {
 /// POST a call and read until the first SSE event id (the priming event), then drop the
 /// connection as a flaky network would. Returns that event id.
 async fn call_and_drop(base: &str, session: &str, body: &str) -> String {
+    call_and_drop_as(base, session, None, body).await
+}
+
+async fn call_and_drop_as(base: &str, session: &str, auth: Option<&str>, body: &str) -> String {
     let host = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let auth = auth.map_or(String::new(), |a| format!("authorization: {a}\r\n"));
     let head = format!(
-        "POST /mcp HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-session-id: {session}\r\nmcp-protocol-version: 2025-06-18\r\n\r\n{body}",
+        "POST /mcp HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-session-id: {session}\r\nmcp-protocol-version: 2025-06-18\r\n{auth}\r\n{body}",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -98,4 +111,103 @@ async fn deleting_a_session_answers_no_content_and_ends_it() {
     let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_context","arguments":{}}}"#;
     let (status, _, _) = raw_http(base, "POST", "/mcp", &json_headers(Some(&session)), call).await;
     assert_eq!(status, 404, "the session is gone");
+}
+
+/// GET a resumption of `event` (with a session, or sessionless at protocol 2026-07-28): status
+/// and body.
+async fn resume(
+    base: &str,
+    session: Option<&str>,
+    auth: Option<&str>,
+    event: &str,
+) -> (u16, String) {
+    let mut h = vec![("accept", "text/event-stream"), ("last-event-id", event)];
+    match session {
+        Some(s) => h.extend([
+            ("mcp-session-id", s),
+            ("mcp-protocol-version", "2025-06-18"),
+        ]),
+        None => h.push(("mcp-protocol-version", "2026-07-28")),
+    }
+    if let Some(a) = auth {
+        h.push(("authorization", a));
+    }
+    let (status, _, body) = raw_http(base, "GET", "/mcp", &h, "").await;
+    (status, body)
+}
+
+/// Wait until the owner's resumption of `event` carries `marker` (the call finished).
+async fn owner_sees(base: &str, session: &str, auth: Option<&str>, event: &str, marker: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = resume(base, Some(session), auth, event).await;
+        if status == 200 && body.contains(marker) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the owner never got its result back: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_anonymous_client_cannot_resume_a_stream_it_does_not_own() {
+    let server = Server::start(&["--demo"], &[]).await;
+    let base = server.base.as_str();
+    let a = open_session(base).await;
+    let call = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"run_query","arguments":{"sql":"SELECT 977131 AS SECRET"}}}"#;
+    let event = call_and_drop(base, &a, call).await;
+    owner_sees(base, &a, None, &event, "977131").await;
+    // Another anonymous client, with a session of its own and without one.
+    let b = open_session(base).await;
+    let (status, body) = resume(base, Some(&b), None, &event).await;
+    assert_eq!(status, 200, "an empty stream, as for an id no longer kept");
+    assert!(!body.contains("977131"), "B got A's result: {body}");
+    let (_, body) = resume(base, None, None, &event).await;
+    assert!(
+        !body.contains("977131"),
+        "a sessionless stranger got A's result: {body}"
+    );
+    // A still can.
+    owner_sees(base, &a, None, &event, "977131").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_configured_client_cannot_resume_a_stream_it_does_not_own() {
+    let config = write_config(
+        "resume-owners",
+        &format!(
+            "[[clients]]\nid = \"a\"\ntoken_sha256 = \"{}\"\n[[clients]]\nid = \"b\"\ntoken_sha256 = \"{}\"\n",
+            sha("token-a"),
+            sha("token-b")
+        ),
+    );
+    let server = Server::start(&["--demo", "--config", &config], &[]).await;
+    let base = server.base.as_str();
+    let (ta, tb) = (Some("Bearer token-a"), Some("Bearer token-b"));
+    let a = open_session_as(base, ta).await;
+    let call = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"run_query","arguments":{"sql":"SELECT 566121 AS SECRET"}}}"#;
+    let event = call_and_drop_as(base, &a, ta, call).await;
+    owner_sees(base, &a, ta, &event, "566121").await;
+    let b = open_session_as(base, tb).await;
+    let (status, body) = resume(base, Some(&b), tb, &event).await;
+    assert_eq!(status, 200);
+    assert!(
+        !body.contains("566121"),
+        "B's session got A's result: {body}"
+    );
+    let (_, body) = resume(base, None, tb, &event).await;
+    assert!(
+        !body.contains("566121"),
+        "B without a session got A's result: {body}"
+    );
+    // Even A, from another session of its own, does not: the stream was that session's.
+    let a2 = open_session_as(base, ta).await;
+    let (_, body) = resume(base, Some(&a2), ta, &event).await;
+    assert!(
+        !body.contains("566121"),
+        "another session of A got the result: {body}"
+    );
 }

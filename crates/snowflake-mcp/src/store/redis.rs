@@ -124,6 +124,11 @@ impl RedisStore {
         self.key(&format!("session:{id}"))
     }
 
+    /// The sorted set of an owner group's session ids, scored by when each record expires.
+    fn group_key(&self, group: &str) -> String {
+        self.client_key(group, "sessions")
+    }
+
     fn scope_key(&self, scope: &Scope) -> String {
         match scope {
             Scope::Client(c) => self.client_key(c, "leases"),
@@ -174,6 +179,14 @@ impl StateStore for RedisStore {
             .arg(self.options.session_ttl.as_secs().max(1))
             .invoke_async(&mut conn)
             .await?;
+        if let Some(owner) = &s.client_id {
+            // The group index (outside the script: another hash slot), so sessions can be
+            // counted per owner; entries past their record's expiry are dropped when counted.
+            let expires = crate::resume::unix_now() + self.options.session_ttl.as_secs() as i64;
+            let _: i64 = conn
+                .zadd(self.group_key(super::owner_group(owner)), &s.id, expires)
+                .await?;
+        }
         Ok(())
     }
 
@@ -216,6 +229,12 @@ impl StateStore for RedisStore {
         // its data: the holder writes the record again).
         let key = self.session_key(id);
         let mut conn = self.conn.clone();
+        let owner: Option<String> = conn.hget(&key, "client_id").await?;
+        if let Some(owner) = owner {
+            let _: i64 = conn
+                .zrem(self.group_key(super::owner_group(&owner)), id)
+                .await?;
+        }
         let _: () = redis::pipe()
             .atomic()
             .del(&key)
@@ -232,6 +251,20 @@ impl StateStore for RedisStore {
     async fn expire_sessions(&self, _before: i64) -> Result<usize, StoreError> {
         // Redis expires session records itself (their TTL is refreshed on every save).
         Ok(0)
+    }
+
+    async fn count_sessions(&self, group: &str, since: i64) -> Result<usize, StoreError> {
+        // Entries are scored by their record's expiry (refreshed by every save), and removed
+        // when a session is deleted.
+        let _ = since;
+        let key = self.group_key(group);
+        let mut conn = self.conn.clone();
+        let (_, n): (i64, usize) = redis::pipe()
+            .zrembyscore(&key, "-inf", crate::resume::unix_now())
+            .zcard(&key)
+            .query_async(&mut conn)
+            .await?;
+        Ok(n)
     }
 
     async fn reserve(

@@ -51,6 +51,7 @@ impl SqliteStore {
                 id TEXT PRIMARY KEY, client_id TEXT, client_name TEXT, client_version TEXT,
                 context TEXT, init_params TEXT, created INTEGER NOT NULL, last_seen INTEGER NOT NULL);
              CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions(last_seen);
+             CREATE INDEX IF NOT EXISTS sessions_client ON sessions(client_id);
              CREATE TABLE IF NOT EXISTS usage (
                 client_id TEXT NOT NULL, window TEXT NOT NULL,
                 queries INTEGER NOT NULL DEFAULT 0, rows INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
@@ -170,6 +171,28 @@ impl StateStore for SqliteStore {
     async fn expire_sessions(&self, before: i64) -> Result<usize, StoreError> {
         self.with(move |c| Ok(c.execute("DELETE FROM sessions WHERE last_seen < ?1", [before])?))
             .await
+    }
+
+    async fn count_sessions(&self, group: &str, since: i64) -> Result<usize, StoreError> {
+        let group = group.to_string();
+        self.with(move |c| {
+            let n: i64 = if group == super::ANONYMOUS_GROUP {
+                let prefix = crate::policy::ANONYMOUS_PREFIX;
+                c.query_row(
+                    "SELECT COUNT(*) FROM sessions WHERE substr(client_id, 1, ?1) = ?2 AND last_seen >= ?3",
+                    params![prefix.len() as i64, prefix, since],
+                    |r| r.get(0),
+                )?
+            } else {
+                c.query_row(
+                    "SELECT COUNT(*) FROM sessions WHERE client_id = ?1 AND last_seen >= ?2",
+                    params![group, since],
+                    |r| r.get(0),
+                )?
+            };
+            Ok(n as usize)
+        })
+        .await
     }
 
     async fn reserve(
