@@ -33,13 +33,10 @@ pub(crate) use keys::Backoff;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-
-use crate::lock;
 
 /// JWKS refreshes for unknown key ids happen at most this often (a flood of tokens with made-up
 /// `kid`s must not become a flood of requests to the identity provider).
@@ -329,84 +326,8 @@ impl OAuth {
         })
     }
 
-    async fn fetch_keys(&self) -> Result<HashMap<String, DecodingKey>, String> {
-        let url = match &self.config.jwks_url {
-            Some(url) => url.clone(),
-            None => self.discover_jwks().await?,
-        };
-        let set: JwkSet = self.get_json(&url).await.and_then(|v| {
-            serde_json::from_value(v).map_err(|e| format!("{url}: not a JWK set: {e}"))
-        })?;
-        let mut by_kid = HashMap::new();
-        for jwk in &set.keys {
-            // Keys for encryption, or of a kind we cannot use, are skipped.
-            if let Ok(key) = DecodingKey::from_jwk(jwk) {
-                by_kid.insert(jwk.common.key_id.clone().unwrap_or_default(), key);
-            }
-        }
-        Ok(by_kid)
-    }
-
-    /// `jwks_uri` from the issuer's OpenID or OAuth authorization-server metadata.
-    async fn discover_jwks(&self) -> Result<String, String> {
-        self.discover("jwks_uri").await
-    }
-
-    /// A field of the issuer's OpenID or OAuth authorization-server metadata (a URL, checked
-    /// like the configured ones), cached for [`DISCOVERY_TTL`].
-    pub(crate) async fn discover(&self, field: &str) -> Result<String, String> {
-        if let Some((url, at)) = lock(&self.discovered).get(field) {
-            if at.elapsed() < DISCOVERY_TTL {
-                return Ok(url.clone());
-            }
-        }
-        let found = self.discover_uncached(field).await?;
-        check_provider_url(&format!("the issuer's {field}"), &found)?;
-        lock(&self.discovered).insert(field.to_string(), (found.clone(), Instant::now()));
-        Ok(found)
-    }
-
-    async fn discover_uncached(&self, field: &str) -> Result<String, String> {
-        let issuer = self.config.issuer.trim_end_matches('/');
-        let mut tried = Vec::new();
-        for url in [
-            format!("{issuer}/.well-known/openid-configuration"),
-            format!("{issuer}/.well-known/oauth-authorization-server"),
-        ] {
-            match self.get_json(&url).await {
-                Ok(v) => {
-                    if let Some(found) = v.get(field).and_then(Value::as_str) {
-                        return Ok(found.to_string());
-                    }
-                    tried.push(format!("{url}: no {field}"));
-                }
-                Err(e) => tried.push(e),
-            }
-        }
-        Err(format!(
-            "cannot discover the issuer's {field} ({})",
-            tried.join("; ")
-        ))
-    }
-
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
-    }
-
-    async fn get_json(&self, url: &str) -> Result<Value, String> {
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("{url}: HTTP {}", response.status()));
-        }
-        response
-            .json()
-            .await
-            .map_err(|e| format!("{url}: not JSON: {e}"))
     }
 
     /// The answer to a refused request: 401 with a challenge pointing to the metadata, 403 for a
