@@ -33,15 +33,19 @@ pub fn fingerprint(session_id: &str) -> String {
         .collect()
 }
 
-/// The `QUERY_TAG` of one tool call.
-pub fn tag(client: &str, session_id: Option<&str>, tool: &str) -> String {
-    serde_json::json!({
+/// The `QUERY_TAG` of one tool call. A signed-in person's client is their key
+/// (`person:<hash of issuer and subject>`); `person` adds what their token calls them.
+pub fn tag(client: &str, person: Option<&str>, session_id: Option<&str>, tool: &str) -> String {
+    let mut tag = serde_json::json!({
         "app": "snowflake-mcp",
         "client": client,
         "session": session_id.map(fingerprint),
         "tool": tool,
-    })
-    .to_string()
+    });
+    if let Some(name) = person {
+        tag["person"] = name.into();
+    }
+    tag.to_string()
 }
 
 /// Run `call` for `client`, with statements tagged `tag`.
@@ -49,7 +53,7 @@ pub async fn scope<F: Future>(client: std::sync::Arc<str>, tag: String, call: F)
     CLIENT.scope(client, TAG.scope(tag, call)).await
 }
 
-/// The signed-in person (`person:<name>`) the current call runs for, if it is one.
+/// The signed-in person (`person:<key>`) the current call runs for, if it is one.
 pub fn person() -> Option<std::sync::Arc<str>> {
     CLIENT
         .try_with(|c| c.clone())
@@ -70,11 +74,11 @@ mod tests {
     #[tokio::test]
     async fn calls_are_tagged_and_everything_else_is_the_app() {
         assert_eq!(current(), APP_TAG);
-        let t = tag("analyst", Some("3f2a-secret-session-id"), "run_query");
+        let t = tag("analyst", None, Some("3f2a-secret-session-id"), "run_query");
         let (seen, who) = scope("analyst".into(), t.clone(), async { (current(), person()) }).await;
         assert_eq!(who, None, "a configured client is not a signed-in person");
-        let p = scope("person:ana@corp.com".into(), t.clone(), async { person() }).await;
-        assert_eq!(p.as_deref(), Some("person:ana@corp.com"));
+        let p = scope("person:0a1b".into(), t.clone(), async { person() }).await;
+        assert_eq!(p.as_deref(), Some("person:0a1b"));
         let v: serde_json::Value = serde_json::from_str(&seen).unwrap();
         assert_eq!(v["client"], "analyst");
         assert_eq!(v["tool"], "run_query");

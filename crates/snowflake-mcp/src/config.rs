@@ -553,6 +553,9 @@ impl Config {
                 ));
             }
         }
+        if let Some(oauth) = &self.oauth {
+            oauth.check()?;
+        }
         if let Some(name) = self.oauth.as_ref().and_then(|o| o.default_policy.as_ref()) {
             if !ids.contains(name.as_str()) {
                 return Err(format!(

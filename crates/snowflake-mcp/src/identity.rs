@@ -21,8 +21,8 @@ use crate::backend::Context;
 use crate::config::{Config, ContextConfig};
 use crate::oauth::{OAuth, Person, Refusal};
 use crate::policy::{
-    restricted_default, Access, ClientPolicy, QuotaPolicy, RatePolicy, ANONYMOUS_PREFIX,
-    PERSON_PREFIX,
+    restricted_default, Access, ClientPolicy, PersonNames, QuotaPolicy, RatePolicy,
+    ANONYMOUS_PREFIX, PERSON_PREFIX,
 };
 use crate::store::WindowLimits;
 use crate::token_exchange::TokenExchange;
@@ -118,8 +118,10 @@ impl Clients {
     }
 
     /// The client a signed-in person is: the first entry whose `match` their claims satisfy,
-    /// else `[oauth] default_policy` — under the id `person:<name>`, so each person is their
-    /// own client. `None` when no policy covers them.
+    /// else `[oauth] default_policy` — under the id `person:<key>` (their issuer and subject,
+    /// see [`Person::key`]), so each person is their own client whatever their name or policy.
+    /// Resolved from the token on every request: a token that lost a group loses its policy at
+    /// once. `None` when no policy covers them.
     pub fn for_person(&self, person: &Person) -> Option<Arc<ClientPolicy>> {
         let policy = self
             .people
@@ -128,7 +130,11 @@ impl Clients {
             .map(|(_, p)| p)
             .or(self.default_people.as_ref())?;
         let mut own = ClientPolicy::clone(policy);
-        own.id = format!("{PERSON_PREFIX}{}", person.name).into();
+        own.person = Some(PersonNames {
+            entry: policy.id.clone(),
+            name: person.name.as_str().into(),
+        });
+        own.id = format!("{PERSON_PREFIX}{}", person.key).into();
         Some(Arc::new(own))
     }
 
@@ -169,6 +175,7 @@ impl Clients {
             quotas: QuotaPolicy::default(),
             access: Access::default(),
             group: Some(("anonymous".into(), self.anonymous_total)),
+            person: None,
         })
     }
 }
@@ -212,6 +219,7 @@ fn policy_of(c: &crate::config::ClientConfig) -> ClientPolicy {
             max_rows: c.max_rows,
         },
         group: None,
+        person: None,
     }
 }
 

@@ -6,8 +6,10 @@
 //! on the request path (`call`, `observe`, the connection hooks); values owned elsewhere (queue
 //! depth, pool sessions, cache, sessions by client, audit drops, the circuit to Snowflake) are
 //! handed to [`Metrics::render`] as [`Gauges`] and encoded as they are at scrape time. Client
-//! labels are configured client ids; anonymous clients are all labelled `anonymous`, so label sets
-//! stay bounded. Tokens, passwords and keys never appear in any label.
+//! labels are configured client ids; signed-in people are labelled by the `[[clients]]` entry
+//! whose policy covers them, anonymous clients all `anonymous`, so label sets stay bounded and
+//! no label ever carries an e-mail address or another personal claim. Tokens, passwords and
+//! keys never appear in any label.
 //!
 //! Names follow OpenMetrics: a counter family is named without `_total` in its `# HELP`/`# TYPE`
 //! lines and its samples carry the suffix, so every sample keeps the name it always had
@@ -97,12 +99,13 @@ impl Default for Metrics {
     }
 }
 
-/// A client id as a label: configured ids as they are, anonymous clients pooled.
-pub fn client_label(id: &str, anonymous: bool) -> String {
-    if anonymous {
-        "anonymous".into()
-    } else {
-        id.to_string()
+/// A client as a label: configured ids as they are, people by their policy entry (never their
+/// name or key), anonymous clients pooled.
+pub fn client_label(client: &crate::policy::ClientPolicy) -> String {
+    match &client.person {
+        _ if client.anonymous => "anonymous".into(),
+        Some(person) => person.entry.to_string(),
+        None => client.id.to_string(),
     }
 }
 
@@ -341,7 +344,7 @@ mod tests {
         m.call("run_query", "analyst", "ok", Duration::from_millis(30));
         m.call(
             "run_query",
-            &client_label("anonymous-7", true),
+            "anonymous",
             "rate_limited",
             Duration::from_micros(50),
         );

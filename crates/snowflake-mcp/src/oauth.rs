@@ -8,32 +8,43 @@
 //!   token, 403 `insufficient_scope`);
 //! * validating a token ([`OAuth::verify`]): the signature against the issuer's JWKS (fetched
 //!   from `jwks_url`, else discovered from the issuer's metadata; cached, refreshed when a token
-//!   names an unknown `kid`, at most once per [`REFRESH_EVERY`]), an allow-list of asymmetric
-//!   algorithms (never `none`, never HMAC — a public key is no secret), `iss`, `aud` (this
-//!   resource), `exp`/`nbf` with a small leeway, and the required scopes.
+//!   names an unknown `kid`, at most once per [`REFRESH_EVERY`]; an unreachable provider is
+//!   answered 503, never 401, see `keys.rs`), an allow-list of asymmetric algorithms (never
+//!   `none`, never HMAC — a public key is no secret), `iss`, `aud` (this resource), `exp`/`nbf`
+//!   with a small leeway, and the required scopes.
 //!
-//! What a valid token's person may do is the identity module's business ([`Person`] carries the
-//! claims it matches on). Tokens are never logged or stored; a refusal says why in general
-//! terms only.
+//! A person is their token's issuer and subject (`iss`, `sub`): [`Person::key`] keys everything
+//! of theirs (sessions, history, quotas, exchanged tokens, pools). `client_claim` only names
+//! them (display, audit, policy matching) — two people sharing an e-mail address share nothing.
+//! With `client_claim = "email"` a token saying `email_verified: false` is refused.
+//!
+//! The provider's URLs (issuer, JWKS, token endpoint, and what discovery returns) must be
+//! `https://`, except on loopback: keys fetched in plain text could be swapped by anyone on the
+//! path. What a valid token's person may do is the identity module's business ([`Person`]
+//! carries the claims it matches on). Tokens are never logged or stored; a refusal says why in
+//! general terms only.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+mod keys;
+pub(crate) use keys::Backoff;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use serde_json::{json, Value};
-
-use crate::lock;
+use sha2::{Digest, Sha256};
 
 /// JWKS refreshes for unknown key ids happen at most this often (a flood of tokens with made-up
 /// `kid`s must not become a flood of requests to the identity provider).
 pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
 /// The longest a JWKS or metadata fetch may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Discovered metadata (`jwks_uri`, `token_endpoint`) is asked for again after this long.
+const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
 
 /// `[oauth]`: accept access tokens from one issuer.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -112,10 +123,30 @@ const ALGORITHMS: [Algorithm; 8] = [
 /// A person a valid token names.
 #[derive(Clone, Debug)]
 pub struct Person {
-    /// The `client_claim` value.
+    /// Who they are: a hash of the token's issuer and subject (`iss`, `sub`), 32 hex digits.
+    /// Everything of theirs is keyed on it; it says nothing about them.
+    pub key: String,
+    /// What they are called: the `client_claim` value (display, audit, policy matching).
     pub name: String,
     /// All claims, for matching people to policies.
     pub claims: Value,
+}
+
+impl Person {
+    /// The key of the person `subject` at `issuer`.
+    pub fn key_of(issuer: &str, subject: &str) -> String {
+        let mut h = Sha256::new();
+        for part in [issuer, subject] {
+            // Length-prefixed, so no two (issuer, subject) pairs hash the same input.
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        h.finalize()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// Why a request was not let in.
@@ -129,41 +160,77 @@ pub enum Refusal {
     InsufficientScope(String),
     /// A valid token for a person no policy covers.
     NoPolicy(String),
-    /// The identity provider's keys could not be fetched.
-    Unavailable(String),
+    /// A valid token naming the person by an e-mail address it says is not verified.
+    Unverified,
+    /// The token could not be checked: the identity provider (its keys, its token endpoint)
+    /// cannot be reached. Answered 503 with `Retry-After`, never 401: the sign-in is fine.
+    Unavailable { why: String, retry_after: Duration },
 }
 
 /// The resource server: settings, and the issuer's keys.
 pub struct OAuth {
     config: OAuthConfig,
     http: reqwest::Client,
-    keys: Mutex<Keys>,
-    refreshing: tokio::sync::Mutex<()>,
+    keys: keys::KeyCache,
+    /// Discovered metadata fields (`jwks_uri`, `token_endpoint`) and when they were fetched.
+    discovered: Mutex<HashMap<String, (String, Instant)>>,
 }
 
-#[derive(Default)]
-struct Keys {
-    by_kid: HashMap<String, DecodingKey>,
-    fetched: Option<Instant>,
+/// Whether `url` may be fetched for keys or tokens: `https://`, or `http://` on loopback only
+/// (127.0.0.0/8, ::1, localhost).
+pub fn check_provider_url(what: &str, url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{what} {url:?}: {e}"))?;
+    let host = parsed.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "{what} {url:?} is plain http: keys and tokens must come over https (http is accepted on loopback only)"
+        )),
+        _ => Err(format!("{what} {url:?} must be an https URL")),
+    }
+}
+
+impl OAuthConfig {
+    /// What a config must satisfy (run at config load and when the server is built).
+    pub fn check(&self) -> Result<(), String> {
+        if !self.resource.starts_with("https://") && !self.resource.starts_with("http://") {
+            return Err("[oauth] resource must be an http(s) URL".into());
+        }
+        check_provider_url("[oauth] issuer", &self.issuer)?;
+        for (what, url) in [
+            ("[oauth] jwks_url", &self.jwks_url),
+            ("[oauth] token_endpoint", &self.token_endpoint),
+        ] {
+            if let Some(url) = url {
+                check_provider_url(what, url)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl OAuth {
     pub fn new(config: &OAuthConfig) -> Result<OAuth, String> {
-        for (what, url) in [("issuer", &config.issuer), ("resource", &config.resource)] {
-            if !url.starts_with("https://") && !url.starts_with("http://") {
-                return Err(format!("[oauth] {what} must be an http(s) URL"));
-            }
-        }
+        config.check()?;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
+            // A redirect could lead to plain http elsewhere; the provider's URLs are exact.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("[oauth]: {e}"))?;
         Ok(OAuth {
             config: config.clone(),
             http,
-            keys: Mutex::default(),
-            refreshing: tokio::sync::Mutex::new(()),
+            keys: keys::KeyCache::default(),
+            discovered: Mutex::default(),
         })
     }
 
@@ -203,7 +270,7 @@ impl OAuth {
             return Err(invalid("token algorithm not accepted"));
         }
         let kid = header.kid.unwrap_or_default();
-        let key = self.key(&kid).await?;
+        let key = self.keys.key(&kid, || self.fetch_keys()).await?;
         // Only the token's own algorithm (already on the allow-list); the library checks that
         // it fits the key's family, so an RSA key never verifies an HMAC or EC signature.
         let mut validation = Validation::new(header.alg);
@@ -238,108 +305,29 @@ impl OAuth {
         {
             return Err(Refusal::InsufficientScope(missing.clone()));
         }
+        let subject = match claims.get("sub") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(invalid("token does not name a person (no sub)")),
+        };
         let name = match claims.get(&self.config.client_claim) {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             _ => return Err(invalid("token does not name a person")),
         };
-        Ok(Person { name, claims })
-    }
-
-    /// The key `kid`, refreshing the key set when it is unknown (rate-limited).
-    async fn key(&self, kid: &str) -> Result<DecodingKey, Refusal> {
-        if let Some(key) = lock(&self.keys).by_kid.get(kid) {
-            return Ok(key.clone());
+        if self.config.client_claim == "email" && !email_verified(&claims) {
+            return Err(Refusal::Unverified);
         }
-        // One refresh at a time; whoever waited finds the keys it fetched.
-        let _refresh = self.refreshing.lock().await;
-        {
-            let keys = lock(&self.keys);
-            if let Some(key) = keys.by_kid.get(kid) {
-                return Ok(key.clone());
-            }
-            if keys.fetched.is_some_and(|t| t.elapsed() < REFRESH_EVERY) {
-                return Err(Refusal::Invalid("unknown signing key".into()));
-            }
-        }
-        let fetched = self.fetch_keys().await;
-        let mut keys = lock(&self.keys);
-        keys.fetched = Some(Instant::now());
-        match fetched {
-            Ok(by_kid) => keys.by_kid = by_kid,
-            Err(e) if keys.by_kid.is_empty() => return Err(Refusal::Unavailable(e)),
-            Err(e) => tracing::warn!(error = %e, "could not refresh the identity provider's keys"),
-        }
-        keys.by_kid
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| Refusal::Invalid("unknown signing key".into()))
-    }
-
-    async fn fetch_keys(&self) -> Result<HashMap<String, DecodingKey>, String> {
-        let url = match &self.config.jwks_url {
-            Some(url) => url.clone(),
-            None => self.discover_jwks().await?,
-        };
-        let set: JwkSet = self.get_json(&url).await.and_then(|v| {
-            serde_json::from_value(v).map_err(|e| format!("{url}: not a JWK set: {e}"))
-        })?;
-        let mut by_kid = HashMap::new();
-        for jwk in &set.keys {
-            // Keys for encryption, or of a kind we cannot use, are skipped.
-            if let Ok(key) = DecodingKey::from_jwk(jwk) {
-                by_kid.insert(jwk.common.key_id.clone().unwrap_or_default(), key);
-            }
-        }
-        Ok(by_kid)
-    }
-
-    /// `jwks_uri` from the issuer's OpenID or OAuth authorization-server metadata.
-    async fn discover_jwks(&self) -> Result<String, String> {
-        self.discover("jwks_uri").await
-    }
-
-    /// A field of the issuer's OpenID or OAuth authorization-server metadata.
-    pub(crate) async fn discover(&self, field: &str) -> Result<String, String> {
-        let issuer = self.config.issuer.trim_end_matches('/');
-        let mut tried = Vec::new();
-        for url in [
-            format!("{issuer}/.well-known/openid-configuration"),
-            format!("{issuer}/.well-known/oauth-authorization-server"),
-        ] {
-            match self.get_json(&url).await {
-                Ok(v) => {
-                    if let Some(found) = v.get(field).and_then(Value::as_str) {
-                        return Ok(found.to_string());
-                    }
-                    tried.push(format!("{url}: no {field}"));
-                }
-                Err(e) => tried.push(e),
-            }
-        }
-        Err(format!(
-            "cannot discover the issuer's {field} ({})",
-            tried.join("; ")
-        ))
+        // `iss` was checked to be the configured issuer; it is part of the key all the same,
+        // so a change of issuer can never merge two people.
+        let issuer = claims["iss"].as_str().unwrap_or(&self.config.issuer);
+        Ok(Person {
+            key: Person::key_of(issuer, &subject),
+            name,
+            claims,
+        })
     }
 
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
-    }
-
-    async fn get_json(&self, url: &str) -> Result<Value, String> {
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("{url}: HTTP {}", response.status()));
-        }
-        response
-            .json()
-            .await
-            .map_err(|e| format!("{url}: not JSON: {e}"))
     }
 
     /// The answer to a refused request: 401 with a challenge pointing to the metadata, 403 for a
@@ -372,14 +360,21 @@ impl OAuth {
                 format!("Bearer error=\"insufficient_scope\", resource_metadata=\"{meta}\""),
                 format!("no policy on this server covers {person}\n"),
             ),
-            Refusal::Unavailable(_) => {
+            // Signing in again cannot help until the address is verified: 403, not 401.
+            Refusal::Unverified => (
+                StatusCode::FORBIDDEN,
+                format!("Bearer error=\"insufficient_scope\", resource_metadata=\"{meta}\""),
+                "the token's e-mail address is not verified\n".to_string(),
+            ),
+            Refusal::Unavailable { retry_after, .. } => {
                 let mut r = (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "the identity provider's keys cannot be fetched; retry shortly\n",
+                    "the identity provider cannot be reached to check this token; retry shortly\n",
                 )
                     .into_response();
+                let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
                 r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 return r;
             }
         };
@@ -425,11 +420,23 @@ fn granted_scopes(claims: &Value) -> Vec<String> {
     scopes
 }
 
+/// Whether a token's `email` may be trusted: not when it says `email_verified: false` (a
+/// provider that does not say is taken at its word that its addresses are its own).
+fn email_verified(claims: &Value) -> bool {
+    match claims.get("email_verified") {
+        Some(Value::Bool(verified)) => *verified,
+        // Some providers write it as a string.
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => true,
+    }
+}
+
 /// Whether `claims` satisfy every `(claim, value)` of a `match` table: a string claim equal to
-/// the value, or a list claim containing it.
+/// the value, or a list claim containing it. An `email` that is not verified matches nothing.
 pub fn matches(claims: &Value, wanted: &std::collections::BTreeMap<String, String>) -> bool {
     !wanted.is_empty()
         && wanted.iter().all(|(claim, value)| match claims.get(claim) {
+            _ if claim == "email" && !email_verified(claims) => false,
             Some(Value::String(s)) => s == value,
             Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(value)),
             _ => false,
@@ -437,75 +444,4 @@ pub fn matches(claims: &Value, wanted: &std::collections::BTreeMap<String, Strin
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn oauth(resource: &str) -> OAuth {
-        OAuth::new(&OAuthConfig {
-            issuer: "https://idp.example.com".into(),
-            resource: resource.into(),
-            audience: None,
-            jwks_url: None,
-            scopes_supported: vec![],
-            required_scopes: vec!["mcp".into()],
-            client_claim: "sub".into(),
-            default_policy: None,
-            leeway_secs: 60,
-            snowflake_identity: "service".into(),
-            token_endpoint: None,
-            client_id: None,
-            client_secret_file: None,
-            snowflake_audience: None,
-            snowflake_scope: None,
-            sessions_per_person: 2,
-        })
-        .unwrap()
-    }
-
-    #[test]
-    fn metadata_lives_at_the_path_suffixed_well_known_url() {
-        assert_eq!(
-            oauth("https://mcp.example.com/mcp").metadata_url(),
-            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
-        );
-        assert_eq!(
-            oauth("https://mcp.example.com").metadata_url(),
-            "https://mcp.example.com/.well-known/oauth-protected-resource"
-        );
-    }
-
-    #[test]
-    fn scopes_and_matches_read_strings_and_lists() {
-        let claims = json!({"scope": "a mcp", "scp": ["b"], "groups": ["analysts", "x"], "email": "ana@corp.com"});
-        assert_eq!(granted_scopes(&claims), ["a", "mcp", "b"]);
-        let m = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        assert!(matches(&claims, &m(&[("groups", "analysts")])));
-        assert!(matches(&claims, &m(&[("email", "ana@corp.com")])));
-        assert!(!matches(&claims, &m(&[("email", "bob@corp.com")])));
-        assert!(!matches(
-            &claims,
-            &m(&[("groups", "analysts"), ("email", "bob@corp.com")])
-        ));
-        assert!(!matches(&claims, &m(&[])), "an empty match matches nobody");
-    }
-
-    #[tokio::test]
-    async fn none_and_hmac_tokens_are_refused_before_any_key_is_fetched() {
-        let o = oauth("https://mcp.example.com/mcp");
-        let b64 = |v: Value| {
-            use base64::Engine;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
-        };
-        let claims = b64(json!({"sub": "x", "iss": "https://idp.example.com"}));
-        for alg in ["none", "HS256"] {
-            let token = format!("{}.{claims}.", b64(json!({"alg": alg, "typ": "JWT"})));
-            let refused = o.verify(&token).await.unwrap_err();
-            assert!(matches!(refused, Refusal::Invalid(_)), "{alg}: {refused:?}");
-        }
-    }
-}
+mod tests;

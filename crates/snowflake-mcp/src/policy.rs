@@ -47,6 +47,17 @@ pub struct ClientPolicy {
     pub access: Access,
     /// A group this client shares a concurrency cap with (anonymous clients).
     pub group: Option<(Arc<str>, usize)>,
+    /// A signed-in person's: the `[[clients]]` entry whose policy covers them now, and what
+    /// their token calls them (`client_claim`). Their `id` is their key (issuer and subject),
+    /// never these: the entry follows their token, the name is for people to read.
+    pub person: Option<PersonNames>,
+}
+
+/// How a signed-in person is named (see [`ClientPolicy::person`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonNames {
+    pub entry: Arc<str>,
+    pub name: Arc<str>,
 }
 
 /// What a client may touch; `None` allows everything.
@@ -109,6 +120,11 @@ fn not_allowed(client: &str, what: &str, name: &str, list: &Option<Vec<String>>)
 }
 
 impl ClientPolicy {
+    /// The client as people read it (messages, logs): a person's name, else the id.
+    pub fn display(&self) -> &str {
+        self.person.as_ref().map_or(&self.id, |p| &p.name)
+    }
+
     /// The scheduler's view of this client.
     pub fn share(&self) -> ClientShare {
         ClientShare {

@@ -30,7 +30,7 @@ use crate::config::ServerConfig;
 use crate::error::ToolError;
 use crate::identity::{Clients, Identity};
 use crate::ownership::{authenticate, Gate};
-use crate::policy::SESSIONLESS_ANONYMOUS;
+use crate::policy::{ClientPolicy, SESSIONLESS_ANONYMOUS};
 use crate::resume::{unix_now, McpSessionStore};
 use crate::sessions::{ClientInfo, PendingSession, Registration, Registry, SessionState};
 use crate::store::StoredSession;
@@ -94,7 +94,23 @@ impl McpServer {
     /// protocol 2026-07-28) the client's sessionless state — keyed on the authenticated
     /// client, all anonymous sessionless requests sharing one anonymous client — with the
     /// context it last set brought back from the state store after a restart.
+    ///
+    /// The session then takes the policy this request's token resolved to: a person's policy
+    /// follows their token, not the token they opened the session with.
     async fn session(&self, context: &RequestContext<RoleServer>) -> Arc<SessionState> {
+        let session = self.session_of(context).await;
+        if let Some(latest) = identity(context).and_then(|i| i.0) {
+            if session.follow(&latest) {
+                tracing::info!(
+                    policy = %crate::metrics::client_label(&latest),
+                    "the session's policy changed with its owner's token"
+                );
+            }
+        }
+        session
+    }
+
+    async fn session_of(&self, context: &RequestContext<RoleServer>) -> Arc<SessionState> {
         if let Some(registration) = lock(&self.registration).clone() {
             return registration.session.clone();
         }
@@ -118,36 +134,50 @@ impl McpServer {
 
     /// The session's context: set by `set_context`, else the client's `default_context` laid
     /// over the connection's defaults (checked against the backend once).
-    async fn context(&self, session: &SessionState) -> Result<Context, ToolError> {
-        let ctx = self.context_unchecked(session).await?;
+    async fn context(
+        &self,
+        session: &SessionState,
+        policy: &ClientPolicy,
+    ) -> Result<Context, ToolError> {
+        let ctx = self.context_unchecked(session, policy).await?;
         // Checked at every call, whatever the context's origin (set, default, restored after a
         // restart or on another replica): the client's policy may have changed meanwhile.
-        session
-            .client
-            .access
-            .check_context(&session.client.id, &ctx)?;
+        if policy.access.check_context(policy.display(), &ctx).is_ok() {
+            return Ok(ctx);
+        }
+        // The policy narrowed since the context was set (a person's token lost a group): as
+        // after a restore, the session starts again from the policy's defaults.
+        tracing::info!("the session's context is outside its policy now; back to its defaults");
+        session.clear_context();
+        let ctx = self.context_unchecked(session, policy).await?;
+        policy.access.check_context(policy.display(), &ctx)?;
         Ok(ctx)
     }
 
-    async fn context_unchecked(&self, session: &SessionState) -> Result<Context, ToolError> {
+    async fn context_unchecked(
+        &self,
+        session: &SessionState,
+        policy: &ClientPolicy,
+    ) -> Result<Context, ToolError> {
         if let Some(ctx) = session.context() {
             return Ok(ctx);
         }
         let gateway = &self.app.tools.gateway;
         let base = gateway.default_context().await?;
-        let wanted = overlay(&base, &session.client.default_context);
+        let wanted = overlay(&base, &policy.default_context);
         let ctx = if wanted == base {
             base
         } else {
             gateway
-                .resolve_context(&session.client.share(), &wanted)
+                .resolve_context(&policy.share(), &wanted)
                 .await
                 .map_err(|e| {
                     ToolError::new(
                         e.kind,
                         format!(
                             "the default context configured for client '{}' cannot be used: {}",
-                            session.client.id, e.message
+                            policy.display(),
+                            e.message
                         ),
                     )
                 })?
@@ -219,16 +249,15 @@ impl McpServer {
         let started = std::time::Instant::now();
         let tool = request.name.to_string();
         let before = session.context();
+        // The policy as of this request's token (see `session`).
+        let policy = session.policy();
         let work = async {
             // A call over its rate limit is refused before anything reaches Snowflake.
-            self.app
-                .tools
-                .check_rate(&request.name, &session.client)
-                .await?;
+            self.app.tools.check_rate(&request.name, &policy).await?;
             let caller = Caller {
-                client: session.client.clone(),
+                client: policy.clone(),
                 session_id: session.mcp_session_id(),
-                context: self.context(&session).await?,
+                context: self.context(&session, &policy).await?,
             };
             let outcome = self
                 .app
@@ -254,6 +283,7 @@ impl McpServer {
         let work = crate::progress::scope(reporter, work);
         let tag = crate::attribution::tag(
             &session.client.id,
+            policy.person.as_ref().map(|p| &*p.name),
             session.mcp_session_id().as_deref(),
             &tool,
         );
@@ -267,7 +297,7 @@ impl McpServer {
             _ = self.app.stopping.cancelled() => Err(ToolError::new("unavailable", "the server is shutting down; retry shortly")),
         };
         self.persist(&session, session.context() != before).await;
-        let label = crate::metrics::client_label(&session.client.id, session.client.anonymous);
+        let label = crate::metrics::client_label(&policy);
         let kind = outcome.as_ref().err().map_or("ok", |e| e.kind);
         tracing::info!(
             outcome = kind,

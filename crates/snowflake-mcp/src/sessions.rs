@@ -46,7 +46,10 @@ pub struct ClientInfo {
 #[derive(Debug)]
 pub struct SessionState {
     pub id: u64,
+    /// The principal that opened the session (its owner: `client.id` never changes). What the
+    /// session may do is [`SessionState::policy`], which follows the owner's latest token.
     pub client: Arc<ClientPolicy>,
+    policy: Mutex<Arc<ClientPolicy>>,
     pub client_info: Option<ClientInfo>,
     pub created: SystemTime,
     mcp_session_id: Mutex<Option<String>>,
@@ -60,6 +63,7 @@ impl SessionState {
     fn new(id: u64, client: Arc<ClientPolicy>, client_info: Option<ClientInfo>) -> Self {
         SessionState {
             id,
+            policy: Mutex::new(client.clone()),
             client,
             client_info,
             created: SystemTime::now(),
@@ -71,6 +75,26 @@ impl SessionState {
         }
     }
 
+    /// The policy the session runs under now: its owner's, as of their latest request.
+    pub fn policy(&self) -> Arc<ClientPolicy> {
+        lock(&self.policy).clone()
+    }
+
+    /// Take the policy the owner's current request resolved to (a signed-in person's follows
+    /// their token: a group removed narrows it at once). Another principal's is ignored — the
+    /// door never lets one through, and a session never changes hands. True when it changed.
+    pub fn follow(&self, latest: &Arc<ClientPolicy>) -> bool {
+        if latest.id != self.client.id {
+            return false;
+        }
+        let mut current = lock(&self.policy);
+        if **current == **latest {
+            return false;
+        }
+        *current = latest.clone();
+        true
+    }
+
     /// The session's context, once it has one (set at the first call).
     pub fn context(&self) -> Option<Context> {
         lock(&self.context).clone()
@@ -78,6 +102,11 @@ impl SessionState {
 
     pub fn set_context(&self, ctx: Context) {
         *lock(&self.context) = Some(ctx);
+    }
+
+    /// Forget the context: the next call starts from the policy's defaults.
+    pub fn clear_context(&self) {
+        *lock(&self.context) = None;
     }
 
     /// The transport's session id (`Mcp-Session-Id`), once seen.
@@ -324,10 +353,7 @@ impl Registry {
         let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
         for s in state.live.values() {
             *counts
-                .entry(crate::metrics::client_label(
-                    &s.client.id,
-                    s.client.anonymous,
-                ))
+                .entry(crate::metrics::client_label(&s.policy()))
                 .or_default() += 1;
         }
         counts.into_iter().collect()
@@ -370,6 +396,7 @@ mod tests {
             quotas: Default::default(),
             access: Default::default(),
             group: None,
+            person: None,
         })
     }
 

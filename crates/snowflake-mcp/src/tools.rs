@@ -165,7 +165,7 @@ impl Tools {
             "list_schemas" => {
                 let a: ListSchemas = parse(args)?;
                 let db = database_or_current(a.database.as_deref(), ctx)?;
-                access.check_database(&caller.client.id, db.name())?;
+                access.check_database(caller.client.display(), db.name())?;
                 let schemas = self.gateway.list_schemas(client, ctx, &db).await?;
                 let rows: Vec<Vec<Value>> = schemas
                     .iter()
@@ -188,7 +188,7 @@ impl Tools {
                     }
                     None => current(&ctx.schema, "schema")?,
                 };
-                access.check_database(&caller.client.id, db.name())?;
+                access.check_database(caller.client.display(), db.name())?;
                 let pattern = a.pattern.as_deref().map(check_pattern).transpose()?;
                 let objects = self
                     .gateway
@@ -206,7 +206,7 @@ impl Tools {
             "describe_object" => {
                 let a: DescribeObject = parse(args)?;
                 let name = ObjectName::resolve(&a.name, ctx)?;
-                access.check_database(&caller.client.id, name.database.name())?;
+                access.check_database(caller.client.display(), name.database.name())?;
                 let columns = self.gateway.describe_object(client, ctx, &name).await?;
                 let rows: Vec<Vec<Value>> = columns
                     .iter()
@@ -272,7 +272,7 @@ impl Tools {
             "set_context" => {
                 let a: SetContext = parse(args)?;
                 let target = a.apply_to(ctx)?;
-                access.check_context(&caller.client.id, &target)?;
+                access.check_context(caller.client.display(), &target)?;
                 let resolved = self.gateway.resolve_context(client, &target).await?;
                 Ok(Outcome {
                     result: context_result(&resolved, None),
@@ -307,7 +307,7 @@ impl Tools {
             for db in referenced_databases(&a.sql, ctx.database.as_deref())
                 .map_err(|r| ToolError::refused(r.0))?
             {
-                policy.access.check_database(&policy.id, &db)?;
+                policy.access.check_database(policy.display(), &db)?;
             }
         }
         if a.max_rows == Some(0) {

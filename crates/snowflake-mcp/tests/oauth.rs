@@ -247,3 +247,203 @@ async fn the_default_policy_covers_people_no_entry_matches() {
     let dan = s.client_with_token(&idp.token(&c)).await;
     ok(&dan, "run_query", json!({"sql": "SELECT 1"})).await;
 }
+
+/// One JSON-RPC message to `/mcp` with `token`, on `session` if given: (status, head, body).
+/// Bounded: a test never hangs on it.
+async fn post(base: &str, token: &str, session: Option<&str>, body: &str) -> (u16, String, String) {
+    let auth = format!("Bearer {token}");
+    let mut headers = vec![
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ];
+    if let Some(id) = session {
+        headers.push(("mcp-session-id", id));
+        headers.push(("mcp-protocol-version", "2025-06-18"));
+    }
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        raw_http(base, "POST", "/mcp", &headers, body),
+    )
+    .await
+    .expect("an answer within 30 s")
+}
+
+fn tool_call(tool: &str, args: Value) -> String {
+    json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": tool, "arguments": args}})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_sharing_an_email_share_nothing() {
+    let idp = TestIdp::start().await;
+    let (s, resource) = server(&idp, false).await;
+    // The same address at the same provider, two subjects: two people.
+    let ana = |sub: &str| {
+        let mut c = idp.claims("shared@corp.com", &resource);
+        c["sub"] = json!(sub);
+        c["groups"] = json!(["analysts"]);
+        idp.token(&c)
+    };
+    let (first, second) = (ana("user-1"), ana("user-2"));
+    let one = s.client_with_token(&first).await;
+    let two = s.client_with_token(&second).await;
+    ok(
+        &one,
+        "run_query",
+        json!({"sql": "SELECT 'first-secret' AS W"}),
+    )
+    .await;
+    // Her history is not his.
+    let h = ok(&two, "query_history", json!({})).await.to_string();
+    assert!(!h.contains("first-secret"), "{h}");
+    // Quotas are per person: the analysts' 2 a day each, not 2 between them.
+    ok(&one, "run_query", json!({"sql": "SELECT 2"})).await;
+    ok(&two, "run_query", json!({"sql": "SELECT 1"})).await;
+    ok(&two, "run_query", json!({"sql": "SELECT 2"})).await;
+    let (kind, _) = err(&one, "run_query", json!({"sql": "SELECT 3"})).await;
+    assert_eq!(kind, "quota_exceeded");
+    // Sessions too: the second cannot use the first's.
+    let (status, head) = knock(&s.base, Some(&first)).await;
+    assert_eq!(status, 200, "{head}");
+    let id = session_of(&head);
+    let (status, _, _) = post(
+        &s.base,
+        &second,
+        Some(&id),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    )
+    .await;
+    assert_eq!(status, 404, "another person's session is not found");
+    // An address the provider says is not verified names nobody.
+    let mut unverified = idp.claims("ana@corp.com", &resource);
+    unverified["email_verified"] = json!(false);
+    let (status, head) = knock(&s.base, Some(&idp.token(&unverified))).await;
+    assert_eq!(status, 403, "{head}");
+    // Metrics label people by their policy entry: no address, no key.
+    let (status, metrics) = http_get(&s.base, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("client=\"analysts\""), "{metrics}");
+    assert!(
+        !metrics.contains("@corp.com") && !metrics.contains("person:"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrowed_policy_applies_to_the_next_request_of_an_open_session() {
+    run_on_emulator(&[
+        "CREATE DATABASE IF NOT EXISTS NARROW_AN".into(),
+        "CREATE SCHEMA IF NOT EXISTS NARROW_AN.PUBLIC".into(),
+        "CREATE OR REPLACE TABLE NARROW_AN.PUBLIC.T (S TEXT)".into(),
+        "INSERT INTO NARROW_AN.PUBLIC.T VALUES ('analysts only')".into(),
+        "CREATE DATABASE IF NOT EXISTS NARROW_STAFF".into(),
+        "CREATE SCHEMA IF NOT EXISTS NARROW_STAFF.PUBLIC".into(),
+    ])
+    .await;
+    let idp = TestIdp::start().await;
+    let port = testkit::free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let config = write_config(
+        &format!("oauth-narrow-{port}"),
+        &format!(
+            "[oauth]\nissuer = \"{}\"\nresource = \"{resource}\"\nclient_claim = \"email\"\n\n\
+             [[clients]]\nid = \"analysts\"\nmatch = {{ groups = \"analysts\" }}\n\
+             allowed_databases = [\"NARROW_AN\"]\ndefault_context = {{ database = \"NARROW_AN\", schema = \"PUBLIC\" }}\n\n\
+             [[clients]]\nid = \"staff\"\nmatch = {{ groups = \"staff\" }}\n\
+             allowed_databases = [\"NARROW_STAFF\"]\ndefault_context = {{ database = \"NARROW_STAFF\", schema = \"PUBLIC\" }}\n",
+            idp.issuer
+        ),
+    );
+    let s = Server::start_on(
+        &format!("127.0.0.1:{port}"),
+        &["--config", &config],
+        &fakesnow_env(),
+    )
+    .await;
+    let token = |groups: Value| {
+        let mut c = idp.claims("ana@corp.com", &resource);
+        c["groups"] = groups;
+        idp.token(&c)
+    };
+    let (analyst, staff) = (token(json!(["analysts", "staff"])), token(json!(["staff"])));
+    let (status, head) = knock(&s.base, Some(&analyst)).await;
+    assert_eq!(status, 200, "{head}");
+    let id = session_of(&head);
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    assert_eq!(post(&s.base, &analyst, Some(&id), initialized).await.0, 202);
+    let read = tool_call(
+        "run_query",
+        json!({"sql": "SELECT S FROM NARROW_AN.PUBLIC.T"}),
+    );
+    let (status, _, body) = post(&s.base, &analyst, Some(&id), &read).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("analysts only"), "{body}");
+    // The group is removed: the next token, on the same session, no longer reads it.
+    let (status, _, body) = post(&s.base, &staff, Some(&id), &read).await;
+    assert_eq!(status, 200);
+    assert!(
+        !body.contains("analysts only") && body.contains("not_allowed"),
+        "{body}"
+    );
+    // Its context is re-checked as after a restore: back to the staff policy's defaults.
+    let (_, _, body) = post(
+        &s.base,
+        &staff,
+        Some(&id),
+        &tool_call("get_context", json!({})),
+    )
+    .await;
+    assert!(
+        body.contains("NARROW_STAFF") && !body.contains("NARROW_AN"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_identity_provider_is_an_outage_not_a_bad_token() {
+    let idp = TestIdp::start().await;
+    let (s, resource) = server(&idp, true).await;
+    let token = idp.token(&idp.claims("ana@corp.com", &resource));
+    idp.set_down(Some(503));
+    // Every request answers 503 with Retry-After while the keys cannot be fetched — never a
+    // 401 `invalid_token`, which would make the MCP client throw the sign-in away.
+    for i in 0..20 {
+        let (status, head) = knock(&s.base, Some(&token)).await;
+        assert_eq!(status, 503, "request {i}: {head}");
+        let retry = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("retry-after:")
+                    .map(|v| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("request {i}: no Retry-After: {head}"));
+        let secs: u64 = retry.parse().unwrap();
+        assert!((1..=30).contains(&secs), "{secs}");
+        assert!(challenge(&head).is_empty(), "no challenge: {head}");
+    }
+    // Refetching backs off: twenty requests did not become twenty fetches.
+    assert!(
+        idp.refused_while_down() <= 4,
+        "{} requests reached the provider",
+        idp.refused_while_down()
+    );
+    // Back up: a backoff from about a second (not 30) lets the next requests in at once.
+    idp.set_down(None);
+    let back = std::time::Instant::now();
+    loop {
+        let (status, head) = knock(&s.base, Some(&token)).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{head}");
+        assert!(
+            back.elapsed() < std::time::Duration::from_secs(8),
+            "still refused {:?} after the provider came back",
+            back.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -23,10 +23,9 @@ fn claims_of(token: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn people_run_on_their_own_sessions_with_exchanged_tokens_only() {
-    let idp = TestIdp::start().await;
-    let proxy = Proxy::start(testkit::fakesnow().port).await;
+/// A server on a known port exchanging people's tokens at `idp`, its Snowflake behind
+/// `snowflake_port`: (server, resource).
+async fn exchanging_server(idp: &TestIdp, snowflake_port: u16) -> (Server, String) {
     let port = testkit::free_port();
     let resource = format!("http://127.0.0.1:{port}/mcp");
     let secret = std::env::temp_dir().join(format!("snowflake-mcp-exchange-{port}"));
@@ -47,9 +46,17 @@ async fn people_run_on_their_own_sessions_with_exchanged_tokens_only() {
     let server = Server::start_on(
         &format!("127.0.0.1:{port}"),
         &["--config", &config],
-        &env_with_port(proxy.port),
+        &env_with_port(snowflake_port),
     )
     .await;
+    (server, resource)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_run_on_their_own_sessions_with_exchanged_tokens_only() {
+    let idp = TestIdp::start().await;
+    let proxy = Proxy::start(testkit::fakesnow().port).await;
+    let (server, resource) = exchanging_server(&idp, proxy.port).await;
     let subject = |email: &str| {
         let mut c = idp.claims(email, &resource);
         c["groups"] = json!(["analysts"]);
@@ -132,4 +139,148 @@ async fn people_run_on_their_own_sessions_with_exchanged_tokens_only() {
     )
     .await;
     assert_eq!(status, 401, "{head}");
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"p","version":"1"}}}"#;
+
+/// An `initialize` with `token`: (status, response head). Bounded.
+async fn knock(base: &str, token: &str) -> (u16, String) {
+    let auth = format!("Bearer {token}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ];
+    let (status, head, _) = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        raw_http(base, "POST", "/mcp", &headers, INIT),
+    )
+    .await
+    .expect("an answer within 30 s");
+    (status, head)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_sharing_an_email_get_their_own_snowflake_tokens_and_sessions() {
+    let idp = TestIdp::start().await;
+    let proxy = Proxy::start(testkit::fakesnow().port).await;
+    let (server, resource) = exchanging_server(&idp, proxy.port).await;
+    let token = |sub: &str| {
+        let mut c = idp.claims("shared@corp.com", &resource);
+        c["sub"] = json!(sub);
+        c["groups"] = json!(["analysts"]);
+        idp.token(&c)
+    };
+    for sub in ["u-1", "u-2"] {
+        let client = server.client_with_token(&token(sub)).await;
+        ok(
+            &client,
+            "run_query",
+            json!({"sql": format!("SELECT '{sub}-x' AS W")}),
+        )
+        .await;
+    }
+    assert_eq!(
+        idp.exchanges(),
+        2,
+        "one exchange each: nobody got the other's token"
+    );
+    let logins = proxy.stats.login_records.lock().unwrap().clone();
+    let sub_of_session: HashMap<_, _> = logins
+        .iter()
+        .filter(|(authenticator, _, _)| authenticator == "OAUTH")
+        .map(|(_, sent, session)| {
+            let c = claims_of(sent.as_deref().unwrap_or_default());
+            (
+                session.clone(),
+                c["sub"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let statements = proxy.stats.statement_tokens.lock().unwrap().clone();
+    for sub in ["u-1", "u-2"] {
+        let (session, _) = statements
+            .iter()
+            .find(|(_, sql)| sql.contains(&format!("'{sub}-x'")))
+            .unwrap_or_else(|| panic!("{sub}'s statement was not seen"));
+        assert_eq!(
+            sub_of_session.get(session).map(String::as_str),
+            Some(sub),
+            "{sub}'s statement ran on another person's Snowflake session"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_exchanges_are_single_flight_remembered_and_backed_off() {
+    let idp = TestIdp::start().await;
+    let (server, resource) = exchanging_server(&idp, testkit::fakesnow().port).await;
+    let token = |email: &str| {
+        let mut c = idp.claims(email, &resource);
+        c["groups"] = json!(["analysts"]);
+        idp.token(&c)
+    };
+    // Warm up: keys and the token endpoint are known (discovery is cached from here on).
+    assert_eq!(knock(&server.base, &token("warm@corp.com")).await.0, 200);
+
+    // Eight requests of one person at once: one exchange, all served.
+    idp.delay_exchanges(std::time::Duration::from_millis(400));
+    let before = idp.exchange_attempts();
+    let carl = token("carl@corp.com");
+    let mut knocks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (base, carl) = (server.base.clone(), carl.clone());
+        knocks.spawn(async move { knock(&base, &carl).await.0 });
+    }
+    while let Some(status) = knocks.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    assert_eq!(
+        idp.exchange_attempts() - before,
+        1,
+        "single-flight per person"
+    );
+    idp.delay_exchanges(std::time::Duration::ZERO);
+
+    // A refusal is remembered: the same token is not exchanged again on every request.
+    idp.refuse_exchanges(true);
+    let before = idp.exchange_attempts();
+    let rita = token("rita@corp.com");
+    for i in 0..6 {
+        let (status, head) = knock(&server.base, &rita).await;
+        assert_eq!(status, 401, "request {i}: {head}");
+        assert!(head.contains("invalid_token"), "{head}");
+    }
+    assert_eq!(
+        idp.exchange_attempts() - before,
+        1,
+        "the refusal was remembered"
+    );
+    idp.refuse_exchanges(false);
+
+    // A provider that cannot serve (429 here) is an outage: 503 with Retry-After, never a 401
+    // that signs the person out; and requests do not become a stream of exchanges.
+    idp.set_down(Some(429));
+    let otto = token("otto@corp.com");
+    for i in 0..10 {
+        let (status, head) = knock(&server.base, &otto).await;
+        assert_eq!(status, 503, "request {i}: {head}");
+        assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
+    }
+    assert!(
+        idp.refused_while_down() <= 3,
+        "{} requests reached the provider",
+        idp.refused_while_down()
+    );
+    // Back up: the person gets in within seconds.
+    idp.set_down(None);
+    let back = std::time::Instant::now();
+    while knock(&server.base, &otto).await.0 != 200 {
+        assert!(
+            back.elapsed() < std::time::Duration::from_secs(15),
+            "still refused {:?} after the provider came back",
+            back.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }

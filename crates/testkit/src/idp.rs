@@ -6,9 +6,14 @@
 //! It also runs the authorization-code flow with PKCE an MCP client goes through: `/authorize`
 //! signs in [`TestIdp::sign_in_as`]'s person at once and redirects back with a code, `/token`
 //! checks the code verifier and returns an access token for the `resource` the client named.
+//!
+//! For the outage and abuse tests it can be taken down ([`TestIdp::set_down`]: every route
+//! answers a chosen status), refuse token exchanges ([`TestIdp::refuse_exchanges`]), and slow
+//! them down ([`TestIdp::delay_exchanges`]); it counts every exchange attempt and every request
+//! it answered while down.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::Query;
@@ -57,6 +62,16 @@ struct Flow {
     verifier: Mutex<Option<jsonwebtoken::DecodingKey>>,
     /// Token exchanges granted.
     exchanges: AtomicUsize,
+    /// Token-exchange requests received (granted or not, down or not).
+    exchange_attempts: AtomicUsize,
+    /// Refuse every token exchange (400 `invalid_grant`).
+    refuse: AtomicBool,
+    /// Wait this long before answering a token exchange.
+    exchange_delay_ms: AtomicU64,
+    /// When not 0: every route answers this status.
+    down: AtomicU16,
+    /// Requests answered while down.
+    refused_while_down: AtomicUsize,
 }
 
 /// The client credentials `/token` accepts for token exchange.
@@ -132,9 +147,34 @@ impl TestIdp {
                 "/token",
                 post(move |headers: axum::http::HeaderMap, body: String| {
                     let flow = exchanging.clone();
-                    async move { flow.exchange(&headers, &body) }
+                    async move {
+                        if body.contains("token-exchange") {
+                            flow.exchange_attempts.fetch_add(1, Ordering::SeqCst);
+                            let delay = flow.exchange_delay_ms.load(Ordering::SeqCst);
+                            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                        }
+                        flow.exchange(&headers, &body)
+                    }
                 }),
-            );
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                flow.clone(),
+                |axum::extract::State(flow): axum::extract::State<Arc<Flow>>,
+                 request: axum::extract::Request,
+                 next: axum::middleware::Next| async move {
+                    let down = flow.down.load(Ordering::SeqCst);
+                    if down == 0 {
+                        return next.run(request).await;
+                    }
+                    flow.refused_while_down.fetch_add(1, Ordering::SeqCst);
+                    if request.uri().path() == "/token" {
+                        flow.exchange_attempts.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let status =
+                        StatusCode::from_u16(down).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                    (status, "down for the test\n").into_response()
+                },
+            ));
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -221,6 +261,34 @@ impl TestIdp {
     /// How often the JWKS was fetched.
     pub fn jwks_fetches(&self) -> usize {
         self.jwks_fetches.load(Ordering::SeqCst)
+    }
+
+    /// Take the provider down (every route answers `status`, e.g. 503 or 429), or `None` to
+    /// bring it back.
+    pub fn set_down(&self, status: Option<u16>) {
+        self.flow.down.store(status.unwrap_or(0), Ordering::SeqCst);
+    }
+
+    /// Requests answered while down.
+    pub fn refused_while_down(&self) -> usize {
+        self.flow.refused_while_down.load(Ordering::SeqCst)
+    }
+
+    /// Refuse (400 `invalid_grant`) every token exchange from now on, or not.
+    pub fn refuse_exchanges(&self, refuse: bool) {
+        self.flow.refuse.store(refuse, Ordering::SeqCst);
+    }
+
+    /// Answer each token exchange only after `delay`.
+    pub fn delay_exchanges(&self, delay: std::time::Duration) {
+        self.flow
+            .exchange_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Token-exchange requests received, whatever the answer.
+    pub fn exchange_attempts(&self) -> usize {
+        self.flow.exchange_attempts.load(Ordering::SeqCst)
     }
 }
 
@@ -328,6 +396,9 @@ impl Flow {
         else {
             return refuse(StatusCode::BAD_REQUEST, "invalid_request");
         };
+        if self.refuse.load(Ordering::SeqCst) {
+            return refuse(StatusCode::BAD_REQUEST, "invalid_grant");
+        }
         let verifier = self.verifier.lock().unwrap().clone().expect("a key");
         let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
         validation.validate_aud = false;

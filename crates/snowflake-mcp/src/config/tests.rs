@@ -33,3 +33,32 @@ fn config_file_layer_parses_known_keys() {
     assert_eq!(s.account.as_deref(), Some("acme"));
     assert_eq!(s.port, Some(8080));
 }
+
+#[test]
+fn plain_http_identity_providers_are_refused_off_loopback() {
+    let oauth = |issuer: &str, extra: &str| {
+        let c: Config = toml::from_str(&format!(
+            "[oauth]\nissuer = \"{issuer}\"\nresource = \"https://mcp.corp.com/mcp\"\n{extra}"
+        ))
+        .unwrap();
+        c.check()
+    };
+    assert!(oauth("https://login.corp.com/realms/x", "").is_ok());
+    assert!(oauth("http://127.0.0.1:8080/realms/x", "").is_ok());
+    assert!(oauth(
+        "http://localhost:8080",
+        "jwks_url = \"http://[::1]:8080/keys\""
+    )
+    .is_ok());
+    assert!(oauth("http://login.corp.com/realms/x", "")
+        .unwrap_err()
+        .contains("issuer"));
+    let jwks = "jwks_url = \"http://keys.corp.com/jwks\"";
+    assert!(oauth("https://login.corp.com", jwks)
+        .unwrap_err()
+        .contains("jwks_url"));
+    let token = "token_endpoint = \"http://login.corp.com/token\"";
+    assert!(oauth("https://login.corp.com", token)
+        .unwrap_err()
+        .contains("token_endpoint"));
+}
