@@ -81,8 +81,11 @@ async fn a_dropped_call_stream_resumes_with_its_result_even_after_the_call_finis
     let session = open_session(base).await;
     let call = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"run_query","arguments":{"sql":"SELECT 4242 AS ANSWER"}}}"#;
     let primed = call_and_drop(base, &session, call).await;
-    // Let the call finish while nobody listens (it takes milliseconds), then come back.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let the call finish while nobody listens, then come back.
+    wait_for("the call to finish", || async {
+        tool_calls(base, "run_query", "ok").await == 1
+    })
+    .await;
     let mut headers = json_headers(Some(&session));
     headers[1] = ("accept", "text/event-stream");
     headers.push(("last-event-id", &primed));

@@ -347,7 +347,12 @@ async fn killing_a_replica_mid_load_moves_its_sessions_without_losing_usage() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Kill A once it is busy answering (not after a guessed time).
+    wait_for("A to answer calls under load", || {
+        let answered = answered.clone();
+        async move { answered.load(std::sync::atomic::Ordering::SeqCst) >= 5 }
+    })
+    .await;
     a.kill_hard().await;
     let _ = load.await;
     let answered = answered.load(std::sync::atomic::Ordering::SeqCst);
