@@ -82,12 +82,7 @@ async fn the_bridge_starts_a_local_server_when_none_answers() {
     // Stop the server the bridge started (it outlives the bridge by design): found by its
     // command line, signalled by its pid, and waited for.
     let pid = server_listening_on(port).expect("the bridge's server is running");
-    let ok = std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -INT {pid}");
+    assert!(send_signal(pid, libc::SIGINT), "SIGINT to {pid}");
     wait_for("the bridge's server to exit", || async move {
         !std::path::Path::new(&format!("/proc/{pid}")).exists()
             || std::fs::read_to_string(format!("/proc/{pid}/stat"))

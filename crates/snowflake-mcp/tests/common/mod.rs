@@ -191,19 +191,19 @@ impl Server {
 
     /// SIGINT, and wait for a clean exit.
     pub async fn stop(self) {
-        self.signal("-INT").await
+        self.signal(libc::SIGINT).await
     }
 
     /// SIGTERM, and wait for a clean exit.
     pub async fn terminate(self) {
-        self.signal("-TERM").await
+        self.signal(libc::SIGTERM).await
     }
 
     /// SIGINT, wait for a clean exit, and return everything the server wrote to stderr.
     pub async fn stop_with_log(mut self) -> Vec<String> {
         let drain = self.drain.take();
         let log = self.log.clone();
-        self.signal("-INT").await;
+        self.signal(libc::SIGINT).await;
         if let Some(drain) = drain {
             tokio::time::timeout(Duration::from_secs(10), drain)
                 .await
@@ -214,11 +214,9 @@ impl Server {
         lines
     }
 
-    async fn signal(mut self, signal: &str) {
+    async fn signal(mut self, signal: libc::c_int) {
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args([signal, &pid.to_string()])
-                .status();
+            send_signal(pid, signal);
         }
         let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
         assert!(
@@ -226,6 +224,12 @@ impl Server {
             "the server did not stop cleanly: {status:?}"
         );
     }
+}
+
+/// Send `signal` to the process `pid` (no `kill` binary needed).
+pub fn send_signal(pid: u32, signal: libc::c_int) -> bool {
+    // SAFETY: kill(2) with a pid this test started and a valid signal number.
+    unsafe { libc::kill(pid as libc::pid_t, signal) == 0 }
 }
 
 /// Write a config file for one test and return its path. Every test config keeps the
