@@ -470,9 +470,9 @@ async fn no_token_or_session_id_reaches_any_log_line_even_at_debug_level() {
     let mut sessions = Vec::new();
     for (n, token) in tokens.iter().enumerate() {
         let auth = format!("Bearer {token}");
-        let headers = |session: Option<&str>| {
+        fn headers<'a>(auth: &'a str, session: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
             let mut h = vec![
-                ("authorization", auth.as_str()),
+                ("authorization", auth),
                 ("content-type", "application/json"),
                 ("accept", "application/json, text/event-stream"),
             ];
@@ -481,12 +481,12 @@ async fn no_token_or_session_id_reaches_any_log_line_even_at_debug_level() {
                 h.push(("mcp-protocol-version", "2025-06-18"));
             }
             h
-        };
+        }
         let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"probe","version":"1"}}}"#;
-        let (status, head, _) = raw_http(&base, "POST", "/mcp", &headers(None), init).await;
+        let (status, head, _) = raw_http(&base, "POST", "/mcp", &headers(&auth, None), init).await;
         assert_eq!(status, 200);
         let session = session_of(&head);
-        let h = headers(Some(&session));
+        let h = headers(&auth, Some(&session));
         let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
         assert_eq!(raw_http(&base, "POST", "/mcp", &h, initialized).await.0, 202);
         for (id, (tool, args)) in [
@@ -508,6 +508,12 @@ async fn no_token_or_session_id_reaches_any_log_line_even_at_debug_level() {
     // A resumption: a call whose stream drops, resumed with Last-Event-ID.
     let call = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"run_query","arguments":{"sql":"SELECT 4242 AS ANSWER"}}}"#;
     let primed = call_and_drop(&base, tokens[0], &sessions[0], call).await;
+    // Resume once the call has finished (two run_query calls answered ok before it).
+    wait_for("the dropped call to finish", || {
+        let base = base.clone();
+        async move { tool_calls(&base, "run_query", "ok").await == 3 }
+    })
+    .await;
     let auth = format!("Bearer {}", tokens[0]);
     let resume = [
         ("authorization", auth.as_str()),
@@ -527,7 +533,15 @@ async fn no_token_or_session_id_reaches_any_log_line_even_at_debug_level() {
         ("mcp-protocol-version", "2025-06-18"),
     ];
     assert_eq!(raw_http(&base, "DELETE", "/mcp", &end, "").await.0, 204);
-    assert_eq!(raw_http(&base, "DELETE", "/mcp", &end, "").await.0, 404);
+    let gone = [
+        end[0],
+        end[1],
+        end[2],
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ];
+    let body = r#"{"jsonrpc":"2.0","id":20,"method":"tools/call","params":{"name":"get_context","arguments":{}}}"#;
+    assert_eq!(raw_http(&base, "POST", "/mcp", &gone, body).await.0, 404);
     // A token nobody configured.
     let wrong = "gamma-unknown-token-0e9b1";
     let auth = format!("Bearer {wrong}");
