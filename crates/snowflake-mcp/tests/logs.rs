@@ -46,7 +46,10 @@ async fn json_logs_carry_the_call_span_and_no_secrets() {
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
         r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"run_query","arguments":{"sql":"SELECT CURRENT_DATABASE() AS D"}}}"#,
     ] {
-        stdin.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
     }
     // Wait for the answer to the call before closing stdin (machines differ in speed).
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -99,6 +102,9 @@ async fn json_logs_carry_the_call_span_and_no_secrets() {
         "debug logs were written: {stderr}"
     );
     for line in stderr.lines() {
-        assert!(!line.contains(PASSWORD), "the password in a log line: {line}");
+        assert!(
+            !line.contains(PASSWORD),
+            "the password in a log line: {line}"
+        );
     }
 }

@@ -119,7 +119,12 @@ async fn a_client_restricted_to_warehouses_never_runs_on_another() {
     }
     let ctx = ok(&analyst, "get_context", no_args()).await;
     assert_eq!(ctx["warehouse"], "ANALYST_WH", "{ctx}");
-    ok(&analyst, "run_query", json!({"sql": "SELECT 'second' AS V"})).await;
+    ok(
+        &analyst,
+        "run_query",
+        json!({"sql": "SELECT 'second' AS V"}),
+    )
+    .await;
     assert_eq!(
         warehouse_of(&statements(&snowflake), "SELECT 'second' AS V").as_deref(),
         Some("ANALYST_WH")
@@ -227,7 +232,10 @@ async fn bytes_quotas_cap_what_a_client_reads_per_day_and_per_hour() {
         rows_bytes(&everything) > 600,
         "the table is bigger than the quotas"
     );
-    for (token, quota) in [("daily-token", "bytes_per_day"), ("hourly-token", "bytes_per_hour")] {
+    for (token, quota) in [
+        ("daily-token", "bytes_per_day"),
+        ("hourly-token", "bytes_per_hour"),
+    ] {
         let c = server.client_with_token(token).await;
         let mut read = 0;
         let mut refusal = None;
@@ -285,7 +293,11 @@ async fn sql_longer_than_max_sql_bytes_is_refused_clearly() {
         .iter()
         .map(|q| q["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses.iter().filter(|s| **s == "ok").count(), 1, "{history}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "ok").count(),
+        1,
+        "{history}"
+    );
 }
 
 /// The records of a JSONL audit file.
@@ -416,7 +428,10 @@ async fn the_jsonl_audit_file_goes_on_while_redis_is_down() {
     }
     let records = wait_for_audit(&path, &answered).await;
     for sql in &answered {
-        let r = records.iter().find(|r| r["statement"] == sql.as_str()).unwrap();
+        let r = records
+            .iter()
+            .find(|r| r["statement"] == sql.as_str())
+            .unwrap();
         assert_eq!(r["status"], "ok", "{r}");
     }
     // query_history reads Redis: it says so rather than showing a partial history.
@@ -488,7 +503,10 @@ async fn no_token_or_session_id_reaches_any_log_line_even_at_debug_level() {
         let session = session_of(&head);
         let h = headers(&auth, Some(&session));
         let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-        assert_eq!(raw_http(&base, "POST", "/mcp", &h, initialized).await.0, 202);
+        assert_eq!(
+            raw_http(&base, "POST", "/mcp", &h, initialized).await.0,
+            202
+        );
         for (id, (tool, args)) in [
             ("run_query", json!({"sql": format!("SELECT {n} AS N")})),
             ("get_context", json!({})),
@@ -569,7 +587,10 @@ async fn no_token_or_session_id_reaches_any_log_line_even_at_debug_level() {
     }
     for session in &sessions {
         for line in &log {
-            assert!(!line.contains(session.as_str()), "a session id in the log: {line}");
+            assert!(
+                !line.contains(session.as_str()),
+                "a session id in the log: {line}"
+            );
         }
     }
 }

@@ -484,6 +484,9 @@ pub async fn tool_calls(base: &str, tool: &str, outcome: &str) -> u64 {
     metrics
         .lines()
         .filter(|l| l.starts_with(&prefix))
-        .filter_map(|l| l.split_once(&label).map(|(_, n)| n.trim().parse::<u64>().unwrap()))
+        .filter_map(|l| {
+            l.split_once(&label)
+                .map(|(_, n)| n.trim().parse::<u64>().unwrap())
+        })
         .sum()
 }
