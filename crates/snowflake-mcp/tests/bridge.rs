@@ -104,7 +104,7 @@ fn server_listening_on(port: u16) -> Option<u32> {
             let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
             let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            let has = |a: &str| args.iter().any(|x| *x == a.as_bytes());
+            let has = |a: &str| args.contains(&a.as_bytes());
             (has("serve") && has("--listen") && has(&listen)).then_some(pid)
         })
 }
