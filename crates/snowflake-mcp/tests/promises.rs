@@ -10,7 +10,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 use testkit::{Reply, Request, Scripted, Valkey};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A column of text values, as Snowflake's JSON result format carries it.
 fn column(name: &str) -> Value {
@@ -311,27 +310,17 @@ fn audit_lines(path: &std::path::Path) -> Vec<Value> {
 
 /// Wait until the audit file holds a record of every statement in `answered`.
 async fn wait_for_audit(path: &std::path::Path, answered: &[String]) -> Vec<Value> {
-    let mut last = Vec::new();
-    let found = tokio::time::timeout(WAIT, async {
-        loop {
-            last = audit_lines(path);
-            let statements: Vec<&str> = last
-                .iter()
-                .filter_map(|r| r["statement"].as_str())
-                .collect();
-            if answered.iter().all(|s| statements.contains(&s.as_str())) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+    let what = format!("records of {answered:?} in {}", path.display());
+    wait_for_value(&what, || async {
+        let records = audit_lines(path);
+        let statements: Vec<&str> = records
+            .iter()
+            .filter_map(|r| r["statement"].as_str())
+            .collect();
+        let all = answered.iter().all(|s| statements.contains(&s.as_str()));
+        all.then_some(records)
     })
-    .await;
-    assert!(
-        found.is_ok(),
-        "answered calls missing from the audit file: {:?} in {last:?}",
-        answered
-    );
-    last
+    .await
 }
 
 fn audit_path(name: &str) -> std::path::PathBuf {
@@ -439,34 +428,6 @@ async fn the_jsonl_audit_file_goes_on_while_redis_is_down() {
     assert_eq!(kind, "unavailable");
 }
 
-/// POST a call and read until the first SSE event id, then drop the connection. Returns the
-/// event id.
-async fn call_and_drop(base: &str, token: &str, session: &str, body: &str) -> String {
-    let host = base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    let head = format!(
-        "POST /mcp HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-session-id: {session}\r\nmcp-protocol-version: 2025-06-18\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut got = String::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0, "stream closed before an event id: {got}");
-        got.push_str(&String::from_utf8_lossy(&buf[..n]));
-        if let Some(id) = got
-            .lines()
-            .find_map(|l| l.strip_prefix("id:").map(|v| v.trim().to_string()))
-        {
-            return id;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_or_session_id_reaches_any_log_line_even_at_debug_level() {
     let tokens = ["alpha-secret-token-7f3a9", "beta-secret-token-c41d2"];
@@ -525,7 +486,13 @@ async fn no_token_or_session_id_reaches_any_log_line_even_at_debug_level() {
     }
     // A resumption: a call whose stream drops, resumed with Last-Event-ID.
     let call = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"run_query","arguments":{"sql":"SELECT 4242 AS ANSWER"}}}"#;
-    let primed = call_and_drop(&base, tokens[0], &sessions[0], call).await;
+    let primed = call_and_drop_as(
+        &base,
+        &sessions[0],
+        Some(&format!("Bearer {}", tokens[0])),
+        call,
+    )
+    .await;
     // Resume once the call has finished (two run_query calls answered ok before it).
     wait_for("the dropped call to finish", || {
         let base = base.clone();

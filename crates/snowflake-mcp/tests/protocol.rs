@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"probe","version":"1"}}}"#;
 const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
@@ -39,39 +38,6 @@ async fn open_session_as(base: &str, auth: Option<&str>) -> String {
     let (status, _, _) = raw_http(base, "POST", "/mcp", &h, INITIALIZED).await;
     assert_eq!(status, 202);
     id
-}
-
-/// POST a call and read until the first SSE event id (the priming event), then drop the
-/// connection as a flaky network would. Returns that event id.
-async fn call_and_drop(base: &str, session: &str, body: &str) -> String {
-    call_and_drop_as(base, session, None, body).await
-}
-
-async fn call_and_drop_as(base: &str, session: &str, auth: Option<&str>, body: &str) -> String {
-    let host = base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    let auth = auth.map_or(String::new(), |a| format!("authorization: {a}\r\n"));
-    let head = format!(
-        "POST /mcp HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-session-id: {session}\r\nmcp-protocol-version: 2025-06-18\r\n{auth}\r\n{body}",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut got = String::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0, "stream closed before an event id: {got}");
-        got.push_str(&String::from_utf8_lossy(&buf[..n]));
-        if let Some(id) = got
-            .lines()
-            .find_map(|l| l.strip_prefix("id:").map(|v| v.trim().to_string()))
-        {
-            return id;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
