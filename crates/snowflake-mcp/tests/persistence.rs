@@ -155,7 +155,10 @@ async fn another_clients_session_id_restores_nothing() {
     ];
     let body = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_context","arguments":{}}}"#;
     let (status, _, text) = raw_http(&server.base, "POST", "/mcp", &headers, body).await;
-    assert!(status >= 400 || text.contains("error"), "{status} {text}");
+    assert_eq!(
+        status, 404,
+        "another client's session id is answered 404, as the README says: {text}"
+    );
     assert!(
         !text.contains("MCP_DB"),
         "nothing of the other client's session leaks: {text}"
@@ -224,18 +227,22 @@ async fn row_quotas_are_exact_under_a_hundred_concurrent_calls_and_cancelled_cal
         )
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Cancel once the statement is running (not on a timer).
+    wait_for("the statement to start", || async {
+        statements_running(&server2.base).await > 0
+    })
+    .await;
     handle.cancel(Some("stop".into())).await.unwrap();
-    let mut status = String::new();
-    for _ in 0..100 {
+    let status = wait_for_value("the cancelled call's audit record", || async {
         let history = ok(&c, "query_history", json!({"limit": 1})).await;
-        if let Some(s) = history["queries"][0]["status"].as_str() {
-            status = s.to_string();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        history["queries"][0]["status"].as_str().map(str::to_string)
+    })
+    .await;
     assert_eq!(status, "cancelled");
+    wait_for("the statement to stop", || async {
+        statements_running(&server2.base).await == 0
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,6 +283,15 @@ async fn a_statement_seconds_quota_caps_the_statement_and_then_refuses() {
     assert_eq!(q["credits_per_day"]["limit"], 2.5, "{ctx}");
 }
 
+/// Statements holding a scheduler permit, from `/metrics`.
+async fn statements_running(base: &str) -> u64 {
+    let (_, metrics) = http_get(base, "/metrics").await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("snowflake_mcp_statements_running "))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
 /// The sessions the server holds in memory for `client`, from `/metrics`.
 async fn sessions_in_memory(base: &str, client: &str) -> usize {
     let (_, metrics) = http_get(base, "/metrics").await;
@@ -306,21 +322,21 @@ async fn an_idle_session_is_parked_out_of_memory_and_its_next_call_brings_it_bac
     assert_eq!(sessions_in_memory(&server.base, "parker").await, 1);
     // Idle for a second: parked at the next sweep (every second), and it stays parked although
     // the client held a GET stream, which ended and is not reopened.
-    let mut parked = false;
-    for _ in 0..50 {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if sessions_in_memory(&server.base, "parker").await == 0 {
-            parked = true;
-            break;
-        }
+    wait_for("the idle session to leave memory", || async {
+        sessions_in_memory(&server.base, "parker").await == 0
+    })
+    .await;
+    // It stays parked: watched over several sweeps (a property over time, so a span of time
+    // is what is checked, at every sweep rather than once at its end).
+    let watched = std::time::Instant::now();
+    while watched.elapsed() < std::time::Duration::from_secs(4) {
+        assert_eq!(
+            sessions_in_memory(&server.base, "parker").await,
+            0,
+            "the client's GET stream did not bring it back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    assert!(parked, "the idle session left memory");
-    tokio::time::sleep(std::time::Duration::from_millis(4000)).await;
-    assert_eq!(
-        sessions_in_memory(&server.base, "parker").await,
-        0,
-        "the client's GET stream did not bring it back"
-    );
     // The next call restores it, context and all.
     let ctx = ok(&client, "get_context", no_args()).await;
     assert_eq!(ctx["database"], "PARK_DB", "{ctx}");

@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"probe","version":"1"}}}"#;
 const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
@@ -41,39 +40,6 @@ async fn open_session_as(base: &str, auth: Option<&str>) -> String {
     id
 }
 
-/// POST a call and read until the first SSE event id (the priming event), then drop the
-/// connection as a flaky network would. Returns that event id.
-async fn call_and_drop(base: &str, session: &str, body: &str) -> String {
-    call_and_drop_as(base, session, None, body).await
-}
-
-async fn call_and_drop_as(base: &str, session: &str, auth: Option<&str>, body: &str) -> String {
-    let host = base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    let auth = auth.map_or(String::new(), |a| format!("authorization: {a}\r\n"));
-    let head = format!(
-        "POST /mcp HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-session-id: {session}\r\nmcp-protocol-version: 2025-06-18\r\n{auth}\r\n{body}",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut got = String::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0, "stream closed before an event id: {got}");
-        got.push_str(&String::from_utf8_lossy(&buf[..n]));
-        if let Some(id) = got
-            .lines()
-            .find_map(|l| l.strip_prefix("id:").map(|v| v.trim().to_string()))
-        {
-            return id;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_call_stream_resumes_with_its_result_even_after_the_call_finished() {
     let server = Server::start(&["--demo"], &[]).await;
@@ -81,8 +47,11 @@ async fn a_dropped_call_stream_resumes_with_its_result_even_after_the_call_finis
     let session = open_session(base).await;
     let call = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"run_query","arguments":{"sql":"SELECT 4242 AS ANSWER"}}}"#;
     let primed = call_and_drop(base, &session, call).await;
-    // Let the call finish while nobody listens (it takes milliseconds), then come back.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let the call finish while nobody listens, then come back.
+    wait_for("the call to finish", || async {
+        tool_calls(base, "run_query", "ok").await == 1
+    })
+    .await;
     let mut headers = json_headers(Some(&session));
     headers[1] = ("accept", "text/event-stream");
     headers.push(("last-event-id", &primed));

@@ -347,7 +347,12 @@ async fn killing_a_replica_mid_load_moves_its_sessions_without_losing_usage() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Kill A once it is busy answering (not after a guessed time).
+    wait_for("A to answer calls under load", || {
+        let answered = answered.clone();
+        async move { answered.load(std::sync::atomic::Ordering::SeqCst) >= 5 }
+    })
+    .await;
     a.kill_hard().await;
     let _ = load.await;
     let answered = answered.load(std::sync::atomic::Ordering::SeqCst);
@@ -475,10 +480,14 @@ async fn when_redis_dies_limits_degrade_as_documented_and_recover() {
         metrics.contains("snowflake_mcp_state_store_unreachable 0"),
         "{metrics}"
     );
-    // The held sessions' records were written again, and new sessions open.
-    assert_eq!(
-        redis.command(&["HGET", &format!("snowflake-mcp:session:{sq}"), "client_id"]),
-        "quota"
-    );
+    // The held sessions' records are written again (after the call that found them lost
+    // answered: wait for it), and new sessions open.
+    let key = format!("snowflake-mcp:session:{sq}");
+    let owner = wait_for_value("the lost session record to be written again", || {
+        let owner = redis.command(&["HGET", &key, "client_id"]);
+        async move { (!owner.is_empty()).then_some(owner) }
+    })
+    .await;
+    assert_eq!(owner, "quota");
     open(&a.base, "token-l").await;
 }

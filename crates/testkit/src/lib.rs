@@ -10,6 +10,7 @@
 //! * [`Scripted`] is a tiny HTTP server whose answers a test scripts, for the parts of the
 //!   protocol the emulator never exercises (token expiry, polling, chunks, retries).
 //! * [`TestIdp`] is an identity provider (discovery, JWKS, minted and forged access tokens).
+//! * [`test_certificates`] writes a test CA and a server certificate signed by it.
 //! * [`Valkey`] runs a real Valkey (Redis) server for the shared state store's tests.
 
 mod fakesnow;
@@ -18,6 +19,7 @@ mod idp;
 mod node;
 mod proxy;
 mod scripted;
+mod tls;
 mod valkey;
 
 pub use fakesnow::{cache_dir, fakesnow, fakesnow_path, free_port, Fakesnow};
@@ -26,4 +28,5 @@ pub use idp::{Forgery, TestIdp, EXCHANGE_CLIENT};
 pub use node::{mcp_python, node22, node_modules};
 pub use proxy::{Proxy, ProxyStats};
 pub use scripted::{Reply, Request, Scripted};
+pub use tls::{test_certificates, TestCertificates};
 pub use valkey::{valkey_path, Valkey};

@@ -113,9 +113,10 @@ impl Valkey {
         if self.pid == 0 {
             return;
         }
-        let _ = Command::new("kill")
-            .args(["-9", &self.pid.to_string()])
-            .status();
+        // SAFETY: kill(2) with the pid of the server this Valkey started.
+        unsafe {
+            libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
+        }
         self.pid = 0;
         if let Some(mut guard) = self.guard.take() {
             drop(guard.stdin.take());

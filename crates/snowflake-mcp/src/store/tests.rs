@@ -488,6 +488,18 @@ async fn redis_settlement_is_applied_once_and_keys_expire() {
         .unwrap()
         .unwrap();
     assert_ne!(g.reservation, 0);
+    // The reservation record exists until its settlement, with a TTL of its own.
+    let res_key = format!("test:{{c:c}}:res:{}", g.reservation);
+    assert_eq!(server.command(&["EXISTS", &res_key]), "1");
+    let ttl: i64 = server.command(&["TTL", &res_key]).parse().unwrap();
+    assert!((1..=2 * 86_400).contains(&ttl), "reservation TTL {ttl}");
+    // Reservation ids are random, not a counter: a second one differs.
+    let g2 = store
+        .reserve("c", &limits, Amounts::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(g2.reservation, g.reservation);
     let spent = Spent {
         ms: 1_000,
         microcredits: 7,
@@ -499,8 +511,11 @@ async fn redis_settlement_is_applied_once_and_keys_expire() {
             .await
             .unwrap();
     }
+    // The settled reservation's record is gone (that is what makes a retry change nothing).
+    assert_eq!(server.command(&["EXISTS", &res_key]), "0");
     let u = store.usage("c", &w[0]).await.unwrap();
-    assert_eq!((u.queries, u.ms, u.microcredits), (0, 1_000, 7));
+    // g2 is still outstanding: its query counts; g's was refunded once, not three times.
+    assert_eq!((u.queries, u.ms, u.microcredits), (1, 1_000, 7));
     // The client's keys share one hash tag; windows and sessions expire on their own.
     let key = "test:{c:c}:usage:h:2026-11-24T10";
     let ttl: i64 = server.command(&["TTL", key]).parse().unwrap();
@@ -515,7 +530,13 @@ async fn redis_settlement_is_applied_once_and_keys_expire() {
         .unwrap();
     let ttl: i64 = server.command(&["TTL", "test:session:s"]).parse().unwrap();
     assert!((590..=600).contains(&ttl), "session TTL {ttl}");
-    assert_eq!(server.command(&["EXISTS", "test:{c:c}:res:1"]), "0");
+    let g2_key = format!("test:{{c:c}}:res:{}", g2.reservation);
+    assert_eq!(server.command(&["EXISTS", &g2_key]), "1");
+    store
+        .settle("c", &w, &g2, Amounts::default(), false, Spent::default())
+        .await
+        .unwrap();
+    assert_eq!(server.command(&["EXISTS", &g2_key]), "0");
 }
 
 #[tokio::test]

@@ -77,6 +77,10 @@ pub struct Server {
     pub url: String,
     pub base: String,
     child: tokio::process::Child,
+    /// Every line the server wrote to stderr so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The task reading stderr (it ends at the server's exit).
+    drain: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// A fresh state-store path for one server (unless the test passes `--state` itself).
@@ -114,8 +118,11 @@ impl Server {
             .kill_on_drop(true);
         let mut child = cmd.spawn().expect("start snowflake-mcp serve");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = log.clone();
         let url = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await.unwrap() {
+                seen.lock().unwrap().push(line.clone());
                 if let Some(rest) = line.split("listening on ").nth(1) {
                     return rest.split_whitespace().next().unwrap().to_string();
                 }
@@ -126,15 +133,28 @@ impl Server {
         .expect("the server did not start within 60 s");
         // Keep draining stderr so the server never blocks on a full pipe.
         let echo = std::env::var_os("TEST_SERVER_LOG").is_some();
-        tokio::spawn(async move {
+        let seen = log.clone();
+        let drain = tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 if echo {
                     eprintln!("[server] {line}");
                 }
+                seen.lock().unwrap().push(line);
             }
         });
         let base = url.trim_end_matches("/mcp").to_string();
-        Server { url, base, child }
+        Server {
+            url,
+            base,
+            child,
+            log,
+            drain: Some(drain),
+        }
+    }
+
+    /// The lines the server wrote to stderr so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
     }
 
     pub async fn client(&self) -> Client {
@@ -171,19 +191,32 @@ impl Server {
 
     /// SIGINT, and wait for a clean exit.
     pub async fn stop(self) {
-        self.signal("-INT").await
+        self.signal(libc::SIGINT).await
     }
 
     /// SIGTERM, and wait for a clean exit.
     pub async fn terminate(self) {
-        self.signal("-TERM").await
+        self.signal(libc::SIGTERM).await
     }
 
-    async fn signal(mut self, signal: &str) {
+    /// SIGINT, wait for a clean exit, and return everything the server wrote to stderr.
+    pub async fn stop_with_log(mut self) -> Vec<String> {
+        let drain = self.drain.take();
+        let log = self.log.clone();
+        self.signal(libc::SIGINT).await;
+        if let Some(drain) = drain {
+            tokio::time::timeout(Duration::from_secs(10), drain)
+                .await
+                .expect("stderr closes when the server exits")
+                .unwrap();
+        }
+        let lines = log.lock().unwrap().clone();
+        lines
+    }
+
+    async fn signal(mut self, signal: libc::c_int) {
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args([signal, &pid.to_string()])
-                .status();
+            send_signal(pid, signal);
         }
         let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
         assert!(
@@ -191,6 +224,12 @@ impl Server {
             "the server did not stop cleanly: {status:?}"
         );
     }
+}
+
+/// Send `signal` to the process `pid` (no `kill` binary needed).
+pub fn send_signal(pid: u32, signal: libc::c_int) -> bool {
+    // SAFETY: kill(2) with a pid this test started and a valid signal number.
+    unsafe { libc::kill(pid as libc::pid_t, signal) == 0 }
 }
 
 /// Write a config file for one test and return its path. Every test config keeps the
@@ -398,4 +437,91 @@ pub fn session_of(head: &str) -> String {
                 .then(|| l.split_once(':').unwrap().1.trim().to_string())
         })
         .expect("initialize returns a session id")
+}
+
+/// How long [`wait_for`] waits for an event before the test fails.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Wait until `condition` holds, polling it every 25 ms; fail the test after [`WAIT`].
+pub async fn wait_for<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    wait_for_value(what, || {
+        let c = condition();
+        async move { c.await.then_some(()) }
+    })
+    .await
+}
+
+/// Wait until `probe` yields a value, polling it every 25 ms; fail the test after [`WAIT`].
+pub async fn wait_for_value<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Finished calls of `tool` with `outcome` (all clients together), from `/metrics`.
+pub async fn tool_calls(base: &str, tool: &str, outcome: &str) -> u64 {
+    let (_, metrics) = http_get(base, "/metrics").await;
+    let (prefix, label) = (
+        format!("snowflake_mcp_tool_calls_total{{tool=\"{tool}\","),
+        format!("outcome=\"{outcome}\"}} "),
+    );
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| {
+            l.split_once(&label)
+                .map(|(_, n)| n.trim().parse::<u64>().unwrap())
+        })
+        .sum()
+}
+
+/// POST a call and read until the first SSE event id (the priming event), then drop the
+/// connection as a flaky network would. Returns that event id.
+pub async fn call_and_drop(base: &str, session: &str, body: &str) -> String {
+    call_and_drop_as(base, session, None, body).await
+}
+
+/// [`call_and_drop`] with `Authorization: <auth>` when given.
+pub async fn call_and_drop_as(base: &str, session: &str, auth: Option<&str>, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let auth = auth.map_or(String::new(), |a| format!("authorization: {a}\r\n"));
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-session-id: {session}\r\nmcp-protocol-version: 2025-06-18\r\n{auth}\r\n{body}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut got = String::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "stream closed before an event id: {got}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if let Some(id) = got
+            .lines()
+            .find_map(|l| l.strip_prefix("id:").map(|v| v.trim().to_string()))
+        {
+            return id;
+        }
+    }
 }

@@ -405,15 +405,15 @@ async function commonScenario(client) {
   await callErr(client, 'run_query', { sql: 'DELETE FROM CUSTOMERS' }, 'not_allowed');
   await callOk(client, 'set_context', { schema: 'SALES' });
   await callErr(client, 'run_query', { sql: 'SELECT NO_SUCH_COLUMN FROM CUSTOMERS' }, 'sql_error');
-  await callErr(client, 'describe_object', { name: 'NO_SUCH_TABLE' }, null);
-  await callErr(client, 'set_context', { database: 'NOPE' }, null);
+  await callErr(client, 'describe_object', { name: 'NO_SUCH_TABLE' }, 'not_found');
+  await callErr(client, 'set_context', { database: 'NOPE' }, 'not_found');
   const after = await callOk(client, 'get_context');
   check(
     after.database === 'DEMO' && after.schema === 'SALES',
     `get_context after a failed set_context: context changed to ${j(after)}`,
   );
   await callErr(client, 'run_query', { sql: 'SELECT 1', max_rows: -1 }, 'invalid_argument');
-  await callErr(client, 'run_query', { sql: '' }, null);
+  await callErr(client, 'run_query', { sql: '' }, 'not_allowed');
 
   // --- an unknown tool is a JSON-RPC (protocol) error: the SDK throws McpError
   let threw = null;
@@ -561,10 +561,19 @@ async function cancelScenario(client, serverPid) {
     log('     cancel: server-side CPU check skipped (no --server-pid, or /proc unreadable)');
   }
 
-  // Informational: what query_history recorded for the aborted statement.
-  const hist = await callOk(client, 'query_history', { limit: 5 });
-  const entry = hist.queries.find((q) => typeof q.sql === 'string' && q.sql.startsWith('WITH RECURSIVE'));
-  log(`     cancel: query_history entry for the aborted query: ${entry ? j(entry) : '(none)'}`);
+  // The aborted statement is in query_history, as cancelled (its record is written when the
+  // server drops the call: wait for it, with a deadline).
+  const deadline = Date.now() + 10_000;
+  let entry;
+  for (;;) {
+    const hist = await callOk(client, 'query_history', { limit: 5 });
+    entry = hist.queries.find((q) => typeof q.sql === 'string' && q.sql.startsWith('WITH RECURSIVE'));
+    if (entry || Date.now() > deadline) break;
+    await sleep(100);
+  }
+  check(entry, 'cancel: the aborted query is missing from query_history');
+  check(entry.status === 'cancelled', `cancel: the aborted query's history entry is ${j(entry)}, expected status cancelled`);
+  log(`ok   cancel: query_history has the aborted query as cancelled`);
 }
 
 function waitForLine(expected) {
@@ -606,9 +615,11 @@ async function resumeScenario(client, transport) {
   const count = await callOk(client, 'run_query', { sql: 'SELECT COUNT(*) FROM CUSTOMERS' });
   check(Number(count.rows?.[0]?.[0]) === 1000, `resume: run_query after restart returned ${j(count)}`);
   const hist = await callOk(client, 'query_history', { limit: 20 });
-  const seen = hist.queries.some((q) => typeof q.sql === 'string' && q.sql.includes(marker));
+  const before = hist.queries.find((q) => typeof q.sql === 'string' && q.sql.includes(marker));
+  check(before, `resume: the query run before the restart is missing from query_history: ${j(hist)}`);
+  check(before.status === 'ok', `resume: the pre-restart query's history entry is ${j(before)}, expected status ok`);
   log(`ok   resume: same session (${transport.sessionId ?? 'bridge'}), schema SALES, run_query works; ` +
-      `pre-restart query ${seen ? 'is' : 'is NOT'} in query_history`);
+      'the pre-restart query is in query_history');
   if (mode === 'http') {
     check(transport.sessionId === sessionBefore, 'resume: session id changed during the calls after the restart');
   }

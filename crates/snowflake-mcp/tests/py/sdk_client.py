@@ -148,6 +148,18 @@ async def scenario(client, tag):
 
     await call_err(client, "run_query", {"sql": "DELETE FROM CUSTOMERS"}, "not_allowed")
     await call_err(client, "run_query", {"sql": "SELECT NO_SUCH_COLUMN FROM CUSTOMERS"}, "sql_error")
+    await call_err(client, "describe_object", {"name": "NO_SUCH_TABLE"}, "not_found")
+    await call_err(client, "set_context", {"database": "NOPE"}, "not_found")
+    await call_err(client, "run_query", {"sql": "SELECT 1", "max_rows": -1}, "invalid_argument")
+    await call_err(client, "run_query", {"sql": ""}, "not_allowed")
+    ctx = await call_ok(client, schemas, "get_context")
+    check((ctx.get("database"), ctx.get("schema")) == ("DEMO", "SALES"),
+          f"get_context after failed calls: the context changed to {j(ctx)}")
+    # The failed query is in the history, with its error kind.
+    hist = await call_ok(client, schemas, "query_history", {"limit": 10})
+    failed = [q for q in hist["queries"] if "NO_SUCH_COLUMN" in (q.get("sql") or "")]
+    check(failed and failed[0].get("status") == "sql_error",
+          f"query_history: the failed query should be recorded as sql_error: {j(hist)}")
     try:
         r = await client.call_tool("no_such_tool", {})
         raise TestFailure(f"unknown tool: expected MCPError, got a result {j(r.model_dump(by_alias=True))}")
