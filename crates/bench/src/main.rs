@@ -158,6 +158,29 @@ async fn start_server(bin: &str, responder_port: u16, config: &str) -> Result<Se
     start_server_with_state(bin, responder_port, config, None).await
 }
 
+/// `config` with the per-address and stored-session bounds raised out of the way: every
+/// benchmark client connects from 127.0.0.1 (directly or through the load balancer), and the
+/// scenarios open thousands of sessions on purpose. A scenario's own values stand.
+fn on_one_machine(config: &str) -> String {
+    let mut config = config.to_string();
+    for (section, key, value) in [
+        ("server", "max_connections_per_ip", "1000000"),
+        ("sessions", "max_stored_per_client", "1000000"),
+        ("sessions", "max_stored_anonymous", "1000000"),
+    ] {
+        if config.contains(&format!("\n{key} =")) || config.starts_with(&format!("{key} =")) {
+            continue;
+        }
+        let header = format!("[{section}]\n");
+        let line = format!("{key} = {value}\n");
+        match config.find(&header) {
+            Some(at) => config.insert_str(at + header.len(), &line),
+            None => config = format!("{header}{line}{config}"),
+        }
+    }
+    config
+}
+
 /// A server on `state` (a `redis://` URL shared by replicas), or on a SQLite store of its own.
 async fn start_server_with_state(
     bin: &str,
@@ -171,7 +194,7 @@ async fn start_server_with_state(
         "config-{}.toml",
         Instant::now().elapsed().as_nanos() ^ rand_suffix()
     ));
-    std::fs::write(&path, config).map_err(|e| e.to_string())?;
+    std::fs::write(&path, on_one_machine(config)).map_err(|e| e.to_string())?;
     // Each server its own state store, never the user's.
     let state = state.map_or_else(
         || path.with_extension("db").into_os_string(),
@@ -570,4 +593,24 @@ async fn memory(bin: &str, out: &mut String) -> Result<(), String> {
         ids.len().div_ceil(100)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bounds_are_raised_without_repeating_a_section_or_overriding_a_scenario() {
+        let c = super::on_one_machine(
+            "[server]\nmax_connections = 4096\n[sessions]\nmax_stored_anonymous = 5\n",
+        );
+        let parsed: toml::Table = toml::from_str(&c).expect(&c);
+        let int = |s: &str, k: &str| parsed[s][k].as_integer();
+        assert_eq!(int("server", "max_connections_per_ip"), Some(1_000_000));
+        assert_eq!(int("server", "max_connections"), Some(4096));
+        assert_eq!(int("sessions", "max_stored_anonymous"), Some(5));
+        let parsed: toml::Table = toml::from_str(&super::on_one_machine("")).unwrap();
+        assert_eq!(
+            parsed["sessions"]["max_stored_per_client"].as_integer(),
+            Some(1_000_000)
+        );
+    }
 }
