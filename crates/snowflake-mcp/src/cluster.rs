@@ -25,7 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::admission::Bucket;
+use crate::admission::{Bucket, Buckets};
 use crate::error::ToolError;
 use crate::lock;
 use crate::policy::{RatePolicy, ANONYMOUS_PREFIX};
@@ -101,7 +101,7 @@ pub struct Cluster {
     /// Places taken locally while the store was unreachable.
     fallback: Mutex<HashMap<Scope, usize>>,
     /// Rate buckets used while the store is unreachable.
-    buckets: Mutex<HashMap<Arc<str>, Bucket>>,
+    buckets: Mutex<Buckets>,
     /// The last coordination call failed.
     degraded: AtomicBool,
 }
@@ -123,7 +123,7 @@ impl Cluster {
             next: AtomicU64::new(1),
             held: Mutex::default(),
             fallback: Mutex::default(),
-            buckets: Mutex::default(),
+            buckets: Mutex::new(Buckets::new(Instant::now())),
             degraded: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&cluster);
@@ -198,10 +198,7 @@ impl Cluster {
                 let now = Instant::now();
                 let per_minute = self.share(u64::from(rate.per_minute)) as u32;
                 let burst = self.share(u64::from(burst)) as u32;
-                lock(&self.buckets)
-                    .entry(client.clone())
-                    .or_insert_with(|| Bucket::new(per_minute, Some(burst), now))
-                    .take(now)
+                lock(&self.buckets).take(client, || Bucket::new(per_minute, Some(burst), now), now)
             }
         }
     }
