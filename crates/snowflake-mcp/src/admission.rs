@@ -209,10 +209,16 @@ impl Admission {
                 } else {
                     exceeded.limit.to_string()
                 };
+                // Session-time is reserved up front: part of it may come back.
+                let running = if matches!(exceeded.quota, "statement seconds" | "credits") {
+                    " (what statements still running reserved and do not use comes back when they end)"
+                } else {
+                    ""
+                };
                 let mut e = ToolError::new(
                     "quota_exceeded",
                     format!(
-                        "client '{}' has used its quota of {} {} per {period}; it resets at {} UTC (in {})",
+                        "client '{}' has used its quota of {} {} per {period}{running}; it resets at {} UTC (in {})",
                         client.id,
                         limit,
                         exceeded.quota,

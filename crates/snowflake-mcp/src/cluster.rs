@@ -260,6 +260,7 @@ impl Cluster {
             holder,
             shared: Vec::new(),
             local: Vec::new(),
+            uncertain: Vec::new(),
         };
         let deadline = Instant::now() + self.queue_timeout;
         let mut pause = Duration::from_millis(5);
@@ -274,9 +275,16 @@ impl Cluster {
                         // Renewed from now on, also while the next place is awaited.
                         lock(&self.held).insert(lease.id, lease.shared.clone());
                     }),
-                    None => self
-                        .take_local(&scope, cap)
-                        .then(|| lease.local.push(scope.clone())),
+                    None => {
+                        // No answer in time is not "not taken": the script may have run in the
+                        // store. The place is released with the lease, not left to block the
+                        // client's (warehouse's) slot until it expires.
+                        if !lease.uncertain.contains(&scope) {
+                            lease.uncertain.push(scope.clone());
+                        }
+                        self.take_local(&scope, cap)
+                            .then(|| lease.local.push(scope.clone()))
+                    }
                 };
                 if taken.is_some() {
                     break;
@@ -352,6 +360,8 @@ pub struct Lease {
     holder: String,
     shared: Vec<(Scope, usize)>,
     local: Vec<Scope>,
+    /// Places asked for whose answer did not come in time: perhaps taken in the store.
+    uncertain: Vec<Scope>,
 }
 
 impl Drop for Lease {
@@ -365,18 +375,20 @@ impl Drop for Lease {
                 }
             }
         }
-        if self.shared.is_empty() {
+        let mut scopes: Vec<Scope> = self.shared.drain(..).map(|(scope, _)| scope).collect();
+        for scope in self.uncertain.drain(..) {
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        if scopes.is_empty() {
             return;
         }
         lock(&cluster.held).remove(&self.id);
-        let (cluster, holder, scopes) = (
-            cluster.clone(),
-            std::mem::take(&mut self.holder),
-            std::mem::take(&mut self.shared),
-        );
+        let (cluster, holder) = (cluster.clone(), std::mem::take(&mut self.holder));
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                for (scope, _) in scopes {
+                for scope in scopes {
                     // A release that fails leaves the place to expire within LEASE_TTL.
                     let released = cluster.coordinator.release(&scope, &holder);
                     cluster.ask(released).await;
@@ -385,3 +397,6 @@ impl Drop for Lease {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
