@@ -17,10 +17,13 @@
 //!   when it certainly never reached Snowflake (refused by the guard, bad arguments, busy, or
 //!   cancelled while queued); any other failure counts, because Snowflake may have done the
 //!   work. A ticket dropped unsettled — its call was cancelled or the server stopped — settles
-//!   itself that way.
+//!   itself that way. Cost quotas (`statement_seconds_*`, `credits_*`) are reserved the same
+//!   way, as session-time the statement may hold: see `ticket.rs`.
+//!
+//! The parts: `rate.rs` (buckets and the server's fair rate), `ticket.rs` (a reservation and
+//! its settlement).
 
 use crate::lock;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,71 +34,18 @@ use tokio::time::Instant;
 use crate::cluster::Cluster;
 use crate::error::ToolError;
 use crate::policy::{ClientPolicy, RatePolicy};
-use crate::progress::{Stage, Tracker};
-use crate::store::{Amounts, Grant, Spent, StateStore, MICROCREDITS_PER_CREDIT};
+use crate::store::{Amounts, Cost, StateStore, MICROCREDITS_PER_CREDIT};
+
+mod rate;
+mod ticket;
+
+pub use rate::{Bucket, Buckets, ServerRate};
+#[cfg(test)]
+use ticket::estimated_microcredits;
+pub use ticket::Ticket;
 
 /// The longest a quota reservation waits on the state store.
 pub const QUOTA_DEADLINE: Duration = Duration::from_secs(3);
-
-/// A token bucket: `capacity` tokens, refilled at `per_sec`.
-///
-/// Hand-written on purpose rather than built on `governor` (issue 12 weighed it): governor's
-/// GCRA cannot give a token back ([`Bucket::give_back`], when the server's rate refuses a call
-/// the client's bucket admitted), reports remaining capacity only as a side effect of taking a
-/// token (we need [`Bucket::available`] without taking, for the fair share and `get_context`),
-/// and cannot express `per_minute = 0`. This bucket also takes `now` from tokio's clock, so the
-/// unit tests run on a paused clock.
-#[derive(Clone, Debug)]
-pub struct Bucket {
-    capacity: f64,
-    per_sec: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    /// `per_minute` calls per minute with bursts of `burst` (default: one minute's worth).
-    pub fn new(per_minute: u32, burst: Option<u32>, now: Instant) -> Bucket {
-        let capacity = f64::from(burst.unwrap_or(per_minute).max(1));
-        Bucket {
-            capacity,
-            per_sec: f64::from(per_minute) / 60.0,
-            tokens: capacity,
-            last: now,
-        }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.capacity);
-        self.last = now;
-    }
-
-    /// Take one token, or say how long until one is there.
-    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            return Ok(());
-        }
-        if self.per_sec <= 0.0 {
-            return Err(Duration::from_secs(3600));
-        }
-        Err(Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec))
-    }
-
-    /// Give a token back (a later check refused the call).
-    pub fn give_back(&mut self) {
-        self.tokens = (self.tokens + 1.0).min(self.capacity);
-    }
-
-    /// Whole tokens available now.
-    pub fn available(&mut self, now: Instant) -> u64 {
-        self.refill(now);
-        self.tokens.floor() as u64
-    }
-}
-
 /// Time from `now` until the window named `window` ends.
 pub fn until_reset(window: &str, now: DateTime<Utc>) -> Duration {
     let next = if window.starts_with("h:") {
@@ -116,177 +66,11 @@ pub fn until_reset(window: &str, now: DateTime<Utc>) -> Duration {
 /// Rate limits and quotas.
 pub struct Admission {
     store: Arc<dyn StateStore>,
-    buckets: Mutex<HashMap<Arc<str>, Bucket>>,
+    buckets: Mutex<Buckets>,
     server: Option<Mutex<ServerRate>>,
     /// With several replicas, clients' rate limits are kept cluster-wide there instead of in
     /// `buckets` (the server's own rate stays per replica).
     cluster: Option<Arc<Cluster>>,
-}
-
-/// The server-wide rate limit, shared by weight. Calls are counted per client in one-minute
-/// windows; while the bucket is more than half full anyone may take a token, below that a
-/// client whose calls this minute reached its share — `per_minute × weight / (weights of the
-/// clients seen this minute + 1)`, the `+ 1` keeping room for a client not seen yet — is refused,
-/// heaviest first, and the rest stays for the others.
-pub struct ServerRate {
-    bucket: Bucket,
-    per_minute: u32,
-    window: Instant,
-    calls: HashMap<Arc<str>, (u32, u32)>,
-}
-
-impl ServerRate {
-    pub fn new(per_minute: u32, now: Instant) -> ServerRate {
-        ServerRate {
-            bucket: Bucket::new(per_minute, None, now),
-            per_minute,
-            window: now,
-            calls: HashMap::new(),
-        }
-    }
-
-    /// Take a token for one call of `client` (of `weight`), or say how long to wait.
-    pub fn take(&mut self, client: &Arc<str>, weight: u32, now: Instant) -> Result<(), Duration> {
-        if now.saturating_duration_since(self.window) >= Duration::from_secs(60) {
-            self.window = now;
-            self.calls.clear();
-        }
-        let available = self.bucket.available(now);
-        if available * 2 < u64::from(self.per_minute) {
-            let mine = self.calls.get(client).map_or(0, |c| c.0);
-            let others: u32 = self
-                .calls
-                .iter()
-                .filter(|(id, _)| *id != client)
-                .map(|(_, c)| c.1)
-                .sum();
-            let share = u64::from(self.per_minute) * u64::from(weight.max(1))
-                / (u64::from(others) + u64::from(weight.max(1)) + 1);
-            if u64::from(mine) >= share.max(1) {
-                let rest = Duration::from_secs(60)
-                    .saturating_sub(now.saturating_duration_since(self.window));
-                return Err(rest.max(Duration::from_millis(1)));
-            }
-        }
-        self.bucket.take(now)?;
-        let entry = self
-            .calls
-            .entry(client.clone())
-            .or_insert((0, weight.max(1)));
-        entry.0 += 1;
-        Ok(())
-    }
-}
-
-/// A reserved query, settled once its outcome is known — or, if dropped unsettled (the call
-/// was cancelled), settled as returning nothing, refunded if it never reached Snowflake. Either
-/// way the session-time its statements held is charged, and credits estimated from it.
-pub struct Ticket {
-    store: Arc<dyn StateStore>,
-    client: Arc<str>,
-    windows: Vec<String>,
-    granted: Grant,
-    reached: Tracker,
-    /// The warehouse's credits per hour (0 when unknown).
-    credits_per_hour: f64,
-    settled: bool,
-}
-
-impl Ticket {
-    /// What this query may use: rows, bytes, and session-time left.
-    pub fn granted(&self) -> Grant {
-        self.granted
-    }
-
-    /// What the call's statements cost so far.
-    fn spent(&self) -> Spent {
-        let ms = self.reached.held_ms();
-        Spent {
-            ms,
-            microcredits: estimated_microcredits(ms, self.credits_per_hour),
-        }
-    }
-
-    /// Settle with the call's outcome: `Ok(used)` charges what was returned (never more than
-    /// granted), a refusal that never reached Snowflake refunds the query.
-    pub async fn settle(mut self, outcome: Result<Amounts, &ToolError>) {
-        self.settled = true;
-        let (used, ran) = match outcome {
-            Ok(used) => (used, true),
-            Err(e) => (
-                Amounts::default(),
-                !matches!(e.kind, "not_allowed" | "invalid_argument" | "busy")
-                    && (e.kind != "cancelled" || self.reached.reached(Stage::Running)),
-            ),
-        };
-        let spent = self.spent();
-        settle(
-            &self.store,
-            &self.client,
-            &self.windows,
-            &self.granted,
-            used,
-            ran,
-            spent,
-        )
-        .await;
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        if self.settled {
-            return;
-        }
-        let spent = self.spent();
-        let (store, client, windows, granted) = (
-            self.store.clone(),
-            self.client.clone(),
-            std::mem::take(&mut self.windows),
-            self.granted,
-        );
-        let ran = self.reached.reached(Stage::Running);
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                settle(
-                    &store,
-                    &client,
-                    &windows,
-                    &granted,
-                    Amounts::default(),
-                    ran,
-                    spent,
-                )
-                .await
-            });
-        }
-    }
-}
-
-/// The credits `ms` of session-time on a warehouse of `credits_per_hour` cost, in millionths.
-fn estimated_microcredits(ms: u64, credits_per_hour: f64) -> u64 {
-    (ms as f64 * credits_per_hour * MICROCREDITS_PER_CREDIT / 3_600_000.0).round() as u64
-}
-
-async fn settle(
-    store: &Arc<dyn StateStore>,
-    client: &str,
-    windows: &[String],
-    granted: &Grant,
-    used: Amounts,
-    ran: bool,
-    spent: Spent,
-) {
-    let used = Amounts {
-        rows: used.rows.min(granted.amounts.rows),
-        bytes: used.bytes.min(granted.amounts.bytes),
-    };
-    if let Err(e) = store
-        .settle(client, windows, granted, used, ran, spent)
-        .await
-    {
-        tracing::error!(error = %e, client, "could not record quota usage");
-    }
 }
 
 impl Admission {
@@ -297,7 +81,7 @@ impl Admission {
     ) -> Admission {
         Admission {
             store,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets::new(Instant::now())),
             server: server_per_minute.map(|n| Mutex::new(ServerRate::new(n, Instant::now()))),
             cluster,
         }
@@ -341,10 +125,11 @@ impl Admission {
             return cluster.take_rate(&client.id, rate).await;
         }
         let now = Instant::now();
-        lock(&self.buckets)
-            .entry(client.id.clone())
-            .or_insert_with(|| Bucket::new(rate.per_minute, rate.burst, now))
-            .take(now)
+        lock(&self.buckets).take(
+            &client.id,
+            || Bucket::new(rate.per_minute, rate.burst, now),
+            now,
+        )
     }
 
     async fn give_back_client_token(&self, client: &ClientPolicy, rate: RatePolicy) {
@@ -356,26 +141,27 @@ impl Admission {
         }
     }
 
-    /// For a query (`want` given: rows and bytes, and the warehouse's credits per hour),
+    /// For a query (`want` given: rows and bytes, and its timeout and warehouse's rate),
     /// reserve its quota grant. The rate limit is checked before, with [`Admission::check_rate`].
     pub async fn admit(
         &self,
         client: &ClientPolicy,
-        want: Option<(Amounts, f64)>,
+        want: Option<(Amounts, Cost)>,
     ) -> Result<Option<Ticket>, ToolError> {
         match want {
-            Some((want, credits_per_hour)) => self.reserve(client, want, credits_per_hour).await,
+            Some((want, cost)) => self.reserve(client, want, cost).await,
             None => Ok(None),
         }
     }
 
-    /// Reserve one query against `client`'s quotas, with up to `want` rows and bytes (the
-    /// grant may be less; the query must stay within it).
+    /// Reserve one query against `client`'s quotas, with up to `want` rows and bytes and, under
+    /// a cost quota, session-time up to its timeout at its warehouse's rate (`cost`); the grant
+    /// may be less, and the query must stay within it.
     pub async fn reserve(
         &self,
         client: &ClientPolicy,
         want: Amounts,
-        credits_per_hour: f64,
+        cost: Cost,
     ) -> Result<Option<Ticket>, ToolError> {
         if client.quotas.is_unlimited() {
             return Ok(None);
@@ -385,7 +171,7 @@ impl Admission {
         // A locked or slow state store fails this call clearly instead of stalling everyone.
         let reserved = tokio::time::timeout(
             QUOTA_DEADLINE,
-            self.store.reserve(&client.id, &windows, want),
+            self.store.reserve(&client.id, &windows, want, cost),
         )
         .await
         .map_err(|_| {
@@ -406,7 +192,7 @@ impl Admission {
                 windows: windows.into_iter().map(|(w, _)| w).collect(),
                 granted,
                 reached: crate::progress::tracker(),
-                credits_per_hour,
+                credits_per_hour: cost.microcredits_per_hour as f64 / MICROCREDITS_PER_CREDIT,
                 settled: false,
             })),
             Err(exceeded) => {
@@ -423,10 +209,16 @@ impl Admission {
                 } else {
                     exceeded.limit.to_string()
                 };
+                // Session-time is reserved up front: part of it may come back.
+                let running = if matches!(exceeded.quota, "statement seconds" | "credits") {
+                    " (what statements still running reserved and do not use comes back when they end)"
+                } else {
+                    ""
+                };
                 let mut e = ToolError::new(
                     "quota_exceeded",
                     format!(
-                        "client '{}' has used its quota of {} {} per {period}; it resets at {} UTC (in {})",
+                        "client '{}' has used its quota of {} {} per {period}{running}; it resets at {} UTC (in {})",
                         client.id,
                         limit,
                         exceeded.quota,

@@ -25,7 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::admission::Bucket;
+use crate::admission::{Bucket, Buckets};
 use crate::error::ToolError;
 use crate::lock;
 use crate::policy::{RatePolicy, ANONYMOUS_PREFIX};
@@ -101,7 +101,7 @@ pub struct Cluster {
     /// Places taken locally while the store was unreachable.
     fallback: Mutex<HashMap<Scope, usize>>,
     /// Rate buckets used while the store is unreachable.
-    buckets: Mutex<HashMap<Arc<str>, Bucket>>,
+    buckets: Mutex<Buckets>,
     /// The last coordination call failed.
     degraded: AtomicBool,
 }
@@ -123,7 +123,7 @@ impl Cluster {
             next: AtomicU64::new(1),
             held: Mutex::default(),
             fallback: Mutex::default(),
-            buckets: Mutex::default(),
+            buckets: Mutex::new(Buckets::new(Instant::now())),
             degraded: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&cluster);
@@ -198,10 +198,7 @@ impl Cluster {
                 let now = Instant::now();
                 let per_minute = self.share(u64::from(rate.per_minute)) as u32;
                 let burst = self.share(u64::from(burst)) as u32;
-                lock(&self.buckets)
-                    .entry(client.clone())
-                    .or_insert_with(|| Bucket::new(per_minute, Some(burst), now))
-                    .take(now)
+                lock(&self.buckets).take(client, || Bucket::new(per_minute, Some(burst), now), now)
             }
         }
     }
@@ -263,6 +260,7 @@ impl Cluster {
             holder,
             shared: Vec::new(),
             local: Vec::new(),
+            uncertain: Vec::new(),
         };
         let deadline = Instant::now() + self.queue_timeout;
         let mut pause = Duration::from_millis(5);
@@ -277,9 +275,16 @@ impl Cluster {
                         // Renewed from now on, also while the next place is awaited.
                         lock(&self.held).insert(lease.id, lease.shared.clone());
                     }),
-                    None => self
-                        .take_local(&scope, cap)
-                        .then(|| lease.local.push(scope.clone())),
+                    None => {
+                        // No answer in time is not "not taken": the script may have run in the
+                        // store. The place is released with the lease, not left to block the
+                        // client's (warehouse's) slot until it expires.
+                        if !lease.uncertain.contains(&scope) {
+                            lease.uncertain.push(scope.clone());
+                        }
+                        self.take_local(&scope, cap)
+                            .then(|| lease.local.push(scope.clone()))
+                    }
                 };
                 if taken.is_some() {
                     break;
@@ -355,6 +360,8 @@ pub struct Lease {
     holder: String,
     shared: Vec<(Scope, usize)>,
     local: Vec<Scope>,
+    /// Places asked for whose answer did not come in time: perhaps taken in the store.
+    uncertain: Vec<Scope>,
 }
 
 impl Drop for Lease {
@@ -368,18 +375,20 @@ impl Drop for Lease {
                 }
             }
         }
-        if self.shared.is_empty() {
+        let mut scopes: Vec<Scope> = self.shared.drain(..).map(|(scope, _)| scope).collect();
+        for scope in self.uncertain.drain(..) {
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        if scopes.is_empty() {
             return;
         }
         lock(&cluster.held).remove(&self.id);
-        let (cluster, holder, scopes) = (
-            cluster.clone(),
-            std::mem::take(&mut self.holder),
-            std::mem::take(&mut self.shared),
-        );
+        let (cluster, holder) = (cluster.clone(), std::mem::take(&mut self.holder));
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                for (scope, _) in scopes {
+                for scope in scopes {
                     // A release that fails leaves the place to expire within LEASE_TTL.
                     let released = cluster.coordinator.release(&scope, &holder);
                     cluster.ask(released).await;
@@ -388,3 +397,6 @@ impl Drop for Lease {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -51,6 +51,21 @@ impl fmt::Display for Ident {
     }
 }
 
+/// The dotted name `text` starts with, up to the first whitespace outside quotes (a quoted part
+/// such as `"Sales Data"` may hold spaces), and the rest of the text.
+pub fn leading_name(text: &str) -> (&str, &str) {
+    let text = text.trim_start();
+    let mut quoted = false;
+    for (i, c) in text.char_indices() {
+        if c == '"' {
+            quoted = !quoted;
+        } else if c.is_whitespace() && !quoted {
+            return (&text[..i], &text[i..]);
+        }
+    }
+    (text, "")
+}
+
 /// Split `a.b."c.d"` into resolved parts.
 pub fn split_parts(text: &str, what: &str) -> Result<Vec<Ident>, ToolError> {
     let text = text.trim();
@@ -149,6 +164,18 @@ mod tests {
             Ident::parse("\"My \"\"odd\"\" db\"", "d").unwrap().quoted(),
             "\"My \"\"odd\"\" db\""
         );
+    }
+
+    #[test]
+    fn a_leading_name_keeps_the_spaces_inside_its_quotes() {
+        assert_eq!(
+            leading_name(r#" "Sales Data"."Q1 Summary" TYPE = COLUMNS"#),
+            (r#""Sales Data"."Q1 Summary""#, " TYPE = COLUMNS")
+        );
+        assert_eq!(leading_name("orders"), ("orders", ""));
+        assert_eq!(leading_name("db.s.t\n"), ("db.s.t", "\n"));
+        assert_eq!(leading_name("a\tb"), ("a", "\tb"));
+        assert_eq!(leading_name(r#""a b" c"#), (r#""a b""#, " c"));
     }
 
     #[test]

@@ -77,15 +77,58 @@ pub struct Spent {
 /// in thousandths it was 1, 80 % too much, and under 1.8 s on an X-Small one 0).
 pub const MICROCREDITS_PER_CREDIT: f64 = 1_000_000.0;
 
-/// A reservation's grant: the rows and bytes the query may return, and the session-time left
-/// in its tightest window (the query's timeout is capped to it).
+/// A reservation's grant: the rows and bytes the query may return, and the session-time (and
+/// credits) reserved for it — its statement timeout is capped to that reservation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Grant {
     pub amounts: Amounts,
-    pub ms_left: Option<u64>,
+    /// Session-time reserved, milliseconds (whole seconds, at least one); `None` when no cost
+    /// quota applies (nothing caps the statement's timeout).
+    pub ms: Option<u64>,
+    /// Credits reserved with it, millionths (at the warehouse's rate).
+    pub microcredits: u64,
     /// The store's name for this reservation, so a settlement is applied once (0: the store
     /// needs none).
     pub reservation: u64,
+}
+
+/// What a statement's session-time may cost: the longest it may run (its statement timeout) and
+/// what an hour of it costs on its warehouse. Cost quotas reserve from it before the statement
+/// starts, as rows and bytes are reserved ([`cost_grant`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cost {
+    /// The statement's timeout, milliseconds.
+    pub ms: u64,
+    /// Its warehouse's credits per hour, millionths (0: unknown; credits then cap nothing).
+    pub microcredits_per_hour: u64,
+}
+
+/// The smallest session-time reservation: Snowflake's statement timeout counts whole seconds.
+pub const MIN_GRANT_MS: u64 = 1000;
+
+/// The session-time granted to a statement that may run `want_ms` when `free_ms` are left
+/// (unreserved) in its tightest cost quota: at most half of what is left, in whole seconds, so
+/// that statements started together split it instead of each being granted all of it; at least
+/// one second (the shortest timeout Snowflake takes), so a quota is overrun by less than a
+/// second in total — once nothing is left, nothing more is granted. `reserve.lua` computes the
+/// same.
+pub fn cost_grant(want_ms: u64, free_ms: u64) -> u64 {
+    let share = free_ms / 2 / 1000 * 1000;
+    want_ms.min(share).max(MIN_GRANT_MS)
+}
+
+/// The session-time `microcredits` buy at `per_hour` (millionths of a credit per hour), rounded
+/// down.
+pub fn ms_for_microcredits(microcredits: u64, per_hour: u64) -> u64 {
+    (u128::from(microcredits) * 3_600_000 / u128::from(per_hour.max(1))).min(u128::from(u64::MAX))
+        as u64
+}
+
+/// The credits `ms` of session-time cost at `per_hour` (millionths per hour), rounded up.
+pub fn microcredits_for_ms(ms: u64, per_hour: u64) -> u64 {
+    (u128::from(ms) * u128::from(per_hour))
+        .div_ceil(3_600_000)
+        .min(u128::from(u64::MAX)) as u64
 }
 
 /// Rows and bytes: what a query asks to reserve, what it was granted, what it used.
@@ -156,15 +199,20 @@ pub trait StateStore: Send + Sync + 'static {
     /// Reserve one query, and up to `want` rows and bytes, in every window — only if each
     /// window stays within its limits, atomically (concurrent reservations never overrun a
     /// quota). Rows and bytes are granted up to what every window has left (the query is then
-    /// capped to the grant); a window with no rows (bytes) left refuses the query.
+    /// capped to the grant); a window with no rows (bytes) left refuses the query. When a
+    /// window limits session-time or credits (these at `cost`'s rate), session-time is
+    /// reserved too, [`cost_grant`] of what is left unreserved, with its credits, in every
+    /// window; a window with none left refuses the query.
     async fn reserve(
         &self,
         client: &str,
         windows: &[(String, WindowLimits)],
         want: Amounts,
+        cost: Cost,
     ) -> Result<Result<Grant, Exceeded>, StoreError>;
     /// Settle a reservation: give back what was `granted` but not `used`, and the query itself
-    /// when it never `ran`; charge what it `spent` (session-time, credits).
+    /// when it never `ran`; charge what it `spent` (session-time, credits) in place of the
+    /// session-time and credits reserved.
     async fn settle(
         &self,
         client: &str,

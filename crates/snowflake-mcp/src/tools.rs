@@ -23,7 +23,7 @@ use crate::ident::Ident;
 use crate::policy::ClientPolicy;
 use crate::render;
 use crate::scheduler::ClientShare;
-use crate::store::{Amounts, Grant};
+use crate::store::{Amounts, Cost, Grant, MICROCREDITS_PER_CREDIT};
 
 /// Everything a tool call needs besides its arguments and its caller.
 pub struct Tools {
@@ -80,7 +80,13 @@ impl Tools {
                         .unwrap_or(0.0),
                     _ => 0.0,
                 };
-                Some((amounts, credits_per_hour))
+                // Cost quotas reserve session-time up to the statement's timeout.
+                let cost = Cost {
+                    ms: self.limits.statement_timeout().as_millis() as u64,
+                    microcredits_per_hour: (credits_per_hour * MICROCREDITS_PER_CREDIT).round()
+                        as u64,
+                };
+                Some((amounts, cost))
             }
             _ => None,
         };
@@ -324,8 +330,9 @@ impl Tools {
         if let Some(grant) = grant {
             max_rows = max_rows.min(grant.amounts.rows as usize);
             max_bytes = max_bytes.min(grant.amounts.bytes as usize);
-            // Never run past the session-time the client has left.
-            if let Some(ms) = grant.ms_left {
+            // Never run past the session-time reserved for this statement (under a cost quota):
+            // statements running at once split what the client has left.
+            if let Some(ms) = grant.ms {
                 timeout = timeout.min(std::time::Duration::from_millis(ms.max(1000)));
             }
         }

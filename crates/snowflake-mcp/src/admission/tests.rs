@@ -101,3 +101,131 @@ fn windows_and_their_edges() {
     );
     assert!(QuotaPolicy::default().windows(midnight).is_empty());
 }
+
+fn client(id: &str, rate: Option<RatePolicy>, quotas: QuotaPolicy) -> ClientPolicy {
+    ClientPolicy {
+        id: id.into(),
+        weight: 1,
+        max_concurrent: 4,
+        default_context: Default::default(),
+        anonymous: false,
+        rate,
+        quotas,
+        access: Default::default(),
+        group: None,
+    }
+}
+
+fn store(name: &str) -> Arc<dyn StateStore> {
+    let dir = std::env::temp_dir().join(format!(
+        "snowflake-mcp-admission-test-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    Arc::new(crate::store::SqliteStore::open(&dir.join("state.db")).unwrap())
+}
+
+/// Issue 19: the per-client buckets grew with every client ever seen (anonymous ids are never
+/// reused).
+#[tokio::test(start_paused = true)]
+async fn idle_rate_buckets_are_pruned() {
+    let admission = Admission::new(store("buckets"), None, None);
+    let rate = Some(RatePolicy {
+        per_minute: 60,
+        burst: None,
+    });
+    for i in 0..1000 {
+        let c = client(&format!("anon-{i}"), rate, QuotaPolicy::default());
+        admission.check_rate(&c).await.unwrap();
+    }
+    assert_eq!(lock(&admission.buckets).len(), 1000);
+    // A client still short of tokens keeps its bucket: forgetting it would refill it.
+    let slow = Some(RatePolicy {
+        per_minute: 1,
+        burst: Some(5),
+    });
+    let busy = client("busy", slow, QuotaPolicy::default());
+    for _ in 0..5 {
+        admission.check_rate(&busy).await.unwrap();
+    }
+    assert!(admission.check_rate(&busy).await.is_err());
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let newcomer = client("newcomer", rate, QuotaPolicy::default());
+    admission.check_rate(&newcomer).await.unwrap();
+    assert_eq!(
+        lock(&admission.buckets).len(),
+        2,
+        "only the newcomer's and the busy client's buckets are left"
+    );
+    admission.check_rate(&busy).await.unwrap();
+    assert!(
+        admission.check_rate(&busy).await.is_err(),
+        "the busy client's bucket was kept, not refilled"
+    );
+}
+
+/// Issue 19: four 3-second statements started at once against `statement_seconds_per_day = 4`
+/// held Snowflake for 12 s.
+#[tokio::test]
+async fn four_statements_at_once_against_four_seconds_charge_at_most_five() {
+    let admission = Admission::new(store("seconds"), None, None);
+    let c = client(
+        "c",
+        None,
+        QuotaPolicy {
+            per_day: WindowLimits {
+                seconds: Some(4),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    let cost = Cost {
+        ms: 120_000,
+        microcredits_per_hour: 0,
+    };
+    let want = Amounts {
+        rows: 10,
+        bytes: 1000,
+    };
+    let admission = Arc::new(admission);
+    // All four are admitted (or refused) before any of them ends.
+    let together = Arc::new(tokio::sync::Barrier::new(4));
+    let statements: Vec<_> = (0..4)
+        .map(|_| {
+            let (admission, c, together) = (admission.clone(), c.clone(), together.clone());
+            tokio::spawn(crate::progress::scope(None, async move {
+                let ticket = admission.reserve(&c, want, cost).await;
+                together.wait().await;
+                let ticket = match ticket {
+                    Ok(t) => t.unwrap(),
+                    Err(e) => {
+                        assert_eq!(e.kind, "quota_exceeded", "{}", e.message);
+                        return None;
+                    }
+                };
+                let timeout = ticket.granted().ms.unwrap();
+                // It runs 3 s or is stopped at its timeout, capped to its reservation.
+                crate::progress::report(crate::progress::Stage::Running);
+                crate::progress::held(Duration::from_millis(timeout.min(3_000)));
+                ticket.settle(Ok(Amounts::default())).await;
+                Some(timeout)
+            }))
+        })
+        .collect();
+    let mut timeouts = Vec::new();
+    for s in statements {
+        timeouts.extend(s.await.unwrap());
+    }
+    assert!(
+        !timeouts.is_empty() && timeouts.iter().sum::<u64>() <= 5_000,
+        "reservations {timeouts:?}"
+    );
+    let window = &c.quotas.windows(Utc::now())[0].0;
+    let used = admission.store().usage("c", window).await.unwrap();
+    assert!(
+        (3_000..=5_000).contains(&used.ms),
+        "charged {} ms against 4 s",
+        used.ms
+    );
+}

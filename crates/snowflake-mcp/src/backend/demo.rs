@@ -364,10 +364,11 @@ impl DemoBackend {
                 Some(table(&["name", "kind", "rows"], rows))
             }
             ["DESCRIBE" | "DESC", ..] => {
-                let mut tokens = sql.trim().trim_end_matches(';').split_whitespace().skip(1);
-                let mut name = tokens.next().unwrap_or_default();
+                // The name may be quoted with spaces in it: `DESCRIBE VIEW "Sales Data"."Q1"`.
+                let (_, rest) = crate::ident::leading_name(sql.trim().trim_end_matches(';'));
+                let (mut name, rest) = crate::ident::leading_name(rest);
                 if name.eq_ignore_ascii_case("TABLE") || name.eq_ignore_ascii_case("VIEW") {
-                    name = tokens.next().unwrap_or_default();
+                    name = crate::ident::leading_name(rest).0;
                 }
                 let home = Context {
                     database: Some(DATABASE.into()),

@@ -330,6 +330,7 @@ pub(super) fn show(tokens: &[&Token]) -> Result<Command, Refusal> {
         if c.keyword("LIKE") {
             c.string()?;
         }
+        starts_with_and_limit(&mut c)?;
         (*kind, Scope::Account)
     } else if let Some(kind) = SHOW_CONTAINED.iter().find(|k| c.phrase(k)) {
         (*kind, contained(&mut c)?)
@@ -354,6 +355,13 @@ fn contained(c: &mut Cursor) -> Result<Scope, Refusal> {
     } else {
         Scope::Unscoped
     };
+    starts_with_and_limit(c)?;
+    Ok(scope)
+}
+
+/// `[STARTS WITH '...'] [LIMIT n [FROM '...']]`, which ends most SHOW forms (`SHOW DATABASES
+/// STARTS WITH 'X' LIMIT 10` as much as `SHOW TABLES`).
+fn starts_with_and_limit(c: &mut Cursor) -> Result<(), Refusal> {
     if c.phrase("STARTS WITH") {
         c.string()?;
     }
@@ -363,7 +371,7 @@ fn contained(c: &mut Cursor) -> Result<Scope, Refusal> {
             c.string()?;
         }
     }
-    Ok(scope)
+    Ok(())
 }
 
 /// `IN ACCOUNT | DATABASE [db] | SCHEMA [db.s] | TABLE t | VIEW v | <name>`, after `IN`.

@@ -206,11 +206,13 @@ fn is_literal(token: &Token) -> bool {
 /// Words: sequence `NEXTVAL`, `SYSTEM$` functions other than the read-only ones, and session
 /// variables (`$name`; `$1` column positions are fine).
 fn check_words(significant: &[&Token]) -> Result<(), Refusal> {
-    for token in significant {
+    for (i, token) in significant.iter().enumerate() {
         match token {
             Token::Word(w) => {
                 let upper = w.value.to_ascii_uppercase();
-                if upper == "NEXTVAL" || upper == "GETNEXTVAL" {
+                if (upper == "NEXTVAL" || upper == "GETNEXTVAL")
+                    && !column_named_like(significant, i)
+                {
                     return Err(refused(&format!(
                         "{upper} (it advances a sequence, which changes state); read tables and views instead"
                     )));
@@ -238,6 +240,18 @@ fn check_words(significant: &[&Token]) -> Result<(), Refusal> {
         }
     }
     Ok(())
+}
+
+/// True when the word at `i` is a quoted name standing alone — `"NEXTVAL"`, neither a part of a
+/// dotted name (`seq."NEXTVAL"` may advance a sequence) nor called (`"GETNEXTVAL"(seq)`): a
+/// column or alias that only shares a function's name.
+fn column_named_like(significant: &[&Token], i: usize) -> bool {
+    let quoted = matches!(significant[i], Token::Word(w) if w.quote_style == Some('"'));
+    let before = i.checked_sub(1).and_then(|j| significant.get(j));
+    let after = significant.get(i + 1);
+    quoted
+        && !matches!(before, Some(Token::Period))
+        && !matches!(after, Some(Token::Period | Token::LParen))
 }
 
 /// The dotted names written right before `(`: function calls, and a few keywords (`IN (`,

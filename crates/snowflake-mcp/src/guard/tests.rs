@@ -176,3 +176,44 @@ fn line_breaks_a_reader_could_end_a_comment_with_are_refused() {
     }
     assert_eq!(check_read_only("SELECT 1 -- windows line end\r\n"), Ok(()));
 }
+
+/// Issue 19: three legitimate reads of a corpus kept apart from these tests were refused.
+#[test]
+fn quoted_names_and_show_clauses_that_were_refused_are_allowed() {
+    for sql in [
+        r#"SELECT "NEXTVAL", "LAST_QUERY_ID" FROM t"#,
+        r#"SELECT a AS "NEXTVAL" FROM t WHERE "NEXTVAL" > 0"#,
+        "SHOW DATABASES STARTS WITH 'X' LIMIT 10",
+        "SHOW TERSE DATABASES LIKE 'S%' STARTS WITH 'S' LIMIT 5 FROM 'SA'",
+        r#"describe view "Sales Data"."Q1 Summary""#,
+        r#"DESCRIBE VIEW "Sales Data"."Q1 Reports"."Q1 Summary""#,
+    ] {
+        assert_eq!(check_read_only(sql), Ok(()), "{sql}");
+    }
+    // For a client limited to some databases, the quoted names resolve whole.
+    let reached = |sql: &str| super::referenced_databases(sql, Some("CUR"));
+    assert_eq!(
+        reached(r#"describe view "Sales Data"."Q1 Summary""#),
+        Ok(vec!["CUR".to_string()])
+    );
+    assert_eq!(
+        reached(r#"DESCRIBE VIEW "Sales Data"."Q1 Reports"."Q1 Summary""#),
+        Ok(vec!["Sales Data".to_string()])
+    );
+    assert_eq!(
+        reached(r#"SELECT "NEXTVAL", "LAST_QUERY_ID" FROM t"#),
+        Ok(vec!["CUR".to_string()])
+    );
+    // Their near relatives that do advance a sequence or read other clients' results still
+    // don't pass.
+    for sql in [
+        r#"SELECT seq."NEXTVAL""#,
+        r#"SELECT "My Seq" . "NEXTVAL" FROM t"#,
+        r#"SELECT * FROM TABLE("GETNEXTVAL"(seq))"#,
+        r#"SELECT "LAST_QUERY_ID"()"#,
+        "SHOW DATABASES LIMIT 10 EXECUTE IMMEDIATE 'DROP DATABASE x'",
+        "SHOW DATABASES STARTS WITH 'X' LIMIT 10; DROP DATABASE x",
+    ] {
+        assert!(check_read_only(sql).is_err(), "{sql} was allowed");
+    }
+}

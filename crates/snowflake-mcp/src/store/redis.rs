@@ -30,8 +30,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
 use super::{
-    context_from_json, context_json, Amounts, AuditRecord, Exceeded, Grant, Spent, StateStore,
-    StoreError, StoredSession, Usage, WindowLimits,
+    context_from_json, context_json, Amounts, AuditRecord, Cost, Exceeded, Grant, Spent,
+    StateStore, StoreError, StoredSession, Usage, WindowLimits,
 };
 use crate::cluster::{Coordinator, RateOp, Scope};
 
@@ -150,6 +150,10 @@ fn window_ttl(window: &str) -> u64 {
 
 fn limit(l: Option<u64>) -> i64 {
     l.map_or(-1, |v| v.min(i64::MAX as u64) as i64)
+}
+
+fn signed(v: u64) -> i64 {
+    v.min(i64::MAX as u64 / 2) as i64
 }
 
 /// A session field for `session.lua`: '' keeps the stored value, '=value' sets it.
@@ -272,6 +276,7 @@ impl StateStore for RedisStore {
         client: &str,
         windows: &[(String, WindowLimits)],
         want: Amounts,
+        cost: Cost,
     ) -> Result<Result<Grant, Exceeded>, StoreError> {
         let reservation = uuid::Uuid::new_v4().as_u64_pair().0 | 1;
         let mut call = self.reserve.prepare_invoke();
@@ -282,7 +287,9 @@ impl StateStore for RedisStore {
         call.arg(windows.len())
             .arg(want.rows.min(i64::MAX as u64))
             .arg(want.bytes.min(i64::MAX as u64))
-            .arg(2 * 86_400);
+            .arg(2 * 86_400)
+            .arg(cost.ms.min(i64::MAX as u64))
+            .arg(cost.microcredits_per_hour.min(i64::MAX as u64));
         for (window, l) in windows {
             call.arg(limit(l.queries))
                 .arg(limit(l.rows))
@@ -298,13 +305,14 @@ impl StateStore for RedisStore {
             other => Err(StoreError(format!("reserve.lua answered {other:?}"))),
         };
         if int(0)? == 1 {
-            let ms_left = int(3)?;
+            let ms = int(3)?;
             return Ok(Ok(Grant {
                 amounts: Amounts {
                     rows: int(1)?.max(0) as u64,
                     bytes: int(2)?.max(0) as u64,
                 },
-                ms_left: (ms_left >= 0).then_some(ms_left as u64),
+                ms: (ms >= 0).then_some(ms as u64),
+                microcredits: int(4)?.max(0) as u64,
                 reservation,
             }));
         }
@@ -345,8 +353,9 @@ impl StateStore for RedisStore {
             .arg(i64::from(!ran))
             .arg(granted.amounts.rows.saturating_sub(used.rows))
             .arg(granted.amounts.bytes.saturating_sub(used.bytes))
-            .arg(spent.ms)
-            .arg(spent.microcredits);
+            // What was spent replaces what was reserved.
+            .arg(signed(spent.ms) - signed(granted.ms.unwrap_or(0)))
+            .arg(signed(spent.microcredits) - signed(granted.microcredits));
         let mut conn = self.conn.clone();
         let _: i64 = call.invoke_async(&mut conn).await?;
         Ok(())

@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    context_from_json, context_json, Amounts, AuditRecord, Exceeded, Grant, Spent, StateStore,
-    StoreError, StoredSession, Usage, WindowLimits,
+    context_from_json, context_json, cost_grant, microcredits_for_ms, ms_for_microcredits, Amounts,
+    AuditRecord, Cost, Exceeded, Grant, Spent, StateStore, StoreError, StoredSession, Usage,
+    WindowLimits,
 };
 use crate::lock;
 
@@ -200,12 +201,14 @@ impl StateStore for SqliteStore {
         client: &str,
         windows: &[(String, WindowLimits)],
         want: Amounts,
+        cost: Cost,
     ) -> Result<Result<Grant, Exceeded>, StoreError> {
         let (client, windows) = (client.to_string(), windows.to_vec());
         self.with(move |c| {
             let tx = c.transaction()?;
             let mut grant = want;
-            let mut ms_left: Option<u64> = None;
+            // Session-time left unreserved in the tightest cost quota (credits converted).
+            let mut free_ms: Option<u64> = None;
             for (window, limits) in &windows {
                 let used = read_usage(&tx, &client, window)?;
                 let exceeded = |quota, limit: Option<u64>| {
@@ -219,14 +222,21 @@ impl StateStore for SqliteStore {
                     return exceeded("queries", limits.queries);
                 }
                 if let Some(l) = limits.seconds {
-                    let left = (l * 1000).saturating_sub(used.ms);
+                    let left = l.saturating_mul(1000).saturating_sub(used.ms);
                     if left == 0 {
                         return exceeded("statement seconds", limits.seconds);
                     }
-                    ms_left = Some(ms_left.map_or(left, |m| m.min(left)));
+                    free_ms = Some(free_ms.map_or(left, |m| m.min(left)));
                 }
-                if limits.microcredits.is_some_and(|l| used.microcredits >= l) {
-                    return exceeded("credits", limits.microcredits);
+                if let Some(l) = limits.microcredits {
+                    if used.microcredits >= l {
+                        return exceeded("credits", limits.microcredits);
+                    }
+                    if cost.microcredits_per_hour > 0 {
+                        let left =
+                            ms_for_microcredits(l - used.microcredits, cost.microcredits_per_hour);
+                        free_ms = Some(free_ms.map_or(left, |m| m.min(left)));
+                    }
                 }
                 for (quota, limit, used, granted) in [
                     ("rows", limits.rows, used.rows, &mut grant.rows),
@@ -241,18 +251,31 @@ impl StateStore for SqliteStore {
                     }
                 }
             }
+            let ms = free_ms.map(|free| cost_grant(cost.ms, free));
+            let microcredits =
+                ms.map_or(0, |ms| microcredits_for_ms(ms, cost.microcredits_per_hour));
             for (window, _) in &windows {
                 tx.execute(
-                    "INSERT INTO usage (client_id, window, queries, rows, bytes) VALUES (?1, ?2, 1, ?3, ?4)
+                    "INSERT INTO usage (client_id, window, queries, rows, bytes, ms, microcredits)
+                     VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6)
                      ON CONFLICT(client_id, window) DO UPDATE SET queries = queries + 1,
-                       rows = rows + excluded.rows, bytes = bytes + excluded.bytes",
-                    params![client, window, grant.rows as i64, grant.bytes as i64],
+                       rows = rows + excluded.rows, bytes = bytes + excluded.bytes,
+                       ms = ms + excluded.ms, microcredits = microcredits + excluded.microcredits",
+                    params![
+                        client,
+                        window,
+                        grant.rows as i64,
+                        grant.bytes as i64,
+                        ms.unwrap_or(0) as i64,
+                        microcredits as i64
+                    ],
                 )?;
             }
             tx.commit()?;
             Ok(Ok(Grant {
                 amounts: grant,
-                ms_left,
+                ms,
+                microcredits,
                 reservation: 0,
             }))
         })
@@ -268,9 +291,13 @@ impl StateStore for SqliteStore {
         ran: bool,
         spent: Spent,
     ) -> Result<(), StoreError> {
+        // What was spent replaces what was reserved (more or less).
+        let (ms, microcredits) = (
+            spent.ms as i64 - granted.ms.unwrap_or(0) as i64,
+            spent.microcredits as i64 - granted.microcredits as i64,
+        );
         let granted = granted.amounts;
         let (client, windows) = (client.to_string(), windows.to_vec());
-        let (ms, microcredits) = (spent.ms as i64, spent.microcredits as i64);
         let unused_rows = granted.rows.saturating_sub(used.rows) as i64;
         let unused_bytes = granted.bytes.saturating_sub(used.bytes) as i64;
         let query = i64::from(!ran);
@@ -279,7 +306,8 @@ impl StateStore for SqliteStore {
             for w in &windows {
                 tx.execute(
                     "UPDATE usage SET queries = MAX(queries - ?3, 0), rows = MAX(rows - ?4, 0),
-                       bytes = MAX(bytes - ?5, 0), ms = ms + ?6, microcredits = microcredits + ?7
+                       bytes = MAX(bytes - ?5, 0), ms = MAX(ms + ?6, 0),
+                       microcredits = MAX(microcredits + ?7, 0)
                      WHERE client_id = ?1 AND window = ?2",
                     params![
                         client,

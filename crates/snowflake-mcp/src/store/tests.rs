@@ -56,7 +56,9 @@ for_both_stores!(
     concurrent_row_grants_never_add_up_past_the_quota,
     session_owners_are_written_once,
     history_is_per_client_newest_first,
-    statement_seconds_are_charged_at_settlement_and_cap_what_is_left,
+    statement_seconds_are_reserved_and_cap_the_statement,
+    concurrent_statements_split_the_seconds_left,
+    credits_cap_the_session_time_reserved,
 );
 
 fn temp_path(name: &str) -> PathBuf {
@@ -86,7 +88,7 @@ async fn a_hundred_concurrent_reservations_against_ten_admit_exactly_ten(
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .reserve("c", &day(10), Amounts::default())
+                .reserve("c", &day(10), Amounts::default(), Cost::default())
                 .await
                 .unwrap()
                 .is_ok()
@@ -99,7 +101,7 @@ async fn a_hundred_concurrent_reservations_against_ten_admit_exactly_ten(
     assert_eq!(admitted, 10);
     assert_eq!(store.usage("c", "d:2026-11-24").await.unwrap().queries, 10);
     let refused = store
-        .reserve("c", &day(10), Amounts::default())
+        .reserve("c", &day(10), Amounts::default(), Cost::default())
         .await
         .unwrap()
         .unwrap_err();
@@ -123,7 +125,11 @@ async fn grants_settlements_and_row_quotas(store: Arc<dyn StateStore>) {
         rows: 500,
         bytes: 4096,
     };
-    let granted = store.reserve("c", &limits, want).await.unwrap().unwrap();
+    let granted = store
+        .reserve("c", &limits, want, Cost::default())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         granted.amounts,
         Amounts {
@@ -148,7 +154,11 @@ async fn grants_settlements_and_row_quotas(store: Arc<dyn StateStore>) {
         Usage::default(),
         "a query that never ran costs nothing"
     );
-    let granted = store.reserve("c", &limits, want).await.unwrap().unwrap();
+    let granted = store
+        .reserve("c", &limits, want, Cost::default())
+        .await
+        .unwrap()
+        .unwrap();
     let used = Amounts {
         rows: 60,
         bytes: 2048,
@@ -166,7 +176,11 @@ async fn grants_settlements_and_row_quotas(store: Arc<dyn StateStore>) {
             ..Default::default()
         }
     );
-    let granted = store.reserve("c", &limits, want).await.unwrap().unwrap();
+    let granted = store
+        .reserve("c", &limits, want, Cost::default())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(granted.amounts.rows, 40, "only the rest of the day's rows");
     let all = granted.amounts;
     store
@@ -174,7 +188,7 @@ async fn grants_settlements_and_row_quotas(store: Arc<dyn StateStore>) {
         .await
         .unwrap();
     let e = store
-        .reserve("c", &limits, want)
+        .reserve("c", &limits, want, Cost::default())
         .await
         .unwrap()
         .unwrap_err();
@@ -206,7 +220,11 @@ async fn concurrent_row_grants_never_add_up_past_the_quota(store: Arc<dyn StateS
                 rows: 100,
                 bytes: 1 << 20,
             };
-            match store.reserve("c", &limits, want).await.unwrap() {
+            match store
+                .reserve("c", &limits, want, Cost::default())
+                .await
+                .unwrap()
+            {
                 // Each query returns all it was granted.
                 Ok(g) => {
                     store
@@ -272,7 +290,7 @@ async fn sqlite_sessions_and_usage_survive_reopening() {
             .await
             .unwrap();
         store
-            .reserve("c", &day(5), Amounts::default())
+            .reserve("c", &day(5), Amounts::default(), Cost::default())
             .await
             .unwrap()
             .unwrap();
@@ -336,9 +354,13 @@ async fn sqlite_history_is_pruned_by_age() {
     assert_eq!(store.history("a", 10).await.unwrap().len(), 1);
 }
 
-async fn statement_seconds_are_charged_at_settlement_and_cap_what_is_left(
-    store: Arc<dyn StateStore>,
-) {
+/// A statement that may run two minutes, on a warehouse of unknown size.
+const TWO_MINUTES: Cost = Cost {
+    ms: 120_000,
+    microcredits_per_hour: 0,
+};
+
+async fn statement_seconds_are_reserved_and_cap_the_statement(store: Arc<dyn StateStore>) {
     let limits = vec![(
         "d:x".to_string(),
         WindowLimits {
@@ -348,52 +370,160 @@ async fn statement_seconds_are_charged_at_settlement_and_cap_what_is_left(
         },
     )];
     let w = vec!["d:x".to_string()];
+    let short = Cost {
+        ms: 2_000,
+        ..TWO_MINUTES
+    };
     let g = store
-        .reserve("c", &limits, Amounts::default())
+        .reserve("c", &limits, Amounts::default(), short)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(g.ms_left, Some(10_000));
+    assert_eq!(g.ms, Some(2_000), "never more than the statement's timeout");
+    let u = store.usage("c", "d:x").await.unwrap();
+    assert_eq!(u.ms, 2_000, "reserved before the statement starts");
     let spent = Spent {
-        ms: 7_500,
+        ms: 500,
         microcredits: 2_000,
     };
     store
         .settle("c", &w, &g, g.amounts, true, spent)
         .await
         .unwrap();
-    let g = store
-        .reserve("c", &limits, Amounts::default())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        g.ms_left,
-        Some(2_500),
-        "a statement may only run for what is left"
-    );
-    store
-        .settle(
-            "c",
-            &w,
-            &g,
-            g.amounts,
-            true,
-            Spent {
-                ms: 2_500,
-                microcredits: 1_000,
-            },
-        )
-        .await
-        .unwrap();
-    let e = store
-        .reserve("c", &limits, Amounts::default())
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(e.quota, "statement seconds");
     let u = store.usage("c", "d:x").await.unwrap();
-    assert_eq!((u.ms, u.microcredits), (10_000, 3_000));
+    assert_eq!((u.ms, u.microcredits), (500, 2_000), "the rest went back");
+    // Statements that each run to their timeout: each is granted half of what is left, in
+    // whole seconds (at least one), until nothing is.
+    let mut grants = Vec::new();
+    loop {
+        match store
+            .reserve("c", &limits, Amounts::default(), TWO_MINUTES)
+            .await
+            .unwrap()
+        {
+            Ok(g) => {
+                let ms = g.ms.unwrap();
+                grants.push(ms);
+                let spent = Spent {
+                    ms,
+                    microcredits: 0,
+                };
+                store
+                    .settle("c", &w, &g, g.amounts, true, spent)
+                    .await
+                    .unwrap();
+            }
+            Err(e) => {
+                assert_eq!(e.quota, "statement seconds");
+                assert_eq!(e.limit, 10);
+                break;
+            }
+        }
+        assert!(grants.len() < 20, "{grants:?}");
+    }
+    assert_eq!(grants, [4_000, 2_000, 1_000, 1_000, 1_000, 1_000]);
+    let u = store.usage("c", "d:x").await.unwrap();
+    assert_eq!(
+        (u.ms, u.microcredits),
+        (10_500, 2_000),
+        "overrun by less than a second"
+    );
+}
+
+/// Issue 19: four 3-second statements started at once against 4 seconds held Snowflake for
+/// 12 s, each allowed all that was left.
+async fn concurrent_statements_split_the_seconds_left(store: Arc<dyn StateStore>) {
+    let limits = vec![
+        (
+            "d:x".to_string(),
+            WindowLimits {
+                seconds: Some(4),
+                ..Default::default()
+            },
+        ),
+        (
+            "h:x".to_string(),
+            WindowLimits {
+                queries: Some(100),
+                ..Default::default()
+            },
+        ),
+    ];
+    let w: Vec<String> = limits.iter().map(|(w, _)| w.clone()).collect();
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, limits, w) = (store.clone(), limits.clone(), w.clone());
+            tokio::spawn(async move {
+                let g = store
+                    .reserve("c", &limits, Amounts::default(), TWO_MINUTES)
+                    .await
+                    .unwrap()
+                    .ok()?;
+                // The statement takes 3 s, or is stopped at its timeout, capped to its grant.
+                let ms = g.ms.unwrap().min(3_000);
+                let spent = Spent {
+                    ms,
+                    microcredits: 0,
+                };
+                store
+                    .settle("c", &w, &g, g.amounts, true, spent)
+                    .await
+                    .unwrap();
+                Some(g.ms.unwrap())
+            })
+        })
+        .collect();
+    let mut grants = Vec::new();
+    for run in runs {
+        grants.extend(run.await.unwrap());
+    }
+    grants.sort_unstable();
+    assert_eq!(grants, [1_000, 1_000, 2_000], "split, never 4 s each");
+    for window in &w {
+        let u = store.usage("c", window).await.unwrap();
+        assert!(u.ms <= 5_000, "{window}: charged {} ms of 4 s", u.ms);
+    }
+}
+
+async fn credits_cap_the_session_time_reserved(store: Arc<dyn StateStore>) {
+    // 0.004 credits on a Medium warehouse (4 credits/h) buy 3.6 s.
+    let limits = vec![(
+        "d:x".to_string(),
+        WindowLimits {
+            microcredits: Some(4_000),
+            ..Default::default()
+        },
+    )];
+    let w = vec!["d:x".to_string()];
+    let medium = Cost {
+        ms: 120_000,
+        microcredits_per_hour: 4_000_000,
+    };
+    let g = store
+        .reserve("c", &limits, Amounts::default(), medium)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((g.ms, g.microcredits), (Some(1_000), 1_112));
+    let u = store.usage("c", "d:x").await.unwrap();
+    assert_eq!((u.ms, u.microcredits), (1_000, 1_112));
+    let spent = Spent {
+        ms: 500,
+        microcredits: 556,
+    };
+    store
+        .settle("c", &w, &g, g.amounts, true, spent)
+        .await
+        .unwrap();
+    let u = store.usage("c", "d:x").await.unwrap();
+    assert_eq!((u.ms, u.microcredits), (500, 556));
+    // A warehouse of unknown size: credits cannot cap the statement.
+    let g = store
+        .reserve("c", &limits, Amounts::default(), TWO_MINUTES)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((g.ms, g.microcredits), (None, 0));
 }
 
 #[tokio::test]
@@ -483,7 +613,7 @@ async fn redis_settlement_is_applied_once_and_keys_expire() {
     )];
     let w = vec![limits[0].0.clone()];
     let g = store
-        .reserve("c", &limits, Amounts::default())
+        .reserve("c", &limits, Amounts::default(), Cost::default())
         .await
         .unwrap()
         .unwrap();
