@@ -113,6 +113,7 @@ fn client(id: &str, rate: Option<RatePolicy>, quotas: QuotaPolicy) -> ClientPoli
         quotas,
         access: Default::default(),
         group: None,
+        person: None,
     }
 }
 

@@ -625,7 +625,7 @@ async fn redis_settlement_is_applied_once_and_keys_expire() {
     assert!((1..=2 * 86_400).contains(&ttl), "reservation TTL {ttl}");
     // Reservation ids are random, not a counter: a second one differs.
     let g2 = store
-        .reserve("c", &limits, Amounts::default())
+        .reserve("c", &limits, Amounts::default(), Cost::default())
         .await
         .unwrap()
         .unwrap();
