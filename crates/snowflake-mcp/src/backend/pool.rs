@@ -216,8 +216,7 @@ impl<C: Connector> Pool<C> {
             tokio::pin!(returned);
             returned.as_mut().enable();
             self.inner.check_open()?;
-            let (picked, others) = self.pick_idle(ctx);
-            if let Some(idle) = picked {
+            if let Some(idle) = self.pick_idle(ctx) {
                 break (idle.session, idle.slot, idle.born);
             }
             // A new login needs a slot: a free one; else an idle session that does not fit is
@@ -225,7 +224,7 @@ impl<C: Connector> Pool<C> {
             // wait for a slot, or for a session to come back.
             let slot = match self.inner.slots.clone().try_acquire_owned() {
                 Ok(slot) => slot,
-                Err(_) => match others {
+                Err(_) => match self.inner.least_recently_used() {
                     Some(victim) => self.inner.evict(victim).await?,
                     None => tokio::select! {
                         slot = self.inner.slots.clone().acquire_owned() => {
@@ -261,10 +260,9 @@ impl<C: Connector> Pool<C> {
         Ok(lease)
     }
 
-    /// Best idle session for `ctx` (same context, else one that can switch to it), and, when
-    /// none fits, one that does not, to make room. Sessions past `max_lifetime` are retired on
-    /// the way.
-    fn pick_idle(&self, ctx: &Context) -> (Option<Idle<C::Session>>, Option<Idle<C::Session>>) {
+    /// Best idle session for `ctx`: same context, else one that can switch to it. Sessions past
+    /// `max_lifetime` are retired on the way.
+    fn pick_idle(&self, ctx: &Context) -> Option<Idle<C::Session>> {
         let mut idle = lock(&self.inner.idle);
         let max_lifetime = self.inner.limits.max_lifetime;
         let mut expired = Vec::new();
@@ -291,19 +289,12 @@ impl<C: Connector> Pool<C> {
                 idle.iter()
                     .position(|s| can_switch(s.session.context(), ctx))
             });
-        let (chosen, other) = match pick {
-            Some(i) => (Some(idle.swap_remove(i)), None),
-            // The least recently used makes room.
-            None => {
-                let oldest = (0..idle.len()).min_by_key(|&i| idle[i].used);
-                (None, oldest.map(|i| idle.swap_remove(i)))
-            }
-        };
+        let chosen = pick.map(|i| idle.swap_remove(i));
         drop(idle);
         for old in expired {
             self.inner.retire(old.session, old.slot);
         }
-        (chosen, other)
+        chosen
     }
 
     /// Log out every idle session and wait for it.
@@ -434,6 +425,13 @@ impl<C: Connector> Inner<C> {
         }
     }
 
+    /// The idle session used least recently, taken out of the list (to make room).
+    fn least_recently_used(&self) -> Option<Idle<C::Session>> {
+        let mut idle = lock(&self.idle);
+        let oldest = (0..idle.len()).min_by_key(|&i| idle[i].used)?;
+        Some(idle.swap_remove(oldest))
+    }
+
     /// Put a healthy session back in the idle list — or log it out when shutting down.
     fn shelve(&self, idle: Idle<C::Session>) {
         if self.closing.load(Ordering::SeqCst) {
@@ -506,75 +504,11 @@ impl<C: Connector> Inner<C> {
     }
 }
 
-/// One session lent to one request. Dropping it returns the session to the pool, unless it was
-/// interrupted mid-statement, retired, or the pool is shutting down.
-pub struct Lease<C: Connector> {
-    session: Option<C::Session>,
-    /// The session's place on Snowflake; goes back with it to the idle list, or is given back
-    /// once a retired session is logged out.
-    slot: Option<OwnedSemaphorePermit>,
-    born: Instant,
-    pool: Arc<Inner<C>>,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl<C: Connector> Lease<C> {
-    pub fn session(&mut self) -> &mut C::Session {
-        self.session
-            .as_mut()
-            .expect("a lease holds its session until dropped")
-    }
-
-    /// Do not return this session to the pool.
-    pub fn retire(&mut self) {
-        if let (Some(s), Some(slot)) = (self.session.take(), self.slot.take()) {
-            self.pool.retire(s, slot);
-        }
-    }
-
-    /// A statement on this session worked: Snowflake answers.
-    pub fn succeeded(&self) {
-        self.pool.breaker.success();
-    }
-
-    /// Retire the session if `e` suggests it is no longer healthy. Snowflake not answering at
-    /// all (the network failed, or a statement got no answer by its deadline) also counts
-    /// towards opening the circuit.
-    pub fn retire_if_broken(&mut self, e: &SfError) {
-        if e.is_unanswered() {
-            self.pool.failed();
-        }
-        if matches!(
-            e.kind(),
-            ErrorKind::Network
-                | ErrorKind::Protocol
-                | ErrorKind::SessionExpired
-                | ErrorKind::Timeout
-        ) {
-            self.retire();
-        }
-    }
-}
-
-impl<C: Connector> Drop for Lease<C> {
-    fn drop(&mut self) {
-        if let (Some(session), Some(slot)) = (self.session.take(), self.slot.take()) {
-            if session.is_poisoned() || self.born.elapsed() >= self.pool.limits.max_lifetime {
-                self.pool.retire(session, slot);
-            } else {
-                self.pool.shelve(Idle {
-                    session,
-                    slot,
-                    born: self.born,
-                    used: Instant::now(),
-                });
-            }
-        }
-    }
-}
+pub use lease::Lease;
 
 mod client;
 mod context;
+mod lease;
 mod login;
 
 #[cfg(test)]

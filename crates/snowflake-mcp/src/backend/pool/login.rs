@@ -105,13 +105,10 @@ impl<C: Connector> Inner<C> {
                 }
                 let slot = match inner.slots.clone().try_acquire_owned() {
                     Ok(slot) => Some(slot),
-                    Err(_) => {
-                        let victim = super::lock(&inner.idle).pop();
-                        match victim {
-                            Some(victim) => inner.evict(victim).await.ok(),
-                            None => None,
-                        }
-                    }
+                    Err(_) => match inner.least_recently_used() {
+                        Some(victim) => inner.evict(victim).await.ok(),
+                        None => None,
+                    },
                 };
                 let outcome = match slot {
                     Some(slot) => {

@@ -219,3 +219,22 @@ async fn under_churn_snowflake_never_sees_more_sessions_than_the_pool_and_every_
         p.stats().logins.load(Ordering::SeqCst) as usize
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_session_that_does_not_fit_stays_when_there_is_room_for_another() {
+    let (p, log) = pool_limits(limits(2));
+    drop(p.lease(&ctx("A", "S")).await.unwrap());
+    drop(p.lease(&Context::default()).await.unwrap());
+    assert_eq!(p.idle_count(), 2, "the A session was kept, not dropped");
+    assert_eq!(log.open.load(Ordering::SeqCst), 2);
+    // A third context with no room: the least recently used makes room, logged out first.
+    log.logout_ms.store(100, Ordering::SeqCst);
+    let only_b = Context {
+        database: Some("B".into()),
+        ..Default::default()
+    };
+    drop(p.lease(&only_b).await.unwrap());
+    assert!(peak(&log) <= 2, "{}", peak(&log));
+    p.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(log.open.load(Ordering::SeqCst), 0);
+}
