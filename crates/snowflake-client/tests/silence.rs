@@ -63,7 +63,7 @@ async fn a_black_holed_open_session_answers_within_the_statement_timeout_plus_a_
     )
     .await
     .expect("the statement ended within 30 s, not after minutes of retries");
-    let e = outcome.err().expect("no answer is an error");
+    let e = outcome.expect_err("no answer is an error");
     // 2 s timeout + 2 s margin + at most 3 s for the abort.
     assert!(
         started.elapsed() < Duration::from_secs(8),

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
+use snowflake_client::ErrorKind;
 
 /// Everything the fake sessions did, for assertions.
 #[derive(Default)]
