@@ -8,6 +8,9 @@
 //! (DELETE, then a new session). The server's RSS is sampled all along; the responder counts
 //! logins, logouts and the most Snowflake sessions open at once. At the end every session is
 //! closed, the server gets SIGTERM, and logins must equal logouts.
+//!
+//! Every row of the report's table has a target; when one is missed the soak still prints the
+//! whole report, then fails (non-zero exit) naming the missed targets.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -314,7 +317,7 @@ pub async fn soak(bin: &str, seconds: u64, o: &Options, out: &mut String) -> Res
         stats.logins.load(Ordering::SeqCst),
         stats.logouts.load(Ordering::SeqCst),
     );
-    report(
+    let missed = report(
         out,
         seconds,
         o,
@@ -327,7 +330,11 @@ pub async fn soak(bin: &str, seconds: u64, o: &Options, out: &mut String) -> Res
         &stats,
         &exit,
     );
-    Ok(())
+    if missed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("soak targets missed: {}", missed.join("; ")))
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -343,7 +350,7 @@ fn report(
     (logins, logouts): (u64, u64),
     stats: &crate::responder::ResponderStats,
     exit: &str,
-) {
+) -> Vec<String> {
     let mib = |k: u64| k as f64 / 1024.0;
     let warmup = o.warmup.unwrap_or((seconds / 5).min(60));
     let rss_warm = samples
@@ -370,6 +377,30 @@ fn report(
     };
     let (ok, planned, unplanned) = (count("ok "), count("planned "), count("unplanned "));
     let peak = stats.peak_open.load(Ordering::SeqCst);
+    let overlaps = stats.overlaps.load(Ordering::Relaxed);
+    let mut missed = Vec::new();
+    if unplanned > 0 {
+        missed.push(format!("{unplanned} unplanned errors (target 0)"));
+    }
+    if growth >= 10.0 {
+        missed.push(format!("RSS grew {growth:+.1} % (target < 10 %)"));
+    }
+    if peak > o.pool as u64 {
+        missed.push(format!(
+            "{peak} Snowflake sessions open at once (target <= pool, {})",
+            o.pool
+        ));
+    }
+    if logins != logouts || !exit.starts_with("exited") {
+        missed.push(format!(
+            "{logins} logins against {logouts} logouts after SIGTERM (target equal; server {exit})"
+        ));
+    }
+    if overlaps > 0 {
+        missed.push(format!(
+            "{overlaps} statements overlapped on one session (target 0)"
+        ));
+    }
     let _ = writeln!(out, "## Soak ({} MCP sessions, {} s, pool {}, backend delay {} ms, think time 0–{} ms, resume_secs {})\n", o.sessions, seconds, o.pool, o.delay_ms, 2 * o.think_ms, o.resume_secs);
     let _ = writeln!(out, "| check | result | target |\n|---|---|---|");
     let _ = writeln!(out, "| unplanned errors | **{unplanned}** (of {} operations; {planned} planned: cancellations and disconnects) | 0 |", ok + planned + unplanned);
@@ -382,8 +413,7 @@ fn report(
     let _ = writeln!(out, "| logins / logouts after SIGTERM | **{logins} / {logouts}** (before SIGTERM {logins_before} / {logouts_before}; server {exit}) | equal |");
     let _ = writeln!(
         out,
-        "| statements overlapping on one Snowflake session | {} | 0 |",
-        stats.overlaps.load(Ordering::Relaxed)
+        "| statements overlapping on one Snowflake session | {overlaps} | 0 |"
     );
     let _ = writeln!(out, "\nOperations ({:.0} s of load, {:.0} operations/s; statements the responder aborted: {}):\n", ran.as_secs_f64(), (ok + planned + unplanned) as f64 / ran.as_secs_f64(), stats.aborts.load(Ordering::Relaxed));
     let _ = writeln!(out, "| outcome | count |\n|---|---|");
@@ -395,4 +425,14 @@ fn report(
         let _ = write!(out, " {t} s: {:.1};", mib(*k));
     }
     let _ = writeln!(out, "\n");
+    let _ = writeln!(
+        out,
+        "Targets: {}\n",
+        if missed.is_empty() {
+            "all met".to_string()
+        } else {
+            format!("**missed** — {}", missed.join("; "))
+        }
+    );
+    missed
 }

@@ -153,6 +153,13 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(self.kind, ErrorKind::Network)
     }
+
+    /// True when Snowflake itself said nothing: the network failed, or no answer came before
+    /// the deadline. (A statement that Snowflake stopped at its own timeout, 000630, has a code:
+    /// Snowflake answered.) A session this happened to cannot be trusted with another statement.
+    pub fn is_unanswered(&self) -> bool {
+        matches!(self.kind, ErrorKind::Network | ErrorKind::Timeout) && self.code.is_none()
+    }
 }
 
 impl fmt::Display for Error {

@@ -5,6 +5,12 @@
 //! `data.queryId`. Request bodies are JSON, gzip-compressed (`Content-Encoding: gzip`), and
 //! authorised with `Authorization: Snowflake Token="<session token>"`.
 //!
+//! Every request has a deadline: the time its caller may still spend (a statement's timeout plus
+//! a margin, a few seconds for a heartbeat or a logout). One attempt waits at most until the
+//! deadline and never longer than [`MAX_REQUEST`] (Snowflake holds a statement's request for
+//! about 45 s, then answers "still running" to be polled), so a network that goes silent under
+//! an open connection costs what the call had left, not minutes.
+//!
 //! Retries (exponential backoff with jitter, a few attempts) depend on what repeating means:
 //! [`Retry::Always`] for requests that change nothing or are idempotent (heartbeat, result
 //! polling, chunk downloads, token renewal, abort, close, login), [`Retry::NotSent`] for
@@ -23,6 +29,8 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
+use tokio::time::Instant;
+
 use crate::error::{Error, ErrorKind, Result};
 use crate::settings::Secret;
 
@@ -38,8 +46,9 @@ pub(crate) enum Retry {
 const MAX_ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Snowflake answers "still running" (333334) after about 45 s, so one request never needs more.
-pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
+/// Snowflake answers "still running" (333333/333334) after about 45 s, so one request never
+/// needs more than this.
+pub(crate) const MAX_REQUEST: Duration = Duration::from_secs(60);
 
 /// The answer envelope of every REST call.
 #[derive(Debug, Deserialize)]
@@ -86,7 +95,6 @@ impl Transport {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))?;
@@ -109,18 +117,20 @@ impl Transport {
         Ok(url)
     }
 
-    /// POST a JSON body and read the envelope.
+    /// POST a JSON body and read the envelope, giving up at `deadline`.
     pub async fn post(
         &self,
         url: Url,
         token: Option<&Secret>,
         body: &Value,
         retry: Retry,
+        deadline: Instant,
     ) -> Result<Envelope> {
         let compressed = gzip(body.to_string().as_bytes())?;
-        self.send(retry, || {
+        self.send(retry, deadline, |wait| {
             self.http
                 .post(url.clone())
+                .timeout(wait)
                 .headers(headers(token))
                 .header(CONTENT_ENCODING, "gzip")
                 .body(compressed.clone())
@@ -128,22 +138,37 @@ impl Transport {
         .await
     }
 
-    /// GET an envelope (result polling).
-    pub async fn get(&self, url: Url, token: Option<&Secret>) -> Result<Envelope> {
-        self.send(Retry::Always, || {
-            self.http.get(url.clone()).headers(headers(token))
+    /// GET an envelope (result polling), giving up at `deadline`.
+    pub async fn get(
+        &self,
+        url: Url,
+        token: Option<&Secret>,
+        deadline: Instant,
+    ) -> Result<Envelope> {
+        self.send(Retry::Always, deadline, |wait| {
+            self.http
+                .get(url.clone())
+                .timeout(wait)
+                .headers(headers(token))
         })
         .await
     }
 
     /// GET raw bytes from a result-chunk URL (cloud storage, not Snowflake itself).
-    pub async fn get_bytes(&self, url: &str, extra: &HeaderMap) -> Result<Vec<u8>> {
+    pub async fn get_bytes(
+        &self,
+        url: &str,
+        extra: &HeaderMap,
+        deadline: Instant,
+    ) -> Result<Vec<u8>> {
         let url =
             Url::parse(url).map_err(|e| Error::protocol(format!("bad result chunk URL: {e}")))?;
-        with_retries(|| async {
+        let url = &url;
+        with_retries(deadline, |wait| async move {
             let err = match self
                 .http
                 .get(url.clone())
+                .timeout(wait)
                 .headers(extra.clone())
                 .send()
                 .await
@@ -164,10 +189,12 @@ impl Transport {
     async fn send(
         &self,
         retry: Retry,
-        build: impl Fn() -> reqwest::RequestBuilder,
+        deadline: Instant,
+        build: impl Fn(Duration) -> reqwest::RequestBuilder,
     ) -> Result<Envelope> {
-        with_retries(|| async {
-            let resp = match build().send().await {
+        let build = &build;
+        with_retries(deadline, |wait| async move {
+            let resp = match build(wait).send().await {
                 Ok(resp) => resp,
                 Err(e) => {
                     let not_sent = e.is_connect();
@@ -213,25 +240,47 @@ impl Transport {
     }
 }
 
-/// Run `attempt` until it succeeds, says its failure may not be repeated, or
-/// [`MAX_ATTEMPTS`] are spent, with [`backoff`] in between.
-async fn with_retries<T, F, Fut>(attempt: F) -> Result<T>
+/// Run `attempt` (given how long it may wait) until it succeeds, says its failure may not be
+/// repeated, [`MAX_ATTEMPTS`] are spent or `deadline` passes, with [`backoff`] in between.
+async fn with_retries<T, F, Fut>(deadline: Instant, attempt: F) -> Result<T>
 where
-    F: Fn() -> Fut,
+    F: Fn(Duration) -> Fut,
     Fut: std::future::Future<Output = std::result::Result<T, (Error, bool)>>,
 {
     let mut tries = 0;
     loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(out_of_time());
+        }
         tries += 1;
-        match attempt().await {
+        // reqwest's own timeout, and ours around it in case a connector ignores it.
+        let wait = left.min(MAX_REQUEST);
+        let outcome = match tokio::time::timeout(wait, attempt(wait)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err((out_of_time(), false)),
+        };
+        match outcome {
             Ok(value) => return Ok(value),
             Err((err, may_repeat)) if may_repeat && tries < MAX_ATTEMPTS => {
                 tracing::debug!(attempt = tries, error = %err, "retrying Snowflake request");
-                tokio::time::sleep(backoff(tries)).await;
+                let pause = backoff(tries);
+                if Instant::now() + pause >= deadline {
+                    return Err(err);
+                }
+                tokio::time::sleep(pause).await;
             }
             Err((err, _)) => return Err(err),
         }
     }
+}
+
+/// Snowflake (or the network in between) did not answer before the deadline.
+fn out_of_time() -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        "Snowflake did not answer in time (HTTP request timed out)",
+    )
 }
 
 fn headers(token: Option<&Secret>) -> HeaderMap {
@@ -284,10 +333,7 @@ pub(crate) fn network_error(e: &reqwest::Error) -> Error {
     let chain = error_chain(e);
     let lower = chain.to_ascii_lowercase();
     let what = if e.is_timeout() {
-        return Error::new(
-            ErrorKind::Timeout,
-            "Snowflake did not answer in time (HTTP request timed out)",
-        );
+        return out_of_time();
     } else if lower.contains("dns")
         || lower.contains("failed to lookup")
         || lower.contains("name or service not known")

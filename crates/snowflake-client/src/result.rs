@@ -6,6 +6,9 @@
 //! inline rows at once and downloads each chunk only when [`QueryResult::next_batch`] reaches it,
 //! so [`QueryResult::collect`] with a cap stops downloading as soon as the cap is met.
 //!
+//! Chunk downloads stop at the result's deadline (the statement's caller's, or
+//! [`RESULT_WAIT`] after the answer arrived), like every other request.
+//!
 //! JSON chunks are rows separated by commas without the outer brackets (`["1","a"],["2","b"]`);
 //! Arrow chunks are IPC streams. Either may arrive gzip-compressed.
 
@@ -17,11 +20,15 @@ use base64::Engine;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::Value as Json;
+use tokio::time::Instant;
 
 use crate::arrow::decode_ipc_stream;
 use crate::error::{Error, Result};
 use crate::http::Transport;
 use crate::value::{decode_json_rows, Column, RowType, Value};
+
+/// How long the chunks of a result may take to download when its caller set no deadline.
+pub(crate) const RESULT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Caps on what [`QueryResult::collect`] keeps. The default keeps everything.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,10 +121,15 @@ pub struct QueryResult {
     chunk_headers: HeaderMap,
     format: Format,
     transport: Transport,
+    deadline: Instant,
 }
 
 impl QueryResult {
-    pub(crate) fn from_data(data: QueryData, transport: Transport) -> Result<Self> {
+    pub(crate) fn from_data(
+        data: QueryData,
+        transport: Transport,
+        deadline: Instant,
+    ) -> Result<Self> {
         let query_id = data.query_id.unwrap_or_default();
         let columns: Vec<Column> = data.rowtype.into_iter().map(Column::from).collect();
         let format = match data.query_result_format.as_deref() {
@@ -165,7 +177,13 @@ impl QueryResult {
             chunk_headers,
             format,
             transport,
+            deadline,
         })
+    }
+
+    /// Give up downloading chunks at `deadline` (what the caller may still spend).
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
     }
 
     /// Snowflake's query id.
@@ -204,7 +222,7 @@ impl QueryResult {
         };
         let body = self
             .transport
-            .get_bytes(&chunk.url, &self.chunk_headers)
+            .get_bytes(&chunk.url, &self.chunk_headers, self.deadline)
             .await?;
         let body = gunzip_if_needed(body)?;
         let rows = match self.format {

@@ -11,29 +11,40 @@
 //! there is no master token, or it expired too (390114), or the session is gone (390104, 390111),
 //! it logs in again with the context it last had, and repeats the statement once.
 //!
-//! If a statement's future is dropped before it finished, the statement may still be running on
-//! Snowflake; the session then reports [`Session::is_poisoned`] and refuses further statements,
-//! so its owner can retire it instead of risking two statements at once.
+//! If a statement's future is dropped before it finished, or Snowflake stopped answering while
+//! it ran, the statement may still be running on Snowflake; the session then reports
+//! [`Session::is_poisoned`] and refuses further statements, so its owner can retire it instead
+//! of risking two statements at once.
+//!
+//! Every request has a deadline: statements the time they may still take (see the
+//! [`statement`] module), logins [`LOGIN_WAIT`], heartbeats, renewals and logouts
+//! [`CONTROL_WAIT`], aborts [`ABORT_WAIT`]. A silent network never holds a caller longer.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
+use tokio::time::Instant;
 
 use crate::auth::Credentials;
 use crate::error::{
     Error, ErrorKind, Result, MASTER_TOKEN_EXPIRED, SESSION_GONE, SESSION_TOKEN_EXPIRED,
 };
 use crate::http::{Envelope, Retry, Transport};
-use crate::result::{parse_query_data, QueryResult};
 use crate::settings::{ConnectionSettings, Secret};
 
-/// Codes of "statement still running; poll the result URL".
-const IN_PROGRESS: [&str; 2] = ["333333", "333334"];
-/// How long past a statement's own timeout we keep waiting before giving up on it ourselves.
-const TIMEOUT_SLACK: Duration = Duration::from_secs(5);
+mod statement;
+
+pub use statement::QueryOptions;
+
 const CLIENT_APP_ID: &str = "snowflake-mcp";
+/// The longest a login may take, retries included (callers such as a pool usually allow less).
+pub(crate) const LOGIN_WAIT: Duration = Duration::from_secs(60);
+/// The longest a heartbeat, a token renewal or a logout may take, retries included.
+pub(crate) const CONTROL_WAIT: Duration = Duration::from_secs(10);
+/// The longest an abort may take: it is sent when the caller already gave up waiting.
+pub(crate) const ABORT_WAIT: Duration = Duration::from_secs(3);
 
 /// The database, schema, warehouse and role a session works in.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -42,16 +53,6 @@ pub struct SessionContext {
     pub schema: Option<String>,
     pub warehouse: Option<String>,
     pub role: Option<String>,
-}
-
-/// Options for one statement.
-#[derive(Clone, Debug, Default)]
-pub struct QueryOptions {
-    /// Server-side `STATEMENT_TIMEOUT_IN_SECONDS`; the client also stops waiting (and aborts the
-    /// statement) a few seconds after it.
-    pub timeout: Option<Duration>,
-    /// `QUERY_TAG` recorded by Snowflake in its query history.
-    pub query_tag: Option<String>,
 }
 
 /// A Snowflake endpoint with credentials; cheap to clone, opens [`Session`]s.
@@ -128,7 +129,10 @@ impl Client {
 
     /// Log in starting in `context` (fields left `None` are Snowflake's user defaults).
     pub async fn login_with(&self, context: &SessionContext) -> Result<Session> {
-        let login = self.inner.login(context).await?;
+        let login = self
+            .inner
+            .login(context, Instant::now() + LOGIN_WAIT)
+            .await?;
         Ok(Session {
             client: self.inner.clone(),
             shared: Arc::new(Shared {
@@ -158,7 +162,7 @@ struct LoginOutcome {
 }
 
 impl ClientInner {
-    async fn login(&self, context: &SessionContext) -> Result<LoginOutcome> {
+    async fn login(&self, context: &SessionContext, deadline: Instant) -> Result<LoginOutcome> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let mut query = vec![("request_id", request_id.as_str())];
         for (key, value) in [
@@ -194,7 +198,7 @@ impl ClientInner {
         self.credentials.fill_login(&mut data)?;
         let env = self
             .transport
-            .post(url, None, &json!({ "data": data }), Retry::Always)
+            .post(url, None, &json!({ "data": data }), Retry::Always, deadline)
             .await?;
         if !env.success {
             return Err(login_error(env.error()));
@@ -323,140 +327,9 @@ impl Session {
         }
     }
 
-    /// Run one statement with default options.
-    pub async fn query(&mut self, sql: &str) -> Result<QueryResult> {
-        self.query_with(sql, &QueryOptions::default()).await
-    }
-
-    /// Run one statement and wait for it to finish (polling while Snowflake says it runs).
-    pub async fn query_with(&mut self, sql: &str, options: &QueryOptions) -> Result<QueryResult> {
-        if self.poisoned {
-            return Err(Error::new(
-                ErrorKind::SessionExpired,
-                "this session was interrupted in the middle of a statement; open a new session",
-            ));
-        }
-        self.check_open()?;
-        let request_id = uuid::Uuid::new_v4().to_string();
-        *lock(&self.shared.running) = Some(request_id.clone());
-        // Stays true if this future is dropped before the statement finished.
-        self.poisoned = true;
-        let outcome = match options.timeout {
-            Some(t) => {
-                match tokio::time::timeout(t + TIMEOUT_SLACK, self.run(sql, options, &request_id))
-                    .await
-                {
-                    Ok(outcome) => outcome,
-                    Err(_) => {
-                        // Snowflake did not enforce the timeout; stop the statement ourselves. The
-                        // session stays poisoned: an emulator may keep running it regardless.
-                        let _ = self.handle().abort_request(&request_id).await;
-                        *lock(&self.shared.running) = None;
-                        return Err(Error::new(
-                            ErrorKind::Timeout,
-                            format!(
-                                "the statement did not finish within {} s and was aborted",
-                                t.as_secs()
-                            ),
-                        ));
-                    }
-                }
-            }
-            None => self.run(sql, options, &request_id).await,
-        };
-        *lock(&self.shared.running) = None;
-        self.poisoned = false;
-        outcome
-    }
-
-    async fn run(
-        &mut self,
-        sql: &str,
-        options: &QueryOptions,
-        request_id: &str,
-    ) -> Result<QueryResult> {
-        self.sequence += 1;
-        let mut parameters = Map::new();
-        if let Some(t) = options.timeout {
-            parameters.insert(
-                "STATEMENT_TIMEOUT_IN_SECONDS".into(),
-                json!(t.as_secs().max(1)),
-            );
-        }
-        if let Some(tag) = &options.query_tag {
-            parameters.insert("QUERY_TAG".into(), json!(tag));
-        }
-        let body = json!({
-            "sqlText": sql,
-            "asyncExec": false,
-            "sequenceId": self.sequence,
-            "querySubmissionTime": chrono::Utc::now().timestamp_millis(),
-            "isInternal": false,
-            "describeOnly": false,
-            "parameters": parameters,
-        });
-        let transport = self.client.transport.clone();
-        let url = transport.url("queries/v1/query-request", &[("requestId", request_id)])?;
-        let mut env = self
-            .with_renewal(|token| {
-                let (transport, url, body) = (&transport, url.clone(), &body);
-                async move {
-                    transport
-                        .post(url, Some(&token), body, Retry::NotSent)
-                        .await
-                }
-            })
-            .await?;
-        let mut wait = Duration::from_millis(20);
-        while is_in_progress(&env) {
-            let path = env
-                .data
-                .get("getResultUrl")
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    Error::protocol("Snowflake said the statement runs but gave no result URL")
-                })?
-                .to_string();
-            let url = transport.url(&path, &[])?;
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_millis(500));
-            env = self
-                .with_renewal(|token| {
-                    let (transport, url) = (&transport, url.clone());
-                    async move { transport.get(url, Some(&token)).await }
-                })
-                .await?;
-        }
-        if !env.success {
-            return Err(env.error());
-        }
-        let data = parse_query_data(env.data)?;
-        let reported = |r: &Option<String>| r.as_ref().filter(|r| !r.is_empty()).cloned();
-        if let Some(db) = reported(&data.final_database_name) {
-            if self.context.database.as_ref() != Some(&db) {
-                // A new database: the old schema no longer applies, whatever is reported next.
-                self.context.schema = None;
-            }
-            self.context.database = Some(db);
-        }
-        for (known, value) in [
-            (&mut self.context.schema, reported(&data.final_schema_name)),
-            (
-                &mut self.context.warehouse,
-                reported(&data.final_warehouse_name),
-            ),
-            (&mut self.context.role, reported(&data.final_role_name)),
-        ] {
-            if value.is_some() {
-                *known = value;
-            }
-        }
-        QueryResult::from_data(data, transport)
-    }
-
-    /// Run `call` with the session token; on an expiry answer, renew or log in again and repeat
-    /// once.
-    async fn with_renewal<F, Fut>(&mut self, call: F) -> Result<Envelope>
+    /// Run `call` with the session token; on an expiry answer, renew or log in again (by
+    /// `deadline`) and repeat once.
+    async fn with_renewal<F, Fut>(&mut self, deadline: Instant, call: F) -> Result<Envelope>
     where
         F: Fn(Secret) -> Fut,
         Fut: std::future::Future<Output = Result<Envelope>>,
@@ -465,11 +338,12 @@ impl Session {
         if env.success || expiry_code(&env).is_none() {
             return Ok(env);
         }
-        self.renew(expiry_code(&env).unwrap_or_default()).await?;
+        self.renew(expiry_code(&env).unwrap_or_default(), deadline)
+            .await?;
         call(self.shared.session_token()).await
     }
 
-    async fn renew(&mut self, code: &str) -> Result<()> {
+    async fn renew(&mut self, code: &str, deadline: Instant) -> Result<()> {
         self.check_open()?;
         let master = lock(&self.shared.tokens).master.clone();
         if let (SESSION_TOKEN_EXPIRED, Some(master)) = (code, master) {
@@ -482,7 +356,7 @@ impl Session {
             let env = self
                 .client
                 .transport
-                .post(url, Some(&master), &body, Retry::Always)
+                .post(url, Some(&master), &body, Retry::Always, deadline)
                 .await?;
             if env.success {
                 let token = env.data.get("sessionToken").and_then(Value::as_str);
@@ -501,12 +375,16 @@ impl Session {
             }
             tracing::debug!(code = ?env.code, "token renewal refused; logging in again");
         }
-        let login = self.client.login(&self.context).await.map_err(|e| {
-            Error::new(
-                ErrorKind::SessionExpired,
-                format!("the session expired and logging in again failed: {e}"),
-            )
-        })?;
+        let login = self
+            .client
+            .login(&self.context, deadline)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::SessionExpired,
+                    format!("the session expired and logging in again failed: {e}"),
+                )
+            })?;
         *lock(&self.shared.tokens) = login.tokens;
         self.context = login.context;
         self.session_id = login.session_id;
@@ -529,12 +407,13 @@ impl Session {
         self.check_open()?;
         let transport = self.client.transport.clone();
         let url = transport.url("session/heartbeat", &[])?;
+        let deadline = Instant::now() + CONTROL_WAIT;
         let env = self
-            .with_renewal(|token| {
+            .with_renewal(deadline, |token| {
                 let (transport, url) = (&transport, url.clone());
                 async move {
                     transport
-                        .post(url, Some(&token), &json!({}), Retry::Always)
+                        .post(url, Some(&token), &json!({}), Retry::Always, deadline)
                         .await
                 }
             })
@@ -556,10 +435,11 @@ impl Session {
             .transport
             .url("session", &[("delete", "true")])?;
         let token = self.shared.session_token();
+        let deadline = Instant::now() + CONTROL_WAIT;
         let env = self
             .client
             .transport
-            .post(url, Some(&token), &json!({}), Retry::Always)
+            .post(url, Some(&token), &json!({}), Retry::Always, deadline)
             .await?;
         if env.success || expiry_code(&env).is_some() {
             Ok(())
@@ -594,13 +474,16 @@ impl SessionHandle {
         let handle = self.clone();
         async move {
             match running {
-                Some(request_id) => handle.abort_request(&request_id).await.map(|_| true),
+                Some(request_id) => handle
+                    .abort_request(&request_id, Instant::now() + ABORT_WAIT)
+                    .await
+                    .map(|_| true),
                 None => Ok(false),
             }
         }
     }
 
-    async fn abort_request(&self, request_id: &str) -> Result<()> {
+    async fn abort_request(&self, request_id: &str, deadline: Instant) -> Result<()> {
         let url = self.client.transport.url(
             "queries/v1/abort-request",
             &[("requestId", uuid::Uuid::new_v4().to_string().as_str())],
@@ -614,6 +497,7 @@ impl SessionHandle {
                 Some(&self.shared.session_token()),
                 &body,
                 Retry::Always,
+                deadline,
             )
             .await?;
         // 000605: the statement already finished; nothing left to abort.
@@ -636,6 +520,7 @@ impl SessionHandle {
                 Some(&self.shared.session_token()),
                 &json!({}),
                 Retry::Always,
+                Instant::now() + CONTROL_WAIT,
             )
             .await?;
         if env.success {
@@ -644,12 +529,6 @@ impl SessionHandle {
             Err(env.error())
         }
     }
-}
-
-fn is_in_progress(env: &Envelope) -> bool {
-    env.code
-        .as_deref()
-        .is_some_and(|c| IN_PROGRESS.contains(&c))
 }
 
 fn expiry_code(env: &Envelope) -> Option<&'static str> {

@@ -112,6 +112,11 @@ impl std::fmt::Display for ToolError {
 impl From<SnowflakeError> for ToolError {
     fn from(e: SnowflakeError) -> Self {
         let (kind, next) = match e.kind() {
+            // No answer at all, not Snowflake's own timeout (000630): narrowing will not help.
+            ErrorKind::Timeout if e.is_unanswered() => (
+                "unavailable",
+                "Snowflake stopped answering; the server retired that session and recovers by itself — try again shortly.",
+            ),
             ErrorKind::Sql => (
                 "sql_error",
                 "Fix the SQL and try again (describe_object shows column names and types).",

@@ -1,6 +1,7 @@
 //! Faults, as an operator meets them: Snowflake unreachable (a host that accepts TCP and never
-//! answers), then back. Every call answers within its bounds with `unavailable` and a retry hint,
-//! and the server recovers by itself.
+//! answers) — for new sessions, and under sessions already open — then back. Every call answers
+//! within its bounds with `unavailable` (or `timeout`) and a retry hint, and the server recovers
+//! by itself.
 
 mod common;
 
@@ -64,6 +65,58 @@ async fn snowflake_pulled_away_fails_fast_and_comes_back_without_a_restart() {
         recovered,
         "calls succeed again within 30 s of Snowflake coming back"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_black_holed_under_an_open_session_answers_within_bounds_and_recovers() {
+    let proxy = FaultProxy::start(testkit::fakesnow().port).await;
+    // Short timeouts so the test takes seconds; the bound is the statement timeout plus the
+    // call's margin (15 s), far below the minutes a request could hang before.
+    let config = write_config(
+        "silent",
+        "[query]\nstatement_timeout_secs = 2\n[pool]\nmax_sessions = 2\nlogin_timeout_secs = 2\n[scheduler]\nqueue_timeout_secs = 5\n",
+    );
+    let server = Server::start(&["--config", &config], &env_with_port(proxy.port)).await;
+    let client = server.client().await;
+    ok(&client, "run_query", json!({"sql": "SELECT 1"})).await;
+    proxy.set(Fault::BlackHole);
+    let t = Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(40),
+        call(&client, "run_query", json!({"sql": "SELECT 2"})),
+    )
+    .await
+    .expect("a call on an open session answers, it does not hang");
+    let e = error_of(&r);
+    let kind = e["kind"].as_str().unwrap_or_default().to_string();
+    assert!(kind == "timeout" || kind == "unavailable", "{e}");
+    assert!(
+        t.elapsed() < Duration::from_secs(2 + 15),
+        "answered in {:?}",
+        t.elapsed()
+    );
+    // That session was retired and counted: two more failures (logins that get no answer)
+    // open the circuit, and calls fail at once.
+    for _ in 0..2 {
+        let r = call(&client, "run_query", json!({"sql": "SELECT 3"})).await;
+        assert_eq!(error_of(&r)["kind"], "unavailable", "{r:?}");
+    }
+    let t = Instant::now();
+    let r = call(&client, "run_query", json!({"sql": "SELECT 4"})).await;
+    assert_eq!(error_of(&r)["kind"], "unavailable");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // The network is back: the server recovers by itself.
+    proxy.set(Fault::None);
+    let mut recovered = false;
+    for _ in 0..60 {
+        let r = call(&client, "run_query", json!({"sql": "SELECT 5"})).await;
+        if r.is_error != Some(true) {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(recovered, "calls succeed again once Snowflake answers");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,15 +1,23 @@
 //! The pool: a bounded set of Snowflake sessions, each lent to one statement at a time.
 //!
-//! At most `max_sessions` sessions exist; they are created on demand (and `min_idle` kept warm
-//! by [`Pool::maintain`]), kept alive with heartbeats, and retired after errors or after
-//! `max_lifetime` — replaced transparently by the next lease. A [`Lease`] hands one session to
-//! one request with the request's context applied, using only the `USE` statements that differ
-//! (`USE ROLE`, `USE WAREHOUSE`, `USE SCHEMA db.schema`), and prefers an idle session whose
-//! context already matches, so a steady mix of clients rarely pays a switch.
+//! At most `max_sessions` sessions exist **on Snowflake**, counted from the moment a login is
+//! sent until its logout has finished: each session carries a *slot* (a semaphore permit) that
+//! is taken before it logs in and given back only once it is logged out (or its login failed),
+//! whatever path it takes — idle, lent, retired, evicted to make room, abandoned by a cancelled
+//! caller mid-login, or closed at shutdown. Separately, at most `max_sessions` leases are out at
+//! once (a waiting request keeps its place in line).
 //!
-//! Isolation: a session can only be switched *to* a context, never *away from* a database,
-//! warehouse or role into "none" (Snowflake has no `UNUSE`), so a request without a database
-//! never gets a session another request pointed at one.
+//! Sessions are created on demand (and `min_idle` kept warm by [`Pool::maintain`]), kept alive
+//! with heartbeats, and retired after errors or after `max_lifetime` — replaced transparently by
+//! the next lease. A [`Lease`] hands one session to one request with the request's context
+//! applied, using only the `USE` statements that differ (see `context`), and prefers an idle
+//! session whose context already matches, so a steady mix of clients rarely pays a switch.
+//! Every wait in a lease — for a turn, a slot, a login, the `USE` statements — ends at the
+//! caller's deadline.
+//!
+//! Once [`Pool::shutdown`] starts, nothing new logs in and every session that comes back (a
+//! lease dropped late, a login finishing for a caller that went away) is logged out; shutdown
+//! waits until every slot is back, i.e. every login was logged out.
 //!
 //! The pool is generic over [`Connector`] so the scheduler-and-pool tests can drive it with a
 //! scripted backend on a paused clock; production uses `snowflake_client`. The lock on the idle
@@ -21,15 +29,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use snowflake_client::{Error as SfError, ErrorKind, QueryOptions, RowLimits};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use snowflake_client::Error as SfError;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use super::breaker::Breaker;
 use super::Context;
 use crate::error::ToolError;
-use crate::ident::Ident;
+
+pub(crate) use client::AbortOnDrop;
+use context::can_switch;
 
 /// Time allowed for one `USE` statement.
 const USE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,97 +59,12 @@ pub trait PooledSession: Send + 'static {
     fn context(&self) -> &Context;
     fn record_context(&mut self, known: &Context);
     fn is_poisoned(&self) -> bool;
-    /// Run a statement whose result is not needed (`USE ...`).
-    async fn execute(&mut self, sql: &str, timeout: Duration) -> Result<(), SfError>;
+    /// Run a statement whose result is not needed (`USE ...`), giving up at `deadline`.
+    async fn execute(&mut self, sql: &str, deadline: Instant) -> Result<(), SfError>;
+    /// Keep the session alive; bounded by the session itself.
     async fn heartbeat(&mut self) -> Result<(), SfError>;
+    /// Log out; bounded by the session itself.
     async fn close(self);
-}
-
-#[async_trait]
-impl Connector for snowflake_client::Client {
-    type Session = snowflake_client::Session;
-    fn default_context(&self) -> &Context {
-        snowflake_client::Client::default_context(self)
-    }
-    async fn connect(&self, ctx: &Context) -> Result<Self::Session, SfError> {
-        self.login_with(ctx).await
-    }
-}
-
-#[async_trait]
-impl PooledSession for snowflake_client::Session {
-    fn context(&self) -> &Context {
-        snowflake_client::Session::context(self)
-    }
-    fn record_context(&mut self, known: &Context) {
-        snowflake_client::Session::record_context(self, known)
-    }
-    fn is_poisoned(&self) -> bool {
-        snowflake_client::Session::is_poisoned(self)
-    }
-    async fn execute(&mut self, sql: &str, timeout: Duration) -> Result<(), SfError> {
-        // `USE` statements switching the context for a call are that call's, tagged as such.
-        let options = QueryOptions {
-            timeout: Some(timeout),
-            query_tag: Some(crate::attribution::current()),
-        };
-        let result = self.query_with(sql, &options).await?;
-        result
-            .collect(RowLimits {
-                max_rows: 1,
-                max_bytes: 4096,
-            })
-            .await
-            .map(|_| ())
-    }
-    async fn heartbeat(&mut self) -> Result<(), SfError> {
-        snowflake_client::Session::heartbeat(self).await
-    }
-    async fn close(self) {
-        let _ = snowflake_client::Session::close(self).await;
-    }
-}
-
-/// Aborts the running statement on Snowflake when dropped before [`AbortOnDrop::disarm`]:
-/// the future that owns it was dropped because its call was cancelled, its MCP session closed,
-/// or a timeout fired.
-pub(crate) struct AbortOnDrop {
-    handle: Option<snowflake_client::SessionHandle>,
-    tasks: TaskTracker,
-}
-
-impl AbortOnDrop {
-    /// Arm for the statement `handle` runs; the abort runs on `tasks` (the pool's, so shutdown
-    /// waits for it).
-    pub(crate) fn new(handle: snowflake_client::SessionHandle, tasks: &TaskTracker) -> Self {
-        AbortOnDrop {
-            handle: Some(handle),
-            tasks: tasks.clone(),
-        }
-    }
-
-    pub(crate) fn disarm(mut self) {
-        self.handle = None;
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let (Some(handle), Ok(rt)) = (self.handle.take(), tokio::runtime::Handle::try_current())
-        {
-            // The statement's id is captured here, at drop time: by the time the spawned task
-            // runs, the session may carry another client's statement.
-            let abort = handle.abort_running();
-            self.tasks.spawn_on(
-                async move {
-                    if let Err(e) = abort.await {
-                        tracing::warn!(error = %e, "could not abort a cancelled statement");
-                    }
-                },
-                &rt,
-            );
-        }
-    }
 }
 
 /// Pool settings.
@@ -149,7 +74,7 @@ pub struct PoolLimits {
     pub min_idle: usize,
     pub max_lifetime: Duration,
     pub heartbeat_every: Duration,
-    /// Run `USE SECONDARY ROLES NONE` on every new session (see [`Inner::login`]).
+    /// Run `USE SECONDARY ROLES NONE` on every new session (see `login`).
     pub secondary_roles_none: bool,
     /// Longest a login may take, waiting for a login slot included.
     pub login_timeout: Duration,
@@ -184,29 +109,46 @@ struct Inner<C: Connector> {
     connector: C,
     limits: PoolLimits,
     idle: Mutex<Vec<Idle<C::Session>>>,
+    /// Leases out at once.
     permits: Arc<Semaphore>,
+    /// Sessions on Snowflake, from login sent to logout done (see the module's doc).
+    slots: Arc<Semaphore>,
+    /// Woken when a session joins the idle list: a lease waiting for a slot may use it.
+    idle_added: Notify,
+    /// Set by [`Pool::shutdown`]: no new logins, sessions coming back are logged out.
+    closing: AtomicBool,
     stats: PoolStats,
     logins: Semaphore,
     breaker: Breaker,
     probing: AtomicBool,
-    /// Logouts of retired sessions and aborts of dropped statements: shutdown waits for them.
+    /// Logins, logouts and aborts of dropped statements: shutdown waits for them.
     tasks: TaskTracker,
 }
 
 struct Idle<S> {
     session: S,
+    slot: OwnedSemaphorePermit,
     born: Instant,
     used: Instant,
 }
 
+/// Slots for `n` sessions (a semaphore's permits fit in a `u32`).
+fn slot_count(n: usize) -> usize {
+    n.clamp(1, u32::MAX as usize >> 4)
+}
+
 impl<C: Connector> Pool<C> {
     pub fn new(connector: C, limits: PoolLimits) -> Self {
+        let max = slot_count(limits.max_sessions);
         Pool {
             inner: Arc::new(Inner {
                 connector,
                 limits,
                 idle: Mutex::new(Vec::new()),
-                permits: Arc::new(Semaphore::new(limits.max_sessions.max(1))),
+                permits: Arc::new(Semaphore::new(max)),
+                slots: Arc::new(Semaphore::new(max)),
+                idle_added: Notify::new(),
+                closing: AtomicBool::new(false),
                 stats: PoolStats::default(),
                 logins: Semaphore::new(limits.max_concurrent_logins.max(1)),
                 breaker: Breaker::default(),
@@ -240,70 +182,87 @@ impl<C: Connector> Pool<C> {
 
     /// Sessions lent out right now.
     pub fn in_use(&self) -> usize {
-        self.inner.limits.max_sessions.max(1) - self.inner.permits.available_permits()
+        slot_count(self.inner.limits.max_sessions) - self.inner.permits.available_permits()
     }
 
-    /// Lend a session with `ctx` applied. Waits while every session is busy.
+    /// Sessions that exist on Snowflake right now, or may: logged in, logging in or logging out.
+    pub fn sessions_open(&self) -> usize {
+        slot_count(self.inner.limits.max_sessions) - self.inner.slots.available_permits()
+    }
+
+    /// Lend a session with `ctx` applied, within the time a login and the `USE` statements
+    /// may take.
     pub async fn lease(&self, ctx: &Context) -> Result<Lease<C>, ToolError> {
+        let deadline = Instant::now() + self.inner.limits.login_timeout + USE_TIMEOUT;
+        self.lease_by(ctx, deadline).await
+    }
+
+    /// Lend a session with `ctx` applied, giving up at `deadline`. Waits while every session is
+    /// busy.
+    pub async fn lease_by(&self, ctx: &Context, deadline: Instant) -> Result<Lease<C>, ToolError> {
+        self.inner.check_open()?;
         self.inner.breaker.check()?;
-        let permit = self
-            .inner
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ToolError::new("unavailable", "the server is shutting down"))?;
-        let (picked, expired) = self.pick_idle(ctx);
-        let (session, born, permit) = match picked {
-            Some(idle) => {
-                for old in expired {
-                    self.inner.retire(old, None);
-                }
-                (idle.session, idle.born, permit)
+        let permit =
+            match tokio::time::timeout_at(deadline, self.inner.permits.clone().acquire_owned())
+                .await
+            {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => return Err(shutting_down()),
+                Err(_) => return Err(out_of_time()),
+            };
+        let (session, slot, born) = loop {
+            // Registered before looking, so a session returned meanwhile is not missed.
+            let returned = self.inner.idle_added.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            self.inner.check_open()?;
+            if let Some(idle) = self.pick_idle(ctx) {
+                break (idle.session, idle.slot, idle.born);
             }
-            None => {
-                // Sessions making room are logged out before the new one logs in, so Snowflake
-                // never sees more than `max_sessions` at once (in tasks: a cancelled call
-                // must not cut a logout short).
-                let closing: Vec<_> = expired
-                    .into_iter()
-                    .map(|old| {
-                        self.inner.stats.retired.fetch_add(1, Ordering::Relaxed);
-                        tokio::spawn(old.close())
-                    })
-                    .collect();
-                for logout in closing {
-                    let _ = logout.await;
-                }
-                // Log in where the settings say and move with `USE`, so a context that does
-                // not exist fails as a statement, not as a login (which emulators satisfy by
-                // creating what was asked for).
-                let default = self.inner.connector.default_context();
-                let start = if can_switch(default, ctx) {
-                    default
-                } else {
-                    ctx
-                };
-                let (session, permit) = self.inner.open_owned(start.clone(), permit).await?;
-                (session, Instant::now(), permit)
-            }
+            // A new login needs a slot: a free one; else an idle session that does not fit is
+            // logged out to make room (its slot comes back once Snowflake forgot it); else
+            // wait for a slot, or for a session to come back.
+            let slot = match self.inner.slots.clone().try_acquire_owned() {
+                Ok(slot) => slot,
+                Err(_) => match self.inner.least_recently_used() {
+                    Some(victim) => self.inner.evict(victim).await?,
+                    None => tokio::select! {
+                        slot = self.inner.slots.clone().acquire_owned() => {
+                            slot.map_err(|_| shutting_down())?
+                        }
+                        _ = &mut returned => continue,
+                        _ = tokio::time::sleep_until(deadline) => return Err(out_of_time()),
+                    },
+                },
+            };
+            // Log in where the settings say and move with `USE`, so a context that does not
+            // exist fails as a statement, not as a login (which emulators satisfy by creating
+            // what was asked for).
+            let default = self.inner.connector.default_context();
+            let start = if can_switch(default, ctx) {
+                default
+            } else {
+                ctx
+            };
+            let (session, slot) = self.inner.open_owned(start.clone(), slot, deadline).await?;
+            break (session, slot, Instant::now());
         };
         let mut lease = Lease {
             session: Some(session),
+            slot: Some(slot),
             born,
             pool: self.inner.clone(),
-            permit: Some(permit),
+            _permit: permit,
         };
         // On failure the lease is dropped: a healthy session goes back to the idle list, a
         // broken one was already retired by `apply`.
-        lease.apply(ctx).await?;
+        lease.apply(ctx, deadline).await?;
         Ok(lease)
     }
 
-    /// Best idle session for `ctx`: same context, else one that can switch to it; and the idle
-    /// sessions to retire — those past `max_lifetime`, and, when none fits, one to make room for
-    /// a fresh login.
-    fn pick_idle(&self, ctx: &Context) -> (Option<Idle<C::Session>>, Vec<C::Session>) {
+    /// Best idle session for `ctx`: same context, else one that can switch to it. Sessions past
+    /// `max_lifetime` are retired on the way.
+    fn pick_idle(&self, ctx: &Context) -> Option<Idle<C::Session>> {
         let mut idle = lock(&self.inner.idle);
         let max_lifetime = self.inner.limits.max_lifetime;
         let mut expired = Vec::new();
@@ -330,42 +289,57 @@ impl<C: Connector> Pool<C> {
                 idle.iter()
                     .position(|s| can_switch(s.session.context(), ctx))
             });
-        let chosen = match pick {
-            Some(i) => Some(idle.swap_remove(i)),
-            None => {
-                if let Some(stale) = idle.pop() {
-                    expired.push(stale);
-                }
-                None
-            }
-        };
+        let chosen = pick.map(|i| idle.swap_remove(i));
         drop(idle);
-        (chosen, expired.into_iter().map(|old| old.session).collect())
+        for old in expired {
+            self.inner.retire(old.session, old.slot);
+        }
+        chosen
     }
 
-    /// Log out every idle session and wait for it (shutdown). Leased sessions are closed by
-    /// their leases' owners.
+    /// Log out every idle session and wait for it.
     pub async fn close_idle(&self) {
         let idle: Vec<Idle<C::Session>> = std::mem::take(&mut *lock(&self.inner.idle));
-        for s in idle {
-            s.session.close().await;
+        let logouts: Vec<_> = idle
+            .into_iter()
+            .map(|s| {
+                self.inner.tasks.spawn(async move {
+                    s.session.close().await;
+                    drop(s.slot);
+                })
+            })
+            .collect();
+        for logout in logouts {
+            let _ = logout.await;
         }
     }
 
-    /// Shutdown: log out the idle sessions, then wait (at most `deadline`) until every abort
-    /// and every logout of a retired session has been sent — also those of statements aborted
-    /// by the shutdown itself.
+    /// Shutdown: no new logins; log out the idle sessions, and every session that comes back
+    /// from now on (leases dropped late, logins finishing for callers that went away); wait (at
+    /// most `deadline`) until every slot is back — every login logged out — and every abort
+    /// was sent.
     pub async fn shutdown(&self, deadline: Duration) {
+        let until = Instant::now() + deadline;
+        self.inner.closing.store(true, Ordering::SeqCst);
+        // Wakes leases waiting for a session; they see `closing`.
+        self.inner.idle_added.notify_waiters();
         self.close_idle().await;
         self.inner.tasks.close();
-        if tokio::time::timeout(deadline, self.inner.tasks.wait())
+        let all = slot_count(self.inner.limits.max_sessions) as u32;
+        match tokio::time::timeout_at(until, self.inner.slots.acquire_many(all)).await {
+            // Kept: nothing may log in after shutdown.
+            Ok(Ok(slots)) => slots.forget(),
+            _ => tracing::warn!(
+                sessions = self.sessions_open(),
+                "some Snowflake sessions were not logged out before exit"
+            ),
+        }
+        if tokio::time::timeout_at(until, self.inner.tasks.wait())
             .await
             .is_err()
         {
-            tracing::warn!("some Snowflake logouts or aborts did not finish before exit");
+            tracing::warn!("some Snowflake aborts did not finish before exit");
         }
-        // Sessions retired while we waited went back through `retire`; close any idle ones left.
-        self.close_idle().await;
     }
 
     /// Keep the pool healthy: heartbeat sessions idle for `heartbeat_every`, retire those past
@@ -383,249 +357,158 @@ impl<C: Connector> Pool<C> {
                 .partition(|s| s.born.elapsed() < limits.max_lifetime)
         };
         for s in old {
-            self.inner.retire(s.session, None);
+            self.inner.retire(s.session, s.slot);
         }
+        // A session out of the idle list keeps its slot, so a lease meanwhile cannot log in
+        // one session too many.
         for mut s in stale {
-            // A session out of the idle list holds a permit like any lent one, so a lease
-            // meanwhile cannot log in one session too many.
-            let Ok(permit) = self.inner.permits.clone().try_acquire_owned() else {
-                lock(&self.inner.idle).push(s);
-                continue;
-            };
             self.inner.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
             match s.session.heartbeat().await {
                 Ok(()) => {
                     s.used = Instant::now();
-                    lock(&self.inner.idle).push(s);
+                    self.inner.shelve(s);
                 }
-                Err(_) => self.inner.retire(s.session, None),
+                Err(_) => self.inner.retire(s.session, s.slot),
             }
-            drop(permit);
         }
-        while self.idle_count()
-            < self
-                .inner
-                .limits
-                .min_idle
-                .min(self.inner.limits.max_sessions)
-        {
-            let Ok(permit) = self.inner.permits.clone().try_acquire_owned() else {
+        let wanted = self
+            .inner
+            .limits
+            .min_idle
+            .min(self.inner.limits.max_sessions);
+        while self.idle_count() < wanted && self.inner.check_open().is_ok() {
+            let Ok(slot) = self.inner.slots.clone().try_acquire_owned() else {
                 break;
             };
             let ctx = self.inner.connector.default_context().clone();
-            match self.inner.open(&ctx).await {
-                Ok(session) => {
-                    let now = Instant::now();
-                    lock(&self.inner.idle).push(Idle {
-                        session,
-                        born: now,
-                        used: now,
-                    });
-                    drop(permit);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot warm the pool");
-                    break;
-                }
+            let deadline = Instant::now() + self.inner.limits.login_timeout + USE_TIMEOUT;
+            if let Err(e) =
+                self.inner
+                    .open_owned(ctx, slot, deadline)
+                    .await
+                    .map(|(session, slot)| {
+                        let now = Instant::now();
+                        self.inner.shelve(Idle {
+                            session,
+                            slot,
+                            born: now,
+                            used: now,
+                        })
+                    })
+            {
+                tracing::warn!(error = %e, "cannot warm the pool");
+                break;
             }
         }
     }
 }
 
+fn shutting_down() -> ToolError {
+    ToolError::new("unavailable", "the server is shutting down")
+}
+
+fn out_of_time() -> ToolError {
+    let mut e = ToolError::new(
+        "busy",
+        "no Snowflake session became ready in time; retry in a moment",
+    );
+    e.retry_after_ms = Some(1_000);
+    e
+}
+
 impl<C: Connector> Inner<C> {
-    /// Log `session` out in the background. A leased session's `permit` is held until the
-    /// logout is done, so no new login can take its place on Snowflake before it is gone.
-    fn retire(&self, session: C::Session, permit: Option<OwnedSemaphorePermit>) {
+    fn check_open(&self) -> Result<(), ToolError> {
+        if self.closing.load(Ordering::SeqCst) {
+            Err(shutting_down())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The idle session used least recently, taken out of the list (to make room).
+    fn least_recently_used(&self) -> Option<Idle<C::Session>> {
+        let mut idle = lock(&self.idle);
+        let oldest = (0..idle.len()).min_by_key(|&i| idle[i].used)?;
+        Some(idle.swap_remove(oldest))
+    }
+
+    /// Put a healthy session back in the idle list — or log it out when shutting down.
+    fn shelve(&self, idle: Idle<C::Session>) {
+        if self.closing.load(Ordering::SeqCst) {
+            self.retire(idle.session, idle.slot);
+            return;
+        }
+        lock(&self.idle).push(idle);
+        self.idle_added.notify_waiters();
+    }
+
+    /// Log `session` out in the background; its `slot` is given back once the logout is done,
+    /// so no new login can take its place on Snowflake before it is gone.
+    fn retire(&self, session: C::Session, slot: OwnedSemaphorePermit) {
         self.stats.retired.fetch_add(1, Ordering::Relaxed);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             self.tasks.spawn_on(
                 async move {
                     session.close().await;
-                    drop(permit);
+                    drop(slot);
                 },
                 &rt,
             );
         }
     }
 
-    /// [`Inner::open`] in a task of its own that holds the lease's `permit`. If the caller goes
-    /// away meanwhile (its call was cancelled, its client disconnected), the login still
-    /// completes and the session joins the idle list: Snowflake made it when the login
-    /// arrived, and it must be logged out some day like any other.
+    /// Log `victim` out to make room, and hand its slot over once Snowflake forgot it. The
+    /// logout runs in a task: a caller that goes away meanwhile does not cut it short, and the
+    /// slot then comes back to the pool after it.
+    async fn evict(&self, victim: Idle<C::Session>) -> Result<OwnedSemaphorePermit, ToolError> {
+        self.stats.retired.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tasks.spawn(async move {
+            victim.session.close().await;
+            let _ = tx.send(victim.slot);
+        });
+        rx.await
+            .map_err(|_| ToolError::internal("a logout ended without an answer"))
+    }
+
+    /// [`Inner::open`] in a task of its own that holds the session's `slot`. If the caller goes
+    /// away meanwhile (its call was cancelled, its client disconnected, its deadline passed),
+    /// the login still completes and the session joins the idle list — or is logged out when
+    /// the pool is shutting down: Snowflake made it when the login arrived, and it must be
+    /// logged out some day like any other.
     async fn open_owned(
         self: &Arc<Self>,
         ctx: Context,
-        permit: OwnedSemaphorePermit,
+        slot: OwnedSemaphorePermit,
+        deadline: Instant,
     ) -> Result<(C::Session, OwnedSemaphorePermit), ToolError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let inner = self.clone();
-        tokio::spawn(async move {
-            let opened = inner.open(&ctx).await.map(|session| (session, permit));
-            if let Err(Ok((session, _permit))) = tx.send(opened) {
+        self.tasks.spawn(async move {
+            let opened = inner.open(&ctx).await.map(|session| (session, slot));
+            if let Err(Ok((session, slot))) = tx.send(opened) {
                 let now = Instant::now();
-                lock(&inner.idle).push(Idle {
+                inner.shelve(Idle {
                     session,
+                    slot,
                     born: now,
                     used: now,
                 });
             }
         });
-        rx.await
-            .map_err(|_| ToolError::internal("a login ended without an answer"))?
-    }
-}
-
-/// A session can move to `to` only where `to` names something: it cannot forget a database,
-/// warehouse or role it has. A schema is forgotten by moving to another database (`USE
-/// DATABASE` selects that database's default schema, which is what "no schema" asks for).
-fn can_switch(from: &Context, to: &Context) -> bool {
-    let schema_ok = from.schema == to.schema
-        || to.schema.is_some()
-        || (to.database.is_some() && to.database != from.database);
-    schema_ok
-        && [
-            (&from.database, &to.database),
-            (&from.warehouse, &to.warehouse),
-            (&from.role, &to.role),
-        ]
-        .iter()
-        .all(|(f, t)| f == t || t.is_some())
-}
-
-/// One session lent to one request. Dropping it returns the session to the pool, unless it was
-/// interrupted mid-statement or retired.
-pub struct Lease<C: Connector> {
-    session: Option<C::Session>,
-    born: Instant,
-    pool: Arc<Inner<C>>,
-    /// Held while the session exists: released when it goes back to the idle list, or once a
-    /// retired session is logged out.
-    permit: Option<OwnedSemaphorePermit>,
-}
-
-impl<C: Connector> Lease<C> {
-    pub fn session(&mut self) -> &mut C::Session {
-        self.session
-            .as_mut()
-            .expect("a lease holds its session until dropped")
-    }
-
-    /// Do not return this session to the pool.
-    pub fn retire(&mut self) {
-        if let Some(s) = self.session.take() {
-            self.pool.retire(s, self.permit.take());
-        }
-    }
-
-    /// A statement on this session worked: Snowflake answers.
-    pub fn succeeded(&self) {
-        self.pool.breaker.success();
-    }
-
-    /// Retire the session if `e` suggests it is no longer healthy; a network failure also
-    /// counts towards opening the circuit.
-    pub fn retire_if_broken(&mut self, e: &SfError) {
-        if e.kind() == ErrorKind::Network {
-            self.pool.failed();
-        }
-        if matches!(
-            e.kind(),
-            ErrorKind::Network
-                | ErrorKind::Protocol
-                | ErrorKind::SessionExpired
-                | ErrorKind::Timeout
-        ) {
-            self.retire();
-        }
-    }
-
-    /// Run the `USE` statements that differ between the session's context and `ctx`.
-    async fn apply(&mut self, ctx: &Context) -> Result<(), ToolError> {
-        for sql in switch_statements(self.session().context(), ctx) {
-            self.pool
-                .stats
-                .context_switches
-                .fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = self.session().execute(&sql, USE_TIMEOUT).await {
-                self.retire_if_broken(&e);
-                return Err(context_error(&sql, e));
-            }
-        }
-        let known = Context {
-            warehouse: ctx.warehouse.clone(),
-            role: ctx.role.clone(),
-            ..Default::default()
-        };
-        self.session().record_context(&known);
-        Ok(())
-    }
-}
-
-/// The `USE` statements that take a session from `current` to `wanted`, fewest first.
-fn switch_statements(current: &Context, wanted: &Context) -> Vec<String> {
-    let q = |name: &String| Ident::exact(name.clone()).quoted();
-    let mut statements = Vec::new();
-    if let Some(role) = wanted
-        .role
-        .as_ref()
-        .filter(|r| current.role.as_ref() != Some(*r))
-    {
-        statements.push(format!("USE ROLE {}", q(role)));
-    }
-    if let Some(wh) = wanted
-        .warehouse
-        .as_ref()
-        .filter(|w| current.warehouse.as_ref() != Some(*w))
-    {
-        statements.push(format!("USE WAREHOUSE {}", q(wh)));
-    }
-    let place_differs = wanted.database != current.database
-        || (wanted.schema.is_some() && wanted.schema != current.schema);
-    match (&wanted.database, &wanted.schema) {
-        (Some(db), Some(schema)) if place_differs => {
-            statements.push(format!("USE SCHEMA {}.{}", q(db), q(schema)))
-        }
-        (Some(db), None) if place_differs => statements.push(format!("USE DATABASE {}", q(db))),
-        _ => {}
-    }
-    statements
-}
-
-impl<C: Connector> Drop for Lease<C> {
-    fn drop(&mut self) {
-        if let Some(session) = self.session.take() {
-            if session.is_poisoned() || self.born.elapsed() >= self.pool.limits.max_lifetime {
-                self.pool.retire(session, self.permit.take());
-            } else {
-                lock(&self.pool.idle).push(Idle {
-                    session,
-                    born: self.born,
-                    used: Instant::now(),
-                });
-            }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(_)) => Err(ToolError::internal("a login ended without an answer")),
+            Err(_) => Err(out_of_time()),
         }
     }
 }
 
-fn context_error(sql: &str, e: SfError) -> ToolError {
-    if e.kind() != ErrorKind::Sql {
-        return e.into();
-    }
-    let what = sql
-        .trim_start_matches("USE ")
-        .split_whitespace()
-        .next()
-        .unwrap_or("object")
-        .to_ascii_lowercase();
-    let mut t = ToolError::from(e);
-    t.kind = "not_found";
-    t.message = format!(
-        "cannot use that {what}: it does not exist or the role may not use it ({}). Check the name with list_databases / list_schemas.",
-        t.message.split(" Fix the SQL").next().unwrap_or_default()
-    );
-    t
-}
+pub use lease::Lease;
 
+mod client;
+mod context;
+mod lease;
 mod login;
 
 #[cfg(test)]

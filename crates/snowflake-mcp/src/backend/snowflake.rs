@@ -78,7 +78,16 @@ impl SnowflakeBackend {
     }
 }
 
-/// Run one statement on a session leased from `pool`.
+/// What a call may take beyond its statement's timeout: the `USE` statements before it, the
+/// margin the client allows Snowflake to report the timeout, an abort, the result's chunks.
+/// With a silent Snowflake the call answers within the timeout plus this.
+pub(crate) const CALL_MARGIN: std::time::Duration = std::time::Duration::from_secs(15);
+/// Kept for the abort of a statement that got no answer by the call's deadline.
+const ABORT_RESERVE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Run one statement on a session leased from `pool`. Every request to Snowflake on its way —
+/// waiting for a session, `USE`, the statement and its polling, the result's chunks — ends by
+/// one deadline: the statement's timeout plus [`CALL_MARGIN`].
 async fn run_on<C: Connector<Session = snowflake_client::Session>>(
     pool: &Pool<C>,
     ctx: &Context,
@@ -86,18 +95,21 @@ async fn run_on<C: Connector<Session = snowflake_client::Session>>(
     limits: RowLimits,
     timeout: std::time::Duration,
 ) -> Result<Rows, ToolError> {
+    let deadline = tokio::time::Instant::now() + timeout + CALL_MARGIN;
     {
-        let mut lease = pool.lease(ctx).await?;
+        let mut lease = pool.lease_by(ctx, deadline - ABORT_RESERVE).await?;
         let options = QueryOptions {
             timeout: Some(timeout),
             query_tag: Some(crate::attribution::current()),
+            deadline: Some(deadline - ABORT_RESERVE),
         };
         // If this future is dropped (the call was cancelled, its MCP session closed, or a
         // timeout fired), the guard aborts the statement on Snowflake.
         let guard = AbortOnDrop::new(lease.session().handle(), pool.tasks());
         let outcome = match lease.session().query_with(sql, &options).await {
-            Ok(result) => {
+            Ok(mut result) => {
                 crate::progress::report(crate::progress::Stage::Fetching);
+                result.set_deadline(deadline);
                 result.collect(limits).await
             }
             Err(e) => Err(e),
@@ -107,6 +119,8 @@ async fn run_on<C: Connector<Session = snowflake_client::Session>>(
             lease.succeeded();
         }
         outcome.map_err(|e| {
+            // A session that got no answer is retired (it may still run the statement) and
+            // counts towards opening the circuit.
             lease.retire_if_broken(&e);
             ToolError::from(e)
         })

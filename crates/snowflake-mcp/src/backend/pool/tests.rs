@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
+use snowflake_client::ErrorKind;
 
 /// Everything the fake sessions did, for assertions.
 #[derive(Default)]
@@ -21,6 +22,13 @@ struct Log {
     connect_mode: std::sync::atomic::AtomicU8,
     connecting: AtomicUsize,
     peak_connecting: AtomicUsize,
+    /// The next statement gets no answer (it waits out its deadline).
+    hang_next: AtomicBool,
+    /// Heartbeats fail.
+    heartbeat_fails: AtomicBool,
+    /// A logout takes this long before Snowflake has it (ms).
+    logout_ms: std::sync::atomic::AtomicU64,
+    logouts: AtomicUsize,
 }
 
 struct FakeConnector {
@@ -88,9 +96,15 @@ impl PooledSession for FakeSession {
     fn is_poisoned(&self) -> bool {
         false
     }
-    async fn execute(&mut self, sql: &str, _timeout: Duration) -> Result<(), SfError> {
+    async fn execute(&mut self, sql: &str, deadline: Instant) -> Result<(), SfError> {
         if !self.log.busy.lock().unwrap().insert(self.id) {
             self.log.overlaps.fetch_add(1, Ordering::SeqCst);
+        }
+        if self.log.hang_next.swap(false, Ordering::SeqCst) {
+            // Like the client: no answer by the deadline is a timeout without a code.
+            tokio::time::sleep_until(deadline).await;
+            self.log.busy.lock().unwrap().remove(&self.id);
+            return Err(SfError::new(ErrorKind::Timeout, "no answer"));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
         self.log.busy.lock().unwrap().remove(&self.id);
@@ -119,10 +133,16 @@ impl PooledSession for FakeSession {
         Ok(())
     }
     async fn heartbeat(&mut self) -> Result<(), SfError> {
+        if self.log.heartbeat_fails.load(Ordering::SeqCst) {
+            return Err(SfError::new(ErrorKind::Network, "connection reset"));
+        }
         Ok(())
     }
     async fn close(self) {
+        let ms = self.log.logout_ms.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
         self.log.open.fetch_sub(1, Ordering::SeqCst);
+        self.log.logouts.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -131,12 +151,7 @@ fn pool(max_sessions: usize) -> (Pool<FakeConnector>, Arc<Log>) {
 }
 
 fn pool_with(max_sessions: usize, secondary_roles_none: bool) -> (Pool<FakeConnector>, Arc<Log>) {
-    let log = Arc::new(Log::default());
-    let connector = FakeConnector {
-        default: Context::default(),
-        log: log.clone(),
-    };
-    let limits = PoolLimits {
+    pool_limits(PoolLimits {
         max_sessions,
         min_idle: 0,
         max_lifetime: Duration::from_secs(3600),
@@ -144,6 +159,14 @@ fn pool_with(max_sessions: usize, secondary_roles_none: bool) -> (Pool<FakeConne
         secondary_roles_none,
         login_timeout: Duration::from_secs(20),
         max_concurrent_logins: 2,
+    })
+}
+
+fn pool_limits(limits: PoolLimits) -> (Pool<FakeConnector>, Arc<Log>) {
+    let log = Arc::new(Log::default());
+    let connector = FakeConnector {
+        default: Context::default(),
+        log: log.clone(),
     };
     (Pool::new(connector, limits), log)
 }
@@ -197,7 +220,7 @@ async fn a_session_is_never_shared_and_the_pool_never_grows_past_its_size() {
             assert_eq!(lease.session().context().database, wanted.database);
             lease
                 .session()
-                .execute("SELECT 1", Duration::from_secs(1))
+                .execute("SELECT 1", Instant::now() + Duration::from_secs(1))
                 .await
                 .unwrap();
         }));
@@ -400,3 +423,5 @@ async fn a_retired_session_holds_its_place_until_it_is_logged_out() {
     drop(p.lease(&c).await.unwrap());
     assert!(log.peak_open.load(Ordering::SeqCst) <= 1);
 }
+
+mod churn;
