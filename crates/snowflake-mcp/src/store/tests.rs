@@ -644,8 +644,13 @@ async fn redis_settlement_is_applied_once_and_keys_expire() {
     // The settled reservation's record is gone (that is what makes a retry change nothing).
     assert_eq!(server.command(&["EXISTS", &res_key]), "0");
     let u = store.usage("c", &w[0]).await.unwrap();
-    // g2 is still outstanding: its query counts; g's was refunded once, not three times.
-    assert_eq!((u.queries, u.ms, u.microcredits), (1, 1_000, 7));
+    // g2 is still outstanding: its query and its reserved session-time count; g's query was
+    // refunded once, not three times, and what g spent replaced what it had reserved.
+    let g2_ms = g2.ms.expect("a seconds quota reserves session-time");
+    assert_eq!(
+        (u.queries, u.ms, u.microcredits),
+        (1, 1_000 + g2_ms, 7 + g2.microcredits)
+    );
     // The client's keys share one hash tag; windows and sessions expire on their own.
     let key = "test:{c:c}:usage:h:2026-11-24T10";
     let ttl: i64 = server.command(&["TTL", key]).parse().unwrap();
