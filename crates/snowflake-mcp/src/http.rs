@@ -8,8 +8,9 @@
 //!   Calls in a session are not: their stream can be resumed with `Last-Event-ID` (see
 //!   [`crate::events`]).
 //! * [`check_host`]: every route answers only to the expected `Host` names and browser
-//!   `Origin`s — the DNS-rebinding check rmcp makes for `/mcp`, applied to `/healthz`,
-//!   `/readyz`, `/metrics` and the OAuth metadata too, with the same lists and rules.
+//!   `Origin`s — the DNS-rebinding check, with rmcp's rules, made once for every route
+//!   (`/mcp`, `/healthz`, `/readyz`, `/metrics`, the OAuth metadata); rmcp's own check for `/mcp`
+//!   is turned off so a call is not checked twice.
 
 use axum::extract::Request;
 use axum::http::StatusCode;
@@ -53,13 +54,11 @@ impl AllowedHosts {
         }
     }
 
-    fn host_allowed(&self, host: &str) -> bool {
-        let Some((host, port)) = authority(host) else {
-            return false;
-        };
+    /// True when the (host, port) of a request is one the server answers to.
+    fn allows(&self, (host, port): &(String, Option<u16>)) -> bool {
         self.hosts
             .iter()
-            .any(|(h, p)| *h == host && (p.is_none() || *p == port))
+            .any(|(h, p)| h == host && (p.is_none() || p == port))
     }
 
     fn origin_allowed(&self, value: &str) -> bool {
@@ -108,16 +107,23 @@ pub async fn check_host(
     next: Next,
 ) -> Response {
     use axum::response::IntoResponse;
-    let host = request
-        .headers()
-        .get(axum::http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| request.uri().authority().map(|a| a.to_string()));
-    let Some(host) = host else {
-        return (StatusCode::BAD_REQUEST, "missing Host header\n").into_response();
+    // As rmcp reads it: the Host header, else (HTTP/2) the URI's authority; one that cannot be
+    // read is a bad request.
+    let host = match request.headers().get(axum::http::header::HOST) {
+        Some(value) => value.to_str().ok().and_then(authority),
+        None => request
+            .uri()
+            .authority()
+            .map(|a| (normalize_host(a.host()), a.port_u16())),
     };
-    if !allowed.host_allowed(&host) {
+    let Some(host) = host else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "Bad Request: missing or invalid Host header\n",
+        )
+            .into_response();
+    };
+    if !allowed.allows(&host) {
         tracing::warn!("refused a request with a Host that is not allowed (DNS rebinding?)");
         return (
             StatusCode::FORBIDDEN,
@@ -220,6 +226,7 @@ mod tests {
                 "https://app.example.com".into(),
             ],
         );
+        let host_allowed = |h: &str| authority(h).is_some_and(|a| allowed.allows(&a));
         for ok in [
             "localhost",
             "LOCALHOST:8765",
@@ -227,7 +234,7 @@ mod tests {
             "[::1]:80",
             "mcp.example.com:8443",
         ] {
-            assert!(allowed.host_allowed(ok), "{ok}");
+            assert!(host_allowed(ok), "{ok}");
         }
         for bad in [
             "evil.example",
@@ -236,7 +243,7 @@ mod tests {
             "127.0.0.2",
             "",
         ] {
-            assert!(!allowed.host_allowed(bad), "{bad}");
+            assert!(!host_allowed(bad), "{bad}");
         }
         assert!(allowed.origin_allowed("http://localhost:3000"));
         assert!(allowed.origin_allowed("https://app.example.com"));

@@ -546,9 +546,11 @@ pub async fn serve(
     .map(|s| s.to_string())
     .collect();
     origins.extend(config.allowed_origins.iter().cloned());
+    // Host and Origin are checked for every route by `http::check_host` (below), with rmcp's
+    // rules and these lists; rmcp's own check would repeat it on every call to `/mcp`.
     let mut http_config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(hosts.clone())
-        .with_allowed_origins(origins.clone())
+        .disable_allowed_hosts()
+        .disable_allowed_origins()
         .with_max_request_body_bytes(config.max_request_bytes)
         .with_cancellation_token(sessions_token.clone());
     let idle_timeout = app.registry.limits().idle_timeout;

@@ -224,6 +224,9 @@ async fn every_route_checks_the_host_and_origin() {
         .await
         .unwrap();
         assert_eq!(status, 403, "{path} answered a foreign Origin");
+        let mut s = TcpStream::connect(&host).await.unwrap();
+        let (status, _) = raw(&mut s, "GET", path, "bad host", "").await.unwrap();
+        assert_eq!(status, 400, "{path} answered an unreadable Host");
     }
     let mut s = TcpStream::connect(&host).await.unwrap();
     let (status, _) = raw(
