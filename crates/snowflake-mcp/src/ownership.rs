@@ -249,12 +249,7 @@ impl Gate {
         pending: &PendingSession,
         principal: &ClientPolicy,
     ) -> Response {
-        let Some(id) = response
-            .headers()
-            .get(SESSION_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-        else {
+        let Some(id) = session_handed_out(&response) else {
             return response;
         };
         if !self.registry.claim(pending, &id) {

@@ -132,6 +132,19 @@ struct Idle<S> {
     used: Instant,
 }
 
+impl<S> Idle<S> {
+    /// A session just logged in, holding its slot.
+    fn fresh(session: S, slot: OwnedSemaphorePermit) -> Idle<S> {
+        let now = Instant::now();
+        Idle {
+            session,
+            slot,
+            born: now,
+            used: now,
+        }
+    }
+}
+
 /// Slots for `n` sessions (a semaphore's permits fit in a `u32`).
 fn slot_count(n: usize) -> usize {
     n.clamp(1, u32::MAX as usize >> 4)
@@ -382,19 +395,11 @@ impl<C: Connector> Pool<C> {
             };
             let ctx = self.inner.connector.default_context().clone();
             let deadline = Instant::now() + self.inner.limits.login_timeout + USE_TIMEOUT;
-            if let Err(e) =
-                self.inner
-                    .open_owned(ctx, slot, deadline)
-                    .await
-                    .map(|(session, slot)| {
-                        let now = Instant::now();
-                        self.inner.shelve(Idle {
-                            session,
-                            slot,
-                            born: now,
-                            used: now,
-                        })
-                    })
+            if let Err(e) = self
+                .inner
+                .open_owned(ctx, slot, deadline)
+                .await
+                .map(|(session, slot)| self.inner.shelve(Idle::fresh(session, slot)))
             {
                 tracing::warn!(error = %e, "cannot warm the pool");
                 break;
@@ -487,13 +492,7 @@ impl<C: Connector> Inner<C> {
         self.tasks.spawn(async move {
             let opened = inner.open(&ctx).await.map(|session| (session, slot));
             if let Err(Ok((session, slot))) = tx.send(opened) {
-                let now = Instant::now();
-                inner.shelve(Idle {
-                    session,
-                    slot,
-                    born: now,
-                    used: now,
-                });
+                inner.shelve(Idle::fresh(session, slot));
             }
         });
         match tokio::time::timeout_at(deadline, rx).await {

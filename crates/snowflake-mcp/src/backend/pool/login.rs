@@ -121,13 +121,7 @@ impl<C: Connector> Inner<C> {
                     Ok((session, slot)) => {
                         inner.breaker.success();
                         tracing::info!("Snowflake answers again");
-                        let now = Instant::now();
-                        inner.shelve(Idle {
-                            session,
-                            slot,
-                            born: now,
-                            used: now,
-                        });
+                        inner.shelve(Idle::fresh(session, slot));
                         break;
                     }
                     Err(_) => {
