@@ -1,54 +1,69 @@
 //! snowflake-mcp: a Model Context Protocol server for Snowflake that many AI clients share.
 //!
-//! The path of one tool call, module by module:
+//! # The path of one tool call
 //!
-//! 1. [`server`] — the transport (stdio or Streamable HTTP) and the per-MCP-session handler;
-//! 2. [`identity`] — bearer token → client and its [`policy`] (everything one client may do); [`ownership`] — the HTTP door that
-//!    keeps every MCP session to the principal that opened it; [`sessions`] — the registry of MCP
-//!    sessions with their context;
-//! 3. [`tools`] — argument checks, the read-only [`guard`], identifier quoting ([`ident`]),
-//!    and result rendering ([`render`]);
-//! 4. [`gateway`] — metadata cache and coalescing, then the fair [`scheduler`];
-//! 5. [`backend`] — the database behind the tools: Snowflake through a [`backend::pool`] of
-//!    sessions (the `snowflake-client` crate speaks the protocol), or the offline demo;
-//! 6. [`error`] — how a failure reads to the model.
+//! The folders are the stages a call passes through, outermost first:
 //!
-//! [`config`] holds the settings and [`check`] the `snowflake-mcp check` command.
+//! 1. [`transport`] — the door: Streamable HTTP (router, connection guard, TLS, SSE events and
+//!    resumption, session ownership) or stdio, and the MCP handler that turns a request into
+//!    a tool call;
+//! 2. [`sessions`] — the MCP sessions this replica serves, each with its owner and context;
+//! 3. [`tools`] — the tools themselves: arguments, the read-only guard, rendering, audit;
+//! 4. [`scheduling`] — the gateway layers around the backend: metadata cache, coalescing, and
+//!    the fair scheduler that shares the pool by weight in session-time;
+//! 5. [`backend`] — the database: Snowflake through a pool of sessions (the `snowflake-client`
+//!    crate speaks the protocol), or the offline demo;
+//!
+//! and beside the path, the stages it consults:
+//!
+//! * [`identity`] — who is calling: bearer tokens, OAuth, token exchange;
+//! * [`policy`] — what that caller may do: its policy, rate limits and quotas (admission), and
+//!   the limits that hold across replicas (cluster);
+//! * [`observe`] — what is recorded about the call: metrics, audit, attribution, progress;
+//! * [`state`] — what outlives the process and is shared by replicas, behind one interface.
+//!
+//! At the bottom, shared vocabulary that any stage may use: [`error`] (how a failure reads to
+//! the model), [`ident`] (Snowflake identifiers), [`principal`] (how client ids are spelled),
+//! [`config`] (the settings), and the few helpers below.
+//!
+//! # Layers
+//!
+//! A stage may use the stages listed **below** it here, never one above; the list is the
+//! allowed direction, and `tests/architecture.rs` fails the build's tests when a module
+//! imports upward (doc links do not count) or when modules import each other in a circle:
+//!
+//! ```text
+//! transport    the door and the MCP handler (uses everything below)
+//! sessions     MCP sessions and their context
+//! tools        tool definitions, arguments, guard, rendering
+//! scheduling   gateway layers and the fair scheduler
+//! backend      Snowflake (pool, people's sessions) and the demo
+//! identity     tokens, OAuth, token exchange
+//! policy       client policy, admission, cluster-wide limits
+//! observe      metrics, audit, attribution, progress, log redaction
+//! state        the state store (SQLite, Redis) and replica coordination
+//! vocabulary   error, ident, principal, config, and this file's helpers
+//! ```
+//!
+//! `main.rs` (the binary) wires the stages together and may use any of them.
 
-pub mod admission;
-pub mod attribution;
-pub mod audit;
 pub mod backend;
-pub mod bridge;
-pub mod check;
-pub mod cluster;
 pub mod config;
-pub mod conn;
 pub mod error;
-pub mod events;
-pub mod gateway;
-pub mod guard;
-pub mod http;
 pub mod ident;
 pub mod identity;
-pub mod metrics;
-pub mod oauth;
-pub mod ops;
-pub mod ownership;
-pub mod parking;
-pub mod peers;
+pub mod observe;
 pub mod policy;
-pub mod progress;
-pub mod redact;
-pub mod render;
-pub mod resume;
-pub mod scheduler;
-pub mod server;
+pub mod principal;
+pub mod scheduling;
 pub mod sessions;
-pub mod store;
-pub mod tls;
-pub mod token_exchange;
+pub mod state;
 pub mod tools;
+pub mod transport;
+
+/// The database, schema, warehouse and role a statement runs in: one per MCP session, checked
+/// against the client's policy at every call.
+pub use snowflake_client::SessionContext as Context;
 
 /// Lock a mutex, carrying on after a panic elsewhere: every guarded value here stays consistent
 /// between statements, so a poisoned lock holds nothing half-written.
@@ -70,4 +85,13 @@ where
             job().await;
         }
     });
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

@@ -6,23 +6,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use snowflake_mcp::admission::Admission;
-use snowflake_mcp::audit::Auditor;
+use snowflake_mcp::policy::admission::Admission;
+use snowflake_mcp::observe::audit::Auditor;
 use snowflake_mcp::backend::demo::DemoBackend;
 use snowflake_mcp::backend::people::People;
 use snowflake_mcp::backend::pool::{Pool, PoolLimits};
 use snowflake_mcp::backend::snowflake::SnowflakeBackend;
 use snowflake_mcp::backend::Backend;
-use snowflake_mcp::cluster::{Cluster, Coordinator};
+use snowflake_mcp::policy::cluster::Cluster;
+use snowflake_mcp::state::coordinator::Coordinator;
 use snowflake_mcp::config::{cache_dir, snowflake_settings, Config};
-use snowflake_mcp::gateway::Gateway;
+use snowflake_mcp::scheduling::gateway::Gateway;
 use snowflake_mcp::identity::Clients;
-use snowflake_mcp::redact::Redacting;
-use snowflake_mcp::scheduler::{Scheduler, SchedulerLimits};
-use snowflake_mcp::server::App;
+use snowflake_mcp::observe::redact::Redacting;
+use snowflake_mcp::scheduling::scheduler::{Scheduler, SchedulerLimits};
+use snowflake_mcp::transport::server::App;
 use snowflake_mcp::sessions::{Registry, SessionLimits};
 use snowflake_mcp::spawn_every;
-use snowflake_mcp::store::{default_state_path, RedisOptions, RedisStore, SqliteStore, StateStore};
+use snowflake_mcp::state::{default_state_path, RedisOptions, RedisStore, SqliteStore, StateStore};
 use snowflake_mcp::tools::{definitions, Tools};
 use tokio_util::sync::CancellationToken;
 
@@ -148,7 +149,7 @@ fn main() -> ExitCode {
                         println!("FAILED: {e}");
                         String::new()
                     })?;
-                match snowflake_mcp::check::run(&settings, &mut std::io::stdout()).await {
+                match snowflake_mcp::backend::check::run(&settings, &mut std::io::stdout()).await {
                     ExitCode::SUCCESS => Ok(()),
                     _ => Err(String::new()),
                 }
@@ -169,7 +170,7 @@ fn main() -> ExitCode {
                     on_signal.cancel();
                 });
                 let served =
-                    snowflake_mcp::server::serve(app.clone(), &listen, &config.server, shutdown)
+                    snowflake_mcp::transport::server::serve(app.clone(), &listen, &config.server, shutdown)
                         .await;
                 app.tools.auditor.flush().await;
                 if let Err(e) = app.tools.admission.store().flush().await {
@@ -194,7 +195,7 @@ fn main() -> ExitCode {
                         serve_args.extend([flag.to_string(), v]);
                     }
                 }
-                snowflake_mcp::bridge::run(&url, serve_args).await
+                snowflake_mcp::transport::bridge::run(&url, serve_args).await
             }
             Command::Stdio { demo, client } => {
                 let app = app(
@@ -209,7 +210,7 @@ fn main() -> ExitCode {
                     })?),
                     None => None,
                 };
-                let served = snowflake_mcp::server::stdio(app.clone(), client).await;
+                let served = snowflake_mcp::transport::server::stdio(app.clone(), client).await;
                 app.tools.auditor.flush().await;
                 served
             }
@@ -382,7 +383,7 @@ fn app(
         scheduler,
         secs(config.cache.metadata_ttl_secs),
         config.cache.max_entries,
-        Arc::new(snowflake_mcp::metrics::Metrics::default()),
+        Arc::new(snowflake_mcp::observe::metrics::Metrics::default()),
     )
     .with_cluster(cluster.clone());
     let registry = Registry::new(SessionLimits {
@@ -408,7 +409,7 @@ fn app(
         expiring.expire_idle();
         async {}
     });
-    let stored = snowflake_mcp::resume::StoredLimits {
+    let stored = snowflake_mcp::transport::resume::StoredLimits {
         max_per_client: config.sessions.max_stored_per_client,
         max_anonymous: config.sessions.max_stored_anonymous,
         max_init_bytes: config.sessions.max_client_info_bytes,

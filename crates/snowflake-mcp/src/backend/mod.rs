@@ -6,6 +6,7 @@
 //! [`Context`], and every answer is plain data the tools render.
 
 pub mod breaker;
+pub mod check;
 pub mod demo;
 pub mod people;
 pub mod pool;
@@ -20,7 +21,7 @@ use serde_json::Value;
 use crate::error::ToolError;
 use crate::ident::Ident;
 
-pub use snowflake_client::SessionContext as Context;
+use crate::Context;
 
 /// Standard warehouses' credits per hour by size (Snowflake bills per second, with a 60-second
 /// minimum each time a warehouse resumes, so per-statement figures are estimates).

@@ -17,7 +17,7 @@ use super::pool::{Connector, Pool, PoolLimits};
 use super::Context;
 use crate::error::ToolError;
 use crate::lock;
-use crate::token_exchange::TokenExchange;
+use crate::identity::token_exchange::TokenExchange;
 
 /// A person's pool is closed (its sessions logged out) after this long without a statement.
 pub const IDLE_CLOSE: Duration = Duration::from_secs(300);

@@ -56,7 +56,7 @@ impl SnowflakeBackend {
 
     /// The pool of the person the current call runs for, when people have their own.
     fn person_pool(&self) -> Result<Option<Pool<PersonConnector>>, ToolError> {
-        match (&self.people, crate::attribution::person()) {
+        match (&self.people, crate::observe::attribution::person()) {
             (Some(people), Some(person)) => people.pool(&person).map(Some),
             _ => Ok(None),
         }
@@ -100,7 +100,7 @@ async fn run_on<C: Connector<Session = snowflake_client::Session>>(
         let mut lease = pool.lease_by(ctx, deadline - ABORT_RESERVE).await?;
         let options = QueryOptions {
             timeout: Some(timeout),
-            query_tag: Some(crate::attribution::current()),
+            query_tag: Some(crate::observe::attribution::current()),
             deadline: Some(deadline - ABORT_RESERVE),
         };
         // If this future is dropped (the call was cancelled, its MCP session closed, or a
@@ -108,7 +108,7 @@ async fn run_on<C: Connector<Session = snowflake_client::Session>>(
         let guard = AbortOnDrop::new(lease.session().handle(), pool.tasks());
         let outcome = match lease.session().query_with(sql, &options).await {
             Ok(mut result) => {
-                crate::progress::report(crate::progress::Stage::Fetching);
+                crate::observe::progress::report(crate::observe::progress::Stage::Fetching);
                 result.set_deadline(deadline);
                 result.collect(limits).await
             }

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use super::{Connector, PooledSession, USE_TIMEOUT};
-use crate::backend::Context;
+use crate::Context;
 
 #[async_trait]
 impl Connector for snowflake_client::Client {
@@ -36,7 +36,7 @@ impl PooledSession for snowflake_client::Session {
         let left = deadline.saturating_duration_since(Instant::now());
         let options = QueryOptions {
             timeout: Some(left.min(USE_TIMEOUT)),
-            query_tag: Some(crate::attribution::current()),
+            query_tag: Some(crate::observe::attribution::current()),
             deadline: Some(deadline),
         };
         let result = self.query_with(sql, &options).await?;

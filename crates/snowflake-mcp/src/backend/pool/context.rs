@@ -7,7 +7,7 @@ use snowflake_client::{Error as SfError, ErrorKind};
 use tokio::time::Instant;
 
 use super::{Connector, Lease, PooledSession};
-use crate::backend::Context;
+use crate::Context;
 use crate::error::ToolError;
 use crate::ident::Ident;
 

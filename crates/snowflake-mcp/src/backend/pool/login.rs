@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::{Connector, Idle, Inner, PooledSession, USE_TIMEOUT};
 use crate::backend::breaker::Tripped;
-use crate::backend::Context;
+use crate::Context;
 use crate::error::ToolError;
 
 impl<C: Connector> Inner<C> {

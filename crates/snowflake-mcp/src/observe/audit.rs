@@ -1,0 +1,257 @@
+//! Audit: every tool call that reaches the database, recorded in the state store (and, when
+//! configured, appended as a JSON line to a file for log shippers).
+//!
+//! Records go through a bounded buffer to one writer task that commits them in batches (one
+//! transaction for all waiting records; the JSON lines are written on the blocking pool, never
+//! on the async runtime). A call waits for its record's batch — normally one group commit, about
+//! a millisecond, so that a `kill -9` right after an answer still finds its record — but never
+//! longer than [`AUDIT_WAIT`]: a locked or slow state store delays the audit, not the clients. A full buffer drops the record and counts
+//! it ([`Auditor::dropped`], in `/metrics`), never silently. Old records are pruned after
+//! `retention_days`.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::ToolError;
+use crate::state::{AuditRecord, StateStore};
+
+/// Records waiting to be written, at most.
+const BUFFER: usize = 10_000;
+/// Records written in one transaction, at most.
+const BATCH: usize = 512;
+/// The longest a call waits for its audit record to be committed.
+pub const AUDIT_WAIT: Duration = Duration::from_millis(500);
+
+enum Message {
+    Record(Box<AuditRecord>, Option<oneshot::Sender<()>>),
+    Flush(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct Auditor {
+    store: Arc<dyn StateStore>,
+    queue: mpsc::Sender<Message>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Auditor {
+    /// Record to `store`, and to the JSON-lines file at `jsonl` when given. Starts the writer
+    /// task (call inside a tokio runtime).
+    pub fn new(store: Arc<dyn StateStore>, jsonl: Option<&Path>) -> Result<Auditor, String> {
+        let jsonl = match jsonl {
+            Some(path) => Some({
+                let mut options = std::fs::OpenOptions::new();
+                options.create(true).append(true);
+                // The audit holds every client's SQL: readable by the server's user only.
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                options
+                    .open(path)
+                    .map_err(|e| format!("cannot open the audit file {}: {e}", path.display()))?
+            }),
+            None => None,
+        };
+        let (queue, inbox) = mpsc::channel(BUFFER);
+        tokio::spawn(write_batches(store.clone(), jsonl, inbox));
+        Ok(Auditor {
+            store,
+            queue,
+            dropped: Arc::default(),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+
+    /// Records dropped because the buffer was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Record one call and wait (at most [`AUDIT_WAIT`]) until it is committed; failures are
+    /// logged and counted, never shown to the caller.
+    pub async fn record(&self, record: AuditRecord) {
+        let (done, committed) = oneshot::channel();
+        if self.enqueue(record, Some(done)) {
+            let _ = tokio::time::timeout(AUDIT_WAIT, committed).await;
+        }
+    }
+
+    /// Record one call without waiting (from `Drop`).
+    pub fn record_later(&self, record: AuditRecord) {
+        self.enqueue(record, None);
+    }
+
+    fn enqueue(&self, record: AuditRecord, done: Option<oneshot::Sender<()>>) -> bool {
+        match self.queue.try_send(Message::Record(Box::new(record), done)) {
+            Ok(()) => true,
+            Err(_) => {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::error!(
+                        dropped = n,
+                        "the audit buffer is full: records are being dropped"
+                    );
+                }
+                false
+            }
+        }
+    }
+
+    /// Wait until every record queued so far is written (before reading history, at shutdown).
+    pub async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.queue.send(Message::Flush(done)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), flushed).await;
+        }
+    }
+}
+
+/// The writer task: everything waiting, in one transaction, then the acknowledgements.
+async fn write_batches(
+    store: Arc<dyn StateStore>,
+    mut jsonl: Option<std::fs::File>,
+    mut inbox: mpsc::Receiver<Message>,
+) {
+    while let Some(first) = inbox.recv().await {
+        let mut records = Vec::new();
+        let mut acks = Vec::new();
+        let mut take = |m: Message, records: &mut Vec<AuditRecord>| match m {
+            Message::Record(r, done) => {
+                records.push(*r);
+                acks.extend(done);
+            }
+            Message::Flush(done) => acks.push(done),
+        };
+        take(first, &mut records);
+        while records.len() < BATCH {
+            match inbox.try_recv() {
+                Ok(m) => take(m, &mut records),
+                Err(_) => break,
+            }
+        }
+        if !records.is_empty() {
+            if let Some(file) = jsonl.take() {
+                let lines: Vec<String> = records
+                    .iter()
+                    .filter_map(|r| serde_json::to_string(r).ok())
+                    .collect();
+                jsonl = tokio::task::spawn_blocking(move || {
+                    let mut file = file;
+                    for line in lines {
+                        let _ = writeln!(file, "{line}");
+                    }
+                    file
+                })
+                .await
+                .ok();
+            }
+            if let Err(e) = store.record_batch(&records).await {
+                tracing::error!(error = %e, records = records.len(), "could not write audit records");
+            }
+        }
+        for ack in acks {
+            let _ = ack.send(());
+        }
+    }
+}
+
+/// The audit record of a call in progress: written by [`PendingAudit::finish`] with the call's
+/// outcome, or — when the call is dropped first (cancelled, or aborted at shutdown) — written
+/// from `Drop` as `cancelled`, so no call vanishes from the audit or `query_history`.
+pub struct PendingAudit {
+    auditor: Auditor,
+    record: Option<AuditRecord>,
+    started: std::time::Instant,
+}
+
+impl PendingAudit {
+    pub fn new(
+        auditor: Auditor,
+        tool: &str,
+        statement: Option<String>,
+        client: &str,
+        session_id: Option<String>,
+    ) -> Self {
+        PendingAudit {
+            auditor,
+            record: Some(AuditRecord {
+                client_id: client.to_string(),
+                session_id,
+                tool: tool.to_string(),
+                statement,
+                status: "cancelled".into(),
+                ..Default::default()
+            }),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Record the call's outcome.
+    pub async fn finish(mut self, outcome: Result<CallSummary, &ToolError>) {
+        if let Some(mut record) = self.record.take() {
+            fill(&mut record, outcome, self.started.elapsed());
+            self.auditor.record(record).await;
+        }
+    }
+}
+
+impl Drop for PendingAudit {
+    fn drop(&mut self) {
+        let Some(mut record) = self.record.take() else {
+            return;
+        };
+        record.time_ms = chrono::Utc::now().timestamp_millis();
+        record.duration_ms = self.started.elapsed().as_millis() as u64;
+        self.auditor.record_later(record);
+    }
+}
+
+/// A Unix-milliseconds time as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn time_text(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// What the audit keeps of a successful call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallSummary {
+    pub query_id: Option<String>,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// Fill `record` with the outcome of its call.
+fn fill(
+    record: &mut AuditRecord,
+    outcome: Result<CallSummary, &ToolError>,
+    took: std::time::Duration,
+) {
+    let (status, query_id, error_code, rows, bytes) = match outcome {
+        Ok(s) => ("ok".to_string(), s.query_id, None, s.rows, s.bytes),
+        Err(e) => {
+            let details = e.snowflake.as_deref();
+            (
+                e.kind.to_string(),
+                details.and_then(|d| d.query_id.clone()),
+                details.and_then(|d| d.code.clone()),
+                0,
+                0,
+            )
+        }
+    };
+    record.time_ms = chrono::Utc::now().timestamp_millis();
+    record.status = status;
+    record.query_id = query_id;
+    record.error_code = error_code;
+    record.rows = rows;
+    record.bytes = bytes;
+    record.duration_ms = took.as_millis() as u64;
+}

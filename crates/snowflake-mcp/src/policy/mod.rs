@@ -1,0 +1,235 @@
+//! Policy: what one client may do — the whole of it in one place.
+//!
+//! A [`ClientPolicy`] is everything the server decides per client: its share of the pool
+//! (weight, concurrency, group), its rate limit and quotas, and what it may touch ([`Access`]:
+//! databases, roles, warehouses, rows). Identity ([`crate::identity`]) builds policies from the
+//! configuration and maps each request to one; admission ([`crate::policy::admission`]) enforces the
+//! rate limit and quotas; the tools ask [`Access`] before they touch anything. The checks here
+//! fail closed: a restricted role must be named, a context is re-checked at every call.
+//!
+//! This module depends on nothing that depends on it (types from the backend, the scheduler and
+//! the store only), so every other module can ask it.
+
+pub mod admission;
+pub mod cluster;
+pub mod rate;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+
+use crate::Context;
+use crate::error::ToolError;
+use crate::state::WindowLimits;
+
+
+/// What the scheduler needs to know of a client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientShare {
+    pub id: Arc<str>,
+    pub weight: u32,
+    pub max_concurrent: usize,
+    /// A group whose members together hold at most this many permits.
+    pub group: Option<(Arc<str>, usize)>,
+}
+
+/// A client's policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientPolicy {
+    pub id: Arc<str>,
+    pub weight: u32,
+    pub max_concurrent: usize,
+    /// Overrides of the connection's default context for this client's new sessions.
+    pub default_context: Context,
+    pub anonymous: bool,
+    pub rate: Option<RatePolicy>,
+    pub quotas: QuotaPolicy,
+    pub access: Access,
+    /// A group this client shares a concurrency cap with (anonymous clients).
+    pub group: Option<(Arc<str>, usize)>,
+    /// A signed-in person's: the `[[clients]]` entry whose policy covers them now, and what
+    /// their token calls them (`client_claim`). Their `id` is their key (issuer and subject),
+    /// never these: the entry follows their token, the name is for people to read.
+    pub person: Option<PersonNames>,
+}
+
+/// How a signed-in person is named (see [`ClientPolicy::person`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonNames {
+    pub entry: Arc<str>,
+    pub name: Arc<str>,
+}
+
+/// What a client may touch; `None` allows everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    pub databases: Option<Vec<String>>,
+    pub roles: Option<Vec<String>>,
+    pub warehouses: Option<Vec<String>>,
+    pub max_rows: Option<usize>,
+}
+
+impl Access {
+    fn allows(list: &Option<Vec<String>>, name: &str) -> bool {
+        list.as_ref().is_none_or(|l| l.iter().any(|n| n == name))
+    }
+
+    pub fn allows_database(&self, name: &str) -> bool {
+        Self::allows(&self.databases, name)
+    }
+
+    pub fn is_restricted(&self) -> bool {
+        self.databases.is_some()
+    }
+
+    /// Check a whole context; the error names what is not allowed.
+    pub fn check_context(&self, client: &str, ctx: &Context) -> Result<(), ToolError> {
+        for (what, list, value) in [
+            ("database", &self.databases, &ctx.database),
+            ("role", &self.roles, &ctx.role),
+            ("warehouse", &self.warehouses, &ctx.warehouse),
+        ] {
+            match value {
+                Some(v) if !Self::allows(list, v) => {
+                    return Err(not_allowed(client, what, v, list));
+                }
+                // A restricted role must be named: no role means the service user's.
+                None if what == "role" && list.is_some() => {
+                    return Err(not_allowed(client, what, "(none)", list));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub fn check_database(&self, client: &str, name: &str) -> Result<(), ToolError> {
+        if self.allows_database(name) {
+            Ok(())
+        } else {
+            Err(not_allowed(client, "database", name, &self.databases))
+        }
+    }
+}
+
+fn not_allowed(client: &str, what: &str, name: &str, list: &Option<Vec<String>>) -> ToolError {
+    ToolError::refused(format!(
+        "client '{client}' may not use {what} {name}; allowed: {}",
+        list.as_ref().map(|l| l.join(", ")).unwrap_or_default()
+    ))
+}
+
+impl ClientPolicy {
+    /// This client as a metrics label: configured ids as they are, people by their policy entry
+    /// (never their name or key), anonymous clients pooled.
+    pub fn metric_label(&self) -> String {
+        match &self.person {
+            _ if self.anonymous => "anonymous".into(),
+            Some(person) => person.entry.to_string(),
+            None => self.id.to_string(),
+        }
+    }
+
+    /// The client as people read it (messages, logs): a person's name, else the id.
+    pub fn display(&self) -> &str {
+        self.person.as_ref().map_or(&self.id, |p| &p.name)
+    }
+
+    /// The scheduler's view of this client.
+    pub fn share(&self) -> ClientShare {
+        ClientShare {
+            id: self.id.clone(),
+            weight: self.weight,
+            max_concurrent: self.max_concurrent,
+            group: self.group.clone(),
+        }
+    }
+}
+
+impl ClientPolicy {
+    /// The most rows one `run_query` may return: what it asked for, within this client's and the
+    /// server's caps.
+    pub fn row_cap(
+        &self,
+        server_max: usize,
+        server_default: usize,
+        requested: Option<u64>,
+    ) -> usize {
+        let hard_max = self.access.max_rows.unwrap_or(usize::MAX).min(server_max);
+        match requested {
+            Some(n) => (n.max(1) as usize).min(hard_max),
+            None => server_default.min(hard_max),
+        }
+    }
+}
+
+/// A client's rate limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RatePolicy {
+    pub per_minute: u32,
+    pub burst: Option<u32>,
+}
+
+impl RatePolicy {
+    /// Calls that may come at once: `burst`, default one minute's worth, at least one.
+    pub fn burst_size(&self) -> u32 {
+        self.burst.unwrap_or(self.per_minute).max(1)
+    }
+}
+
+/// A client's quotas; `None` is unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuotaPolicy {
+    pub per_day: WindowLimits,
+    pub per_hour: WindowLimits,
+}
+
+impl QuotaPolicy {
+    /// Whether a credits quota applies (the warehouse's size is then looked up).
+    pub fn counts_credits(&self) -> bool {
+        self.per_day.microcredits.is_some() || self.per_hour.microcredits.is_some()
+    }
+
+    pub fn is_unlimited(&self) -> bool {
+        self.per_day == WindowLimits::default() && self.per_hour == WindowLimits::default()
+    }
+
+    /// The windows `now` falls in that have limits, with those limits.
+    pub fn windows(&self, now: DateTime<Utc>) -> Vec<(String, WindowLimits)> {
+        let mut w = Vec::new();
+        if self.per_day != WindowLimits::default() {
+            w.push((
+                format!("d:{:04}-{:02}-{:02}", now.year(), now.month(), now.day()),
+                self.per_day,
+            ));
+        }
+        if self.per_hour != WindowLimits::default() {
+            w.push((
+                format!(
+                    "h:{:04}-{:02}-{:02}T{:02}",
+                    now.year(),
+                    now.month(),
+                    now.day(),
+                    now.hour()
+                ),
+                self.per_hour,
+            ));
+        }
+        w
+    }
+}
+
+/// A client limited to some roles (warehouses) runs as one of them from its first statement:
+/// without a role of its own it would run as the service user's role, with all its grants.
+pub(crate) fn restricted_default(
+    mut ctx: Context,
+    roles: &Option<Vec<String>>,
+    warehouses: &Option<Vec<String>>,
+) -> Context {
+    for (slot, allowed) in [(&mut ctx.role, roles), (&mut ctx.warehouse, warehouses)] {
+        if let (None, Some(first)) = (slot.as_ref(), allowed.as_ref().and_then(|l| l.first())) {
+            *slot = Some(first.clone());
+        }
+    }
+    ctx
+}

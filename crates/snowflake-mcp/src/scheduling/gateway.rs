@@ -1,0 +1,543 @@
+//! The request path between the tools and the backend, as layers:
+//! metadata cache (with coalescing) → fair scheduler → backend.
+//!
+//! * Catalogue answers (`list_databases`, `list_schemas`, `list_objects`, `describe_object`)
+//!   are cached per role and arguments for `cache.metadata_ttl_secs`, and identical concurrent
+//!   requests share one statement: AI clients ask the same catalogue questions over and over.
+//!   Failures are never cached.
+//! * Everything that reaches the backend first takes a permit from the [`Scheduler`], so
+//!   metadata and queries share the pool fairly by client weight.
+
+use crate::lock;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+use crate::backend::{
+    Backend, ColumnInfo, Named, ObjectInfo, ObjectKind, ObjectName, QueryLimits, QueryOutput,
+};
+use crate::policy::cluster::Cluster;
+use crate::error::ToolError;
+use crate::ident::Ident;
+use crate::observe::metrics::Metrics;
+use crate::policy::ClientShare;
+use crate::scheduling::scheduler::Scheduler;
+use crate::Context;
+
+/// A cached catalogue answer.
+#[derive(Clone, Debug)]
+enum Cached {
+    Named(Vec<Named>),
+    Objects(Vec<ObjectInfo>),
+    Columns(Vec<ColumnInfo>),
+}
+
+type Cell = Arc<OnceCell<Result<Cached, ToolError>>>;
+
+struct Entry {
+    cell: Cell,
+    born: Instant,
+}
+
+/// Cache counters.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+}
+
+struct MetadataCache {
+    ttl: Duration,
+    max_entries: usize,
+    entries: Mutex<HashMap<String, Entry>>,
+    stats: CacheStats,
+}
+
+impl MetadataCache {
+    /// A fresh cached answer for `key`, if there is one.
+    fn fresh(&self, key: &str) -> Option<Cached> {
+        let entries = lock(&self.entries);
+        let e = entries.get(key)?;
+        if e.born.elapsed() >= self.ttl {
+            return None;
+        }
+        match e.cell.get() {
+            Some(Ok(v)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    /// The cached answer for `key`, or the one computed by `fetch` — once, however many
+    /// identical requests arrive together. Callers come here holding their own scheduler
+    /// permit, so only fetches that are already running are shared; and a failure is never
+    /// shared: a caller whose shared fetch failed (another client's cancellation, say) runs its
+    /// own, and gets only its own errors.
+    async fn get_or_fetch<F, Fut>(&self, key: String, fetch: F) -> Result<Cached, ToolError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Cached, ToolError>>,
+    {
+        let cell = {
+            let mut entries = lock(&self.entries);
+            match entries.get(&key) {
+                Some(e) if !e.cell.initialized() || e.born.elapsed() < self.ttl => e.cell.clone(),
+                _ => {
+                    if entries.len() >= self.max_entries {
+                        let ttl = self.ttl;
+                        entries.retain(|_, e| !e.cell.initialized() || e.born.elapsed() < ttl);
+                        if entries.len() >= self.max_entries {
+                            entries.clear();
+                        }
+                    }
+                    let cell: Cell = Arc::default();
+                    entries.insert(
+                        key.clone(),
+                        Entry {
+                            cell: cell.clone(),
+                            born: Instant::now(),
+                        },
+                    );
+                    cell
+                }
+            }
+        };
+        let mut fetch = Some(fetch);
+        let mut fetched = false;
+        let mut result = cell
+            .get_or_init(|| {
+                fetched = true;
+                (fetch.take().expect("called once"))()
+            })
+            .await
+            .clone();
+        if result.is_err() && !fetched {
+            if let Some(fetch) = fetch.take() {
+                fetched = true;
+                result = fetch().await;
+            }
+        }
+        let counter = if fetched {
+            &self.stats.misses
+        } else {
+            &self.stats.hits
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if result.is_err() || self.ttl.is_zero() {
+            let mut entries = lock(&self.entries);
+            if entries
+                .get(&key)
+                .is_some_and(|e| Arc::ptr_eq(&e.cell, &cell))
+            {
+                entries.remove(&key);
+            }
+        }
+        result
+    }
+}
+
+/// The tool a catalogue cache key belongs to (its kind follows the role).
+fn tool_of(key: &str) -> &'static str {
+    match key.split('\u{1}').nth(1) {
+        Some("databases") => "list_databases",
+        Some("schemas") => "list_schemas",
+        Some("objects") => "list_objects",
+        _ => "describe_object",
+    }
+}
+
+/// The backend behind its cache and scheduler.
+pub struct Gateway {
+    /// Warehouse name -> credits per hour (sizes are read once).
+    credit_rates: Mutex<HashMap<String, f64>>,
+    backend: Arc<dyn Backend>,
+    scheduler: Scheduler,
+    cache: MetadataCache,
+    metrics: Arc<Metrics>,
+    /// With several replicas: the cluster-wide places a granted statement also needs.
+    cluster: Option<Arc<Cluster>>,
+}
+
+impl Gateway {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        scheduler: Scheduler,
+        ttl: Duration,
+        max_entries: usize,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Gateway {
+            credit_rates: Mutex::default(),
+            backend,
+            scheduler,
+            metrics,
+            cluster: None,
+            cache: MetadataCache {
+                ttl,
+                max_entries: max_entries.max(1),
+                entries: Mutex::new(HashMap::new()),
+                stats: CacheStats::default(),
+            },
+        }
+    }
+
+    /// Hold statements to cluster-wide caps too (several replicas on a shared store).
+    pub fn with_cluster(mut self, cluster: Option<Arc<Cluster>>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    pub fn cache_stats(&self) -> &CacheStats {
+        &self.cache.stats
+    }
+
+    /// Run `work` on the backend once `client` holds a scheduler permit.
+    async fn scheduled<T, Fut>(
+        &self,
+        client: &ClientShare,
+        warehouse: Option<&str>,
+        tool: &str,
+        work: Fut,
+    ) -> Result<T, ToolError>
+    where
+        Fut: Future<Output = Result<T, ToolError>>,
+    {
+        // Snowflake known to be down: fail at once rather than queue for it.
+        self.backend.available()?;
+        let queued = Instant::now();
+        crate::observe::progress::report(crate::observe::progress::Stage::Queued);
+        // While it waits, a client that asked for progress hears where it stands.
+        let acquire = self.scheduler.acquire_on(client, warehouse);
+        tokio::pin!(acquire);
+        let mut tick = tokio::time::interval_at(
+            Instant::now() + Duration::from_secs(2),
+            Duration::from_secs(2),
+        );
+        let _permit = loop {
+            tokio::select! {
+                permit = &mut acquire => break permit?,
+                _ = tick.tick() => {
+                    let waiting = self.scheduler.stats().queued;
+                    crate::observe::progress::waiting(format!("queued: {waiting} requests waiting for a Snowflake session"));
+                }
+            }
+        };
+        // Across replicas, the client's and the warehouse's caps hold cluster-wide: this
+        // replica's scheduler chose this request; it now also needs its places in the cluster.
+        let _lease = match &self.cluster {
+            Some(cluster) => Some(cluster.lease(client, warehouse).await?),
+            None => None,
+        };
+        crate::observe::progress::report(crate::observe::progress::Stage::Running);
+        self.metrics.observe("queue_wait", tool, queued.elapsed());
+        let started = Instant::now();
+        // Counted also when the call is dropped mid-statement (cancelled): the session was held.
+        let _held = crate::observe::progress::Holding::start();
+        let result = work.await;
+        self.metrics.observe("snowflake", tool, started.elapsed());
+        result
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    async fn catalogue(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+        key: String,
+        fetch: impl Future<Output = Result<Cached, ToolError>>,
+    ) -> Result<Cached, ToolError> {
+        // Answers depend on grants: the role's, and with people's own Snowflake identities also
+        // the person's (two people under one role name may hold different grants).
+        let role = ctx.role.as_deref().unwrap_or("");
+        let key = match crate::observe::attribution::person() {
+            Some(person) => format!("{role}@{person}\u{1}{key}"),
+            None => format!("{role}\u{1}{key}"),
+        };
+        if let Some(hit) = self.cache.fresh(&key) {
+            self.cache.stats.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(hit);
+        }
+        // Each caller waits for its own permit — its own queue, cap, timeout and errors —
+        // before it may share a fetch that is running.
+        let tool = tool_of(&key);
+        self.scheduled(
+            client,
+            ctx.warehouse.as_deref(),
+            tool,
+            self.cache.get_or_fetch(key, || fetch),
+        )
+        .await
+    }
+
+    pub async fn list_databases(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+    ) -> Result<Vec<Named>, ToolError> {
+        let fetch = async { self.backend.list_databases(ctx).await.map(Cached::Named) };
+        match self
+            .catalogue(client, ctx, "databases".into(), fetch)
+            .await?
+        {
+            Cached::Named(v) => Ok(v),
+            _ => Err(ToolError::internal("cache holds the wrong kind of answer")),
+        }
+    }
+
+    pub async fn list_schemas(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+        database: &Ident,
+    ) -> Result<Vec<Named>, ToolError> {
+        let fetch = async {
+            self.backend
+                .list_schemas(ctx, database)
+                .await
+                .map(Cached::Named)
+        };
+        match self
+            .catalogue(client, ctx, format!("schemas\u{1}{database}"), fetch)
+            .await?
+        {
+            Cached::Named(v) => Ok(v),
+            _ => Err(ToolError::internal("cache holds the wrong kind of answer")),
+        }
+    }
+
+    pub async fn list_objects(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+        database: &Ident,
+        schema: &Ident,
+        kind: Option<ObjectKind>,
+        pattern: Option<&str>,
+    ) -> Result<Vec<ObjectInfo>, ToolError> {
+        let key = format!(
+            "objects\u{1}{database}\u{1}{schema}\u{1}{kind:?}\u{1}{}",
+            pattern.unwrap_or("")
+        );
+        let fetch = async {
+            self.backend
+                .list_objects(ctx, database, schema, kind, pattern)
+                .await
+                .map(Cached::Objects)
+        };
+        match self.catalogue(client, ctx, key, fetch).await? {
+            Cached::Objects(v) => Ok(v),
+            _ => Err(ToolError::internal("cache holds the wrong kind of answer")),
+        }
+    }
+
+    pub async fn describe_object(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+        name: &ObjectName,
+    ) -> Result<Vec<ColumnInfo>, ToolError> {
+        let key = format!(
+            "describe\u{1}{}\u{1}{}\u{1}{}",
+            name.database, name.schema, name.name
+        );
+        let fetch = async {
+            self.backend
+                .describe_object(ctx, name)
+                .await
+                .map(Cached::Columns)
+        };
+        match self.catalogue(client, ctx, key, fetch).await? {
+            Cached::Columns(v) => Ok(v),
+            _ => Err(ToolError::internal("cache holds the wrong kind of answer")),
+        }
+    }
+
+    pub async fn run_query(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+        sql: &str,
+        limits: QueryLimits,
+    ) -> Result<QueryOutput, ToolError> {
+        self.scheduled(
+            client,
+            ctx.warehouse.as_deref(),
+            "run_query",
+            self.backend.run_query(ctx, sql, limits),
+        )
+        .await
+    }
+
+    pub async fn resolve_context(
+        &self,
+        client: &ClientShare,
+        target: &Context,
+    ) -> Result<Context, ToolError> {
+        self.scheduled(
+            client,
+            target.warehouse.as_deref(),
+            "set_context",
+            self.backend.resolve_context(target),
+        )
+        .await
+    }
+
+    /// The credits per hour of `warehouse` (its size, read once with `SHOW WAREHOUSES` under
+    /// the caller's share), for the cost quotas' estimates; `None` when unknown.
+    pub async fn credits_per_hour(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+        warehouse: &str,
+    ) -> Option<f64> {
+        if let Some(rate) = lock(&self.credit_rates).get(warehouse) {
+            return Some(*rate);
+        }
+        let size = self
+            .scheduled(
+                client,
+                Some(warehouse),
+                "warehouse_size",
+                self.backend.warehouse_size(ctx, warehouse),
+            )
+            .await;
+        // Without a size no credits are estimated, so a credits quota charges nothing here:
+        // say so rather than fail the statement.
+        let size = match size {
+            Ok(Some(size)) => size,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(warehouse, error = %e.message, "cannot read the warehouse's size; its credits are not estimated for this statement");
+                return None;
+            }
+        };
+        let Some(rate) = crate::backend::credits_per_hour(&size) else {
+            tracing::warn!(
+                warehouse,
+                size,
+                "unknown warehouse size; its credits are not estimated"
+            );
+            return None;
+        };
+        lock(&self.credit_rates).insert(warehouse.to_string(), rate);
+        Some(rate)
+    }
+
+    pub async fn default_context(&self) -> Result<Context, ToolError> {
+        self.backend.default_context().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn cache(ttl_secs: u64) -> MetadataCache {
+        MetadataCache {
+            ttl: Duration::from_secs(ttl_secs),
+            max_entries: 100,
+            entries: Mutex::new(HashMap::new()),
+            stats: CacheStats::default(),
+        }
+    }
+
+    fn answer(name: &str) -> Cached {
+        Cached::Named(vec![Named {
+            name: name.into(),
+            comment: None,
+        }])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn identical_concurrent_requests_share_one_fetch_and_answers_expire() {
+        let c = Arc::new(cache(60));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (c, calls) = (c.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                c.get_or_fetch("k".into(), || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Ok(answer("A"))
+                })
+                .await
+                .unwrap()
+            }));
+        }
+        for t in tasks {
+            assert!(matches!(t.await.unwrap(), Cached::Named(v) if v[0].name == "A"));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(c.stats.hits.load(Ordering::SeqCst), 19);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        c.get_or_fetch("k".into(), || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok(answer("B"))
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "expired answers are fetched again"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_are_not_cached() {
+        let c = cache(60);
+        let e = c
+            .get_or_fetch("k".into(), || async { Err(ToolError::internal("boom")) })
+            .await;
+        assert!(e.is_err());
+        let ok = c
+            .get_or_fetch("k".into(), || async { Ok(answer("A")) })
+            .await;
+        assert!(ok.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shared_fetch_that_fails_is_not_anyone_elses_error() {
+        let c = Arc::new(cache(60));
+        let first = {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.get_or_fetch("k".into(), || async {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Err(ToolError::new("cancelled", "the first client went away"))
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let second = c
+            .get_or_fetch("k".into(), || async { Ok(answer("mine")) })
+            .await;
+        assert!(first.await.unwrap().is_err());
+        assert!(
+            matches!(second, Ok(Cached::Named(v)) if v[0].name == "mine"),
+            "the second caller ran its own fetch instead of getting the first one's error"
+        );
+    }
+}

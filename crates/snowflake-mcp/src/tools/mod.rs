@@ -1,0 +1,534 @@
+//! The MCP tools: their public contract (names, arguments, output schemas) and what each does.
+//!
+//! Names and fields are fixed by DESIGN.md. Descriptions are one sentence each because every
+//! token of the tool list is paid for on every model turn; the whole list stays well under
+//! 1,500 tokens (checked by a test). Arguments are parsed strictly (unknown fields refused),
+//! identifiers validated and quoted by [`crate::ident`], and SQL checked by [`crate::tools::guard`]
+//! before any of it reaches a [`Backend`].
+
+pub mod guard;
+pub mod render;
+
+use std::sync::Arc;
+
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::policy::admission::{Admission, Ticket};
+use crate::observe::audit::{time_text, Auditor, CallSummary, PendingAudit};
+use crate::backend::{current, ObjectKind, ObjectName, QueryLimits};
+use crate::Context;
+use crate::config::QueryConfig;
+use crate::error::ToolError;
+use crate::scheduling::gateway::Gateway;
+use crate::tools::guard::{check_read_only, referenced_databases};
+use crate::ident::Ident;
+use crate::policy::ClientPolicy;
+use crate::policy::ClientShare;
+use crate::config::MICROCREDITS_PER_CREDIT;
+use crate::state::{Amounts, Cost, Grant};
+
+/// Everything a tool call needs besides its arguments and its caller.
+pub struct Tools {
+    pub admission: Admission,
+    pub auditor: Auditor,
+    pub gateway: Gateway,
+    pub limits: QueryConfig,
+}
+
+/// Who is calling: the client (policy, limits) and its MCP session's context.
+pub struct Caller {
+    pub client: Arc<ClientPolicy>,
+    pub context: Context,
+    /// The transport session id, for the audit record.
+    pub session_id: Option<String>,
+}
+
+/// The outcome of a tool: the result, the caller's new context when it changed, and the rows
+/// and bytes returned (charged to quotas).
+pub struct Outcome {
+    pub result: CallToolResult,
+    pub new_context: Option<Context>,
+    pub returned: Option<(u64, u64)>,
+}
+
+impl Tools {
+    /// Run tool `name` for `caller`: its quota reservation first, then the tool, then the quota
+    /// is settled with what the tool returned. (The rate limit was taken before the caller's
+    /// context was resolved, by [`Tools::check_rate`].)
+    pub async fn call(
+        &self,
+        name: &str,
+        args: JsonObject,
+        caller: &Caller,
+    ) -> Result<Outcome, ToolError> {
+        // Admission, part two (the rate limit was taken by `check_rate`, before the caller's
+        // context was resolved): for a query, its quota grant.
+        let want = match name {
+            "run_query" => {
+                let amounts = Amounts {
+                    rows: caller.client.row_cap(
+                        self.limits.max_rows,
+                        self.limits.default_max_rows,
+                        args.get("max_rows").and_then(Value::as_u64),
+                    ) as u64,
+                    bytes: self.limits.max_result_bytes as u64,
+                };
+                // Credits are estimated from session-time × the warehouse size's rate.
+                let credits_per_hour = match &caller.context.warehouse {
+                    Some(w) if caller.client.quotas.counts_credits() => self
+                        .gateway
+                        .credits_per_hour(&caller.client.share(), &caller.context, w)
+                        .await
+                        .unwrap_or(0.0),
+                    _ => 0.0,
+                };
+                // Cost quotas reserve session-time up to the statement's timeout.
+                let cost = Cost {
+                    ms: self.limits.statement_timeout().as_millis() as u64,
+                    microcredits_per_hour: (credits_per_hour * MICROCREDITS_PER_CREDIT).round()
+                        as u64,
+                };
+                Some((amounts, cost))
+            }
+            _ => None,
+        };
+        let ticket = self.admission.admit(&caller.client, want).await?;
+        let grant = ticket.as_ref().map(Ticket::granted);
+        let statement = args
+            .get("sql")
+            .and_then(Value::as_str)
+            .map(|s| s.chars().take(10_000).collect());
+        // Audited whatever happens: a call cancelled mid-way is recorded as such on drop.
+        let audit = (name != "get_context" && name != "query_history").then(|| {
+            PendingAudit::new(
+                self.auditor.clone(),
+                name,
+                statement,
+                &caller.client.id,
+                caller.session_id.clone(),
+            )
+        });
+        let outcome = self.dispatch(name, args, caller, grant).await;
+        if let Some(ticket) = ticket {
+            let used = outcome.as_ref().map(|o| {
+                let (rows, bytes) = o.returned.unwrap_or_default();
+                Amounts { rows, bytes }
+            });
+            ticket.settle(used).await;
+        }
+        if let Some(audit) = audit {
+            let summary = outcome.as_ref().map(|o| CallSummary {
+                query_id: o
+                    .result
+                    .structured_content
+                    .as_ref()
+                    .and_then(|s| s["query_id"].as_str())
+                    .map(str::to_string),
+                rows: o.returned.unwrap_or_default().0,
+                bytes: o.returned.unwrap_or_default().1,
+            });
+            audit.finish(summary).await;
+        }
+        outcome
+    }
+
+    /// Admission, part one, before anything else of a call happens (resolving the caller's
+    /// default context may log in to Snowflake): the rate limit. `get_context` is free: it
+    /// touches no database and is how a limited model plans.
+    pub async fn check_rate(&self, name: &str, client: &ClientPolicy) -> Result<(), ToolError> {
+        if name == "get_context" {
+            return Ok(());
+        }
+        self.admission.check_rate(client).await
+    }
+
+    async fn dispatch(
+        &self,
+        name: &str,
+        args: JsonObject,
+        caller: &Caller,
+        grant: Option<Grant>,
+    ) -> Result<Outcome, ToolError> {
+        let share = caller.client.share();
+        let (ctx, client, access) = (&caller.context, &share, &caller.client.access);
+        let plain = |result| Outcome {
+            result,
+            new_context: None,
+            returned: None,
+        };
+        match name {
+            "list_databases" => {
+                parse::<NoArgs>(args)?;
+                let mut dbs = self.gateway.list_databases(client, ctx).await?;
+                dbs.retain(|d| access.allows_database(&d.name));
+                let rows: Vec<Vec<Value>> = dbs
+                    .iter()
+                    .map(|d| vec![json!(d.name), json!(d.comment)])
+                    .collect();
+                Ok(plain(success(
+                    json!({ "databases": dbs }),
+                    render::table(&["name", "comment"], &rows),
+                )))
+            }
+            "list_schemas" => {
+                let a: ListSchemas = parse(args)?;
+                let db = database_or_current(a.database.as_deref(), ctx)?;
+                access.check_database(caller.client.display(), db.name())?;
+                let schemas = self.gateway.list_schemas(client, ctx, &db).await?;
+                let rows: Vec<Vec<Value>> = schemas
+                    .iter()
+                    .map(|s| vec![json!(s.name), json!(s.comment)])
+                    .collect();
+                Ok(plain(success(
+                    json!({ "schemas": schemas }),
+                    render::table(&["name", "comment"], &rows),
+                )))
+            }
+            "list_objects" => {
+                let a: ListObjects = parse(args)?;
+                let db = database_or_current(a.database.as_deref(), ctx)?;
+                let schema = match a.schema.as_deref() {
+                    Some(s) => Ident::parse(s, "schema")?,
+                    None if a.database.is_some() => {
+                        return Err(ToolError::invalid(
+                            "with database, also pass schema (list_schemas shows them)",
+                        ))
+                    }
+                    None => current(&ctx.schema, "schema")?,
+                };
+                access.check_database(caller.client.display(), db.name())?;
+                let pattern = a.pattern.as_deref().map(check_pattern).transpose()?;
+                let objects = self
+                    .gateway
+                    .list_objects(client, ctx, &db, &schema, a.kind, pattern)
+                    .await?;
+                let rows: Vec<Vec<Value>> = objects
+                    .iter()
+                    .map(|o| vec![json!(o.name), json!(o.kind), json!(o.rows)])
+                    .collect();
+                Ok(plain(success(
+                    json!({ "objects": objects }),
+                    render::table(&["name", "kind", "rows"], &rows),
+                )))
+            }
+            "describe_object" => {
+                let a: DescribeObject = parse(args)?;
+                let name = ObjectName::resolve(&a.name, ctx)?;
+                access.check_database(caller.client.display(), name.database.name())?;
+                let columns = self.gateway.describe_object(client, ctx, &name).await?;
+                let rows: Vec<Vec<Value>> = columns
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            json!(c.name),
+                            json!(c.type_name),
+                            json!(if c.nullable { "Y" } else { "N" }),
+                            json!(c.comment),
+                        ]
+                    })
+                    .collect();
+                let text = format!(
+                    "{name}\n{}",
+                    render::table(&["column", "type", "null", "comment"], &rows)
+                );
+                Ok(plain(success(
+                    json!({ "name": name.to_string(), "columns": columns }),
+                    text,
+                )))
+            }
+            "run_query" => {
+                let a: RunQuery = parse(args)?;
+                self.run_query(a, ctx, client, &caller.client, grant).await
+            }
+            "query_history" => {
+                let a: QueryHistory = parse(args)?;
+                let limit = a.limit.unwrap_or(20).clamp(1, 200) as usize;
+                // Records still in the audit buffer (a cancelled call's) are read too.
+                self.auditor.flush().await;
+                let records = self
+                    .auditor
+                    .store()
+                    .history(&caller.client.id, limit)
+                    .await
+                    .map_err(|e| ToolError::new("unavailable", e.to_string()))?;
+                let rows: Vec<Vec<Value>> = records
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            json!(time_text(r.time_ms)),
+                            json!(r.tool),
+                            json!(r.status),
+                            json!(r.rows),
+                            json!(r.duration_ms),
+                            json!(r.statement),
+                        ]
+                    })
+                    .collect();
+                let queries: Vec<Value> = records
+                    .iter()
+                    .map(|r| json!({"time": time_text(r.time_ms), "tool": r.tool, "sql": r.statement, "status": r.status,
+                        "rows": r.rows, "bytes": r.bytes, "duration_ms": r.duration_ms, "query_id": r.query_id, "error_code": r.error_code}))
+                    .collect();
+                let text = render::table(&["time", "tool", "status", "rows", "ms", "sql"], &rows);
+                Ok(plain(success(json!({ "queries": queries }), text)))
+            }
+            "get_context" => {
+                parse::<NoArgs>(args)?;
+                let headroom = self.admission.headroom(&caller.client).await?;
+                Ok(plain(context_result(ctx, Some(headroom))))
+            }
+            "set_context" => {
+                let a: SetContext = parse(args)?;
+                let target = a.apply_to(ctx)?;
+                access.check_context(caller.client.display(), &target)?;
+                let resolved = self.gateway.resolve_context(client, &target).await?;
+                Ok(Outcome {
+                    result: context_result(&resolved, None),
+                    new_context: Some(resolved),
+                    returned: None,
+                })
+            }
+            other => Err(ToolError::invalid(format!("unknown tool '{other}'"))),
+        }
+    }
+
+    async fn run_query(
+        &self,
+        a: RunQuery,
+        ctx: &Context,
+        client: &ClientShare,
+        policy: &ClientPolicy,
+        grant: Option<Grant>,
+    ) -> Result<Outcome, ToolError> {
+        if a.sql.len() > self.limits.max_sql_bytes {
+            return Err(ToolError::invalid(format!(
+                "the SQL text is {} bytes; at most {} are accepted",
+                a.sql.len(),
+                self.limits.max_sql_bytes
+            )));
+        }
+        check_read_only(&a.sql).map_err(|r| ToolError::refused(r.0))?;
+        if policy.access.is_restricted() {
+            // A client limited to some databases may only reach objects of those databases:
+            // every reference (tables, functions, SHOW/DESCRIBE scopes) must resolve to one of
+            // them, and one the guard cannot resolve is refused (fail closed).
+            for db in referenced_databases(&a.sql, ctx.database.as_deref())
+                .map_err(|r| ToolError::refused(r.0))?
+            {
+                policy.access.check_database(policy.display(), &db)?;
+            }
+        }
+        if a.max_rows == Some(0) {
+            return Err(ToolError::invalid("max_rows must be at least 1"));
+        }
+        // Within the quota grant: a query never returns more rows or bytes than were reserved.
+        let mut max_rows = policy.row_cap(
+            self.limits.max_rows,
+            self.limits.default_max_rows,
+            a.max_rows,
+        );
+        let mut max_bytes = self.limits.max_result_bytes;
+        let mut timeout = self.limits.statement_timeout();
+        if let Some(grant) = grant {
+            max_rows = max_rows.min(grant.amounts.rows as usize);
+            max_bytes = max_bytes.min(grant.amounts.bytes as usize);
+            // Never run past the session-time reserved for this statement (under a cost quota):
+            // statements running at once split what the client has left.
+            if let Some(ms) = grant.ms {
+                timeout = timeout.min(std::time::Duration::from_millis(ms.max(1000)));
+            }
+        }
+        let limits = QueryLimits {
+            max_rows,
+            max_bytes,
+            timeout,
+        };
+        let out = self.gateway.run_query(client, ctx, &a.sql, limits).await?;
+        let headers: Vec<&str> = out.columns.iter().map(|c| c.name.as_str()).collect();
+        let mut text = render::table(&headers, &out.rows);
+        let mut structured = json!({
+            "columns": out.columns,
+            "rows": out.rows,
+            "row_count": out.rows.len(),
+            "truncated": out.truncated,
+            "query_id": out.query_id,
+        });
+        if out.truncated {
+            let note = format!(
+                "Showing the first {} rows (cap: {max_rows} rows or {} bytes). Narrow the query with WHERE, aggregate it, or select fewer columns.",
+                out.rows.len(),
+                self.limits.max_result_bytes
+            );
+            text.push_str(&format!("\n… {note}"));
+            structured["note"] = json!(note);
+        } else {
+            text.push_str(&format!("\n({} rows)", out.rows.len()));
+        }
+        // Bytes are the result data returned to the client: the JSON of its rows.
+        let data_bytes = serde_json::to_vec(&structured["rows"]).map_or(0, |v| v.len());
+        let returned = (out.rows.len() as u64, data_bytes as u64);
+        Ok(Outcome {
+            result: success(structured, text),
+            new_context: None,
+            returned: Some(returned),
+        })
+    }
+}
+
+fn success(structured: Value, text: String) -> CallToolResult {
+    let mut result = CallToolResult::structured(structured);
+    result.content = vec![ContentBlock::text(text)];
+    result
+}
+
+/// The context as a tool result; `get_context` adds the caller's remaining quotas and rate.
+fn context_result(ctx: &Context, limits: Option<Value>) -> CallToolResult {
+    let mut value = json!({"database": ctx.database, "schema": ctx.schema, "warehouse": ctx.warehouse, "role": ctx.role});
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+    let mut text = format!(
+        "database: {}\nschema: {}\nwarehouse: {}\nrole: {}",
+        show(&ctx.database),
+        show(&ctx.schema),
+        show(&ctx.warehouse),
+        show(&ctx.role)
+    );
+    if let Some(limits) = limits {
+        if let Some(quotas) = limits["quotas"].as_object() {
+            for (name, q) in quotas {
+                text.push_str(&format!(
+                    "\n{name}: {} of {} left (resets in {} s)",
+                    q["remaining"], q["limit"], q["resets_in_s"]
+                ));
+            }
+        }
+        if let Some(why) = limits["quotas_unavailable"].as_str() {
+            text.push_str(&format!("\nquotas: unknown for now ({why})"));
+        }
+        if let Some(rate) = limits["rate_limit"].as_object() {
+            text.push_str(&format!(
+                "\nrate limit: {} calls/min, {} available now",
+                rate["per_minute"], rate["available_now"]
+            ));
+        }
+        value["limits"] = limits;
+    }
+    success(value, text)
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(args: JsonObject) -> Result<T, ToolError> {
+    serde_json::from_value(Value::Object(args))
+        .map_err(|e| ToolError::invalid(format!("invalid arguments: {e}")))
+}
+
+fn database_or_current(arg: Option<&str>, ctx: &Context) -> Result<Ident, ToolError> {
+    match arg {
+        Some(d) => Ident::parse(d, "database"),
+        None => current(&ctx.database, "database"),
+    }
+}
+
+fn check_pattern(p: &str) -> Result<&str, ToolError> {
+    if p.is_empty() || p.len() > 255 || p.chars().any(char::is_control) {
+        return Err(ToolError::invalid(
+            "pattern must be 1 to 255 printable characters, e.g. 'ORD%'",
+        ));
+    }
+    Ok(p)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryHistory {
+    limit: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListSchemas {
+    database: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListObjects {
+    database: Option<String>,
+    schema: Option<String>,
+    kind: Option<ObjectKind>,
+    pattern: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DescribeObject {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunQuery {
+    sql: String,
+    max_rows: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetContext {
+    database: Option<String>,
+    schema: Option<String>,
+    warehouse: Option<String>,
+    role: Option<String>,
+}
+
+impl SetContext {
+    /// The context asked for: the current one with the given parts replaced. A new database
+    /// without a schema starts in that database's default schema.
+    fn apply_to(&self, ctx: &Context) -> Result<Context, ToolError> {
+        if [&self.database, &self.schema, &self.warehouse, &self.role]
+            .iter()
+            .all(|v| v.is_none())
+        {
+            return Err(ToolError::invalid(
+                "pass at least one of database, schema, warehouse, role",
+            ));
+        }
+        let ident = |v: &Option<String>, what| {
+            v.as_deref()
+                .map(|s| Ident::parse(s, what).map(|i| i.name().to_string()))
+                .transpose()
+        };
+        let mut target = ctx.clone();
+        if let Some(db) = ident(&self.database, "database")? {
+            if target.database.as_deref() != Some(db.as_str()) {
+                target.schema = None;
+            }
+            target.database = Some(db);
+        }
+        if let Some(schema) = ident(&self.schema, "schema")? {
+            if target.database.is_none() {
+                return Err(ToolError::invalid(
+                    "set a database before (or together with) the schema",
+                ));
+            }
+            target.schema = Some(schema);
+        }
+        if let Some(wh) = ident(&self.warehouse, "warehouse")? {
+            target.warehouse = Some(wh);
+        }
+        if let Some(role) = ident(&self.role, "role")? {
+            target.role = Some(role);
+        }
+        Ok(target)
+    }
+}
+
+mod definitions;
+pub use definitions::definitions;
+
+#[cfg(test)]
+mod tests;

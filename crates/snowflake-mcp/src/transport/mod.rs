@@ -1,0 +1,24 @@
+//! Transport: the door every call comes through, and the MCP handler behind it.
+//!
+//! Owns everything that knows about bytes on a socket and about the MCP protocol: the HTTP
+//! router ([`server`]) with `/mcp`, `/healthz`, `/readyz` and `/metrics` ([`ops`]); the
+//! connection guard ([`conn`], [`peers`]: connection, header and per-address limits); TLS
+//! ([`tls`]); Host/Origin checks and body bounds ([`http`]); SSE event buffering and resumption
+//! ([`events`]); the session door that keeps every MCP session to the principal that opened it
+//! ([`ownership`]) and stores sessions for other replicas ([`resume`]); stdio; and the
+//! `connect` bridge from stdio to a remote server ([`bridge`]).
+//!
+//! It turns a request into `(caller, tool, arguments)` and hands it to [`crate::tools`]; it
+//! must not decide policy, build SQL, or talk to the backend except through the tools (health
+//! probes excepted). Every input is bounded here, before any other stage sees it.
+
+pub mod bridge;
+pub mod conn;
+pub mod events;
+pub mod http;
+pub mod ops;
+pub mod ownership;
+pub mod peers;
+pub mod resume;
+pub mod server;
+pub mod tls;
