@@ -6,25 +6,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use snowflake_mcp::policy::admission::Admission;
-use snowflake_mcp::observe::audit::Auditor;
 use snowflake_mcp::backend::demo::DemoBackend;
 use snowflake_mcp::backend::people::People;
 use snowflake_mcp::backend::pool::{Pool, PoolLimits};
 use snowflake_mcp::backend::snowflake::SnowflakeBackend;
 use snowflake_mcp::backend::Backend;
-use snowflake_mcp::policy::cluster::Cluster;
-use snowflake_mcp::state::coordinator::Coordinator;
 use snowflake_mcp::config::{cache_dir, snowflake_settings, Config};
-use snowflake_mcp::scheduling::gateway::Gateway;
 use snowflake_mcp::identity::Clients;
+use snowflake_mcp::observe::audit::Auditor;
 use snowflake_mcp::observe::redact::Redacting;
+use snowflake_mcp::policy::admission::Admission;
+use snowflake_mcp::policy::cluster::Cluster;
+use snowflake_mcp::scheduling::gateway::Gateway;
 use snowflake_mcp::scheduling::scheduler::{Scheduler, SchedulerLimits};
-use snowflake_mcp::transport::server::App;
 use snowflake_mcp::sessions::{Registry, SessionLimits};
 use snowflake_mcp::spawn_every;
+use snowflake_mcp::state::coordinator::Coordinator;
 use snowflake_mcp::state::{default_state_path, RedisOptions, RedisStore, SqliteStore, StateStore};
 use snowflake_mcp::tools::{definitions, Tools};
+use snowflake_mcp::transport::App;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -169,9 +169,13 @@ fn main() -> ExitCode {
                     eprintln!("snowflake-mcp: stopping (finishing calls in flight)");
                     on_signal.cancel();
                 });
-                let served =
-                    snowflake_mcp::transport::server::serve(app.clone(), &listen, &config.server, shutdown)
-                        .await;
+                let served = snowflake_mcp::transport::server::serve(
+                    app.clone(),
+                    &listen,
+                    &config.server,
+                    shutdown,
+                )
+                .await;
                 app.tools.auditor.flush().await;
                 if let Err(e) = app.tools.admission.store().flush().await {
                     eprintln!("warning: {e}");
@@ -210,7 +214,7 @@ fn main() -> ExitCode {
                     })?),
                     None => None,
                 };
-                let served = snowflake_mcp::transport::server::stdio(app.clone(), client).await;
+                let served = snowflake_mcp::transport::stdio::stdio(app.clone(), client).await;
                 app.tools.auditor.flush().await;
                 served
             }

@@ -383,7 +383,10 @@ fn the_checker_sees_paths_the_way_the_compiler_does() {
         found,
         vec![
             (0, vec!["policy".into(), "ClientPolicy".into()]),
-            (0, vec!["policy".into(), "admission".into(), "Admission".into()]),
+            (
+                0,
+                vec!["policy".into(), "admission".into(), "Admission".into()]
+            ),
             (2, vec!["backend".into(), "Backend".into()]),
         ]
     );

@@ -16,8 +16,8 @@ use snowflake_client::{ConnectionSettings, Error as SfError, ErrorKind, Secret};
 use super::pool::{Connector, Pool, PoolLimits};
 use super::Context;
 use crate::error::ToolError;
-use crate::lock;
 use crate::identity::token_exchange::TokenExchange;
+use crate::lock;
 
 /// A person's pool is closed (its sessions logged out) after this long without a statement.
 pub const IDLE_CLOSE: Duration = Duration::from_secs(300);

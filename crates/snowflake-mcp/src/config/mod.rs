@@ -23,8 +23,8 @@ mod service;
 pub use clients::{AnonymousConfig, ClientConfig, ContextConfig};
 pub use oauth::{check_provider_url, OAuthConfig};
 pub use service::{
-    AuditConfig, CacheConfig, PoolConfig, QueryConfig, SchedulerConfig, ServerConfig, SessionsConfig,
-    StateConfig, WarehouseConfig,
+    AuditConfig, CacheConfig, PoolConfig, QueryConfig, SchedulerConfig, ServerConfig,
+    SessionsConfig, StateConfig, WarehouseConfig,
 };
 
 /// Credits are counted in millionths: a statement's estimate is rounded once, so a coarser

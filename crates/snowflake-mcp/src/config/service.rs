@@ -61,8 +61,6 @@ impl Default for AuditConfig {
     }
 }
 
-/// A context given in config (`default_context = { warehouse = "WH" }`).
-
 /// `[sessions]`: MCP sessions.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]

@@ -20,16 +20,15 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use crate::Context;
 use crate::config::{Config, ContextConfig};
 use crate::identity::oauth::{OAuth, Person, Refusal};
+use crate::identity::token_exchange::TokenExchange;
 use crate::policy::{
     restricted_default, Access, ClientPolicy, PersonNames, QuotaPolicy, RatePolicy,
-    
 };
 use crate::principal::{ANONYMOUS_PREFIX, PERSON_PREFIX};
 use crate::state::WindowLimits;
-use crate::identity::token_exchange::TokenExchange;
+use crate::Context;
 
 /// Who sent a request: a configured client, or nobody in particular.
 #[derive(Clone, Debug)]

@@ -115,8 +115,6 @@ pub struct OAuth {
     discovered: Mutex<HashMap<String, (String, Instant)>>,
 }
 
-
-
 impl OAuth {
     pub fn new(config: &OAuthConfig) -> Result<OAuth, String> {
         config.check()?;

@@ -37,8 +37,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::lock;
 use crate::identity::oauth::{Backoff, OAuth, Refusal};
+use crate::lock;
 
 /// A cached token is replaced this long before it expires (a login must not race its expiry).
 const MARGIN: Duration = Duration::from_secs(60);

@@ -99,7 +99,6 @@ impl Default for Metrics {
     }
 }
 
-
 /// Values read at scrape time.
 #[derive(Clone, Debug, Default)]
 pub struct Gauges {

@@ -31,10 +31,10 @@ use chrono::{DateTime, Timelike, Utc};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::policy::cluster::Cluster;
-use crate::error::ToolError;
-use crate::policy::{ClientPolicy, RatePolicy};
 use crate::config::MICROCREDITS_PER_CREDIT;
+use crate::error::ToolError;
+use crate::policy::cluster::Cluster;
+use crate::policy::{ClientPolicy, RatePolicy};
 use crate::state::{Amounts, Cost, StateStore};
 
 mod ticket;

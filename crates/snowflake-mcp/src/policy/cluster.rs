@@ -24,9 +24,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::policy::rate::{Bucket, Buckets};
 use crate::error::ToolError;
 use crate::lock;
+use crate::policy::rate::{Bucket, Buckets};
 use crate::policy::{ClientShare, RatePolicy};
 use crate::principal::ANONYMOUS_PREFIX;
 use crate::state::coordinator::{Coordinator, RateOp, Scope};

@@ -18,10 +18,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
-use crate::Context;
 use crate::error::ToolError;
 use crate::state::WindowLimits;
-
+use crate::Context;
 
 /// What the scheduler needs to know of a client.
 #[derive(Clone, Debug, PartialEq, Eq)]

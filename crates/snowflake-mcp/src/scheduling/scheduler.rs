@@ -58,7 +58,6 @@ pub struct SchedulerLimits {
     pub warehouse_caps: HashMap<String, usize>,
 }
 
-
 #[derive(Clone)]
 pub struct Scheduler {
     inner: Arc<Inner>,

@@ -23,9 +23,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::Context;
 use crate::error::ToolError;
 use crate::policy::ClientPolicy;
+use crate::Context;
 
 /// Registry limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -354,9 +354,7 @@ impl Registry {
         let state = lock(&self.state);
         let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
         for s in state.live.values() {
-            *counts
-                .entry(s.policy().metric_label())
-                .or_default() += 1;
+            *counts.entry(s.policy().metric_label()).or_default() += 1;
         }
         counts.into_iter().collect()
     }

@@ -72,7 +72,6 @@ pub struct Spent {
     pub microcredits: u64,
 }
 
-
 /// A reservation's grant: the rows and bytes the query may return, and the session-time (and
 /// credits) reserved for it — its statement timeout is capped to that reservation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

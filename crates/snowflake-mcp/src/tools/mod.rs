@@ -12,22 +12,22 @@ pub mod render;
 use std::sync::Arc;
 
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
-use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::policy::admission::{Admission, Ticket};
-use crate::observe::audit::{time_text, Auditor, CallSummary, PendingAudit};
-use crate::backend::{current, ObjectKind, ObjectName, QueryLimits};
-use crate::Context;
+use crate::backend::{current, ObjectName, QueryLimits};
 use crate::config::QueryConfig;
+use crate::config::MICROCREDITS_PER_CREDIT;
 use crate::error::ToolError;
-use crate::scheduling::gateway::Gateway;
-use crate::tools::guard::{check_read_only, referenced_databases};
 use crate::ident::Ident;
+use crate::observe::audit::{time_text, Auditor, CallSummary, PendingAudit};
+use crate::policy::admission::{Admission, Ticket};
 use crate::policy::ClientPolicy;
 use crate::policy::ClientShare;
-use crate::config::MICROCREDITS_PER_CREDIT;
+use crate::scheduling::gateway::Gateway;
 use crate::state::{Amounts, Cost, Grant};
+use crate::tools::guard::{check_read_only, referenced_databases};
+use crate::Context;
+use arguments::*;
 
 /// Everything a tool call needs besides its arguments and its caller.
 pub struct Tools {
@@ -417,116 +417,7 @@ fn context_result(ctx: &Context, limits: Option<Value>) -> CallToolResult {
     success(value, text)
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(args: JsonObject) -> Result<T, ToolError> {
-    serde_json::from_value(Value::Object(args))
-        .map_err(|e| ToolError::invalid(format!("invalid arguments: {e}")))
-}
-
-fn database_or_current(arg: Option<&str>, ctx: &Context) -> Result<Ident, ToolError> {
-    match arg {
-        Some(d) => Ident::parse(d, "database"),
-        None => current(&ctx.database, "database"),
-    }
-}
-
-fn check_pattern(p: &str) -> Result<&str, ToolError> {
-    if p.is_empty() || p.len() > 255 || p.chars().any(char::is_control) {
-        return Err(ToolError::invalid(
-            "pattern must be 1 to 255 printable characters, e.g. 'ORD%'",
-        ));
-    }
-    Ok(p)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoArgs {}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QueryHistory {
-    limit: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListSchemas {
-    database: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListObjects {
-    database: Option<String>,
-    schema: Option<String>,
-    kind: Option<ObjectKind>,
-    pattern: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DescribeObject {
-    name: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RunQuery {
-    sql: String,
-    max_rows: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetContext {
-    database: Option<String>,
-    schema: Option<String>,
-    warehouse: Option<String>,
-    role: Option<String>,
-}
-
-impl SetContext {
-    /// The context asked for: the current one with the given parts replaced. A new database
-    /// without a schema starts in that database's default schema.
-    fn apply_to(&self, ctx: &Context) -> Result<Context, ToolError> {
-        if [&self.database, &self.schema, &self.warehouse, &self.role]
-            .iter()
-            .all(|v| v.is_none())
-        {
-            return Err(ToolError::invalid(
-                "pass at least one of database, schema, warehouse, role",
-            ));
-        }
-        let ident = |v: &Option<String>, what| {
-            v.as_deref()
-                .map(|s| Ident::parse(s, what).map(|i| i.name().to_string()))
-                .transpose()
-        };
-        let mut target = ctx.clone();
-        if let Some(db) = ident(&self.database, "database")? {
-            if target.database.as_deref() != Some(db.as_str()) {
-                target.schema = None;
-            }
-            target.database = Some(db);
-        }
-        if let Some(schema) = ident(&self.schema, "schema")? {
-            if target.database.is_none() {
-                return Err(ToolError::invalid(
-                    "set a database before (or together with) the schema",
-                ));
-            }
-            target.schema = Some(schema);
-        }
-        if let Some(wh) = ident(&self.warehouse, "warehouse")? {
-            target.warehouse = Some(wh);
-        }
-        if let Some(role) = ident(&self.role, "role")? {
-            target.role = Some(role);
-        }
-        Ok(target)
-    }
-}
-
+mod arguments;
 mod definitions;
 pub use definitions::definitions;
 

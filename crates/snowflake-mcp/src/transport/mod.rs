@@ -15,10 +15,36 @@
 pub mod bridge;
 pub mod conn;
 pub mod events;
+pub mod handler;
 pub mod http;
 pub mod ops;
 pub mod ownership;
 pub mod peers;
 pub mod resume;
 pub mod server;
+pub mod shutdown;
+pub mod stdio;
 pub mod tls;
+
+use std::sync::Arc;
+
+use rmcp::model::Tool;
+use tokio_util::sync::CancellationToken;
+
+use crate::identity::Clients;
+use crate::sessions::Registry;
+use crate::tools::Tools;
+
+/// What every session handler shares.
+pub struct App {
+    pub tools: Tools,
+    pub registry: Arc<Registry>,
+    pub clients: Arc<Clients>,
+    pub tool_list: Vec<Tool>,
+    /// Tool calls being served right now (graceful shutdown waits for them).
+    pub in_flight: std::sync::atomic::AtomicUsize,
+    /// Cancelled when the shutdown grace period is over: calls still running give up.
+    pub stopping: CancellationToken,
+    /// What the state store keeps of MCP sessions.
+    pub stored: crate::transport::resume::StoredLimits,
+}

@@ -15,8 +15,8 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::backend::Backend;
-use crate::scheduling::gateway::Gateway;
 use crate::lock;
+use crate::scheduling::gateway::Gateway;
 use crate::sessions::Registry;
 
 /// How old the last probe may be before `/readyz` starts a new one.

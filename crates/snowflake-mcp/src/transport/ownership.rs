@@ -34,13 +34,13 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::transport::events::{EventBuffer, SseIds, StreamOwner};
 use crate::identity::{Clients, Identity};
 use crate::policy::ClientPolicy;
 use crate::principal::ANONYMOUS_PREFIX;
-use crate::unix_now;
 use crate::sessions::{PendingSession, Registry};
 use crate::state::{StateStore, StoredSession};
+use crate::transport::events::{EventBuffer, SseIds, StreamOwner};
+use crate::unix_now;
 
 /// The transport's session header.
 const SESSION_HEADER: &str = "mcp-session-id";

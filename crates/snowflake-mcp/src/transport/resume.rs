@@ -20,9 +20,9 @@ use rmcp::transport::streamable_http_server::session::{
     SessionState, SessionStore, SessionStoreError,
 };
 
-use crate::unix_now;
 use crate::error::ToolError;
 use crate::state::{owner_group, StateStore, StoredSession, ANONYMOUS_GROUP};
+use crate::unix_now;
 
 /// Bounds on what the state store keeps of MCP sessions (`[sessions]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,7 +96,6 @@ impl StoredLimits {
         Ok(())
     }
 }
-
 
 /// rmcp's session-restore hook, backed by the state store.
 pub struct McpSessionStore {

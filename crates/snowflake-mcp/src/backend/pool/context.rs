@@ -7,9 +7,9 @@ use snowflake_client::{Error as SfError, ErrorKind};
 use tokio::time::Instant;
 
 use super::{Connector, Lease, PooledSession};
-use crate::Context;
 use crate::error::ToolError;
 use crate::ident::Ident;
+use crate::Context;
 
 /// A session can move to `to` only where `to` names something: it cannot forget a database,
 /// warehouse or role it has. A schema is forgotten by moving to another database (`USE

@@ -14,8 +14,8 @@ use tokio::time::Instant;
 
 use super::{Connector, Idle, Inner, PooledSession, USE_TIMEOUT};
 use crate::backend::breaker::Tripped;
-use crate::Context;
 use crate::error::ToolError;
+use crate::Context;
 
 impl<C: Connector> Inner<C> {
     /// Log in a new session, within `login_timeout` (waiting for one of the few login slots

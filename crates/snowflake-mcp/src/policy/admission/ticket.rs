@@ -9,9 +9,9 @@
 
 use std::sync::Arc;
 
+use crate::config::MICROCREDITS_PER_CREDIT;
 use crate::error::ToolError;
 use crate::observe::progress::{Stage, Tracker};
-use crate::config::MICROCREDITS_PER_CREDIT;
 use crate::state::{Amounts, Grant, Spent, StateStore};
 
 /// A reserved query, settled once its outcome is known — or, if dropped unsettled (the call

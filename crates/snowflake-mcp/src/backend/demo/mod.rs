@@ -9,10 +9,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use async_trait::async_trait;
-use rusqlite::{types::ValueRef, Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Value};
 
 use super::{
@@ -21,6 +20,12 @@ use super::{
 };
 use crate::error::ToolError;
 use crate::ident::Ident;
+
+mod data;
+mod sqlite;
+
+use data::generate;
+use sqlite::{internal, run_sqlite, snowflake_type, InterruptOnDrop};
 
 const DATABASE: &str = "DEMO";
 const SCHEMA: &str = "SALES";
@@ -116,21 +121,6 @@ impl DemoBackend {
     fn next_query_id(&self) -> String {
         format!("demo-{}", self.queries.fetch_add(1, Ordering::Relaxed) + 1)
     }
-}
-
-fn internal(e: rusqlite::Error) -> ToolError {
-    ToolError::internal(format!("demo database: {e}"))
-}
-
-fn sql_error(e: rusqlite::Error) -> ToolError {
-    let interrupted = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::OperationInterrupted);
-    if interrupted {
-        return ToolError::new("timeout", "the statement ran past its time limit and was stopped. Narrow the query and try again.");
-    }
-    ToolError::new(
-        "sql_error",
-        format!("{e}. The demo runs SQLite SQL over tables in SALES; fix the SQL and try again."),
-    )
 }
 
 #[async_trait]
@@ -400,227 +390,4 @@ fn strip_keyword<'a>(sql: &'a str, keyword: &str) -> Option<&'a str> {
     (head.eq_ignore_ascii_case(keyword)
         && trimmed[keyword.len()..].starts_with(char::is_whitespace))
     .then(|| &trimmed[keyword.len()..])
-}
-
-/// Run one statement on SQLite, stopping at the caps and at the deadline.
-/// Interrupts the statement of a [`DemoBackend::with_conn`] whose caller went away: the flag
-/// stops a job that has not started, the handle interrupts one that runs.
-#[derive(Default)]
-struct InterruptOnDrop(
-    std::sync::Arc<std::sync::Mutex<(bool, Option<rusqlite::InterruptHandle>)>>,
-    bool,
-);
-
-impl InterruptOnDrop {
-    fn disarm(mut self) {
-        self.1 = true;
-    }
-}
-
-impl Drop for InterruptOnDrop {
-    fn drop(&mut self) {
-        if self.1 {
-            return;
-        }
-        let mut slot = crate::lock(&self.0);
-        slot.0 = true;
-        if let Some(handle) = &slot.1 {
-            handle.interrupt();
-        }
-    }
-}
-
-fn run_sqlite(
-    c: &Connection,
-    sql: &str,
-    limits: QueryLimits,
-    query_id: String,
-) -> Result<QueryOutput, ToolError> {
-    let deadline = Instant::now() + limits.timeout;
-    c.progress_handler(10_000, Some(move || Instant::now() > deadline));
-    let mut stmt = c.prepare(sql).map_err(sql_error)?;
-    let mut columns: Vec<ResultColumn> = stmt
-        .columns()
-        .iter()
-        .map(|col| ResultColumn {
-            name: col.name().to_ascii_uppercase(),
-            type_name: col.decl_type().map(snowflake_type).unwrap_or_default(),
-        })
-        .collect();
-    let width = columns.len();
-    let mut rows = Vec::new();
-    let mut bytes = 0usize;
-    let mut truncated = false;
-    let mut cursor = stmt.query([]).map_err(sql_error)?;
-    while let Some(row) = cursor.next().map_err(sql_error)? {
-        if rows.len() >= limits.max_rows {
-            truncated = true;
-            break;
-        }
-        let mut out = Vec::with_capacity(width);
-        for i in 0..width {
-            out.push(match row.get_ref(i).map_err(sql_error)? {
-                ValueRef::Null => Value::Null,
-                ValueRef::Integer(n) => json!(n),
-                ValueRef::Real(f) => json!(f),
-                ValueRef::Text(t) => json!(String::from_utf8_lossy(t)),
-                ValueRef::Blob(b) => {
-                    json!(b.iter().map(|x| format!("{x:02X}")).collect::<String>())
-                }
-            });
-        }
-        // Expressions have no declared type: name it after the first value seen.
-        for (column, value) in columns.iter_mut().zip(&out) {
-            if column.type_name.is_empty() && !value.is_null() {
-                column.type_name = match value {
-                    Value::Number(n) if n.is_i64() => "NUMBER(38,0)",
-                    Value::Number(_) => "FLOAT",
-                    _ => "VARCHAR",
-                }
-                .into();
-            }
-        }
-        let size: usize = out.iter().map(|v| v.to_string().len()).sum();
-        if bytes + size > limits.max_bytes {
-            truncated = true;
-            break;
-        }
-        bytes += size;
-        rows.push(out);
-    }
-    drop(cursor);
-    c.progress_handler(0, None::<fn() -> bool>);
-    for column in columns.iter_mut().filter(|c| c.type_name.is_empty()) {
-        column.type_name = "VARCHAR".into();
-    }
-    Ok(QueryOutput {
-        columns,
-        rows,
-        truncated,
-        query_id,
-    })
-}
-
-/// SQLite declared types shown with Snowflake's names.
-fn snowflake_type(decl: &str) -> String {
-    let d = decl.to_ascii_uppercase();
-    if d.starts_with("INT") {
-        "NUMBER(38,0)".into()
-    } else if d.starts_with("DECIMAL") || d.starts_with("NUMERIC") {
-        d.replace("DECIMAL", "NUMBER").replace("NUMERIC", "NUMBER")
-    } else if d == "REAL" || d.starts_with("FLOAT") || d.starts_with("DOUBLE") {
-        "FLOAT".into()
-    } else if d.is_empty() || d.starts_with("TEXT") || d.starts_with("VARCHAR") {
-        "VARCHAR".into()
-    } else {
-        d
-    }
-}
-
-/// Build the demo dataset at `path`. Deterministic: the same file every time.
-fn generate(path: &Path) -> rusqlite::Result<()> {
-    let _ = std::fs::remove_file(path);
-    let mut conn = Connection::open(path)?;
-    let tx = conn.transaction()?;
-    tx.execute_batch(
-        "CREATE TABLE REGIONS (REGION_ID INTEGER PRIMARY KEY, NAME TEXT NOT NULL);
-         CREATE TABLE CUSTOMERS (CUSTOMER_ID INTEGER PRIMARY KEY, NAME TEXT NOT NULL, EMAIL TEXT, REGION_ID INTEGER NOT NULL REFERENCES REGIONS, SIGNUP_DATE DATE NOT NULL);
-         CREATE TABLE PRODUCTS (PRODUCT_ID INTEGER PRIMARY KEY, NAME TEXT NOT NULL, CATEGORY TEXT NOT NULL, UNIT_PRICE DECIMAL(10,2) NOT NULL);
-         CREATE TABLE ORDERS (ORDER_ID INTEGER PRIMARY KEY, CUSTOMER_ID INTEGER NOT NULL REFERENCES CUSTOMERS, ORDER_DATE DATE NOT NULL, STATUS TEXT NOT NULL);
-         CREATE TABLE ORDER_ITEMS (ORDER_ID INTEGER NOT NULL REFERENCES ORDERS, LINE INTEGER NOT NULL, PRODUCT_ID INTEGER NOT NULL REFERENCES PRODUCTS, QUANTITY INTEGER NOT NULL, PRIMARY KEY (ORDER_ID, LINE));
-         CREATE VIEW ORDER_TOTALS AS SELECT O.ORDER_ID, O.CUSTOMER_ID, O.ORDER_DATE, SUM(I.QUANTITY * P.UNIT_PRICE) AS TOTAL
-           FROM ORDERS O JOIN ORDER_ITEMS I ON I.ORDER_ID = O.ORDER_ID JOIN PRODUCTS P ON P.PRODUCT_ID = I.PRODUCT_ID GROUP BY O.ORDER_ID;",
-    )?;
-    let mut rng = Lcg(0x5EED_5A1E5);
-    let regions = ["North", "South", "East", "West", "Central"];
-    for (i, r) in regions.iter().enumerate() {
-        tx.execute(
-            "INSERT INTO regions VALUES (?1, ?2)",
-            rusqlite::params![i as i64 + 1, r],
-        )?;
-    }
-    let first = [
-        "Ada", "Ben", "Cleo", "Dev", "Eva", "Finn", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lena",
-    ];
-    let last = [
-        "Stone", "Rivers", "Park", "Okafor", "Silva", "Novak", "Ito", "Berg", "Khan", "Moreau",
-    ];
-    let day = |n: u64| {
-        (chrono::NaiveDate::from_ymd_opt(2023, 1, 1).expect("date")
-            + chrono::Duration::days(n as i64))
-        .to_string()
-    };
-    for id in 1..=1000u64 {
-        let name = format!(
-            "{} {}",
-            first[rng.below(12) as usize],
-            last[rng.below(10) as usize]
-        );
-        let email = format!(
-            "{}{id}@example.com",
-            name.split(' ').next().unwrap_or("c").to_ascii_lowercase()
-        );
-        tx.execute(
-            "INSERT INTO customers VALUES (?1, ?2, ?3, ?4, ?5)",
-            rusqlite::params![
-                id as i64,
-                name,
-                email,
-                rng.below(5) as i64 + 1,
-                day(rng.below(365))
-            ],
-        )?;
-    }
-    let categories = ["Books", "Games", "Garden", "Kitchen", "Tools"];
-    for id in 1..=100u64 {
-        let category = categories[rng.below(5) as usize];
-        let price = format!("{}.{:02}", 2 + rng.below(200), rng.below(100));
-        tx.execute(
-            "INSERT INTO products VALUES (?1, ?2, ?3, ?4)",
-            rusqlite::params![
-                id as i64,
-                format!("{category} item {id}"),
-                category,
-                price.parse::<f64>().unwrap_or(1.0)
-            ],
-        )?;
-    }
-    let statuses = ["shipped", "shipped", "shipped", "pending", "returned"];
-    for id in 1..=5000u64 {
-        tx.execute(
-            "INSERT INTO orders VALUES (?1, ?2, ?3, ?4)",
-            rusqlite::params![
-                id as i64,
-                rng.below(1000) as i64 + 1,
-                day(365 + rng.below(365)),
-                statuses[rng.below(5) as usize]
-            ],
-        )?;
-        for line in 1..=(1 + rng.below(4)) {
-            tx.execute(
-                "INSERT INTO order_items VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![
-                    id as i64,
-                    line as i64,
-                    rng.below(100) as i64 + 1,
-                    rng.below(5) as i64 + 1
-                ],
-            )?;
-        }
-    }
-    tx.commit()?;
-    conn.close().map_err(|(_, e)| e)
-}
-
-/// A tiny deterministic generator (no dependency, same data on every machine).
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
-    }
 }

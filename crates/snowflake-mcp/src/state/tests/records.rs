@@ -1,0 +1,76 @@
+//! What the store remembers: each client's history, and each session's owner.
+
+use super::*;
+
+pub(super) async fn history_is_per_client_newest_first(store: Arc<dyn StateStore>) {
+    for (t, client, sql) in [
+        (1, "a", "SELECT 1"),
+        (2, "b", "SELECT secret"),
+        (3, "a", "SELECT 3"),
+    ] {
+        let r = AuditRecord {
+            time_ms: t,
+            client_id: client.into(),
+            tool: "run_query".into(),
+            statement: Some(sql.into()),
+            status: "ok".into(),
+            ..Default::default()
+        };
+        store.record(&r).await.unwrap();
+    }
+    let a = store.history("a", 10).await.unwrap();
+    let sqls: Vec<_> = a.iter().map(|r| r.statement.clone().unwrap()).collect();
+    assert_eq!(sqls, ["SELECT 3", "SELECT 1"]);
+    assert_eq!(store.history("a", 1).await.unwrap().len(), 1);
+    assert_eq!(store.history("b", 10).await.unwrap()[0].status, "ok");
+    assert!(store.history("nobody", 10).await.unwrap().is_empty());
+}
+
+pub(super) async fn session_owners_are_written_once(store: Arc<dyn StateStore>) {
+    let ctx = Context {
+        database: Some("DB".into()),
+        schema: Some("S".into()),
+        ..Default::default()
+    };
+    let first = StoredSession {
+        id: "s1".into(),
+        client_id: Some("c".into()),
+        client_name: Some("claude".into()),
+        context: Some(ctx),
+        created: 10,
+        last_seen: 20,
+        ..Default::default()
+    };
+    store.save_session(&first).await.unwrap();
+    // A later save without a context keeps it; one naming another owner does not take over;
+    // last_seen never goes back.
+    for last_seen in [30, 25] {
+        store
+            .save_session(&StoredSession {
+                id: "s1".into(),
+                client_id: Some("intruder".into()),
+                init_params: Some("{}".into()),
+                created: 99,
+                last_seen,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let s = store.load_session("s1").await.unwrap().unwrap();
+    assert_eq!(s.client_id.as_deref(), Some("c"));
+    assert_eq!(s.client_name.as_deref(), Some("claude"));
+    assert_eq!(s.context.unwrap().schema.as_deref(), Some("S"));
+    assert_eq!(
+        (s.init_params.as_deref(), s.created, s.last_seen),
+        (Some("{}"), 10, 30)
+    );
+    store.delete_session("s1").await.unwrap();
+    // Gone, or (shared stores) a tombstone without an owner, which every check refuses.
+    let deleted = store.load_session("s1").await.unwrap();
+    assert!(
+        deleted.as_ref().is_none_or(|s| s.client_id.is_none()),
+        "{deleted:?}"
+    );
+    assert!(store.load_session("never").await.unwrap().is_none());
+}
