@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::load::{self, percentile_ms};
-use crate::{sha, sorted, start_responder, start_server};
+use crate::harness::{sha, start_responder, start_server};
+use crate::load::{self, percentile_ms, sorted};
 
 const POOL: usize = 12;
 /// Thinking time after a `quota_exceeded` refusal.

@@ -181,6 +181,33 @@ pub async fn run(
     Ok(reports)
 }
 
+/// `l` in ascending order, for [`percentile_ms`].
+pub fn sorted(mut l: Vec<Duration>) -> Vec<Duration> {
+    l.sort();
+    l
+}
+
+/// Per class: name, calls per second over `seconds`, p50, p95 and p99 in ms, errors.
+pub fn summarize(
+    reports: &[ClassReport],
+    seconds: f64,
+) -> Vec<(String, f64, f64, f64, f64, usize)> {
+    reports
+        .iter()
+        .map(|r| {
+            let l = sorted(r.latencies.clone());
+            (
+                r.name.clone(),
+                r.completed as f64 / seconds,
+                percentile_ms(&l, 0.5),
+                percentile_ms(&l, 0.95),
+                percentile_ms(&l, 0.99),
+                r.errors,
+            )
+        })
+        .collect()
+}
+
 /// The `q`-quantile of sorted latencies, in milliseconds.
 pub fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
     if sorted.is_empty() {

@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::load::{self, jain, percentile_ms};
-use crate::{sha, sorted, start_responder, start_server};
+use crate::harness::{sha, start_responder, start_server};
+use crate::load::{self, jain, percentile_ms, sorted};
 
 /// One client's load: `sessions` closed loops of `delay_ms` statements, `think` between calls.
 #[derive(Clone)]

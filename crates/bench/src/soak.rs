@@ -238,7 +238,7 @@ async fn user(
 
 pub async fn soak(bin: &str, seconds: u64, o: &Options, out: &mut String) -> Result<(), String> {
     const CLIENTS: usize = 10;
-    let (port, stats) = crate::start_responder(Duration::from_millis(o.delay_ms)).await;
+    let (port, stats) = crate::harness::start_responder(Duration::from_millis(o.delay_ms)).await;
     let mut config = format!(
         "[server]\nresume_secs = {}\n[pool]\nmax_sessions = {}\n[scheduler]\nqueue_timeout_secs = 120\nmax_queue_per_client = {}\nmax_queue_total = 100000\n[sessions]\nmax_total = {}\nmax_per_client = {}\n",
         o.resume_secs,
@@ -251,14 +251,14 @@ pub async fn soak(bin: &str, seconds: u64, o: &Options, out: &mut String) -> Res
         let _ = write!(
             config,
             "[[clients]]\nid = \"soak{i}\"\ntoken_sha256 = \"{}\"\nmax_concurrent = {}\n",
-            crate::sha(&format!("soak-token-{i}")),
+            crate::harness::sha(&format!("soak-token-{i}")),
             o.pool
         );
     }
-    let mut server = crate::start_server(bin, port, &config).await?;
+    let mut server = crate::harness::start_server(bin, port, &config).await?;
     let pid = server.pid;
     let t0 = Instant::now();
-    let rss_start = crate::rss_kib(pid);
+    let rss_start = crate::harness::rss_kib(pid);
     // Users start over the first tenth of the run (at most 10 s), so connecting is no storm.
     let ramp = Duration::from_secs(seconds.min(100)) / 10;
     let end = t0 + Duration::from_secs(seconds);
@@ -290,15 +290,15 @@ pub async fn soak(bin: &str, seconds: u64, o: &Options, out: &mut String) -> Res
         tokio::select! {
             _ = &mut users_done => break,
             _ = tokio::time::sleep(Duration::from_secs(5)) => {
-                samples.push((t0.elapsed().as_secs(), crate::rss_kib(pid)));
+                samples.push((t0.elapsed().as_secs(), crate::harness::rss_kib(pid)));
                 open_max_sampled = open_max_sampled.max(stats.open());
-                eprintln!("soak: {:>4} s  server RSS {:.1} MiB  Snowflake sessions open {}", t0.elapsed().as_secs(), crate::rss_kib(pid) as f64 / 1024.0, stats.open());
+                eprintln!("soak: {:>4} s  server RSS {:.1} MiB  Snowflake sessions open {}", t0.elapsed().as_secs(), crate::harness::rss_kib(pid) as f64 / 1024.0, stats.open());
             }
         }
     }
     let ran = t0.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_end = crate::rss_kib(pid);
+    let rss_end = crate::harness::rss_kib(pid);
     let (logins_before, logouts_before) = (
         stats.logins.load(Ordering::SeqCst),
         stats.logouts.load(Ordering::SeqCst),

@@ -1,0 +1,159 @@
+//! What every scenario runs on: the fixed-delay responder on a free port, snowflake-mcp started
+//! as a child process against it (with a config of the scenario's own, the per-address and
+//! stored-session bounds raised out of the way, and a state store of its own or a shared one),
+//! and small helpers the scenarios share: client token hashes and a process's RSS.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::responder;
+
+/// A responder with `delay`, on a free port.
+pub async fn start_responder(delay: Duration) -> (u16, Arc<responder::ResponderStats>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind responder");
+    let port = listener.local_addr().unwrap().port();
+    let stats: Arc<responder::ResponderStats> = Arc::default();
+    tokio::spawn(responder::run(listener, delay, stats.clone()));
+    (port, stats)
+}
+
+/// A running server process.
+pub struct Server {
+    pub url: String,
+    pub pid: u32,
+    pub child: tokio::process::Child,
+}
+
+pub async fn start_server(bin: &str, responder_port: u16, config: &str) -> Result<Server, String> {
+    start_server_with_state(bin, responder_port, config, None).await
+}
+
+/// `config` with the per-address and stored-session bounds raised out of the way: every
+/// benchmark client connects from 127.0.0.1 (directly or through the load balancer), and the
+/// scenarios open thousands of sessions on purpose. A scenario's own values stand.
+fn on_one_machine(config: &str) -> String {
+    let mut config = config.to_string();
+    for (section, key, value) in [
+        ("server", "max_connections_per_ip", "1000000"),
+        ("sessions", "max_stored_per_client", "1000000"),
+        ("sessions", "max_stored_anonymous", "1000000"),
+    ] {
+        if config.contains(&format!("\n{key} =")) || config.starts_with(&format!("{key} =")) {
+            continue;
+        }
+        let header = format!("[{section}]\n");
+        let line = format!("{key} = {value}\n");
+        match config.find(&header) {
+            Some(at) => config.insert_str(at + header.len(), &line),
+            None => config = format!("{header}{line}{config}"),
+        }
+    }
+    config
+}
+
+/// A server on `state` (a `redis://` URL shared by replicas), or on a SQLite store of its own.
+pub async fn start_server_with_state(
+    bin: &str,
+    responder_port: u16,
+    config: &str,
+    state: Option<&str>,
+) -> Result<Server, String> {
+    let dir = std::env::temp_dir().join(format!("snowflake-mcp-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join(format!(
+        "config-{}.toml",
+        Instant::now().elapsed().as_nanos() ^ rand_suffix()
+    ));
+    std::fs::write(&path, on_one_machine(config)).map_err(|e| e.to_string())?;
+    // Each server its own state store, never the user's.
+    let state = state.map_or_else(
+        || path.with_extension("db").into_os_string(),
+        std::ffi::OsString::from,
+    );
+    let mut child = tokio::process::Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .arg("--state")
+        .arg(&state)
+        .env("SNOWFLAKE_ACCOUNT", "bench")
+        .env("SNOWFLAKE_USER", "bench")
+        .env("SNOWFLAKE_PASSWORD", "bench")
+        .env("SNOWFLAKE_HOST", "127.0.0.1")
+        .env("SNOWFLAKE_PORT", responder_port.to_string())
+        .env("SNOWFLAKE_PROTOCOL", "http")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {bin}: {e} (build it with cargo build --release)"))?;
+    let pid = child.id().unwrap_or(0);
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                return Ok(rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string());
+            }
+        }
+        Err("the server exited before listening".to_string())
+    })
+    .await
+    .map_err(|_| "the server did not start in 30 s".to_string())??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(Server { url, pid, child })
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+pub fn sha(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bounds_are_raised_without_repeating_a_section_or_overriding_a_scenario() {
+        let c = super::on_one_machine(
+            "[server]\nmax_connections = 4096\n[sessions]\nmax_stored_anonymous = 5\n",
+        );
+        let parsed: toml::Table = toml::from_str(&c).expect(&c);
+        let int = |s: &str, k: &str| parsed[s][k].as_integer();
+        assert_eq!(int("server", "max_connections_per_ip"), Some(1_000_000));
+        assert_eq!(int("server", "max_connections"), Some(4096));
+        assert_eq!(int("sessions", "max_stored_anonymous"), Some(5));
+        let parsed: toml::Table = toml::from_str(&super::on_one_machine("")).unwrap();
+        assert_eq!(
+            parsed["sessions"]["max_stored_per_client"].as_integer(),
+            Some(1_000_000)
+        );
+    }
+}
