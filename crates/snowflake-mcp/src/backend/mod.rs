@@ -1,3 +1,10 @@
+//! # Stage: backend — the database
+//!
+//! Owns everything engine-specific: the [`Backend`] trait, Snowflake through a pool of sessions
+//! ([`pool`], [`people`] for each signed-in person's own sessions, [`breaker`]), the offline
+//! [`demo`], and the `snowflake-mcp check` command ([`check`]). It must not check policy or
+//! schedule (the stages above did), and never runs two statements on one session at once.
+//!
 //! The backend boundary: what the tools need from a database, and nothing more.
 //!
 //! Tools speak to a [`Backend`]; they never build SQL for a particular engine. Snowflake

@@ -1,3 +1,12 @@
+//! # Stage: identity — who is calling
+//!
+//! Owns turning a request's credentials into a client: bearer tokens compared with configured
+//! hashes (this file), OAuth access tokens from the company's identity provider
+//! ([`oauth`]), and exchanging a person's token for a Snowflake one ([`token_exchange`]).
+//! It builds each caller's [`ClientPolicy`] but must not enforce it (that is
+//! [`crate::policy`] and the tools), must not know about MCP sessions or the backend, and never
+//! logs or stores a token in clear.
+//!
 //! Identity: which client a request comes from, and the [`ClientPolicy`] it runs under (built
 //! here from the configuration; what a policy allows is [`crate::policy`]'s business).
 //!

@@ -1,3 +1,10 @@
+//! # Stage: policy — what a caller may do
+//!
+//! Owns the per-client policy (this file: share, limits, quotas, access), admission (rate
+//! limits and quotas, [`admission`], with in-memory token buckets in [`rate`]) and the limits
+//! that hold across replicas ([`cluster`]). Its checks fail closed. It must not know who a
+//! caller is from a request (identity resolves that), and must not run statements.
+//!
 //! Policy: what one client may do — the whole of it in one place.
 //!
 //! A [`ClientPolicy`] is everything the server decides per client: its share of the pool
@@ -7,8 +14,8 @@
 //! rate limit and quotas; the tools ask [`Access`] before they touch anything. The checks here
 //! fail closed: a restricted role must be named, a context is re-checked at every call.
 //!
-//! This module depends on nothing that depends on it (types from the backend, the scheduler and
-//! the store only), so every other module can ask it.
+//! This stage uses only the state store, observation and the shared vocabulary, so every stage
+//! above it can ask it.
 
 pub mod admission;
 pub mod cluster;

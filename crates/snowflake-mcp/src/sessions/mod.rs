@@ -1,3 +1,10 @@
+//! # Stage: sessions — the MCP sessions this replica serves
+//!
+//! Owns the registry of live sessions (this file) and parking idle ones out of memory
+//! ([`parking`]). Only the transport uses it: a tool sees a caller and a context, never a
+//! session. It must not decide who a caller is (identity) or what it may do (policy); it keeps
+//! what they decided for the life of the session.
+//!
 //! The session registry: every live MCP session with its client, client info, context, times
 //! and in-flight requests.
 //!

@@ -1,3 +1,9 @@
+//! # Stage: state — what outlives the process and is shared by replicas
+//!
+//! Owns the one narrow interface to durable, shared state ([`StateStore`], and
+//! [`coordinator::Coordinator`] for limits across replicas) and its two implementations. It
+//! stores what other stages decide and imports none of them: no policy, no MCP, no backend.
+//!
 //! The state store: MCP sessions and quota usage that survive restarts.
 //!
 //! [`StateStore`] is the narrow interface the rest of the server uses — a handful of session
@@ -16,7 +22,7 @@
 //! embedded default for one process, and [`RedisStore`] (`redis.rs`), shared by every replica
 //! of a cluster. A shared store says so ([`StateStore::shared`]): the session door then checks
 //! its record on every request (a session deleted on another replica ends here too), and the
-//! store also coordinates rate limits and concurrency across replicas (`cluster.rs`).
+//! store also coordinates rate limits and concurrency across replicas (`policy/cluster.rs`).
 
 use async_trait::async_trait;
 

@@ -1,10 +1,18 @@
+//! # Stage: tools — what a call does
+//!
+//! Owns the tool contract and each tool's work: parsing arguments (`arguments.rs`), the
+//! read-only [`guard`], admission of the call (through [`crate::policy::admission`]), handing
+//! it to the [`crate::scheduling::gateway`], rendering the answer ([`render`]) and the audit
+//! record. It must not speak a transport (it gets a [`Caller`]), build engine-specific SQL (the
+//! backend does), or schedule work itself.
+//!
 //! The MCP tools: their public contract (names, arguments, output schemas) and what each does.
 //!
 //! Names and fields are fixed by DESIGN.md. Descriptions are one sentence each because every
 //! token of the tool list is paid for on every model turn; the whole list stays well under
 //! 1,500 tokens (checked by a test). Arguments are parsed strictly (unknown fields refused),
 //! identifiers validated and quoted by [`crate::ident`], and SQL checked by [`crate::tools::guard`]
-//! before any of it reaches a [`Backend`].
+//! before any of it reaches a [`Backend`](crate::backend::Backend).
 
 pub mod guard;
 pub mod render;

@@ -1,7 +1,7 @@
 //! The per-session MCP handler: rmcp creates one [`McpServer`] per MCP session.
 //!
 //! `initialize` registers the session (client, client info) in the
-//! [`Registry`], and the registration is released when rmcp drops the handler — on DELETE,
+//! [`Registry`](crate::sessions::Registry), and the registration is released when rmcp drops the handler — on DELETE,
 //! disconnect or idle expiry, exactly once. Requests without a session (protocol 2026-07-28)
 //! use their client's sessionless state. Each `tools/call` is turned into a [`Caller`] (who,
 //! in which session and context) and handed to the tools; the handler itself decides nothing

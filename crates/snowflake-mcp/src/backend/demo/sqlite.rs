@@ -25,7 +25,7 @@ pub(super) fn sql_error(e: rusqlite::Error) -> ToolError {
     )
 }
 
-/// Interrupts the statement of a [`DemoBackend::with_conn`] whose caller went away: the flag
+/// Interrupts the statement of a [`DemoBackend::with_conn`](super::DemoBackend::with_conn) whose caller went away: the flag
 /// stops a job that has not started, the handle interrupts one that runs.
 #[derive(Default)]
 pub(super) struct InterruptOnDrop(
