@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use datafusion::arrow::record_batch::RecordBatch;
 use rusqlite::Connection;
 
 /// Build the demo dataset at `path`. Deterministic: the same file every time.
@@ -111,4 +112,96 @@ impl Lcg {
             .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 33) % n
     }
+}
+
+/// Read the generated tables into Arrow batches, typed as the catalogue says (dates as dates,
+/// prices as exact decimals), for the engine to query.
+pub(super) fn load(
+    path: &Path,
+) -> Result<Vec<(&'static super::catalog::TableSpec, RecordBatch)>, String> {
+    use datafusion::arrow::array::{
+        ArrayRef, Date32Builder, Decimal128Builder, Int64Builder, StringBuilder,
+    };
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("cannot open the demo data: {e}"))?;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("date");
+    let mut out = Vec::new();
+    for spec in super::catalog::TABLES.iter().filter(|t| t.view.is_none()) {
+        let names: Vec<&str> = spec.columns.iter().map(|c| c.name).collect();
+        let sql = format!("SELECT {} FROM {} ORDER BY 1", names.join(", "), spec.name);
+        let read = |e: rusqlite::Error| format!("cannot read {}: {e}", spec.name);
+        let mut stmt = conn.prepare(&sql).map_err(read)?;
+        let mut rows = stmt.query([]).map_err(read)?;
+        let mut columns: Vec<Vec<rusqlite::types::Value>> = vec![Vec::new(); names.len()];
+        while let Some(row) = rows.next().map_err(read)? {
+            for (i, column) in columns.iter_mut().enumerate() {
+                column.push(row.get(i).map_err(read)?);
+            }
+        }
+        use rusqlite::types::Value as V;
+        let mut arrays: Vec<ArrayRef> = Vec::new();
+        for (c, values) in spec.columns.iter().zip(columns) {
+            let array: ArrayRef = match c.arrow() {
+                DataType::Int64 => {
+                    let mut b = Int64Builder::new();
+                    for v in values {
+                        b.append_option(match v {
+                            V::Integer(i) => Some(i),
+                            _ => None,
+                        });
+                    }
+                    std::sync::Arc::new(b.finish())
+                }
+                DataType::Decimal128(p, s) => {
+                    let mut b = Decimal128Builder::new();
+                    for v in values {
+                        b.append_option(match v {
+                            V::Real(f) => Some((f * 10f64.powi(s as i32)).round() as i128),
+                            V::Integer(i) => Some(i as i128 * 10i128.pow(s as u32)),
+                            _ => None,
+                        });
+                    }
+                    std::sync::Arc::new(
+                        b.finish()
+                            .with_precision_and_scale(p, s)
+                            .map_err(|e| e.to_string())?,
+                    )
+                }
+                DataType::Date32 => {
+                    let mut b = Date32Builder::new();
+                    for v in values {
+                        b.append_option(match v {
+                            V::Text(t) => chrono::NaiveDate::parse_from_str(&t, "%Y-%m-%d")
+                                .ok()
+                                .map(|d| (d - epoch).num_days() as i32),
+                            _ => None,
+                        });
+                    }
+                    std::sync::Arc::new(b.finish())
+                }
+                _ => {
+                    let mut b = StringBuilder::new();
+                    for v in values {
+                        match v {
+                            V::Text(t) => b.append_value(t),
+                            _ => b.append_null(),
+                        }
+                    }
+                    std::sync::Arc::new(b.finish())
+                }
+            };
+            arrays.push(array);
+        }
+        let schema = Schema::new(
+            spec.columns
+                .iter()
+                .map(|c| Field::new(c.name, c.arrow(), c.nullable))
+                .collect::<Vec<_>>(),
+        );
+        let batch = RecordBatch::try_new(std::sync::Arc::new(schema), arrays)
+            .map_err(|e| format!("demo table {}: {e}", spec.name))?;
+        out.push((spec, batch));
+    }
+    Ok(out)
 }

@@ -1,46 +1,53 @@
-//! The offline demo: an embedded SQLite database standing in for Snowflake.
+//! The offline demo: Snowflake SQL answered from a small sales dataset, with no account.
 //!
 //! `--demo` needs no account: a small sales dataset (regions, customers, products, orders, order
-//! items, and a view) is generated deterministically on first use into the cache directory and
-//! opened **read-only** from then on. It appears as database `DEMO`, schema `SALES`; queries
-//! run on SQLite (so `SALES.ORDERS` and `ORDERS` work, three-part names and Snowflake-only
-//! syntax do not), behind the same guard and limits as Snowflake. `SHOW` and `DESCRIBE`
-//! statements are answered from the catalogue.
+//! items, and a view) is generated deterministically on first use into the cache directory
+//! (`data.rs`), read into memory, and queried by the demo's engine (`engine.rs`: DataFusion,
+//! with Snowflake's names, functions and types added by `rewrite.rs` and `functions.rs`). It
+//! appears as database `DEMO`, schema `SALES` (and `INFORMATION_SCHEMA`); statements run behind
+//! the same guard, caps, quotas and cancellation as Snowflake. `SHOW` and `DESCRIBE` are
+//! answered from the catalogue (`show.rs`), shaped as Snowflake's.
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OpenFlags};
-use serde_json::{json, Value};
+use datafusion::arrow::record_batch::RecordBatch;
+use tokio::sync::OnceCell;
 
 use super::{
     Backend, ColumnInfo, Context, Named, ObjectInfo, ObjectKind, ObjectName, QueryLimits,
-    QueryOutput, ResultColumn,
+    QueryOutput,
 };
 use crate::error::ToolError;
 use crate::ident::Ident;
 
+mod catalog;
 mod data;
-mod sqlite;
+mod engine;
+mod functions;
+mod results;
+mod rewrite;
+mod show;
 
+use catalog::{DATABASE, ROLE, SCHEMA, WAREHOUSE};
 use data::generate;
-use sqlite::{internal, run_sqlite, snowflake_type, InterruptOnDrop};
+use engine::Engine;
 
-const DATABASE: &str = "DEMO";
-const SCHEMA: &str = "SALES";
-const WAREHOUSE: &str = "DEMO_WH";
-const ROLE: &str = "PUBLIC";
 /// Bump when the generated data changes, so old cache files are not reused.
 const DATASET_VERSION: u32 = 1;
 
 pub struct DemoBackend {
-    path: PathBuf,
+    tables: Vec<(&'static catalog::TableSpec, RecordBatch)>,
+    rows: HashMap<&'static str, usize>,
+    /// Built on first use (it needs the runtime); every call after shares it.
+    engine: OnceCell<Engine>,
     queries: AtomicU64,
 }
 
 impl DemoBackend {
-    /// Open the demo database under `cache_dir`, generating it first if needed.
+    /// Open the demo data under `cache_dir`, generating it first if needed.
     pub fn open(cache_dir: &Path) -> Result<Self, String> {
         std::fs::create_dir_all(cache_dir)
             .map_err(|e| format!("cannot create {}: {e}", cache_dir.display()))?;
@@ -54,52 +61,21 @@ impl DemoBackend {
             std::fs::rename(&tmp, &path)
                 .map_err(|e| format!("cannot move the demo database into place: {e}"))?;
         }
+        let tables = data::load(&path)?;
+        let rows = tables.iter().map(|(t, b)| (t.name, b.num_rows())).collect();
         Ok(DemoBackend {
-            path,
+            tables,
+            rows,
+            engine: OnceCell::new(),
             queries: AtomicU64::new(0),
         })
     }
 
-    /// A read-only connection with the `SALES` schema attached.
-    fn connect(path: &Path) -> Result<Connection, ToolError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(internal)?;
-        let uri = format!("file:{}?mode=ro", path.display());
-        conn.execute("ATTACH DATABASE ?1 AS sales", [uri])
-            .map_err(internal)?;
-        conn.pragma_update(None, "query_only", true)
-            .map_err(internal)?;
-        Ok(conn)
-    }
-
-    /// Run `work` on a fresh read-only connection on the blocking pool. If the caller stops
-    /// waiting (the call was cancelled, its client went away), the statement is interrupted
-    /// instead of running on unobserved — as the Snowflake backend aborts its statement.
-    async fn with_conn<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Connection) -> Result<T, ToolError> + Send + 'static,
-    ) -> Result<T, ToolError> {
-        let path = self.path.clone();
-        let guard = InterruptOnDrop::default();
-        let slot = guard.0.clone();
-        let job = tokio::task::spawn_blocking(move || {
-            let c = Self::connect(&path)?;
-            {
-                let mut slot = crate::lock(&slot);
-                if slot.0 {
-                    return Err(ToolError::new("cancelled", "the call was cancelled"));
-                }
-                slot.1 = Some(c.get_interrupt_handle());
-            }
-            work(&c)
-        });
-        let result = job
+    async fn engine(&self) -> Result<&Engine, ToolError> {
+        self.engine
+            .get_or_try_init(|| Engine::new(self.tables.clone(), &self.rows))
             .await
-            .map_err(|e| ToolError::internal(format!("demo worker failed: {e}")))?;
-        guard.disarm();
-        result
+            .map_err(ToolError::internal)
     }
 
     fn check_place(database: &Ident, schema: Option<&Ident>) -> Result<(), ToolError> {
@@ -139,8 +115,7 @@ impl Backend for DemoBackend {
     }
 
     async fn ready(&self) -> Result<(), ToolError> {
-        self.with_conn(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(internal))
-            .await
+        self.engine().await.map(|_| ())
     }
 
     async fn warehouse_size(
@@ -179,32 +154,19 @@ impl Backend for DemoBackend {
         pattern: Option<&str>,
     ) -> Result<Vec<ObjectInfo>, ToolError> {
         Self::check_place(database, Some(schema))?;
-        let pattern = pattern.unwrap_or("%").to_string();
-        self.with_conn(move |c| {
-            let mut stmt = c
-                .prepare("SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view') AND name LIKE ?1 ORDER BY name")
-                .map_err(internal)?;
-            let rows = stmt
-                .query_map([pattern], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                .map_err(internal)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (name, t) = row.map_err(internal)?;
-                let k = if t == "view" { ObjectKind::View } else { ObjectKind::Table };
-                if kind.is_some_and(|wanted| wanted != k) {
-                    continue;
-                }
-                let count: Option<u64> = match k {
-                    ObjectKind::Table => c
-                        .query_row(&format!("SELECT COUNT(*) FROM \"{name}\""), [], |r| r.get(0))
-                        .ok(),
-                    ObjectKind::View => None,
-                };
-                out.push(ObjectInfo { name, kind: k, rows: count, comment: None });
-            }
-            Ok(out)
-        })
-        .await
+        let mut out: Vec<ObjectInfo> = catalog::TABLES
+            .iter()
+            .filter(|t| pattern.is_none_or(|p| show::like(p, t.name)))
+            .map(|t| ObjectInfo {
+                name: t.name.into(),
+                kind: if t.view.is_some() { ObjectKind::View } else { ObjectKind::Table },
+                rows: self.rows.get(t.name).map(|&n| n as u64),
+                comment: Some(t.comment.into()),
+            })
+            .filter(|o| kind.is_none_or(|k| k == o.kind))
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 
     async fn describe_object(
@@ -213,35 +175,22 @@ impl Backend for DemoBackend {
         name: &ObjectName,
     ) -> Result<Vec<ColumnInfo>, ToolError> {
         Self::check_place(&name.database, Some(&name.schema))?;
-        let table = name.name.name().to_string();
-        let shown = name.to_string();
-        let columns = self
-            .with_conn(move |c| {
-                let mut stmt = c
-                    .prepare(
-                        "SELECT name, type, \"notnull\" FROM pragma_table_info(?1) ORDER BY cid",
-                    )
-                    .map_err(internal)?;
-                let rows = stmt
-                    .query_map([table], |r| {
-                        Ok(ColumnInfo {
-                            name: r.get(0)?,
-                            type_name: snowflake_type(&r.get::<_, String>(1)?),
-                            nullable: r.get::<_, i64>(2)? == 0,
-                            comment: None,
-                        })
-                    })
-                    .map_err(internal)?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(internal)
-            })
-            .await?;
-        if columns.is_empty() {
+        let Some(table) = catalog::table(name.name.name()) else {
             return Err(ToolError::new(
                 "not_found",
-                format!("{shown} does not exist. Use list_objects to find the right name."),
+                format!("{name} does not exist. Use list_objects to find the right name."),
             ));
-        }
-        Ok(columns)
+        };
+        Ok(table
+            .columns
+            .iter()
+            .map(|c| ColumnInfo {
+                name: c.name.into(),
+                type_name: c.snowflake.into(),
+                nullable: c.nullable,
+                comment: None,
+            })
+            .collect())
     }
 
     async fn run_query(
@@ -251,15 +200,13 @@ impl Backend for DemoBackend {
         limits: QueryLimits,
     ) -> Result<QueryOutput, ToolError> {
         let query_id = self.next_query_id();
-        if let Some(output) = self.answer_from_catalogue(ctx, sql, &query_id).await? {
-            return Ok(output);
+        if let Some(answer) = show::answer(sql, &self.rows) {
+            let batch = answer.map_err(|e| ToolError::new("sql_error", e))?;
+            let mut rows = results::Collector::new(&batch.schema(), limits);
+            rows.add(&batch);
+            return Ok(rows.finish(query_id));
         }
-        let sql = match strip_keyword(sql, "EXPLAIN") {
-            Some(rest) => format!("EXPLAIN QUERY PLAN {rest}"),
-            None => sql.to_string(),
-        };
-        self.with_conn(move |c| run_sqlite(c, &sql, limits, query_id))
-            .await
+        self.engine().await?.run(sql, ctx, limits, query_id).await
     }
 
     async fn resolve_context(&self, target: &Context) -> Result<Context, ToolError> {
@@ -293,101 +240,4 @@ impl Backend for DemoBackend {
         }
         Ok(resolved)
     }
-}
-
-impl DemoBackend {
-    /// SHOW and DESCRIBE, answered from the catalogue the way Snowflake would shape them.
-    async fn answer_from_catalogue(
-        &self,
-        ctx: &Context,
-        sql: &str,
-        query_id: &str,
-    ) -> Result<Option<QueryOutput>, ToolError> {
-        let upper = sql.trim().trim_end_matches(';').to_ascii_uppercase();
-        let words: Vec<&str> = upper.split_whitespace().collect();
-        let db = Ident::exact(DATABASE);
-        let schema = Ident::exact(SCHEMA);
-        let table = |columns: &[&str], rows: Vec<Vec<Value>>| QueryOutput {
-            columns: columns
-                .iter()
-                .map(|c| ResultColumn {
-                    name: (*c).into(),
-                    type_name: "VARCHAR".into(),
-                })
-                .collect(),
-            rows,
-            truncated: false,
-            query_id: query_id.to_string(),
-        };
-        let named = |items: Vec<Named>| {
-            items
-                .into_iter()
-                .map(|n| vec![json!(n.name), json!(n.comment)])
-                .collect()
-        };
-        Ok(match words.as_slice() {
-            ["SHOW", "DATABASES", ..] | ["SHOW", "TERSE", "DATABASES", ..] => Some(table(
-                &["name", "comment"],
-                named(self.list_databases(ctx).await?),
-            )),
-            ["SHOW", "SCHEMAS", ..] | ["SHOW", "TERSE", "SCHEMAS", ..] => Some(table(
-                &["name", "comment"],
-                named(self.list_schemas(ctx, &db).await?),
-            )),
-            ["SHOW", rest @ ..]
-                if rest
-                    .iter()
-                    .any(|w| matches!(*w, "TABLES" | "VIEWS" | "OBJECTS")) =>
-            {
-                let kind = if rest.contains(&"TABLES") {
-                    Some(ObjectKind::Table)
-                } else if rest.contains(&"VIEWS") {
-                    Some(ObjectKind::View)
-                } else {
-                    None
-                };
-                let objects = self.list_objects(ctx, &db, &schema, kind, None).await?;
-                let rows = objects
-                    .into_iter()
-                    .map(|o| vec![json!(o.name), json!(o.kind), json!(o.rows)])
-                    .collect();
-                Some(table(&["name", "kind", "rows"], rows))
-            }
-            ["DESCRIBE" | "DESC", ..] => {
-                // The name may be quoted with spaces in it: `DESCRIBE VIEW "Sales Data"."Q1"`.
-                let (_, rest) = crate::ident::leading_name(sql.trim().trim_end_matches(';'));
-                let (mut name, rest) = crate::ident::leading_name(rest);
-                if name.eq_ignore_ascii_case("TABLE") || name.eq_ignore_ascii_case("VIEW") {
-                    name = crate::ident::leading_name(rest).0;
-                }
-                let home = Context {
-                    database: Some(DATABASE.into()),
-                    schema: Some(SCHEMA.into()),
-                    ..Default::default()
-                };
-                let object = ObjectName::resolve(name, &home)?;
-                let cols = self.describe_object(ctx, &object).await?;
-                let rows = cols
-                    .into_iter()
-                    .map(|c| {
-                        vec![
-                            json!(c.name),
-                            json!(c.type_name),
-                            json!(if c.nullable { "Y" } else { "N" }),
-                        ]
-                    })
-                    .collect();
-                Some(table(&["name", "type", "null?"], rows))
-            }
-            _ => None,
-        })
-    }
-}
-
-fn strip_keyword<'a>(sql: &'a str, keyword: &str) -> Option<&'a str> {
-    let trimmed = sql.trim_start();
-    let head = trimmed.get(..keyword.len())?;
-    (head.eq_ignore_ascii_case(keyword)
-        && trimmed[keyword.len()..].starts_with(char::is_whitespace))
-    .then(|| &trimmed[keyword.len()..])
 }

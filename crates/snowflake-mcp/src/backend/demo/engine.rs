@@ -1,0 +1,179 @@
+//! The demo's query engine: Apache DataFusion over the demo's tables held in memory as Arrow.
+//!
+//! DataFusion was chosen by measurement (BENCHMARKS.md, "The demo's engine"): its SQL front
+//! end is sqlparser, which already reads the Snowflake dialect, its types are Arrow's (exact
+//! decimals, dates, timestamps, lists), and it runs the window functions, `QUALIFY`, `GROUP BY
+//! ALL`, `EXCLUDE` and most functions a model writes; `rewrite.rs` and `functions.rs` add the
+//! rest. Names are compared exactly (no folding here: the rewrite folds as Snowflake does).
+//!
+//! `DEMO.SALES` holds the tables and the view; `DEMO.INFORMATION_SCHEMA` holds `TABLES`,
+//! `COLUMNS`, `SCHEMATA` and `VIEWS` built from the catalogue with Snowflake's column names.
+//! A statement runs on the runtime's threads as a stream of batches: reading stops at the row
+//! and byte caps, the deadline stops it, and dropping the call drops the stream, which stops
+//! the work.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::datasource::MemTable;
+use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use tokio_stream::StreamExt;
+
+use super::catalog::{DATABASE, INFORMATION_SCHEMA, SCHEMA, TABLES};
+use super::results::Collector;
+use crate::backend::{QueryLimits, QueryOutput};
+use crate::error::ToolError;
+use crate::Context;
+
+pub struct Engine {
+    ctx: SessionContext,
+}
+
+fn internal(e: impl std::fmt::Display) -> String {
+    format!("demo engine: {e}")
+}
+
+impl Engine {
+    /// The engine over `tables` (the demo's data), with the view and the information schema.
+    pub async fn new(
+        tables: Vec<(&'static super::catalog::TableSpec, RecordBatch)>,
+        rows: &std::collections::HashMap<&'static str, usize>,
+    ) -> Result<Engine, String> {
+        let mut config = SessionConfig::new()
+            .with_default_catalog_and_schema(DATABASE, SCHEMA)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(false)
+            .with_target_partitions(2);
+        let options = config.options_mut();
+        options.sql_parser.enable_ident_normalization = false;
+        options.sql_parser.dialect = datafusion::config::Dialect::Snowflake;
+        let ctx = SessionContext::new_with_config(config);
+        let catalog = Arc::new(MemoryCatalogProvider::new());
+        let sales = Arc::new(MemorySchemaProvider::new());
+        for (spec, batch) in tables {
+            let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(internal)?;
+            sales.register_table(spec.name.into(), Arc::new(table)).map_err(internal)?;
+        }
+        let information = Arc::new(MemorySchemaProvider::new());
+        for (name, batch) in super::show::information_schema(rows)? {
+            let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(internal)?;
+            information.register_table(name.into(), Arc::new(table)).map_err(internal)?;
+        }
+        catalog.register_schema(SCHEMA, sales).map_err(internal)?;
+        catalog.register_schema(INFORMATION_SCHEMA, information).map_err(internal)?;
+        ctx.register_catalog(DATABASE, catalog);
+        for udf in super::functions::all() {
+            ctx.register_udf(udf);
+        }
+        let engine = Engine { ctx };
+        for view in TABLES.iter().filter(|t| t.view.is_some()) {
+            let sql = format!(
+                "CREATE VIEW {DATABASE}.{SCHEMA}.{} AS {}",
+                view.name,
+                view.view.unwrap_or_default()
+            );
+            let plan = engine.plan(&sql, &Context::default()).await.map_err(|e| e.message)?;
+            engine.ctx.execute_logical_plan(plan).await.map_err(internal)?;
+        }
+        Ok(engine)
+    }
+
+    async fn plan(
+        &self,
+        sql: &str,
+        ctx: &Context,
+    ) -> Result<datafusion::logical_expr::LogicalPlan, ToolError> {
+        let statement = super::rewrite::rewrite(sql, ctx).map_err(sql_error)?;
+        self.ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await
+            .map_err(|e| sql_error(compilation_error(&e.to_string())))
+    }
+
+    /// Run one read-only statement within `limits`.
+    pub async fn run(
+        &self,
+        sql: &str,
+        ctx: &Context,
+        limits: QueryLimits,
+        query_id: String,
+    ) -> Result<QueryOutput, ToolError> {
+        let work = async {
+            let plan = self.plan(sql, ctx).await?;
+            let frame = self
+                .ctx
+                .execute_logical_plan(plan)
+                .await
+                .map_err(|e| sql_error(compilation_error(&e.to_string())))?;
+            let schema = frame.schema().inner().clone();
+            let mut stream = frame
+                .execute_stream()
+                .await
+                .map_err(|e| sql_error(execution_error(&e.to_string())))?;
+            let mut rows = Collector::new(&schema, limits);
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(|e| sql_error(execution_error(&e.to_string())))?;
+                if !rows.add(&batch) {
+                    break; // capped: dropping the stream stops the rest
+                }
+            }
+            Ok(rows.finish(query_id))
+        };
+        match tokio::time::timeout(limits.timeout.max(Duration::from_millis(1)), work).await {
+            Ok(result) => result,
+            Err(_) => Err(ToolError::new(
+                "timeout",
+                format!(
+                    "the statement ran past its {} s timeout and was stopped",
+                    limits.timeout.as_secs()
+                ),
+            )),
+        }
+    }
+}
+
+fn sql_error(message: String) -> ToolError {
+    ToolError::new("sql_error", message)
+}
+
+/// DataFusion's planning errors in Snowflake's words, naming what the demo does not have.
+fn compilation_error(text: &str) -> String {
+    let first = text.lines().next().unwrap_or(text);
+    let first = first
+        .trim_start_matches("Error during planning: ")
+        .trim_start_matches("SQL error: ")
+        .trim_start_matches("This feature is not implemented: ");
+    if first.starts_with("SQL compilation error") {
+        return first.to_string();
+    }
+    if let Some(name) = first
+        .strip_prefix("Invalid function '")
+        .and_then(|r| r.split('\'').next())
+    {
+        return format!(
+            "SQL compilation error: Unknown function {} (the offline demo does not have it)",
+            name.to_uppercase()
+        );
+    }
+    if let Some(rest) = first.strip_prefix("table '") {
+        let name = rest.split('\'').next().unwrap_or(rest);
+        return format!(
+            "SQL compilation error: Object '{name}' does not exist or not authorized."
+        );
+    }
+    format!("SQL compilation error: {first}")
+}
+
+fn execution_error(text: &str) -> String {
+    let first = text.lines().next().unwrap_or(text);
+    format!(
+        "SQL execution error: {}",
+        first
+            .trim_start_matches("Execution error: ")
+            .trim_start_matches("Arrow error: ")
+    )
+}

@@ -1,0 +1,320 @@
+//! The demo's catalogue as Snowflake shows it: `SHOW DATABASES/SCHEMAS/TABLES/VIEWS/OBJECTS/
+//! COLUMNS` and `DESCRIBE TABLE/VIEW` with Snowflake's output columns (lower-case names, as
+//! Snowflake prints them), and the `INFORMATION_SCHEMA` views `TABLES`, `COLUMNS`, `SCHEMATA`
+//! and `VIEWS` with Snowflake's column names. All of it is read from `catalog.rs`.
+//!
+//! Column lists follow Snowflake's reference pages for each command
+//! (<https://docs.snowflake.com/en/sql-reference/sql/show-tables>, `show-columns`,
+//! `desc-table`, and <https://docs.snowflake.com/en/sql-reference/info-schema>).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampSecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+
+use super::catalog::{TableSpec, DATABASE, INFORMATION_SCHEMA, ROLE, SCHEMA, TABLES};
+
+/// One cell: text, a number, or a creation time (all the demo's objects share one).
+#[derive(Clone)]
+enum Cell {
+    S(Option<String>),
+    N(Option<i64>),
+    Created,
+}
+
+fn s(v: impl Into<String>) -> Cell {
+    Cell::S(Some(v.into()))
+}
+
+const NULL: Cell = Cell::S(None);
+/// When the demo's objects say they were created (2024-01-01 00:00:00 UTC).
+const CREATED: i64 = 1_704_067_200;
+
+/// A result built from named columns and rows of cells.
+fn batch(names: &[&str], rows: Vec<Vec<Cell>>) -> Result<RecordBatch, String> {
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let column = rows.iter().map(|r| r[i].clone());
+        let kind = rows.first().map(|r| r[i].clone()).unwrap_or(NULL);
+        let (t, array): (DataType, ArrayRef) = match kind {
+            Cell::N(_) => (
+                DataType::Int64,
+                Arc::new(Int64Array::from_iter(column.map(|c| match c {
+                    Cell::N(n) => n,
+                    _ => None,
+                }))),
+            ),
+            Cell::Created => (
+                DataType::Timestamp(TimeUnit::Second, Some("+00:00".into())),
+                Arc::new(
+                    TimestampSecondArray::from_iter(column.map(|_| Some(CREATED)))
+                        .with_timezone("+00:00"),
+                ),
+            ),
+            Cell::S(_) => (
+                DataType::Utf8,
+                Arc::new(StringArray::from_iter(column.map(|c| match c {
+                    Cell::S(s) => s,
+                    Cell::N(n) => n.map(|n| n.to_string()),
+                    Cell::Created => None,
+                }))),
+            ),
+        };
+        fields.push(Field::new(*name, t, true));
+        arrays.push(array);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| e.to_string())
+}
+
+const INFORMATION_VIEWS: [&str; 4] = ["COLUMNS", "SCHEMATA", "TABLES", "VIEWS"];
+
+/// `DEMO.INFORMATION_SCHEMA`'s views, as tables of the engine.
+pub fn information_schema(rows: &HashMap<&str, usize>) -> Result<Vec<(&'static str, RecordBatch)>, String> {
+    let mut tables = Vec::new();
+    for t in TABLES {
+        let kind = if t.view.is_some() { "VIEW" } else { "BASE TABLE" };
+        let count = (t.view.is_none()).then(|| rows.get(t.name).copied().unwrap_or(0) as i64);
+        tables.push(vec![
+            s(DATABASE), s(SCHEMA), s(t.name), s(ROLE), s(kind), s("NO"), NULL,
+            Cell::N(count), Cell::N(count.map(|c| c * 64)), Cell::N(Some(1)), Cell::Created,
+            Cell::Created, s(t.comment),
+        ]);
+    }
+    for v in INFORMATION_VIEWS {
+        tables.push(vec![
+            s(DATABASE), s(INFORMATION_SCHEMA), s(v), NULL, s("VIEW"), s("NO"), NULL,
+            Cell::N(None), Cell::N(None), Cell::N(None), Cell::Created, Cell::Created,
+            NULL,
+        ]);
+    }
+    let mut columns = Vec::new();
+    for t in TABLES {
+        for (i, c) in t.columns.iter().enumerate() {
+            let (precision, scale) = precision_scale(c.snowflake);
+            let text = c.data_type() == "TEXT";
+            columns.push(vec![
+                s(DATABASE), s(SCHEMA), s(t.name), s(c.name), Cell::N(Some(i as i64 + 1)), NULL,
+                s(if c.nullable { "YES" } else { "NO" }), s(c.data_type()),
+                Cell::N(text.then_some(16_777_216)), Cell::N(text.then_some(16_777_216)),
+                Cell::N(precision), Cell::N(precision.map(|_| 10)), Cell::N(scale), NULL,
+            ]);
+        }
+    }
+    let schemata = [SCHEMA, INFORMATION_SCHEMA]
+        .iter()
+        .map(|name| {
+            vec![
+                s(DATABASE), s(*name), s(ROLE), s("NO"), s("NO"), Cell::N(Some(1)), Cell::Created,
+                Cell::Created, NULL,
+            ]
+        })
+        .collect();
+    let views = TABLES
+        .iter()
+        .filter_map(|t| {
+            let sql = t.view?;
+            Some(vec![
+                s(DATABASE), s(SCHEMA), s(t.name), s(ROLE),
+                s(format!("CREATE VIEW {} AS {sql}", t.name)), s("NONE"), s("NO"), s("NO"),
+                s("false"), Cell::Created, Cell::Created, s(t.comment),
+            ])
+        })
+        .collect();
+    Ok(vec![
+        ("TABLES", batch(
+            &["TABLE_CATALOG", "TABLE_SCHEMA", "TABLE_NAME", "TABLE_OWNER", "TABLE_TYPE",
+              "IS_TRANSIENT", "CLUSTERING_KEY", "ROW_COUNT", "BYTES", "RETENTION_TIME",
+              "CREATED", "LAST_ALTERED", "COMMENT"],
+            tables,
+        )?),
+        ("COLUMNS", batch(
+            &["TABLE_CATALOG", "TABLE_SCHEMA", "TABLE_NAME", "COLUMN_NAME", "ORDINAL_POSITION",
+              "COLUMN_DEFAULT", "IS_NULLABLE", "DATA_TYPE", "CHARACTER_MAXIMUM_LENGTH",
+              "CHARACTER_OCTET_LENGTH", "NUMERIC_PRECISION", "NUMERIC_PRECISION_RADIX",
+              "NUMERIC_SCALE", "COMMENT"],
+            columns,
+        )?),
+        ("SCHEMATA", batch(
+            &["CATALOG_NAME", "SCHEMA_NAME", "SCHEMA_OWNER", "IS_TRANSIENT", "IS_MANAGED_ACCESS",
+              "RETENTION_TIME", "CREATED", "LAST_ALTERED", "COMMENT"],
+            schemata,
+        )?),
+        ("VIEWS", batch(
+            &["TABLE_CATALOG", "TABLE_SCHEMA", "TABLE_NAME", "TABLE_OWNER", "VIEW_DEFINITION",
+              "CHECK_OPTION", "IS_UPDATABLE", "INSERTABLE_INTO", "IS_SECURE", "CREATED",
+              "LAST_ALTERED", "COMMENT"],
+            views,
+        )?),
+    ])
+}
+
+fn precision_scale(snowflake: &str) -> (Option<i64>, Option<i64>) {
+    let Some(args) = snowflake.strip_prefix("NUMBER(") else {
+        return (None, None);
+    };
+    let mut parts = args.trim_end_matches(')').split(',');
+    let p = parts.next().and_then(|p| p.trim().parse().ok());
+    let s = parts.next().and_then(|s| s.trim().parse().ok());
+    (p, s)
+}
+
+/// SQL `LIKE` as `SHOW … LIKE` uses it: case-insensitive, `%` and `_`.
+pub fn like(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some('%') => (0..=t.len()).any(|i| go(&p[1..], &t[i..])),
+            Some('_') => !t.is_empty() && go(&p[1..], &t[1..]),
+            Some(c) => t.first().is_some_and(|x| x.eq_ignore_ascii_case(c)) && go(&p[1..], &t[1..]),
+        }
+    }
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    go(&p, &t)
+}
+
+/// The answer to a `SHOW` or `DESCRIBE` statement, or `None` for anything else.
+pub fn answer(sql: &str, rows: &HashMap<&str, usize>) -> Option<Result<RecordBatch, String>> {
+    let text = sql.trim().trim_end_matches(';').trim();
+    let upper = text.to_ascii_uppercase();
+    let words: Vec<&str> = upper.split_whitespace().collect();
+    let pattern = text
+        .find(['\'', '"'])
+        .filter(|_| upper.contains(" LIKE "))
+        .and_then(|start| {
+            let quote = text[start..].chars().next()?;
+            let rest = &text[start + 1..];
+            rest.find(quote).map(|end| rest[..end].to_string())
+        });
+    let matches = |name: &str| pattern.as_deref().is_none_or(|p| like(p, name));
+    let what = words
+        .iter()
+        .skip(1)
+        .find(|w| **w != "TERSE")
+        .copied()
+        .unwrap_or("");
+    Some(match (words.first().copied()?, what) {
+        ("SHOW", "DATABASES") => batch(
+            &["created_on", "name", "is_default", "is_current", "origin", "owner", "comment",
+              "options", "retention_time", "kind", "budget", "owner_role_type"],
+            [DATABASE]
+                .iter()
+                .filter(|d| matches(d))
+                .map(|d| vec![Cell::Created, s(*d), s("N"), s("Y"), s(""), s(ROLE),
+                    s("offline demo data"), s(""), s("1"), s("STANDARD"), NULL, s("ROLE")])
+                .collect(),
+        ),
+        ("SHOW", "SCHEMAS") => batch(
+            &["created_on", "name", "is_default", "is_current", "database_name", "owner",
+              "comment", "options", "retention_time", "owner_role_type", "budget"],
+            [INFORMATION_SCHEMA, SCHEMA]
+                .iter()
+                .filter(|n| matches(n))
+                .map(|n| vec![Cell::Created, s(*n), s("N"), s(if *n == SCHEMA { "Y" } else { "N" }),
+                    s(DATABASE), s(ROLE), s(""), s(""), s("1"), s("ROLE"), NULL])
+                .collect(),
+        ),
+        ("SHOW", "TABLES") => batch(
+            &["created_on", "name", "database_name", "schema_name", "kind", "comment",
+              "cluster_by", "rows", "bytes", "owner", "retention_time", "automatic_clustering",
+              "change_tracking", "is_external", "enable_schema_evolution", "owner_role_type",
+              "is_event", "budget", "is_hybrid", "is_iceberg", "is_dynamic", "is_immutable"],
+            objects(|t| t.view.is_none() && matches(t.name))
+                .map(|t| {
+                    let n = rows.get(t.name).copied().unwrap_or(0) as i64;
+                    vec![Cell::Created, s(t.name), s(DATABASE), s(SCHEMA), s("TABLE"),
+                        s(t.comment), s(""), Cell::N(Some(n)), Cell::N(Some(n * 64)), s(ROLE),
+                        s("1"), s("OFF"), s("OFF"), s("N"), s("N"), s("ROLE"), s("N"), NULL,
+                        s("N"), s("N"), s("N"), s("N")]
+                })
+                .collect(),
+        ),
+        ("SHOW", "VIEWS") => batch(
+            &["created_on", "name", "reserved", "database_name", "schema_name", "owner",
+              "comment", "text", "is_secure", "is_materialized", "owner_role_type",
+              "change_tracking"],
+            objects(|t| t.view.is_some() && matches(t.name))
+                .map(|t| vec![Cell::Created, s(t.name), s(""), s(DATABASE), s(SCHEMA), s(ROLE),
+                    s(t.comment), s(format!("CREATE VIEW {} AS {}", t.name, t.view.unwrap_or(""))),
+                    s("false"), s("false"), s("ROLE"), s("OFF")])
+                .collect(),
+        ),
+        ("SHOW", "OBJECTS") => batch(
+            &["created_on", "name", "database_name", "schema_name", "kind", "comment",
+              "cluster_by", "rows", "bytes", "owner", "retention_time", "owner_role_type"],
+            objects(|t| matches(t.name))
+                .map(|t| {
+                    let n = t.view.is_none().then(|| rows.get(t.name).copied().unwrap_or(0) as i64);
+                    vec![Cell::Created, s(t.name), s(DATABASE), s(SCHEMA),
+                        s(if t.view.is_some() { "VIEW" } else { "TABLE" }), s(t.comment), s(""),
+                        Cell::N(n), Cell::N(n.map(|n| n * 64)), s(ROLE), s("1"), s("ROLE")]
+                })
+                .collect(),
+        ),
+        ("SHOW", "COLUMNS") => {
+            let target = after_in(&words);
+            batch(
+                &["table_name", "schema_name", "column_name", "data_type", "null?", "default",
+                  "kind", "expression", "comment", "database_name", "autoincrement",
+                  "schema_evolution_record"],
+                objects(|t| target.as_deref().is_none_or(|n| n == t.name))
+                    .flat_map(|t| t.columns.iter().map(move |c| (t, c)))
+                    .filter(|(_, c)| matches(c.name))
+                    .map(|(t, c)| vec![s(t.name), s(SCHEMA), s(c.name), s(type_json(c.snowflake, c.nullable)),
+                        s(if c.nullable { "true" } else { "false" }), s(""), s("COLUMN"), s(""),
+                        s(""), s(DATABASE), s(""), NULL])
+                    .collect(),
+            )
+        }
+        ("DESCRIBE" | "DESC", _) => {
+            let name = words.last().map(|n| n.rsplit('.').next().unwrap_or(n).trim_matches('"'))?;
+            let Some(table) = super::catalog::table(name) else {
+                return Some(Err(format!(
+                    "SQL compilation error: Table '{name}' does not exist or not authorized."
+                )));
+            };
+            batch(
+                &["name", "type", "kind", "null?", "default", "primary key", "unique key",
+                  "check", "expression", "comment", "policy name", "privacy domain"],
+                table.columns.iter()
+                    .map(|c| vec![s(c.name), s(c.snowflake), s("COLUMN"),
+                        s(if c.nullable { "Y" } else { "N" }), NULL, s("N"), s("N"), NULL, NULL,
+                        NULL, NULL, NULL])
+                    .collect(),
+            )
+        }
+        _ => return None,
+    })
+}
+
+fn objects(keep: impl Fn(&TableSpec) -> bool) -> impl Iterator<Item = &'static TableSpec> {
+    let mut all: Vec<&'static TableSpec> = TABLES.iter().filter(|t| keep(t)).collect();
+    all.sort_by_key(|t| t.name);
+    all.into_iter()
+}
+
+/// The table named after `IN [TABLE|VIEW]`, if one is.
+fn after_in(words: &[&str]) -> Option<String> {
+    let at = words.iter().position(|w| *w == "IN")?;
+    let mut rest = words[at + 1..].iter();
+    let mut name = rest.next()?;
+    if matches!(*name, "TABLE" | "VIEW") {
+        name = rest.next()?;
+    } else if matches!(*name, "SCHEMA" | "DATABASE" | "ACCOUNT") {
+        return None;
+    }
+    Some(name.rsplit('.').next().unwrap_or(name).trim_matches('"').to_string())
+}
+
+/// `SHOW COLUMNS`' `data_type`: Snowflake's JSON description of the type.
+fn type_json(snowflake: &str, nullable: bool) -> String {
+    let (p, sc) = precision_scale(snowflake);
+    let v = match (p, snowflake) {
+        (Some(p), _) => serde_json::json!({"type": "FIXED", "precision": p, "scale": sc.unwrap_or(0), "nullable": nullable}),
+        (None, "DATE") => serde_json::json!({"type": "DATE", "nullable": nullable}),
+        _ => serde_json::json!({"type": "TEXT", "length": 16_777_216, "byteLength": 16_777_216, "nullable": nullable, "fixed": false}),
+    };
+    v.to_string()
+}
