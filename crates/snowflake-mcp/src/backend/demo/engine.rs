@@ -49,6 +49,8 @@ impl Engine {
             .with_target_partitions(2);
         let options = config.options_mut();
         options.sql_parser.enable_ident_normalization = false;
+        // Snowflake's number literals are exact: `ROUND(1.005, 2)` is 1.01.
+        options.sql_parser.parse_float_as_decimal = true;
         options.sql_parser.dialect = datafusion::config::Dialect::Snowflake;
         let ctx = SessionContext::new_with_config(config);
         let catalog = Arc::new(MemoryCatalogProvider::new());
@@ -149,6 +151,25 @@ fn compilation_error(text: &str) -> String {
         .trim_start_matches("This feature is not implemented: ");
     if first.starts_with("SQL compilation error") {
         return first.to_string();
+    }
+    if let Some(node) = first.strip_prefix("Unsupported ast node ") {
+        let kind: String = node.chars().take_while(|c| c.is_alphanumeric()).collect();
+        let what = match kind.as_str() {
+            "TableFunction" => {
+                let name = node.split("value: \"").nth(1).and_then(|r| r.split('"').next());
+                format!("the table function {}", name.unwrap_or("called here"))
+            }
+            other => other.to_uppercase(),
+        };
+        return format!("SQL compilation error: {what} is not supported by the offline demo");
+    }
+    if let Some(name) = first
+        .strip_prefix("table function '")
+        .and_then(|r| r.split('\'').next())
+    {
+        return format!(
+            "SQL compilation error: the table function {name} is not supported by the offline demo"
+        );
     }
     if let Some(name) = first
         .strip_prefix("Invalid function '")

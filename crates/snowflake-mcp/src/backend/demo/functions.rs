@@ -35,6 +35,7 @@ pub fn all() -> Vec<ScalarUDF> {
         Function::new("parse_json", 1, |_| DataType::LargeUtf8, parse_json),
         Function::new("variant_get", 2, |_| DataType::LargeUtf8, variant_get),
         Function::new("variant_text", 1, |_| DataType::Utf8, variant_text),
+        Function::new("to_variant", 1, |_| DataType::LargeUtf8, to_variant),
         Function::variadic("object_construct", |_| DataType::LargeUtf8, object_construct),
     ]
     .into_iter()
@@ -402,4 +403,14 @@ fn object_construct(args: &[ArrayRef]) -> Result<ArrayRef> {
         Some(Json::Object(object))
     });
     Ok(variants(out.collect::<Vec<_>>()))
+}
+
+/// `x::VARIANT`: the value as a semi-structured one (a string stays a string).
+fn to_variant(args: &[ArrayRef]) -> Result<ArrayRef> {
+    let a = &args[0];
+    Ok(variants(
+        (0..a.len())
+            .map(|i| Some(json_at(a, i)).filter(|v| !v.is_null()))
+            .collect::<Vec<_>>(),
+    ))
 }

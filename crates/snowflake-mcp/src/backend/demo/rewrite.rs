@@ -15,13 +15,17 @@
 
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{
-    BinaryOperator, CastKind, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, LimitClause,
-    Query, SetExpr, Statement, TableFactor, TopQuantity, Value, VisitMut, VisitorMut,
+use std::fmt::Display;
+
+use sqlparser_datafusion::ast::{
+    visit_expressions_mut, AccessExpr, BinaryOperator, CastKind, Expr, FunctionArg,
+    FunctionArgExpr, FunctionArguments, LimitClause, Query, SelectItem, SetExpr, SetOperator,
+    Statement, Subscript, TableFactor, TableSampleKind, TableSampleUnit, TopQuantity, Value,
+    VisitMut, VisitorMut,
 };
-use sqlparser::dialect::SnowflakeDialect;
-use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Token, Tokenizer};
+use sqlparser_datafusion::dialect::SnowflakeDialect;
+use sqlparser_datafusion::parser::Parser;
+use sqlparser_datafusion::tokenizer::{Token, Tokenizer};
 
 use crate::Context;
 
@@ -88,7 +92,22 @@ fn expr(text: &str) -> Result<Expr, String> {
 }
 
 fn string(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// A part of the tree as SQL text to build on: string literals re-escaped, since the text is
+/// parsed again (Snowflake reads `\\` in a string as one backslash).
+fn render<T: VisitMut + Display + Clone>(part: &T) -> String {
+    let mut part = part.clone();
+    let _ = visit_expressions_mut(&mut part, |e| {
+        if let Expr::Value(v) = e {
+            if let Value::SingleQuotedString(s) = &mut v.value {
+                *s = s.replace('\\', "\\\\");
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    part.to_string()
 }
 
 /// A date part given as a bare word or a string, as a string.
@@ -137,7 +156,7 @@ fn is_variant(e: &Expr) -> bool {
 }
 
 impl Rewriter<'_> {
-    fn function(&self, f: &sqlparser::ast::Function) -> Result<Option<String>, String> {
+    fn function(&self, f: &sqlparser_datafusion::ast::Function) -> Result<Option<String>, String> {
         let name = f.name.to_string().to_uppercase();
         let FunctionArguments::List(list) = &f.args else {
             return Ok(match name.as_str() {
@@ -151,7 +170,7 @@ impl Rewriter<'_> {
             .args
             .iter()
             .map(|a| match a {
-                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => e.to_string(),
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => render(e),
                 other => other.to_string(),
             })
             .collect();
@@ -169,12 +188,22 @@ impl Rewriter<'_> {
         let order = if f.within_group.is_empty() {
             String::new()
         } else {
-            let by: Vec<String> = f.within_group.iter().map(|o| o.to_string()).collect();
+            let by: Vec<String> = f.within_group.iter().map(render).collect();
             format!(" ORDER BY {}", by.join(", "))
         };
         let ctx = |v: &Option<String>| v.as_deref().map(string).unwrap_or("NULL".into());
         let date_part = |unit: &str| format!("CAST(date_part('{unit}', {}) AS BIGINT)", a(0));
         Ok(Some(match (name.as_str(), n) {
+            ("DATE_FROM_PARTS", 3) => format!("make_date({}, {}, {})", a(0), a(1), a(2)),
+            ("MAX_BY", 2) => format!("first_value({} ORDER BY {} DESC NULLS LAST)", a(0), a(1)),
+            ("MIN_BY", 2) => format!("first_value({} ORDER BY {} ASC NULLS LAST)", a(0), a(1)),
+            ("MEDIAN", 1) => format!("median({distinct}CAST({} AS DOUBLE))", a(0)),
+            ("SIGN", 1) => format!("CAST(signum({}) AS BIGINT)", a(0)),
+            ("RATIO_TO_REPORT", 1) => match &f.over {
+                Some(over) => format!("(CAST({0} AS DOUBLE) / sum({0}) OVER {1})", a(0), render_window(over)),
+                None => return Ok(None),
+            },
+            ("TO_VARIANT", 1) => format!("to_variant({})", a(0)),
             ("IFF", 3) => format!("CASE WHEN {} THEN {} ELSE {} END", a(0), a(1), a(2)),
             ("COUNT_IF", 1) => format!("count(CASE WHEN {} THEN 1 END)", a(0)),
             ("ZEROIFNULL", 1) => format!("coalesce({}, 0)", a(0)),
@@ -203,7 +232,15 @@ impl Rewriter<'_> {
                 text + " END"
             }
             ("DATEADD" | "TIMEADD" | "TIMESTAMPADD", 3) => {
-                format!("snow_dateadd({}, {}, {})", part(exprs[0].unwrap_or(&Expr::value(Value::Null))), a(1), a(2))
+                let unit = part(exprs[0].unwrap_or(&Expr::value(Value::Null)));
+                let sub_day = ["'H", "'HH", "'HR", "'HOUR", "'M", "'MI", "'MIN", "'MINUTE", "'S", "'SEC", "'SECOND", "'N", "'NS", "'NANOSECOND"]
+                    .iter()
+                    .any(|u| unit.trim_end_matches('\'').trim_end_matches('S') == *u || unit.trim_end_matches('\'') == *u);
+                if sub_day {
+                    format!("snow_dateadd({unit}, {}, CAST({} AS TIMESTAMP))", a(1), a(2))
+                } else {
+                    format!("snow_dateadd({unit}, {}, {})", a(1), a(2))
+                }
             }
             ("DATEDIFF" | "TIMEDIFF" | "TIMESTAMPDIFF", 3) => {
                 format!("snow_datediff({}, {}, {})", part(exprs[0].unwrap_or(&Expr::value(Value::Null))), a(1), a(2))
@@ -279,7 +316,11 @@ impl Rewriter<'_> {
             ("TO_BOOLEAN" | "TRY_TO_BOOLEAN", 1) => format!("CAST({} AS BOOLEAN)", a(0)),
             ("LISTAGG", 1 | 2) => {
                 let sep = if n == 2 { a(1) } else { "''".into() };
-                format!("string_agg({distinct}CAST({} AS VARCHAR), {sep}{order})", a(0))
+                if distinct.is_empty() {
+                    format!("string_agg(CAST({} AS VARCHAR), {sep}{order})", a(0))
+                } else {
+                    format!("string_agg(DISTINCT {}, {sep}{order})", a(0))
+                }
             }
             ("ARRAY_AGG" | "ARRAYAGG", 1) if !order.is_empty() => {
                 format!("array_agg({distinct}{}{order})", a(0))
@@ -305,7 +346,17 @@ impl Rewriter<'_> {
             ("BOOLAND_AGG", 1) => format!("bool_and({})", a(0)),
             ("ARRAY_SIZE", 1) => format!("cardinality({})", a(0)),
             ("ARRAY_CONSTRUCT", _) => format!("make_array({})", args.join(", ")),
-            ("ARRAY_CONTAINS", 2) => format!("array_has({}, {})", a(1), a(0)),
+            ("ARRAY_CONTAINS", 2) => {
+                // The needle is usually `value::VARIANT`; the engine's arrays hold plain values.
+                let needle = match exprs[0] {
+                    Some(Expr::Function(g)) if g.name.to_string() == "to_variant" => match &g.args {
+                        FunctionArguments::List(l) => l.args.first().map(|x| x.to_string()).unwrap_or(a(0)),
+                        _ => a(0),
+                    },
+                    _ => a(0),
+                };
+                format!("array_has({}, {needle})", a(1))
+            }
             ("TRY_PARSE_JSON", 1) => format!("parse_json({})", a(0)),
             ("GET_PATH" | "GET", 2) => format!("variant_get({}, CAST({} AS VARCHAR))", a(0), a(1)),
             ("SQUARE", 1) => format!("power({}, 2)", a(0)),
@@ -331,6 +382,64 @@ impl Rewriter<'_> {
                 Err(err) => self.error = Some(err),
             }
         }
+    }
+}
+
+fn render_window(w: &sqlparser_datafusion::ast::WindowType) -> String {
+    match w {
+        sqlparser_datafusion::ast::WindowType::WindowSpec(spec) => format!("({})", spec),
+        named => named.to_string(),
+    }
+}
+
+/// `MINUS` is Snowflake's `EXCEPT`.
+fn minus_is_except(body: &mut SetExpr) {
+    if let SetExpr::SetOperation { op, left, right, .. } = body {
+        if *op == SetOperator::Minus {
+            *op = SetOperator::Except;
+        }
+        minus_is_except(left);
+        minus_is_except(right);
+    }
+}
+
+/// Snowflake lets a select list (and its WHERE, GROUP BY, HAVING and QUALIFY) use an alias
+/// defined earlier in the same list; the engine needs the expression itself. A name that is a
+/// column of a demo table is left alone (the column wins, as in Snowflake).
+fn lateral_aliases(select: &mut sqlparser_datafusion::ast::Select) {
+    let columns: std::collections::HashSet<&str> = super::catalog::TABLES
+        .iter()
+        .flat_map(|t| t.columns.iter().map(|c| c.name))
+        .collect();
+    let mut aliases: Vec<(String, Expr)> = Vec::new();
+    let substitute = |e: &mut Expr, aliases: &[(String, Expr)]| {
+        let _ = visit_expressions_mut(e, |x| {
+            if let Expr::Identifier(id) = x {
+                if let Some((_, expr)) = aliases.iter().find(|(a, _)| *a == id.value) {
+                    *x = Expr::Nested(Box::new(expr.clone()));
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    };
+    for item in select.projection.iter_mut() {
+        if let SelectItem::ExprWithAlias { expr, alias } = item {
+            substitute(expr, &aliases);
+            if !columns.contains(alias.value.as_str()) {
+                aliases.push((alias.value.clone(), expr.clone()));
+            }
+        } else if let SelectItem::UnnamedExpr(expr) = item {
+            substitute(expr, &aliases);
+        }
+    }
+    if aliases.is_empty() {
+        return;
+    }
+    if let Some(w) = select.selection.as_mut() {
+        substitute(w, &aliases);
+    }
+    if let Some(q) = select.qualify.as_mut() {
+        substitute(q, &aliases);
     }
 }
 
@@ -378,7 +487,16 @@ impl VisitorMut for Rewriter<'_> {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        minus_is_except(query.body.as_mut());
+        if let Some(fetch) = query.fetch.take() {
+            query.limit_clause = Some(LimitClause::LimitOffset {
+                limit: fetch.quantity,
+                offset: None,
+                limit_by: vec![],
+            });
+        }
         if let SetExpr::Select(select) = query.body.as_mut() {
+            lateral_aliases(select);
             if let Some(top) = select.top.take() {
                 let limit = match top.quantity {
                     Some(TopQuantity::Constant(n)) => Some(Expr::value(Value::Number(n.to_string(), false))),
@@ -396,9 +514,33 @@ impl VisitorMut for Rewriter<'_> {
     }
 
     fn post_visit_table_factor(&mut self, table: &mut TableFactor) -> ControlFlow<()> {
-        if let TableFactor::Table { sample, .. } = table {
-            // A sample of the demo's small tables is the whole table.
-            *sample = None;
+        if let TableFactor::Table { name, alias, sample, .. } = table {
+            let Some(TableSampleKind::BeforeTableAlias(kind) | TableSampleKind::AfterTableAlias(kind)) = sample.take() else {
+                return ControlFlow::Continue(());
+            };
+            let Some(quantity) = kind.quantity else {
+                return ControlFlow::Continue(());
+            };
+            let n = render(&quantity.value);
+            let filter = match quantity.unit {
+                Some(TableSampleUnit::Rows) => format!("LIMIT {n}"),
+                _ => format!("WHERE random() * 100 < {n}"),
+            };
+            let label = alias
+                .as_ref()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| name.0.last().map(|p| p.to_string()).unwrap_or_default());
+            let text = format!("SELECT * FROM (SELECT * FROM {name} {filter}) AS {label}");
+            match Parser::new(&SnowflakeDialect {}).try_with_sql(&text).and_then(|mut p| p.parse_query()) {
+                Ok(q) => {
+                    if let SetExpr::Select(s) = *q.body {
+                        if let Some(from) = s.from.into_iter().next() {
+                            *table = from.relation;
+                        }
+                    }
+                }
+                Err(e) => self.error = Some(format!("SQL compilation error: {e}")),
+            }
         }
         ControlFlow::Continue(())
     }
@@ -413,20 +555,44 @@ impl VisitorMut for Rewriter<'_> {
                     return ControlFlow::Break(());
                 }
             },
-            Expr::BinaryOp { left, op: BinaryOperator::Divide, right } => {
-                Some(format!("(CAST({left} AS DOUBLE) / {right})"))
+            Expr::BinaryOp { left, op: BinaryOperator::Divide, right } => Some(format!(
+                "(CAST({} AS DOUBLE) / {})",
+                render(left.as_ref()),
+                render(right.as_ref())
+            )),
+            Expr::CompoundFieldAccess { root, access_chain } => match access_chain.as_slice() {
+                // Snowflake counts array elements from 0, the engine from 1.
+                [AccessExpr::Subscript(Subscript::Index { index })] => Some(if is_variant(root) {
+                    format!("variant_get({}, concat('[', CAST({} AS VARCHAR), ']'))", render(root.as_ref()), render(index))
+                } else {
+                    format!("array_element({}, ({}) + 1)", render(root.as_ref()), render(index))
+                }),
+                _ => None,
+            },
+            Expr::JsonAccess { value, path }
+                if !is_variant(value)
+                    && path.path.iter().all(|p| matches!(p, sqlparser_datafusion::ast::JsonPathElem::Bracket { key: Expr::Value(v) } if matches!(v.value, Value::Number(..)))) =>
+            {
+                // `SPLIT(…)[1]` on an array the engine holds as a list: elements count from 0.
+                let mut text = render(value.as_ref());
+                for elem in &path.path {
+                    if let sqlparser_datafusion::ast::JsonPathElem::Bracket { key } = elem {
+                        text = format!("array_element({text}, {} + 1)", render(key));
+                    }
+                }
+                Some(text)
             }
             Expr::JsonAccess { value, path } => {
                 let mut steps = String::new();
                 for elem in &path.path {
                     match elem {
-                        sqlparser::ast::JsonPathElem::Dot { key, .. } => {
+                        sqlparser_datafusion::ast::JsonPathElem::Dot { key, .. } => {
                             if !steps.is_empty() {
                                 steps.push('.');
                             }
                             steps += key;
                         }
-                        sqlparser::ast::JsonPathElem::Bracket { key } => match key {
+                        sqlparser_datafusion::ast::JsonPathElem::Bracket { key } => match key {
                             Expr::Value(v) => match &v.value {
                                 Value::SingleQuotedString(k) => {
                                     if !steps.is_empty() {
@@ -441,7 +607,7 @@ impl VisitorMut for Rewriter<'_> {
                         _ => {}
                     }
                 }
-                Some(format!("variant_get({value}, {})", string(&steps)))
+                Some(format!("variant_get({}, {})", render(value.as_ref()), string(&steps)))
             }
             Expr::Cast { kind, expr: inner, data_type, .. } => {
                 let target = engine_type(&data_type.to_string());
@@ -449,20 +615,35 @@ impl VisitorMut for Rewriter<'_> {
                     CastKind::TryCast | CastKind::SafeCast => "TRY_CAST",
                     _ => "CAST",
                 };
-                if target == "VARIANT" {
-                    Some(format!("parse_json(CAST({inner} AS VARCHAR))"))
-                } else if is_variant(inner) {
-                    Some(format!("{cast}(variant_text({inner}) AS {target})"))
+                let was_variant = is_variant(inner);
+                let raw = render(inner.as_ref());
+                let inner = if was_variant {
+                    format!("variant_text({raw})")
+                } else {
+                    raw.clone()
+                };
+                // Snowflake rounds to the target's scale; the engine would truncate.
+                let scale = target
+                    .strip_prefix("DECIMAL(")
+                    .and_then(|r| r.trim_end_matches(')').split(',').nth(1))
+                    .map(str::to_string);
+                if target == "VARIANT" || target == "OBJECT" || target == "ARRAY" {
+                    Some(if was_variant { raw } else { format!("to_variant({inner})") })
+                } else if target == "BIGINT" {
+                    Some(format!("{cast}(round({cast}({inner} AS DOUBLE)) AS BIGINT)"))
+                } else if let Some(scale) = scale {
+                    Some(format!("{cast}(round({cast}({inner} AS DOUBLE), {scale}) AS {target})"))
                 } else {
                     Some(format!("{cast}({inner} AS {target})"))
                 }
             }
             Expr::Like { negated, any: true, expr: target, pattern, .. }
             | Expr::ILike { negated, any: true, expr: target, pattern, .. } => {
+                let target = render(target.as_ref());
                 let patterns: Vec<String> = match pattern.as_ref() {
-                    Expr::Tuple(items) => items.iter().map(|p| p.to_string()).collect(),
-                    Expr::Nested(p) => vec![p.to_string()],
-                    other => vec![other.to_string()],
+                    Expr::Tuple(items) => items.iter().map(render).collect(),
+                    Expr::Nested(p) => vec![render(p.as_ref())],
+                    other => vec![render(other)],
                 };
                 let any = patterns
                     .iter()
@@ -473,7 +654,11 @@ impl VisitorMut for Rewriter<'_> {
             }
             Expr::RLike { negated, expr: target, pattern, .. } => {
                 let not = if *negated { "NOT " } else { "" };
-                Some(format!("{not}regexp_like({target}, concat('^(?:', {pattern}, ')$'))"))
+                Some(format!(
+                    "{not}regexp_like({}, concat('^(?:', {}, ')$'))",
+                    render(target.as_ref()),
+                    render(pattern.as_ref())
+                ))
             }
             _ => None,
         };
