@@ -84,8 +84,9 @@ async fn exercise(client: &Client) {
     assert_eq!(
         ctx,
         json!({"database": "DEMO", "schema": "SALES", "warehouse": "DEMO_WH", "role": "PUBLIC",
-            "limits": {"quotas": {}, "rate_limit": null}})
+            "limits": {"quotas": {}, "rate_limit": null}, "note": ctx["note"]})
     );
+    assert!(ctx["note"].as_str().unwrap().contains("offline demo"), "{ctx}");
     let set = ok(client, "set_context", json!({"schema": "SALES"})).await;
     assert_eq!(set["schema"], "SALES");
 
@@ -178,5 +179,104 @@ async fn demo_over_http() {
 async fn demo_over_stdio() {
     let client = stdio_client(&["--demo"], &[]).await;
     exercise(&client).await;
+    client.cancel().await.unwrap();
+}
+
+/// The SQL a model writes for Snowflake runs on the demo, with Snowflake's answers and types.
+/// (The held-out corpus in `bench/demo-corpus` measures this broadly; these are the shapes a
+/// newcomer meets first.)
+#[tokio::test]
+async fn the_demo_answers_snowflake_sql() {
+    let config = write_config("demo-timeout", "[query]\nstatement_timeout_secs = 1\n");
+    let server = Server::start(&["--demo", "--config", &config], &[]).await;
+    let client = server.client().await;
+    let rows = |v: &serde_json::Value| v["rows"].as_array().unwrap().clone();
+
+    // Three-part names, unquoted lower-case names, QUALIFY, IFF, DATE_TRUNC keeping a DATE.
+    let top = ok(
+        &client,
+        "run_query",
+        json!({"sql": "select c.customer_id, date_trunc('month', o.order_date) as month, \
+            iff(count(*) > 1, 'repeat', 'once') as kind \
+            from demo.sales.orders o join demo.sales.customers c on c.customer_id = o.customer_id \
+            group by all qualify row_number() over (order by c.customer_id) <= 3"}),
+    )
+    .await;
+    assert_eq!(rows(&top).len(), 3, "{top}");
+    let types: Vec<&str> = top["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["NUMBER(38,0)", "DATE", "VARCHAR"], "{top}");
+    assert_eq!(top["columns"][1]["name"], "MONTH", "unquoted aliases fold to upper case");
+
+    // Exact decimals, Snowflake's division, DATEADD/DATEDIFF with bare units.
+    let sums = ok(
+        &client,
+        "run_query",
+        json!({"sql": "SELECT SUM(UNIT_PRICE) AS total, 7 / 2 AS half, \
+            DATEDIFF(month, '2024-01-31'::date, DATEADD(day, 1, '2024-01-31'::date)) AS months \
+            FROM PRODUCTS"}),
+    )
+    .await;
+    let row = &rows(&sums)[0];
+    assert_eq!(row[1], 3.5, "{sums}");
+    assert_eq!(row[2], 1, "{sums}");
+    assert!(sums["columns"][0]["type"].as_str().unwrap().starts_with("NUMBER("), "{sums}");
+
+    // The information schema and SHOW, with Snowflake's column names.
+    let tables = ok(
+        &client,
+        "run_query",
+        json!({"sql": "SELECT TABLE_NAME, ROW_COUNT FROM INFORMATION_SCHEMA.TABLES \
+            WHERE TABLE_SCHEMA = CURRENT_SCHEMA() AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1"}),
+    )
+    .await;
+    assert_eq!(rows(&tables)[1], json!(["ORDERS", 5000]), "{tables}");
+    let show = ok(&client, "run_query", json!({"sql": "SHOW TABLES LIKE 'ord%'"})).await;
+    let columns: Vec<&str> = show["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(&columns[..5], ["created_on", "name", "database_name", "schema_name", "kind"]);
+    assert_eq!(rows(&show).len(), 2, "ORDERS and ORDER_ITEMS: {show}");
+
+    // Semi-structured values: a path into PARSE_JSON, cast to text.
+    let json_value = ok(
+        &client,
+        "run_query",
+        json!({"sql": "SELECT PARSE_JSON('{\"Name\": {\"first\": \"Ada\"}}'):Name.first::string AS first"}),
+    )
+    .await;
+    assert_eq!(rows(&json_value)[0][0], "Ada", "{json_value}");
+
+    // What the demo cannot do is named, in Snowflake's words.
+    let (kind, msg) = err(
+        &client,
+        "run_query",
+        json!({"sql": "SELECT f.value FROM TABLE(FLATTEN(input => PARSE_JSON('[1,2]'))) f"}),
+    )
+    .await;
+    assert_eq!(kind, "sql_error");
+    assert!(msg.contains("FLATTEN") && msg.contains("offline demo"), "{msg}");
+    let (kind, msg) = err(&client, "run_query", json!({"sql": "SELECT NO_SUCH_FN(1)"})).await;
+    assert_eq!(kind, "sql_error");
+    assert!(msg.contains("Unknown function NO_SUCH_FN"), "{msg}");
+
+    // A statement past its timeout is stopped, and the server answers the next one.
+    let (kind, msg) = err(
+        &client,
+        "run_query",
+        json!({"sql": "SELECT COUNT(DISTINCT a.ORDER_ID * 100000 + b.ORDER_ID * 7 + c.LINE) \
+            FROM ORDER_ITEMS a, ORDER_ITEMS b, ORDER_ITEMS c"}),
+    )
+    .await;
+    assert_eq!(kind, "timeout", "{msg}");
+    let count = ok(&client, "run_query", json!({"sql": "SELECT COUNT(*) FROM REGIONS"})).await;
+    assert_eq!(rows(&count)[0][0], 5);
     client.cancel().await.unwrap();
 }

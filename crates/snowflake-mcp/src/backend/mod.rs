@@ -184,6 +184,12 @@ pub trait Backend: Send + Sync + 'static {
     /// A short name for logs and `get_context` ("snowflake", "demo").
     fn name(&self) -> &'static str;
 
+    /// What a client should know about this backend before trusting its answers (the demo says
+    /// it is the demo); shown by `get_context` and in the server's instructions.
+    fn note(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The context a new MCP session starts in.
     async fn default_context(&self) -> Result<Context, ToolError>;
 

@@ -18,7 +18,8 @@ pub fn definitions() -> Vec<Tool> {
     let ctx_schema = json!({"type": "object", "properties": {
         "database": {"type": ["string", "null"]}, "schema": {"type": ["string", "null"]},
         "warehouse": {"type": ["string", "null"]}, "role": {"type": ["string", "null"]},
-        "limits": {"type": "object", "description": "remaining quotas and rate-limit headroom"}}});
+        "limits": {"type": "object", "description": "remaining quotas and rate-limit headroom"},
+        "note": {"type": "string", "description": "what to know about this server's data, e.g. that it is the offline demo"}}});
     let empty = json!({"type": "object", "properties": {}, "additionalProperties": false});
     vec![
         tool("list_databases", "List the databases the current role can see.", empty.clone(), name_list("databases")),

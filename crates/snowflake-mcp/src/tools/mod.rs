@@ -285,7 +285,8 @@ impl Tools {
             "get_context" => {
                 parse::<NoArgs>(args)?;
                 let headroom = self.admission.headroom(&caller.client).await?;
-                Ok(plain(context_result(ctx, Some(headroom))))
+                let note = self.gateway.backend().note();
+                Ok(plain(context_result(ctx, Some(headroom), note)))
             }
             "set_context" => {
                 let a: SetContext = parse(args)?;
@@ -293,7 +294,7 @@ impl Tools {
                 access.check_context(caller.client.display(), &target)?;
                 let resolved = self.gateway.resolve_context(client, &target).await?;
                 Ok(Outcome {
-                    result: context_result(&resolved, None),
+                    result: context_result(&resolved, None, None),
                     new_context: Some(resolved),
                     returned: None,
                 })
@@ -392,7 +393,7 @@ fn success(structured: Value, text: String) -> CallToolResult {
 }
 
 /// The context as a tool result; `get_context` adds the caller's remaining quotas and rate.
-fn context_result(ctx: &Context, limits: Option<Value>) -> CallToolResult {
+fn context_result(ctx: &Context, limits: Option<Value>, note: Option<&str>) -> CallToolResult {
     let mut value = json!({"database": ctx.database, "schema": ctx.schema, "warehouse": ctx.warehouse, "role": ctx.role});
     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
     let mut text = format!(
@@ -421,6 +422,10 @@ fn context_result(ctx: &Context, limits: Option<Value>) -> CallToolResult {
             ));
         }
         value["limits"] = limits;
+    }
+    if let Some(note) = note {
+        text.push_str(&format!("\nnote: {note}"));
+        value["note"] = note.into();
     }
     success(value, text)
 }

@@ -340,7 +340,10 @@ impl ServerHandler for McpServer {
                 "snowflake-mcp",
                 env!("CARGO_PKG_VERSION"),
             ))
-            .with_instructions(INSTRUCTIONS)
+            .with_instructions(match self.app.tools.gateway.backend().note() {
+                Some(note) => format!("{note} {INSTRUCTIONS}"),
+                None => INSTRUCTIONS.to_string(),
+            })
     }
 
     async fn initialize(

@@ -24,6 +24,7 @@ use tokio_stream::StreamExt;
 
 use super::catalog::{DATABASE, INFORMATION_SCHEMA, SCHEMA, TABLES};
 use super::results::Collector;
+use super::stop::{self, Stop};
 use crate::backend::{QueryLimits, QueryOutput};
 use crate::error::ToolError;
 use crate::Context;
@@ -104,36 +105,42 @@ impl Engine {
         limits: QueryLimits,
         query_id: String,
     ) -> Result<QueryOutput, ToolError> {
+        let stop = Stop::new(std::time::Instant::now() + limits.timeout);
+        let _armed = stop::OnDrop(stop.clone());
         let work = async {
             let plan = self.plan(sql, ctx).await?;
-            let frame = self
+            let schema = Arc::new(plan.schema().as_arrow().clone());
+            let physical = self
                 .ctx
-                .execute_logical_plan(plan)
+                .state()
+                .create_physical_plan(&plan)
                 .await
                 .map_err(|e| sql_error(compilation_error(&e.to_string())))?;
-            let schema = frame.schema().inner().clone();
-            let mut stream = frame
-                .execute_stream()
-                .await
-                .map_err(|e| sql_error(execution_error(&e.to_string())))?;
+            let physical = stop::checked(physical, &stop).map_err(|e| ToolError::internal(e.to_string()))?;
+            let mut stream = datafusion::physical_plan::execute_stream(physical, self.ctx.task_ctx())
+                .map_err(|e| failed(&e.to_string()))?;
             let mut rows = Collector::new(&schema, limits);
             while let Some(batch) = stream.next().await {
-                let batch = batch.map_err(|e| sql_error(execution_error(&e.to_string())))?;
+                let batch = batch.map_err(|e| failed(&e.to_string()))?;
                 if !rows.add(&batch) {
                     break; // capped: dropping the stream stops the rest
                 }
             }
-            Ok(rows.finish(query_id))
+            Ok::<_, ToolError>(rows.finish(query_id))
         };
-        match tokio::time::timeout(limits.timeout.max(Duration::from_millis(1)), work).await {
-            Ok(result) => result,
-            Err(_) => Err(ToolError::new(
+        let timed_out = || {
+            ToolError::new(
                 "timeout",
                 format!(
                     "the statement ran past its {} s timeout and was stopped",
                     limits.timeout.as_secs()
                 ),
-            )),
+            )
+        };
+        match tokio::time::timeout(limits.timeout.max(Duration::from_millis(1)), work).await {
+            Ok(Err(e)) if e.message.contains(stop::TIMED_OUT) => Err(timed_out()),
+            Ok(result) => result,
+            Err(_) => Err(timed_out()),
         }
     }
 }
@@ -187,6 +194,10 @@ fn compilation_error(text: &str) -> String {
         );
     }
     format!("SQL compilation error: {first}")
+}
+
+fn failed(text: &str) -> ToolError {
+    sql_error(execution_error(text))
 }
 
 fn execution_error(text: &str) -> String {

@@ -30,10 +30,14 @@ mod functions;
 mod results;
 mod rewrite;
 mod show;
+mod stop;
 
 use catalog::{DATABASE, ROLE, SCHEMA, WAREHOUSE};
 use data::generate;
 use engine::Engine;
+
+/// How the demo introduces itself (`get_context`, the server's instructions).
+const NOTE: &str = "This is the offline demo, not a Snowflake account: generated sample sales data in DEMO.SALES, answered by a local engine that speaks Snowflake SQL (most functions and syntax; not FLATTEN, PIVOT or GENERATOR).";
 
 /// Bump when the generated data changes, so old cache files are not reused.
 const DATASET_VERSION: u32 = 1;
@@ -103,6 +107,10 @@ impl DemoBackend {
 impl Backend for DemoBackend {
     fn name(&self) -> &'static str {
         "demo"
+    }
+
+    fn note(&self) -> Option<&'static str> {
+        Some(NOTE)
     }
 
     async fn default_context(&self) -> Result<Context, ToolError> {

@@ -683,7 +683,7 @@ mod tests {
     fn unquoted_names_fold_to_upper_case_and_quoted_ones_stay() {
         assert_eq!(
             run(r#"select o.order_id, "Mixed" from demo.sales.orders o"#),
-            r#"SELECT O.ORDER_ID, "Mixed" FROM DEMO.SALES.ORDERS AS O"#
+            r#"SELECT O.ORDER_ID, "Mixed" FROM DEMO.SALES.ORDERS O"#
         );
     }
 
