@@ -86,7 +86,10 @@ async fn exercise(client: &Client) {
         json!({"database": "DEMO", "schema": "SALES", "warehouse": "DEMO_WH", "role": "PUBLIC",
             "limits": {"quotas": {}, "rate_limit": null}, "note": ctx["note"]})
     );
-    assert!(ctx["note"].as_str().unwrap().contains("offline demo"), "{ctx}");
+    assert!(
+        ctx["note"].as_str().unwrap().contains("offline demo"),
+        "{ctx}"
+    );
     let set = ok(client, "set_context", json!({"schema": "SALES"})).await;
     assert_eq!(set["schema"], "SALES");
 
@@ -210,7 +213,10 @@ async fn the_demo_answers_snowflake_sql() {
         .map(|c| c["type"].as_str().unwrap())
         .collect();
     assert_eq!(types, ["NUMBER(38,0)", "DATE", "VARCHAR"], "{top}");
-    assert_eq!(top["columns"][1]["name"], "MONTH", "unquoted aliases fold to upper case");
+    assert_eq!(
+        top["columns"][1]["name"], "MONTH",
+        "unquoted aliases fold to upper case"
+    );
 
     // Exact decimals, Snowflake's division, DATEADD/DATEDIFF with bare units.
     let sums = ok(
@@ -224,7 +230,13 @@ async fn the_demo_answers_snowflake_sql() {
     let row = &rows(&sums)[0];
     assert_eq!(row[1], 3.5, "{sums}");
     assert_eq!(row[2], 1, "{sums}");
-    assert!(sums["columns"][0]["type"].as_str().unwrap().starts_with("NUMBER("), "{sums}");
+    assert!(
+        sums["columns"][0]["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("NUMBER("),
+        "{sums}"
+    );
 
     // The information schema and SHOW, with Snowflake's column names.
     let tables = ok(
@@ -235,14 +247,22 @@ async fn the_demo_answers_snowflake_sql() {
     )
     .await;
     assert_eq!(rows(&tables)[1], json!(["ORDERS", 5000]), "{tables}");
-    let show = ok(&client, "run_query", json!({"sql": "SHOW TABLES LIKE 'ord%'"})).await;
+    let show = ok(
+        &client,
+        "run_query",
+        json!({"sql": "SHOW TABLES LIKE 'ord%'"}),
+    )
+    .await;
     let columns: Vec<&str> = show["columns"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(&columns[..5], ["created_on", "name", "database_name", "schema_name", "kind"]);
+    assert_eq!(
+        &columns[..5],
+        ["created_on", "name", "database_name", "schema_name", "kind"]
+    );
     assert_eq!(rows(&show).len(), 2, "ORDERS and ORDER_ITEMS: {show}");
 
     // Semi-structured values: a path into PARSE_JSON, cast to text.
@@ -262,7 +282,10 @@ async fn the_demo_answers_snowflake_sql() {
     )
     .await;
     assert_eq!(kind, "sql_error");
-    assert!(msg.contains("FLATTEN") && msg.contains("offline demo"), "{msg}");
+    assert!(
+        msg.contains("FLATTEN") && msg.contains("offline demo"),
+        "{msg}"
+    );
     let (kind, msg) = err(&client, "run_query", json!({"sql": "SELECT NO_SUCH_FN(1)"})).await;
     assert_eq!(kind, "sql_error");
     assert!(msg.contains("Unknown function NO_SUCH_FN"), "{msg}");
@@ -276,7 +299,12 @@ async fn the_demo_answers_snowflake_sql() {
     )
     .await;
     assert_eq!(kind, "timeout", "{msg}");
-    let count = ok(&client, "run_query", json!({"sql": "SELECT COUNT(*) FROM REGIONS"})).await;
+    let count = ok(
+        &client,
+        "run_query",
+        json!({"sql": "SELECT COUNT(*) FROM REGIONS"}),
+    )
+    .await;
     assert_eq!(rows(&count)[0][0], 5);
     client.cancel().await.unwrap();
 }

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
+};
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
@@ -58,15 +60,21 @@ impl Engine {
         let sales = Arc::new(MemorySchemaProvider::new());
         for (spec, batch) in tables {
             let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(internal)?;
-            sales.register_table(spec.name.into(), Arc::new(table)).map_err(internal)?;
+            sales
+                .register_table(spec.name.into(), Arc::new(table))
+                .map_err(internal)?;
         }
         let information = Arc::new(MemorySchemaProvider::new());
         for (name, batch) in super::show::information_schema(rows)? {
             let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(internal)?;
-            information.register_table(name.into(), Arc::new(table)).map_err(internal)?;
+            information
+                .register_table(name.into(), Arc::new(table))
+                .map_err(internal)?;
         }
         catalog.register_schema(SCHEMA, sales).map_err(internal)?;
-        catalog.register_schema(INFORMATION_SCHEMA, information).map_err(internal)?;
+        catalog
+            .register_schema(INFORMATION_SCHEMA, information)
+            .map_err(internal)?;
         ctx.register_catalog(DATABASE, catalog);
         for udf in super::functions::all() {
             ctx.register_udf(udf);
@@ -78,8 +86,15 @@ impl Engine {
                 view.name,
                 view.view.unwrap_or_default()
             );
-            let plan = engine.plan(&sql, &Context::default()).await.map_err(|e| e.message)?;
-            engine.ctx.execute_logical_plan(plan).await.map_err(internal)?;
+            let plan = engine
+                .plan(&sql, &Context::default())
+                .await
+                .map_err(|e| e.message)?;
+            engine
+                .ctx
+                .execute_logical_plan(plan)
+                .await
+                .map_err(internal)?;
         }
         Ok(engine)
     }
@@ -107,17 +122,21 @@ impl Engine {
     ) -> Result<QueryOutput, ToolError> {
         let stop = Stop::new(std::time::Instant::now() + limits.timeout);
         let _armed = stop::OnDrop(stop.clone());
-        let work = async {
-            let plan = self.plan(sql, ctx).await?;
+        let plan = self.plan(sql, ctx).await?;
+        let engine = self.ctx.clone();
+        // The statement runs in a task of its own: an aggregate can compute for long without
+        // waiting, and the call must stay free to notice its client going away (which stops
+        // the statement through `_armed`).
+        let task = tokio::spawn(async move {
             let schema = Arc::new(plan.schema().as_arrow().clone());
-            let physical = self
-                .ctx
+            let physical = engine
                 .state()
                 .create_physical_plan(&plan)
                 .await
                 .map_err(|e| sql_error(compilation_error(&e.to_string())))?;
-            let physical = stop::checked(physical, &stop).map_err(|e| ToolError::internal(e.to_string()))?;
-            let mut stream = datafusion::physical_plan::execute_stream(physical, self.ctx.task_ctx())
+            let physical =
+                stop::checked(physical, &stop).map_err(|e| ToolError::internal(e.to_string()))?;
+            let mut stream = datafusion::physical_plan::execute_stream(physical, engine.task_ctx())
                 .map_err(|e| failed(&e.to_string()))?;
             let mut rows = Collector::new(&schema, limits);
             while let Some(batch) = stream.next().await {
@@ -127,6 +146,12 @@ impl Engine {
                 }
             }
             Ok::<_, ToolError>(rows.finish(query_id))
+        });
+        let abort = task.abort_handle();
+        let _abort = scopeguard(move || abort.abort());
+        let work = async {
+            task.await
+                .map_err(|e| ToolError::internal(format!("demo statement failed: {e}")))?
         };
         let timed_out = || {
             ToolError::new(
@@ -163,7 +188,10 @@ fn compilation_error(text: &str) -> String {
         let kind: String = node.chars().take_while(|c| c.is_alphanumeric()).collect();
         let what = match kind.as_str() {
             "TableFunction" => {
-                let name = node.split("value: \"").nth(1).and_then(|r| r.split('"').next());
+                let name = node
+                    .split("value: \"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next());
                 format!("the table function {}", name.unwrap_or("called here"))
             }
             other => other.to_uppercase(),
@@ -189,9 +217,7 @@ fn compilation_error(text: &str) -> String {
     }
     if let Some(rest) = first.strip_prefix("table '") {
         let name = rest.split('\'').next().unwrap_or(rest);
-        return format!(
-            "SQL compilation error: Object '{name}' does not exist or not authorized."
-        );
+        return format!("SQL compilation error: Object '{name}' does not exist or not authorized.");
     }
     format!("SQL compilation error: {first}")
 }
@@ -208,4 +234,17 @@ fn execution_error(text: &str) -> String {
             .trim_start_matches("Execution error: ")
             .trim_start_matches("Arrow error: ")
     )
+}
+
+/// Runs `f` when dropped.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }

@@ -36,7 +36,11 @@ pub fn all() -> Vec<ScalarUDF> {
         Function::new("variant_get", 2, |_| DataType::LargeUtf8, variant_get),
         Function::new("variant_text", 1, |_| DataType::Utf8, variant_text),
         Function::new("to_variant", 1, |_| DataType::LargeUtf8, to_variant),
-        Function::variadic("object_construct", |_| DataType::LargeUtf8, object_construct),
+        Function::variadic(
+            "object_construct",
+            |_| DataType::LargeUtf8,
+            object_construct,
+        ),
     ]
     .into_iter()
     .map(ScalarUDF::new_from_impl)
@@ -56,7 +60,12 @@ struct Function {
 }
 
 impl Function {
-    fn new(name: &'static str, args: usize, returns: fn(&[DataType]) -> DataType, body: Body) -> Self {
+    fn new(
+        name: &'static str,
+        args: usize,
+        returns: fn(&[DataType]) -> DataType,
+        body: Body,
+    ) -> Self {
         Function {
             name,
             signature: Signature::any(args, Volatility::Immutable),
@@ -186,7 +195,11 @@ fn add_months(t: NaiveDateTime, months: i64) -> Option<NaiveDateTime> {
 }
 
 fn last_of_month(year: i32, month: u32) -> Option<NaiveDate> {
-    let (y, m) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    let (y, m) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
     NaiveDate::from_ymd_opt(y, m, 1)?.pred_opt()
 }
 
@@ -227,7 +240,11 @@ fn truncate(t: NaiveDateTime, u: Unit) -> Option<NaiveDateTime> {
     let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0);
     match u {
         Unit::Year => midnight(NaiveDate::from_ymd_opt(d.year(), 1, 1)?),
-        Unit::Quarter => midnight(NaiveDate::from_ymd_opt(d.year(), d.month0() / 3 * 3 + 1, 1)?),
+        Unit::Quarter => midnight(NaiveDate::from_ymd_opt(
+            d.year(),
+            d.month0() / 3 * 3 + 1,
+            1,
+        )?),
         Unit::Month => midnight(NaiveDate::from_ymd_opt(d.year(), d.month(), 1)?),
         Unit::Week => midnight(d - Duration::days(d.weekday().num_days_from_monday() as i64)),
         Unit::Day => midnight(d),
@@ -261,9 +278,8 @@ fn datediff(args: &[ArrayRef]) -> Result<ArrayRef> {
             continue;
         };
         let months = |t: NaiveDateTime| t.year() as i64 * 12 + t.month0() as i64;
-        let span = |u: Unit| -> Option<i64> {
-            Some((truncate(b, u)? - truncate(a, u)?).num_seconds())
-        };
+        let span =
+            |u: Unit| -> Option<i64> { Some((truncate(b, u)? - truncate(a, u)?).num_seconds()) };
         out.append_option(match u {
             Unit::Year => Some(b.year() as i64 - a.year() as i64),
             Unit::Quarter => Some(months(b).div_euclid(3) - months(a).div_euclid(3)),
@@ -366,13 +382,19 @@ fn json_at(a: &ArrayRef, i: usize) -> Json {
         DataType::Boolean => Json::Bool(a.as_boolean().value(i)),
         t if t.is_integer() => cast(&a.slice(i, 1), &DataType::Int64)
             .ok()
-            .map(|x| Json::from(x.as_primitive::<datafusion::arrow::datatypes::Int64Type>().value(0)))
+            .map(|x| {
+                Json::from(
+                    x.as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                        .value(0),
+                )
+            })
             .unwrap_or(Json::Null),
         t if t.is_numeric() => cast(&a.slice(i, 1), &DataType::Float64)
             .ok()
             .and_then(|x| {
                 serde_json::Number::from_f64(
-                    x.as_primitive::<datafusion::arrow::datatypes::Float64Type>().value(0),
+                    x.as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                        .value(0),
                 )
             })
             .map(Json::Number)

@@ -167,7 +167,11 @@ impl Backend for DemoBackend {
             .filter(|t| pattern.is_none_or(|p| show::like(p, t.name)))
             .map(|t| ObjectInfo {
                 name: t.name.into(),
-                kind: if t.view.is_some() { ObjectKind::View } else { ObjectKind::Table },
+                kind: if t.view.is_some() {
+                    ObjectKind::View
+                } else {
+                    ObjectKind::Table
+                },
                 rows: self.rows.get(t.name).map(|&n| n as u64),
                 comment: Some(t.comment.into()),
             })

@@ -16,7 +16,9 @@ use crate::backend::{QueryLimits, QueryOutput, ResultColumn};
 /// Snowflake's name for an Arrow type.
 pub fn snowflake_type(t: &DataType) -> String {
     match t {
-        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => "NUMBER(38,0)".into(),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+            "NUMBER(38,0)".into()
+        }
         DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
             "NUMBER(38,0)".into()
         }

@@ -184,7 +184,11 @@ impl Rewriter<'_> {
             .collect();
         let a = |i: usize| args.get(i).cloned().unwrap_or_default();
         let n = args.len();
-        let distinct = if list.duplicate_treatment.is_some() { "DISTINCT " } else { "" };
+        let distinct = if list.duplicate_treatment.is_some() {
+            "DISTINCT "
+        } else {
+            ""
+        };
         let order = if f.within_group.is_empty() {
             String::new()
         } else {
@@ -394,7 +398,10 @@ fn render_window(w: &sqlparser_datafusion::ast::WindowType) -> String {
 
 /// `MINUS` is Snowflake's `EXCEPT`.
 fn minus_is_except(body: &mut SetExpr) {
-    if let SetExpr::SetOperation { op, left, right, .. } = body {
+    if let SetExpr::SetOperation {
+        op, left, right, ..
+    } = body
+    {
         if *op == SetOperator::Minus {
             *op = SetOperator::Except;
         }
@@ -499,7 +506,9 @@ impl VisitorMut for Rewriter<'_> {
             lateral_aliases(select);
             if let Some(top) = select.top.take() {
                 let limit = match top.quantity {
-                    Some(TopQuantity::Constant(n)) => Some(Expr::value(Value::Number(n.to_string(), false))),
+                    Some(TopQuantity::Constant(n)) => {
+                        Some(Expr::value(Value::Number(n.to_string(), false)))
+                    }
                     Some(TopQuantity::Expr(e)) => Some(e),
                     None => None,
                 };
@@ -514,8 +523,17 @@ impl VisitorMut for Rewriter<'_> {
     }
 
     fn post_visit_table_factor(&mut self, table: &mut TableFactor) -> ControlFlow<()> {
-        if let TableFactor::Table { name, alias, sample, .. } = table {
-            let Some(TableSampleKind::BeforeTableAlias(kind) | TableSampleKind::AfterTableAlias(kind)) = sample.take() else {
+        if let TableFactor::Table {
+            name,
+            alias,
+            sample,
+            ..
+        } = table
+        {
+            let Some(
+                TableSampleKind::BeforeTableAlias(kind) | TableSampleKind::AfterTableAlias(kind),
+            ) = sample.take()
+            else {
                 return ControlFlow::Continue(());
             };
             let Some(quantity) = kind.quantity else {
@@ -531,7 +549,10 @@ impl VisitorMut for Rewriter<'_> {
                 .map(|a| a.to_string())
                 .unwrap_or_else(|| name.0.last().map(|p| p.to_string()).unwrap_or_default());
             let text = format!("SELECT * FROM (SELECT * FROM {name} {filter}) AS {label}");
-            match Parser::new(&SnowflakeDialect {}).try_with_sql(&text).and_then(|mut p| p.parse_query()) {
+            match Parser::new(&SnowflakeDialect {})
+                .try_with_sql(&text)
+                .and_then(|mut p| p.parse_query())
+            {
                 Ok(q) => {
                     if let SetExpr::Select(s) = *q.body {
                         if let Some(from) = s.from.into_iter().next() {
@@ -546,7 +567,11 @@ impl VisitorMut for Rewriter<'_> {
     }
 
     fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
-        let op = if matches!(e, Expr::ILike { .. }) { "ILIKE" } else { "LIKE" };
+        let op = if matches!(e, Expr::ILike { .. }) {
+            "ILIKE"
+        } else {
+            "LIKE"
+        };
         let text = match e {
             Expr::Function(f) => match self.function(f) {
                 Ok(text) => text,
@@ -689,10 +714,18 @@ mod tests {
 
     #[test]
     fn snowflake_functions_become_the_engines() {
-        let sql = run("select iff(a > 1, 'x', 'y'), count_if(b), dateadd(day, -30, current_date()) from t");
-        assert!(sql.contains("CASE WHEN A > 1 THEN 'x' ELSE 'y' END"), "{sql}");
+        let sql = run(
+            "select iff(a > 1, 'x', 'y'), count_if(b), dateadd(day, -30, current_date()) from t",
+        );
+        assert!(
+            sql.contains("CASE WHEN A > 1 THEN 'x' ELSE 'y' END"),
+            "{sql}"
+        );
         assert!(sql.contains("count(CASE WHEN B THEN 1 END)"), "{sql}");
-        assert!(sql.contains("snow_dateadd('DAY', -30, CURRENT_DATE())"), "{sql}");
+        assert!(
+            sql.contains("snow_dateadd('DAY', -30, CURRENT_DATE())"),
+            "{sql}"
+        );
     }
 
     #[test]

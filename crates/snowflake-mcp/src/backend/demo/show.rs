@@ -72,21 +72,47 @@ fn batch(names: &[&str], rows: Vec<Vec<Cell>>) -> Result<RecordBatch, String> {
 const INFORMATION_VIEWS: [&str; 4] = ["COLUMNS", "SCHEMATA", "TABLES", "VIEWS"];
 
 /// `DEMO.INFORMATION_SCHEMA`'s views, as tables of the engine.
-pub fn information_schema(rows: &HashMap<&str, usize>) -> Result<Vec<(&'static str, RecordBatch)>, String> {
+pub fn information_schema(
+    rows: &HashMap<&str, usize>,
+) -> Result<Vec<(&'static str, RecordBatch)>, String> {
     let mut tables = Vec::new();
     for t in TABLES {
-        let kind = if t.view.is_some() { "VIEW" } else { "BASE TABLE" };
+        let kind = if t.view.is_some() {
+            "VIEW"
+        } else {
+            "BASE TABLE"
+        };
         let count = (t.view.is_none()).then(|| rows.get(t.name).copied().unwrap_or(0) as i64);
         tables.push(vec![
-            s(DATABASE), s(SCHEMA), s(t.name), s(ROLE), s(kind), s("NO"), NULL,
-            Cell::N(count), Cell::N(count.map(|c| c * 64)), Cell::N(Some(1)), Cell::Created,
-            Cell::Created, s(t.comment),
+            s(DATABASE),
+            s(SCHEMA),
+            s(t.name),
+            s(ROLE),
+            s(kind),
+            s("NO"),
+            NULL,
+            Cell::N(count),
+            Cell::N(count.map(|c| c * 64)),
+            Cell::N(Some(1)),
+            Cell::Created,
+            Cell::Created,
+            s(t.comment),
         ]);
     }
     for v in INFORMATION_VIEWS {
         tables.push(vec![
-            s(DATABASE), s(INFORMATION_SCHEMA), s(v), NULL, s("VIEW"), s("NO"), NULL,
-            Cell::N(None), Cell::N(None), Cell::N(None), Cell::Created, Cell::Created,
+            s(DATABASE),
+            s(INFORMATION_SCHEMA),
+            s(v),
+            NULL,
+            s("VIEW"),
+            s("NO"),
+            NULL,
+            Cell::N(None),
+            Cell::N(None),
+            Cell::N(None),
+            Cell::Created,
+            Cell::Created,
             NULL,
         ]);
     }
@@ -96,10 +122,20 @@ pub fn information_schema(rows: &HashMap<&str, usize>) -> Result<Vec<(&'static s
             let (precision, scale) = precision_scale(c.snowflake);
             let text = c.data_type() == "TEXT";
             columns.push(vec![
-                s(DATABASE), s(SCHEMA), s(t.name), s(c.name), Cell::N(Some(i as i64 + 1)), NULL,
-                s(if c.nullable { "YES" } else { "NO" }), s(c.data_type()),
-                Cell::N(text.then_some(16_777_216)), Cell::N(text.then_some(16_777_216)),
-                Cell::N(precision), Cell::N(precision.map(|_| 10)), Cell::N(scale), NULL,
+                s(DATABASE),
+                s(SCHEMA),
+                s(t.name),
+                s(c.name),
+                Cell::N(Some(i as i64 + 1)),
+                NULL,
+                s(if c.nullable { "YES" } else { "NO" }),
+                s(c.data_type()),
+                Cell::N(text.then_some(16_777_216)),
+                Cell::N(text.then_some(16_777_216)),
+                Cell::N(precision),
+                Cell::N(precision.map(|_| 10)),
+                Cell::N(scale),
+                NULL,
             ]);
         }
     }
@@ -107,8 +143,15 @@ pub fn information_schema(rows: &HashMap<&str, usize>) -> Result<Vec<(&'static s
         .iter()
         .map(|name| {
             vec![
-                s(DATABASE), s(*name), s(ROLE), s("NO"), s("NO"), Cell::N(Some(1)), Cell::Created,
-                Cell::Created, NULL,
+                s(DATABASE),
+                s(*name),
+                s(ROLE),
+                s("NO"),
+                s("NO"),
+                Cell::N(Some(1)),
+                Cell::Created,
+                Cell::Created,
+                NULL,
             ]
         })
         .collect();
@@ -117,37 +160,102 @@ pub fn information_schema(rows: &HashMap<&str, usize>) -> Result<Vec<(&'static s
         .filter_map(|t| {
             let sql = t.view?;
             Some(vec![
-                s(DATABASE), s(SCHEMA), s(t.name), s(ROLE),
-                s(format!("CREATE VIEW {} AS {sql}", t.name)), s("NONE"), s("NO"), s("NO"),
-                s("false"), Cell::Created, Cell::Created, s(t.comment),
+                s(DATABASE),
+                s(SCHEMA),
+                s(t.name),
+                s(ROLE),
+                s(format!("CREATE VIEW {} AS {sql}", t.name)),
+                s("NONE"),
+                s("NO"),
+                s("NO"),
+                s("false"),
+                Cell::Created,
+                Cell::Created,
+                s(t.comment),
             ])
         })
         .collect();
     Ok(vec![
-        ("TABLES", batch(
-            &["TABLE_CATALOG", "TABLE_SCHEMA", "TABLE_NAME", "TABLE_OWNER", "TABLE_TYPE",
-              "IS_TRANSIENT", "CLUSTERING_KEY", "ROW_COUNT", "BYTES", "RETENTION_TIME",
-              "CREATED", "LAST_ALTERED", "COMMENT"],
-            tables,
-        )?),
-        ("COLUMNS", batch(
-            &["TABLE_CATALOG", "TABLE_SCHEMA", "TABLE_NAME", "COLUMN_NAME", "ORDINAL_POSITION",
-              "COLUMN_DEFAULT", "IS_NULLABLE", "DATA_TYPE", "CHARACTER_MAXIMUM_LENGTH",
-              "CHARACTER_OCTET_LENGTH", "NUMERIC_PRECISION", "NUMERIC_PRECISION_RADIX",
-              "NUMERIC_SCALE", "COMMENT"],
-            columns,
-        )?),
-        ("SCHEMATA", batch(
-            &["CATALOG_NAME", "SCHEMA_NAME", "SCHEMA_OWNER", "IS_TRANSIENT", "IS_MANAGED_ACCESS",
-              "RETENTION_TIME", "CREATED", "LAST_ALTERED", "COMMENT"],
-            schemata,
-        )?),
-        ("VIEWS", batch(
-            &["TABLE_CATALOG", "TABLE_SCHEMA", "TABLE_NAME", "TABLE_OWNER", "VIEW_DEFINITION",
-              "CHECK_OPTION", "IS_UPDATABLE", "INSERTABLE_INTO", "IS_SECURE", "CREATED",
-              "LAST_ALTERED", "COMMENT"],
-            views,
-        )?),
+        (
+            "TABLES",
+            batch(
+                &[
+                    "TABLE_CATALOG",
+                    "TABLE_SCHEMA",
+                    "TABLE_NAME",
+                    "TABLE_OWNER",
+                    "TABLE_TYPE",
+                    "IS_TRANSIENT",
+                    "CLUSTERING_KEY",
+                    "ROW_COUNT",
+                    "BYTES",
+                    "RETENTION_TIME",
+                    "CREATED",
+                    "LAST_ALTERED",
+                    "COMMENT",
+                ],
+                tables,
+            )?,
+        ),
+        (
+            "COLUMNS",
+            batch(
+                &[
+                    "TABLE_CATALOG",
+                    "TABLE_SCHEMA",
+                    "TABLE_NAME",
+                    "COLUMN_NAME",
+                    "ORDINAL_POSITION",
+                    "COLUMN_DEFAULT",
+                    "IS_NULLABLE",
+                    "DATA_TYPE",
+                    "CHARACTER_MAXIMUM_LENGTH",
+                    "CHARACTER_OCTET_LENGTH",
+                    "NUMERIC_PRECISION",
+                    "NUMERIC_PRECISION_RADIX",
+                    "NUMERIC_SCALE",
+                    "COMMENT",
+                ],
+                columns,
+            )?,
+        ),
+        (
+            "SCHEMATA",
+            batch(
+                &[
+                    "CATALOG_NAME",
+                    "SCHEMA_NAME",
+                    "SCHEMA_OWNER",
+                    "IS_TRANSIENT",
+                    "IS_MANAGED_ACCESS",
+                    "RETENTION_TIME",
+                    "CREATED",
+                    "LAST_ALTERED",
+                    "COMMENT",
+                ],
+                schemata,
+            )?,
+        ),
+        (
+            "VIEWS",
+            batch(
+                &[
+                    "TABLE_CATALOG",
+                    "TABLE_SCHEMA",
+                    "TABLE_NAME",
+                    "TABLE_OWNER",
+                    "VIEW_DEFINITION",
+                    "CHECK_OPTION",
+                    "IS_UPDATABLE",
+                    "INSERTABLE_INTO",
+                    "IS_SECURE",
+                    "CREATED",
+                    "LAST_ALTERED",
+                    "COMMENT",
+                ],
+                views,
+            )?,
+        ),
     ])
 }
 
@@ -197,91 +305,288 @@ pub fn answer(sql: &str, rows: &HashMap<&str, usize>) -> Option<Result<RecordBat
         .unwrap_or("");
     Some(match (words.first().copied()?, what) {
         ("SHOW", "DATABASES") => batch(
-            &["created_on", "name", "is_default", "is_current", "origin", "owner", "comment",
-              "options", "retention_time", "kind", "budget", "owner_role_type"],
+            &[
+                "created_on",
+                "name",
+                "is_default",
+                "is_current",
+                "origin",
+                "owner",
+                "comment",
+                "options",
+                "retention_time",
+                "kind",
+                "budget",
+                "owner_role_type",
+            ],
             [DATABASE]
                 .iter()
                 .filter(|d| matches(d))
-                .map(|d| vec![Cell::Created, s(*d), s("N"), s("Y"), s(""), s(ROLE),
-                    s("offline demo data"), s(""), s("1"), s("STANDARD"), NULL, s("ROLE")])
+                .map(|d| {
+                    vec![
+                        Cell::Created,
+                        s(*d),
+                        s("N"),
+                        s("Y"),
+                        s(""),
+                        s(ROLE),
+                        s("offline demo data"),
+                        s(""),
+                        s("1"),
+                        s("STANDARD"),
+                        NULL,
+                        s("ROLE"),
+                    ]
+                })
                 .collect(),
         ),
         ("SHOW", "SCHEMAS") => batch(
-            &["created_on", "name", "is_default", "is_current", "database_name", "owner",
-              "comment", "options", "retention_time", "owner_role_type", "budget"],
+            &[
+                "created_on",
+                "name",
+                "is_default",
+                "is_current",
+                "database_name",
+                "owner",
+                "comment",
+                "options",
+                "retention_time",
+                "owner_role_type",
+                "budget",
+            ],
             [INFORMATION_SCHEMA, SCHEMA]
                 .iter()
                 .filter(|n| matches(n))
-                .map(|n| vec![Cell::Created, s(*n), s("N"), s(if *n == SCHEMA { "Y" } else { "N" }),
-                    s(DATABASE), s(ROLE), s(""), s(""), s("1"), s("ROLE"), NULL])
+                .map(|n| {
+                    vec![
+                        Cell::Created,
+                        s(*n),
+                        s("N"),
+                        s(if *n == SCHEMA { "Y" } else { "N" }),
+                        s(DATABASE),
+                        s(ROLE),
+                        s(""),
+                        s(""),
+                        s("1"),
+                        s("ROLE"),
+                        NULL,
+                    ]
+                })
                 .collect(),
         ),
         ("SHOW", "TABLES") => batch(
-            &["created_on", "name", "database_name", "schema_name", "kind", "comment",
-              "cluster_by", "rows", "bytes", "owner", "retention_time", "automatic_clustering",
-              "change_tracking", "is_external", "enable_schema_evolution", "owner_role_type",
-              "is_event", "budget", "is_hybrid", "is_iceberg", "is_dynamic", "is_immutable"],
+            &[
+                "created_on",
+                "name",
+                "database_name",
+                "schema_name",
+                "kind",
+                "comment",
+                "cluster_by",
+                "rows",
+                "bytes",
+                "owner",
+                "retention_time",
+                "automatic_clustering",
+                "change_tracking",
+                "is_external",
+                "enable_schema_evolution",
+                "owner_role_type",
+                "is_event",
+                "budget",
+                "is_hybrid",
+                "is_iceberg",
+                "is_dynamic",
+                "is_immutable",
+            ],
             objects(|t| t.view.is_none() && matches(t.name))
                 .map(|t| {
                     let n = rows.get(t.name).copied().unwrap_or(0) as i64;
-                    vec![Cell::Created, s(t.name), s(DATABASE), s(SCHEMA), s("TABLE"),
-                        s(t.comment), s(""), Cell::N(Some(n)), Cell::N(Some(n * 64)), s(ROLE),
-                        s("1"), s("OFF"), s("OFF"), s("N"), s("N"), s("ROLE"), s("N"), NULL,
-                        s("N"), s("N"), s("N"), s("N")]
+                    vec![
+                        Cell::Created,
+                        s(t.name),
+                        s(DATABASE),
+                        s(SCHEMA),
+                        s("TABLE"),
+                        s(t.comment),
+                        s(""),
+                        Cell::N(Some(n)),
+                        Cell::N(Some(n * 64)),
+                        s(ROLE),
+                        s("1"),
+                        s("OFF"),
+                        s("OFF"),
+                        s("N"),
+                        s("N"),
+                        s("ROLE"),
+                        s("N"),
+                        NULL,
+                        s("N"),
+                        s("N"),
+                        s("N"),
+                        s("N"),
+                    ]
                 })
                 .collect(),
         ),
         ("SHOW", "VIEWS") => batch(
-            &["created_on", "name", "reserved", "database_name", "schema_name", "owner",
-              "comment", "text", "is_secure", "is_materialized", "owner_role_type",
-              "change_tracking"],
+            &[
+                "created_on",
+                "name",
+                "reserved",
+                "database_name",
+                "schema_name",
+                "owner",
+                "comment",
+                "text",
+                "is_secure",
+                "is_materialized",
+                "owner_role_type",
+                "change_tracking",
+            ],
             objects(|t| t.view.is_some() && matches(t.name))
-                .map(|t| vec![Cell::Created, s(t.name), s(""), s(DATABASE), s(SCHEMA), s(ROLE),
-                    s(t.comment), s(format!("CREATE VIEW {} AS {}", t.name, t.view.unwrap_or(""))),
-                    s("false"), s("false"), s("ROLE"), s("OFF")])
+                .map(|t| {
+                    vec![
+                        Cell::Created,
+                        s(t.name),
+                        s(""),
+                        s(DATABASE),
+                        s(SCHEMA),
+                        s(ROLE),
+                        s(t.comment),
+                        s(format!(
+                            "CREATE VIEW {} AS {}",
+                            t.name,
+                            t.view.unwrap_or("")
+                        )),
+                        s("false"),
+                        s("false"),
+                        s("ROLE"),
+                        s("OFF"),
+                    ]
+                })
                 .collect(),
         ),
         ("SHOW", "OBJECTS") => batch(
-            &["created_on", "name", "database_name", "schema_name", "kind", "comment",
-              "cluster_by", "rows", "bytes", "owner", "retention_time", "owner_role_type"],
+            &[
+                "created_on",
+                "name",
+                "database_name",
+                "schema_name",
+                "kind",
+                "comment",
+                "cluster_by",
+                "rows",
+                "bytes",
+                "owner",
+                "retention_time",
+                "owner_role_type",
+            ],
             objects(|t| matches(t.name))
                 .map(|t| {
-                    let n = t.view.is_none().then(|| rows.get(t.name).copied().unwrap_or(0) as i64);
-                    vec![Cell::Created, s(t.name), s(DATABASE), s(SCHEMA),
-                        s(if t.view.is_some() { "VIEW" } else { "TABLE" }), s(t.comment), s(""),
-                        Cell::N(n), Cell::N(n.map(|n| n * 64)), s(ROLE), s("1"), s("ROLE")]
+                    let n = t
+                        .view
+                        .is_none()
+                        .then(|| rows.get(t.name).copied().unwrap_or(0) as i64);
+                    vec![
+                        Cell::Created,
+                        s(t.name),
+                        s(DATABASE),
+                        s(SCHEMA),
+                        s(if t.view.is_some() { "VIEW" } else { "TABLE" }),
+                        s(t.comment),
+                        s(""),
+                        Cell::N(n),
+                        Cell::N(n.map(|n| n * 64)),
+                        s(ROLE),
+                        s("1"),
+                        s("ROLE"),
+                    ]
                 })
                 .collect(),
         ),
         ("SHOW", "COLUMNS") => {
             let target = after_in(&words);
             batch(
-                &["table_name", "schema_name", "column_name", "data_type", "null?", "default",
-                  "kind", "expression", "comment", "database_name", "autoincrement",
-                  "schema_evolution_record"],
+                &[
+                    "table_name",
+                    "schema_name",
+                    "column_name",
+                    "data_type",
+                    "null?",
+                    "default",
+                    "kind",
+                    "expression",
+                    "comment",
+                    "database_name",
+                    "autoincrement",
+                    "schema_evolution_record",
+                ],
                 objects(|t| target.as_deref().is_none_or(|n| n == t.name))
                     .flat_map(|t| t.columns.iter().map(move |c| (t, c)))
                     .filter(|(_, c)| matches(c.name))
-                    .map(|(t, c)| vec![s(t.name), s(SCHEMA), s(c.name), s(type_json(c.snowflake, c.nullable)),
-                        s(if c.nullable { "true" } else { "false" }), s(""), s("COLUMN"), s(""),
-                        s(""), s(DATABASE), s(""), NULL])
+                    .map(|(t, c)| {
+                        vec![
+                            s(t.name),
+                            s(SCHEMA),
+                            s(c.name),
+                            s(type_json(c.snowflake, c.nullable)),
+                            s(if c.nullable { "true" } else { "false" }),
+                            s(""),
+                            s("COLUMN"),
+                            s(""),
+                            s(""),
+                            s(DATABASE),
+                            s(""),
+                            NULL,
+                        ]
+                    })
                     .collect(),
             )
         }
         ("DESCRIBE" | "DESC", _) => {
-            let name = words.last().map(|n| n.rsplit('.').next().unwrap_or(n).trim_matches('"'))?;
+            let name = words
+                .last()
+                .map(|n| n.rsplit('.').next().unwrap_or(n).trim_matches('"'))?;
             let Some(table) = super::catalog::table(name) else {
                 return Some(Err(format!(
                     "SQL compilation error: Table '{name}' does not exist or not authorized."
                 )));
             };
             batch(
-                &["name", "type", "kind", "null?", "default", "primary key", "unique key",
-                  "check", "expression", "comment", "policy name", "privacy domain"],
-                table.columns.iter()
-                    .map(|c| vec![s(c.name), s(c.snowflake), s("COLUMN"),
-                        s(if c.nullable { "Y" } else { "N" }), NULL, s("N"), s("N"), NULL, NULL,
-                        NULL, NULL, NULL])
+                &[
+                    "name",
+                    "type",
+                    "kind",
+                    "null?",
+                    "default",
+                    "primary key",
+                    "unique key",
+                    "check",
+                    "expression",
+                    "comment",
+                    "policy name",
+                    "privacy domain",
+                ],
+                table
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            s(c.name),
+                            s(c.snowflake),
+                            s("COLUMN"),
+                            s(if c.nullable { "Y" } else { "N" }),
+                            NULL,
+                            s("N"),
+                            s("N"),
+                            NULL,
+                            NULL,
+                            NULL,
+                            NULL,
+                            NULL,
+                        ]
+                    })
                     .collect(),
             )
         }
@@ -305,16 +610,26 @@ fn after_in(words: &[&str]) -> Option<String> {
     } else if matches!(*name, "SCHEMA" | "DATABASE" | "ACCOUNT") {
         return None;
     }
-    Some(name.rsplit('.').next().unwrap_or(name).trim_matches('"').to_string())
+    Some(
+        name.rsplit('.')
+            .next()
+            .unwrap_or(name)
+            .trim_matches('"')
+            .to_string(),
+    )
 }
 
 /// `SHOW COLUMNS`' `data_type`: Snowflake's JSON description of the type.
 fn type_json(snowflake: &str, nullable: bool) -> String {
     let (p, sc) = precision_scale(snowflake);
     let v = match (p, snowflake) {
-        (Some(p), _) => serde_json::json!({"type": "FIXED", "precision": p, "scale": sc.unwrap_or(0), "nullable": nullable}),
+        (Some(p), _) => {
+            serde_json::json!({"type": "FIXED", "precision": p, "scale": sc.unwrap_or(0), "nullable": nullable})
+        }
         (None, "DATE") => serde_json::json!({"type": "DATE", "nullable": nullable}),
-        _ => serde_json::json!({"type": "TEXT", "length": 16_777_216, "byteLength": 16_777_216, "nullable": nullable, "fixed": false}),
+        _ => {
+            serde_json::json!({"type": "TEXT", "length": 16_777_216, "byteLength": 16_777_216, "nullable": nullable, "fixed": false})
+        }
     };
     v.to_string()
 }
