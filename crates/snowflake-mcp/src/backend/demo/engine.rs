@@ -65,7 +65,7 @@ impl Engine {
                 .map_err(internal)?;
         }
         let information = Arc::new(MemorySchemaProvider::new());
-        for (name, batch) in super::show::information_schema(rows)? {
+        for (name, batch) in super::information::information_schema(rows)? {
             let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(internal)?;
             information
                 .register_table(name.into(), Arc::new(table))

@@ -27,6 +27,7 @@ mod catalog;
 mod data;
 mod engine;
 mod functions;
+mod information;
 mod results;
 mod rewrite;
 mod show;
