@@ -124,10 +124,11 @@ impl Engine {
         let _armed = stop::OnDrop(stop.clone());
         let plan = self.plan(sql, ctx).await?;
         let engine = self.ctx.clone();
-        // The statement runs in a task of its own: an aggregate can compute for long without
-        // waiting, and the call must stay free to notice its client going away (which stops
-        // the statement through `_armed`).
-        let task = tokio::spawn(async move {
+        // The statement runs on the engine's own threads: an aggregate can compute for long
+        // without waiting, and neither the call (which must notice its client going away, and
+        // then stops the statement through `_armed`) nor any other client's request may wait
+        // for a thread behind it.
+        let task = engine_runtime().spawn(async move {
             let schema = Arc::new(plan.schema().as_arrow().clone());
             let physical = engine
                 .state()
@@ -247,4 +248,20 @@ fn scopeguard(f: impl FnOnce()) -> impl Drop {
         }
     }
     Guard(Some(f))
+}
+
+/// The threads statements run on, apart from the server's: a heavy statement keeps these busy,
+/// never the ones that answer requests, health checks and cancellations.
+fn engine_runtime() -> &'static tokio::runtime::Handle {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("demo-engine")
+                .enable_time()
+                .build()
+                .expect("the demo engine's threads start")
+        })
+        .handle()
 }

@@ -6,21 +6,26 @@
 //! timer nor dropping the call would reach it. Every operator of the physical plan is
 //! therefore wrapped in [`Checked`], which looks at the statement's [`Stop`] each time a batch
 //! passes: past the deadline or once the call is gone, the next batch is an error, and the
-//! operators above give up.
+//! operators above give up. Before each batch it also gives its thread back once, so statements
+//! sharing the engine's threads take turns.
 
 use std::fmt;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::RecordBatchStream;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr, PlanProperties,
 };
-use tokio_stream::StreamExt;
+use tokio_stream::Stream;
 
 /// The text of the error a statement past its deadline ends with.
 pub const TIMED_OUT: &str = "the statement ran past its timeout";
@@ -122,13 +127,42 @@ impl ExecutionPlan for Checked {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         self.stop.check()?;
-        let stream = self.inner.execute(partition, context)?;
-        let schema = stream.schema();
-        let stop = self.stop.clone();
-        let checked = stream.map(move |batch| {
-            stop.check()?;
-            batch
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, checked)))
+        Ok(Box::pin(CheckedStream {
+            inner: self.inner.execute(partition, context)?,
+            stop: self.stop.clone(),
+            yielded: false,
+        }))
+    }
+}
+
+/// An operator's output: before each batch it gives its thread back once (a long aggregate
+/// would otherwise hold the thread until it is done, and other statements on the engine's
+/// threads would wait), then checks the statement may go on.
+struct CheckedStream {
+    inner: SendableRecordBatchStream,
+    stop: Arc<Stop>,
+    yielded: bool,
+}
+
+impl Stream for CheckedStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.yielded = false;
+        if let Err(e) = self.stop.check() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+impl RecordBatchStream for CheckedStream {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
     }
 }
