@@ -8,9 +8,8 @@
 //!
 //! `DEMO.SALES` holds the tables and the view; `DEMO.INFORMATION_SCHEMA` holds `TABLES`,
 //! `COLUMNS`, `SCHEMATA` and `VIEWS` built from the catalogue with Snowflake's column names.
-//! A statement runs on the runtime's threads as a stream of batches: reading stops at the row
-//! and byte caps, the deadline stops it, and dropping the call drops the stream, which stops
-//! the work.
+//! A statement runs on the engine's own threads as a stream of batches: reading stops at the
+//! row and byte caps, and the statement is aborted at its deadline or when its call goes away.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +22,11 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use tokio_stream::StreamExt;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::catalog::{DATABASE, INFORMATION_SCHEMA, SCHEMA, TABLES};
 use super::results::Collector;
-use super::stop::{self, Stop};
+use super::turns::taking_turns;
 use crate::backend::{QueryLimits, QueryOutput};
 use crate::error::ToolError;
 use crate::Context;
@@ -120,15 +120,12 @@ impl Engine {
         limits: QueryLimits,
         query_id: String,
     ) -> Result<QueryOutput, ToolError> {
-        let stop = Stop::new(std::time::Instant::now() + limits.timeout);
-        let _armed = stop::OnDrop(stop.clone());
         let plan = self.plan(sql, ctx).await?;
         let engine = self.ctx.clone();
-        // The statement runs on the engine's own threads: an aggregate can compute for long
-        // without waiting, and neither the call (which must notice its client going away, and
-        // then stops the statement through `_armed`) nor any other client's request may wait
-        // for a thread behind it.
-        let task = engine_runtime().spawn(async move {
+        // The statement runs on the engine's own threads, so that no request to the server waits
+        // for a thread behind it; it is aborted when this call ends, whether it finished, timed
+        // out or was cancelled (see `turns.rs` for how the abort reaches a long computation).
+        let task = AbortOnDropHandle::new(engine_runtime().spawn(async move {
             let schema = Arc::new(plan.schema().as_arrow().clone());
             let physical = engine
                 .state()
@@ -136,7 +133,7 @@ impl Engine {
                 .await
                 .map_err(|e| sql_error(compilation_error(&e.to_string())))?;
             let physical =
-                stop::checked(physical, &stop).map_err(|e| ToolError::internal(e.to_string()))?;
+                taking_turns(physical).map_err(|e| ToolError::internal(e.to_string()))?;
             let mut stream = datafusion::physical_plan::execute_stream(physical, engine.task_ctx())
                 .map_err(|e| failed(&e.to_string()))?;
             let mut rows = Collector::new(&schema, limits);
@@ -147,26 +144,20 @@ impl Engine {
                 }
             }
             Ok::<_, ToolError>(rows.finish(query_id))
-        });
-        let abort = task.abort_handle();
-        let _abort = scopeguard(move || abort.abort());
+        }));
         let work = async {
             task.await
                 .map_err(|e| ToolError::internal(format!("demo statement failed: {e}")))?
         };
-        let timed_out = || {
-            ToolError::new(
+        match tokio::time::timeout(limits.timeout.max(Duration::from_millis(1)), work).await {
+            Ok(result) => result,
+            Err(_) => Err(ToolError::new(
                 "timeout",
                 format!(
                     "the statement ran past its {} s timeout and was stopped",
                     limits.timeout.as_secs()
                 ),
-            )
-        };
-        match tokio::time::timeout(limits.timeout.max(Duration::from_millis(1)), work).await {
-            Ok(Err(e)) if e.message.contains(stop::TIMED_OUT) => Err(timed_out()),
-            Ok(result) => result,
-            Err(_) => Err(timed_out()),
+            )),
         }
     }
 }
@@ -235,19 +226,6 @@ fn execution_error(text: &str) -> String {
             .trim_start_matches("Execution error: ")
             .trim_start_matches("Arrow error: ")
     )
-}
-
-/// Runs `f` when dropped.
-fn scopeguard(f: impl FnOnce()) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    Guard(Some(f))
 }
 
 /// The threads statements run on, apart from the server's: a heavy statement keeps these busy,

@@ -31,7 +31,7 @@ mod information;
 mod results;
 mod rewrite;
 mod show;
-mod stop;
+mod turns;
 
 use catalog::{DATABASE, ROLE, SCHEMA, WAREHOUSE};
 use data::generate;
