@@ -264,6 +264,20 @@ async fn the_demo_answers_snowflake_sql() {
         ["created_on", "name", "database_name", "schema_name", "kind"]
     );
     assert_eq!(rows(&show).len(), 2, "ORDERS and ORDER_ITEMS: {show}");
+    // DESCRIBE resolves names as Snowflake does: quoted names are exact, other databases are
+    // not the demo's.
+    let described = ok(
+        &client,
+        "run_query",
+        json!({"sql": "DESC TABLE demo.sales.\"ORDERS\""}),
+    )
+    .await;
+    assert_eq!(rows(&described).len(), 4, "{described}");
+    for missing in ["DESC \"orders\"", "DESCRIBE TABLE other.sales.orders"] {
+        let (kind, msg) = err(&client, "run_query", json!({"sql": missing})).await;
+        assert_eq!(kind, "sql_error", "{missing}: {msg}");
+        assert!(msg.contains("does not exist"), "{missing}: {msg}");
+    }
 
     // Semi-structured values: a path into PARSE_JSON, cast to text.
     let json_value = ok(

@@ -12,6 +12,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use super::catalog::{TableSpec, DATABASE, INFORMATION_SCHEMA, ROLE, SCHEMA, TABLES};
 use super::information::{batch, precision_scale, s, Cell, NULL};
+use crate::backend::ObjectName;
+use crate::ident::leading_name;
+use crate::Context;
 
 /// SQL `LIKE` as `SHOW … LIKE` uses it: case-insensitive, `%` and `_`.
 pub fn like(pattern: &str, text: &str) -> bool {
@@ -250,7 +253,11 @@ pub fn answer(sql: &str, rows: &HashMap<&str, usize>) -> Option<Result<RecordBat
                 .collect(),
         ),
         ("SHOW", "COLUMNS") => {
-            let target = after_in(&words);
+            let target = match in_table(text, &words) {
+                Some(Ok(table)) => Some(table.name),
+                Some(Err(e)) => return Some(Err(e)),
+                None => None,
+            };
             batch(
                 &[
                     "table_name",
@@ -266,7 +273,7 @@ pub fn answer(sql: &str, rows: &HashMap<&str, usize>) -> Option<Result<RecordBat
                     "autoincrement",
                     "schema_evolution_record",
                 ],
-                objects(|t| target.as_deref().is_none_or(|n| n == t.name))
+                objects(|t| target.is_none_or(|n| n == t.name))
                     .flat_map(|t| t.columns.iter().map(move |c| (t, c)))
                     .filter(|(_, c)| matches(c.name))
                     .map(|(t, c)| {
@@ -289,13 +296,9 @@ pub fn answer(sql: &str, rows: &HashMap<&str, usize>) -> Option<Result<RecordBat
             )
         }
         ("DESCRIBE" | "DESC", _) => {
-            let name = words
-                .last()
-                .map(|n| n.rsplit('.').next().unwrap_or(n).trim_matches('"'))?;
-            let Some(table) = super::catalog::table(name) else {
-                return Some(Err(format!(
-                    "SQL compilation error: Table '{name}' does not exist or not authorized."
-                )));
+            let table = match named_table(leading_name(text).1) {
+                Ok(table) => table,
+                Err(e) => return Some(Err(e)),
             };
             batch(
                 &[
@@ -344,23 +347,43 @@ fn objects(keep: impl Fn(&TableSpec) -> bool) -> impl Iterator<Item = &'static T
     all.into_iter()
 }
 
-/// The table named after `IN [TABLE|VIEW]`, if one is.
-fn after_in(words: &[&str]) -> Option<String> {
+/// The table or view `SHOW COLUMNS … IN [TABLE|VIEW] name` names, if it names one (not `IN
+/// SCHEMA`, `IN DATABASE` or `IN ACCOUNT`).
+fn in_table(text: &str, words: &[&str]) -> Option<Result<&'static TableSpec, String>> {
     let at = words.iter().position(|w| *w == "IN")?;
-    let mut rest = words[at + 1..].iter();
-    let mut name = rest.next()?;
-    if matches!(*name, "TABLE" | "VIEW") {
-        name = rest.next()?;
-    } else if matches!(*name, "SCHEMA" | "DATABASE" | "ACCOUNT") {
+    if words
+        .get(at + 1)
+        .is_some_and(|w| matches!(*w, "SCHEMA" | "DATABASE" | "ACCOUNT"))
+    {
         return None;
     }
-    Some(
-        name.rsplit('.')
-            .next()
-            .unwrap_or(name)
-            .trim_matches('"')
-            .to_string(),
-    )
+    // The same word count into the original text, whose quoted names keep their case.
+    let mut rest = text;
+    for _ in 0..=at {
+        rest = leading_name(rest).1;
+    }
+    Some(named_table(rest))
+}
+
+/// The demo's table or view a statement names (`[TABLE|VIEW] name`), resolved as Snowflake
+/// resolves names, with `DEMO.SALES` as home: `ORDERS`, `sales.orders`, `DEMO.SALES."ORDERS"`.
+fn named_table(text: &str) -> Result<&'static TableSpec, String> {
+    let (mut name, rest) = leading_name(text);
+    if name.eq_ignore_ascii_case("TABLE") || name.eq_ignore_ascii_case("VIEW") {
+        name = leading_name(rest).0;
+    }
+    let home = Context {
+        database: Some(DATABASE.into()),
+        schema: Some(SCHEMA.into()),
+        ..Default::default()
+    };
+    let object = ObjectName::resolve(name, &home).map_err(|e| e.message)?;
+    (object.database.name() == DATABASE && object.schema.name() == SCHEMA)
+        .then(|| super::catalog::table(object.name.name()))
+        .flatten()
+        .ok_or_else(|| {
+            format!("SQL compilation error: Table '{object}' does not exist or not authorized.")
+        })
 }
 
 /// `SHOW COLUMNS`' `data_type`: Snowflake's JSON description of the type.

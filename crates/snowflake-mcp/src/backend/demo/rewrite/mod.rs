@@ -8,7 +8,8 @@
 //!   `CASE`, `COUNT_IF` as a filtered count, `LISTAGG … WITHIN GROUP` as `string_agg(… ORDER
 //!   BY …)`, date parts named by bare words as strings, …) or routed to `functions.rs`.
 //! * `a / b` divides as Snowflake does (never integer division); `TOP n` is a `LIMIT`;
-//!   `SAMPLE` reads the whole table; `CURRENT_DATABASE()` and its relatives are the session's.
+//!   `SAMPLE` keeps a share of rows (or a number of them); `CURRENT_DATABASE()` and its
+//!   relatives are the session's.
 //!
 //! Function semantics follow Snowflake's SQL reference
 //! (<https://docs.snowflake.com/en/sql-reference-functions>).
