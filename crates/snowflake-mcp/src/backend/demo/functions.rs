@@ -174,12 +174,16 @@ fn timestamps(a: &ArrayRef) -> Result<Vec<Option<NaiveDateTime>>> {
 
 /// Back to an array of the argument's type: a date argument gives dates.
 fn output(values: Vec<Option<NaiveDateTime>>, like: &ArrayRef) -> Result<ArrayRef> {
+    as_type(values, like.data_type())
+}
+
+fn as_type(values: Vec<Option<NaiveDateTime>>, data_type: &DataType) -> Result<ArrayRef> {
     let nanos: TimestampNanosecondArray = values
         .into_iter()
         .map(|v| v.and_then(|t| t.and_utc().timestamp_nanos_opt()))
         .collect();
     let nanos: ArrayRef = Arc::new(nanos);
-    Ok(match like.data_type() {
+    Ok(match data_type {
         DataType::Date32 => cast(&nanos, &DataType::Date32)?,
         _ => nanos,
     })
@@ -301,8 +305,7 @@ fn last_day(args: &[ArrayRef]) -> Result<ArrayRef> {
         .into_iter()
         .map(|t| last_of_month(t?.year(), t?.month())?.and_hms_opt(0, 0, 0))
         .collect();
-    let dates: ArrayRef = Arc::new(datafusion::arrow::array::Date32Array::from(vec![0]));
-    output(out, &dates)
+    as_type(out, &DataType::Date32)
 }
 
 fn strings(a: &ArrayRef) -> Result<Vec<Option<String>>> {

@@ -45,6 +45,12 @@ pub fn value(a: &ArrayRef, i: usize) -> Value {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("date");
     match a.data_type() {
         DataType::Boolean => Value::Boolean(a.as_boolean().value(i)),
+        // The common types read in place; the rarer ones are cast one value at a time.
+        DataType::Int64 => number(a.as_primitive::<Int64Type>().value(i) as i128, 0),
+        DataType::Float64 => Value::Real(
+            a.as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                .value(i),
+        ),
         t if t.is_integer() => {
             match datafusion::arrow::compute::cast(&a.slice(i, 1), &DataType::Int64) {
                 Ok(x) => number(x.as_primitive::<Int64Type>().value(0) as i128, 0),
@@ -57,7 +63,7 @@ pub fn value(a: &ArrayRef, i: usize) -> Value {
                 .value(i);
             number(v, (*s).max(0) as u32)
         }
-        DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+        DataType::Float16 | DataType::Float32 => {
             match datafusion::arrow::compute::cast(&a.slice(i, 1), &DataType::Float64) {
                 Ok(x) => Value::Real(
                     x.as_primitive::<datafusion::arrow::datatypes::Float64Type>()
