@@ -122,6 +122,8 @@ pub struct QueryResult {
     format: Format,
     transport: Transport,
     deadline: Instant,
+    /// Rows passed over by [`QueryResult::skip`].
+    skipped: u64,
 }
 
 impl QueryResult {
@@ -178,6 +180,7 @@ impl QueryResult {
             format,
             transport,
             deadline,
+            skipped: 0,
         })
     }
 
@@ -248,6 +251,40 @@ impl QueryResult {
         Ok(Some(rows))
     }
 
+    /// Pass over the first `n` rows, downloading only the chunk the next row lies in: a chunk
+    /// whose row count Snowflake gave and that lies wholly before it is skipped unread. This is
+    /// how a page deep in a big result is read without its earlier chunks.
+    pub async fn skip(&mut self, mut n: u64) -> Result<()> {
+        while n > 0 {
+            if let Some(first) = self.first.as_mut() {
+                let take = (first.len() as u64).min(n) as usize;
+                first.drain(..take);
+                n -= take as u64;
+                self.skipped += take as u64;
+                if first.is_empty() {
+                    self.first = None;
+                }
+                continue;
+            }
+            match self.chunks.front() {
+                None => return Ok(()),
+                Some(chunk) if chunk.row_count != 0 && chunk.row_count <= n => {
+                    n -= chunk.row_count;
+                    self.skipped += chunk.row_count;
+                    self.chunks.pop_front();
+                }
+                Some(_) => {
+                    // The next row is inside this chunk (or its size is unknown): read it.
+                    self.first = self.next_batch().await?;
+                    if self.first.is_none() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Collect rows up to `limits`, downloading no chunk once a cap is reached.
     pub async fn collect(mut self, limits: RowLimits) -> Result<Rows> {
         let mut rows = Vec::new();
@@ -257,7 +294,9 @@ impl QueryResult {
             if rows.len() >= limits.max_rows {
                 truncated = self.first.as_ref().is_some_and(|f| !f.is_empty())
                     || !self.chunks.is_empty()
-                    || self.total.is_some_and(|t| t > rows.len() as u64);
+                    || self
+                        .total
+                        .is_some_and(|t| t > self.skipped + rows.len() as u64);
                 break;
             }
             let Some(batch) = self.next_batch().await? else {

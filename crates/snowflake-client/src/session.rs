@@ -40,11 +40,13 @@ use crate::settings::Secret;
 mod client;
 mod handle;
 mod statement;
+mod stored;
 
 pub use client::Client;
 use client::ClientInner;
 pub use handle::SessionHandle;
-pub use statement::QueryOptions;
+pub use statement::{QueryIdCell, QueryOptions};
+pub use stored::Stored;
 
 /// The longest a login may take, retries included (callers such as a pool usually allow less).
 pub(crate) const LOGIN_WAIT: Duration = Duration::from_secs(60);

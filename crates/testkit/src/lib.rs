@@ -11,6 +11,8 @@
 //!   protocol the emulator never exercises (token expiry, polling, chunks, retries).
 //! * [`TestIdp`] is an identity provider (discovery, JWKS, minted and forged access tokens).
 //! * [`test_certificates`] writes a test CA and a server certificate signed by it.
+//! * [`Warehouse`] is a scripted Snowflake whose statements run over time and keep their
+//!   results: asynchronous execution, polling, results read again by query id, chunks, aborts.
 //! * [`Valkey`] runs a real Valkey (Redis) server for the shared state store's tests.
 
 mod fakesnow;
@@ -21,6 +23,7 @@ mod proxy;
 mod scripted;
 mod tls;
 mod valkey;
+mod warehouse;
 
 pub use fakesnow::{cache_dir, fakesnow, fakesnow_path, free_port, Fakesnow};
 pub use faults::{Fault, FaultProxy};
@@ -30,3 +33,4 @@ pub use proxy::{Proxy, ProxyStats};
 pub use scripted::{Reply, Request, Scripted};
 pub use tls::{test_certificates, TestCertificates};
 pub use valkey::{valkey_path, Valkey};
+pub use warehouse::Warehouse;

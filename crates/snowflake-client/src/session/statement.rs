@@ -35,7 +35,20 @@ pub struct QueryOptions {
     /// The caller's own deadline: no request of this statement (nor of its result's chunks)
     /// waits past it, and the statement is aborted when it passes.
     pub deadline: Option<Instant>,
+    /// Submit the statement asynchronously (`asyncExec: true`, as the drivers' `execute_async`
+    /// does) and poll for its result. Snowflake then keeps running it if this process goes away
+    /// (unless `ABORT_DETACHED_QUERY` is set), so another process can read its result by query
+    /// id ([`Session::stored_result`]); a synchronous statement is aborted when its connection
+    /// is lost.
+    pub detached: bool,
+    /// Filled with Snowflake's query id as soon as Snowflake names it (for a detached
+    /// statement, at once; otherwise when it reports it still runs, or when it finishes), so a
+    /// caller can hand out the id of a statement still running.
+    pub query_id: Option<QueryIdCell>,
 }
+
+/// Where [`QueryOptions::query_id`] is reported: set once, read from any task.
+pub type QueryIdCell = std::sync::Arc<std::sync::OnceLock<String>>;
 
 /// How long past a statement's own timeout we keep waiting for Snowflake to report it: Snowflake
 /// enforces the timeout itself (000630), so this only covers the network and its reaction time.
@@ -133,7 +146,7 @@ impl Session {
         }
         let body = json!({
             "sqlText": sql,
-            "asyncExec": false,
+            "asyncExec": options.detached,
             "sequenceId": self.sequence,
             "querySubmissionTime": chrono::Utc::now().timestamp_millis(),
             "isInternal": false,
@@ -153,6 +166,7 @@ impl Session {
             })
             .await?;
         let mut wait = Duration::from_millis(20);
+        report_query_id(&env, options);
         while is_in_progress(&env) {
             let path = env
                 .data
@@ -172,6 +186,7 @@ impl Session {
                 })
                 .await?;
         }
+        report_query_id(&env, options);
         if !env.success {
             return Err(env.error());
         }
@@ -204,7 +219,18 @@ impl Session {
     }
 }
 
-fn is_in_progress(env: &Envelope) -> bool {
+fn report_query_id(env: &Envelope, options: &QueryOptions) {
+    if let (Some(cell), Some(id)) = (
+        &options.query_id,
+        env.data.get("queryId").and_then(Value::as_str),
+    ) {
+        if !id.is_empty() {
+            let _ = cell.set(id.to_string());
+        }
+    }
+}
+
+pub(super) fn is_in_progress(env: &Envelope) -> bool {
     env.code
         .as_deref()
         .is_some_and(|c| IN_PROGRESS.contains(&c))
