@@ -420,12 +420,12 @@ fn app(
     };
     Ok(Arc::new(App {
         stored,
-        tools: Tools {
-            auditor: Auditor::new(store.clone(), config.audit.jsonl_path.as_deref())?,
-            admission: Admission::new(store, config.server.rate_per_minute, cluster),
+        tools: Tools::new(
+            Admission::new(store.clone(), config.server.rate_per_minute, cluster),
+            Auditor::new(store, config.audit.jsonl_path.as_deref())?,
             gateway,
-            limits: config.query.clone(),
-        },
+            config.query.clone(),
+        ),
         registry,
         clients,
         tool_list: definitions(),

@@ -22,7 +22,7 @@ pub enum Stored {
     /// The statement has not finished.
     Running,
     /// Its result, read lazily like any statement's.
-    Done(QueryResult),
+    Done(Box<QueryResult>),
 }
 
 /// Snowflake's query ids are UUIDs; nothing else is put in a URL path.
@@ -66,7 +66,7 @@ impl Session {
         if data.query_id.as_deref().is_none_or(str::is_empty) {
             data.query_id = Some(query_id.to_string());
         }
-        QueryResult::from_data(data, transport, deadline).map(Stored::Done)
+        QueryResult::from_data(data, transport, deadline).map(|r| Stored::Done(Box::new(r)))
     }
 }
 

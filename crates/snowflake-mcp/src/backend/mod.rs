@@ -169,13 +169,40 @@ pub struct ResultColumn {
     pub type_name: String,
 }
 
-/// The rows of a `run_query`, already capped.
+/// The rows of a `run_query` (or a page of its kept result), already capped.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QueryOutput {
     pub columns: Vec<ResultColumn>,
     pub rows: Vec<Vec<Value>>,
+    /// More rows follow these (in the result, or past a cap).
     pub truncated: bool,
     pub query_id: String,
+    /// Rows of the whole result, when the engine says.
+    pub total_rows: Option<u64>,
+}
+
+/// A statement's kept result, read again by query id.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StoredPage {
+    /// The statement still runs.
+    Running,
+    /// Rows from the offset asked for, under the caps.
+    Done(QueryOutput),
+}
+
+/// Only a query id is put into a statement or a URL: Snowflake's are UUIDs, the demo's
+/// `demo-<uuid>`.
+pub fn check_query_id(query_id: &str) -> Result<(), ToolError> {
+    let ok = !query_id.is_empty()
+        && query_id.len() <= 64
+        && query_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ToolError::internal("a stored query id is malformed"))
+    }
 }
 
 /// What tools need from a database engine.
@@ -223,6 +250,21 @@ pub trait Backend: Send + Sync + 'static {
         sql: &str,
         limits: QueryLimits,
     ) -> Result<QueryOutput, ToolError>;
+
+    /// Rows `offset..` of query `query_id`'s result as the engine kept it, under `limits` (the
+    /// timeout bounds the read) — never by running the statement again; [`StoredPage::Running`]
+    /// while it runs. A statement that failed answers its error.
+    async fn read_result(
+        &self,
+        ctx: &Context,
+        query_id: &str,
+        offset: u64,
+        limits: QueryLimits,
+    ) -> Result<StoredPage, ToolError>;
+
+    /// Stop query `query_id`, which may run on another process's session (a restart, another
+    /// replica); the calls of this process stop theirs by dropping them.
+    async fn cancel_query(&self, ctx: &Context, query_id: &str) -> Result<(), ToolError>;
 
     /// Check that `target` can be used (objects exist, role and warehouse usable) and return the
     /// context as the engine reports it once applied.

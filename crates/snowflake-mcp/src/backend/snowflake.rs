@@ -14,7 +14,7 @@ use super::people::{People, PersonConnector};
 use super::pool::{AbortOnDrop, Connector, Pool};
 use super::{
     Backend, ColumnInfo, Context, Named, ObjectInfo, ObjectKind, ObjectName, QueryLimits,
-    QueryOutput, ResultColumn,
+    QueryOutput, ResultColumn, StoredPage,
 };
 use crate::error::ToolError;
 use crate::ident::{string_literal, Ident};
@@ -70,12 +70,60 @@ impl SnowflakeBackend {
         sql: &str,
         limits: RowLimits,
         timeout: std::time::Duration,
+        detached: bool,
     ) -> Result<Rows, ToolError> {
         match self.person_pool()? {
-            Some(pool) => run_on(&pool, ctx, sql, limits, timeout).await,
-            None => run_on(&self.pool, ctx, sql, limits, timeout).await,
+            Some(pool) => run_on(&pool, ctx, sql, limits, timeout, detached).await,
+            None => run_on(&self.pool, ctx, sql, limits, timeout, detached).await,
         }
     }
+
+    /// Read a kept result on a session of the caller's pool.
+    async fn stored(
+        &self,
+        ctx: &Context,
+        query_id: &str,
+        offset: u64,
+        limits: QueryLimits,
+    ) -> Result<Option<Rows>, ToolError> {
+        match self.person_pool()? {
+            Some(pool) => stored_on(&pool, ctx, query_id, offset, limits).await,
+            None => stored_on(&self.pool, ctx, query_id, offset, limits).await,
+        }
+    }
+}
+
+/// Rows `offset..` of query `query_id`'s stored result (`None` while it runs), read on a
+/// session leased from `pool`: a `GET` of the result, no statement. Snowflake holds that GET
+/// while the statement runs, so the read is bounded by `limits.timeout`, after which the
+/// statement counts as still running.
+async fn stored_on<C: Connector<Session = snowflake_client::Session>>(
+    pool: &Pool<C>,
+    ctx: &Context,
+    query_id: &str,
+    offset: u64,
+    limits: QueryLimits,
+) -> Result<Option<Rows>, ToolError> {
+    super::check_query_id(query_id)?;
+    let deadline = tokio::time::Instant::now() + limits.timeout;
+    let mut lease = pool.lease_by(ctx, deadline).await?;
+    let stored = lease.session().stored_result(query_id, deadline).await;
+    let mut result = match stored {
+        Ok(snowflake_client::Stored::Done(result)) => result,
+        Ok(snowflake_client::Stored::Running) => return Ok(None),
+        Err(e) if e.kind() == snowflake_client::ErrorKind::Timeout => return Ok(None),
+        Err(e) => return Err(ToolError::from(e)),
+    };
+    result.set_deadline(deadline + CALL_MARGIN);
+    result.skip(offset).await?;
+    let rows = result
+        .collect(RowLimits {
+            max_rows: limits.max_rows,
+            max_bytes: limits.max_bytes,
+        })
+        .await?;
+    lease.succeeded();
+    Ok(Some(rows))
 }
 
 /// What a call may take beyond its statement's timeout: the `USE` statements before it, the
@@ -94,6 +142,7 @@ async fn run_on<C: Connector<Session = snowflake_client::Session>>(
     sql: &str,
     limits: RowLimits,
     timeout: std::time::Duration,
+    detached: bool,
 ) -> Result<Rows, ToolError> {
     let deadline = tokio::time::Instant::now() + timeout + CALL_MARGIN;
     {
@@ -102,6 +151,8 @@ async fn run_on<C: Connector<Session = snowflake_client::Session>>(
             timeout: Some(timeout),
             query_tag: Some(crate::observe::attribution::current()),
             deadline: Some(deadline - ABORT_RESERVE),
+            detached,
+            query_id: Some(crate::observe::progress::query_id_cell()),
         };
         // If this future is dropped (the call was cancelled, its MCP session closed, or a
         // timeout fired), the guard aborts the statement on Snowflake.
@@ -138,6 +189,7 @@ impl SnowflakeBackend {
                     max_bytes: METADATA_BYTES,
                 },
                 self.metadata_timeout,
+                false,
             )
             .await?;
         Ok(Table(rows))
@@ -204,6 +256,7 @@ impl Backend for SnowflakeBackend {
                 max_bytes: 64,
             },
             self.metadata_timeout,
+            false,
         )
         .await
         .map(|_| ())
@@ -311,6 +364,8 @@ impl Backend for SnowflakeBackend {
         sql: &str,
         limits: QueryLimits,
     ) -> Result<QueryOutput, ToolError> {
+        // Detached: a statement the call leaves running keeps running if this process goes
+        // away, and its result is read by query id from anywhere.
         let rows = self
             .run(
                 ctx,
@@ -320,29 +375,31 @@ impl Backend for SnowflakeBackend {
                     max_bytes: limits.max_bytes,
                 },
                 limits.timeout,
+                true,
             )
             .await?;
-        Ok(QueryOutput {
-            columns: rows
-                .columns
-                .iter()
-                .map(|c| ResultColumn {
-                    name: c.name.clone(),
-                    type_name: sql_type(c),
-                })
-                .collect(),
-            rows: rows
-                .rows
-                .iter()
-                .map(|r| {
-                    r.iter()
-                        .map(snowflake_client::Value::to_json)
-                        .collect::<Vec<Value>>()
-                })
-                .collect(),
-            truncated: rows.truncated,
-            query_id: rows.query_id,
+        Ok(output(rows))
+    }
+
+    async fn read_result(
+        &self,
+        ctx: &Context,
+        query_id: &str,
+        offset: u64,
+        limits: QueryLimits,
+    ) -> Result<StoredPage, ToolError> {
+        Ok(match self.stored(ctx, query_id, offset, limits).await? {
+            Some(rows) => StoredPage::Done(output(rows)),
+            None => StoredPage::Running,
         })
+    }
+
+    async fn cancel_query(&self, ctx: &Context, query_id: &str) -> Result<(), ToolError> {
+        // A statement of another session (this process restarted, or another replica runs
+        // it): SYSTEM$CANCEL_QUERY stops the user's own statements from any session.
+        super::check_query_id(query_id)?;
+        let sql = format!("SELECT SYSTEM$CANCEL_QUERY({})", string_literal(query_id));
+        self.show(ctx, &sql).await.map(|_| ())
     }
 
     async fn shutdown(&self) {
@@ -394,5 +451,31 @@ fn sql_type(c: &snowflake_client::Column) -> String {
     match (&c.column_type, c.precision, c.scale) {
         (ColumnType::Fixed, Some(p), Some(s)) => format!("NUMBER({p},{s})"),
         (t, _, _) => t.sql_name().to_string(),
+    }
+}
+
+/// Collected rows as the tools see them.
+fn output(rows: Rows) -> QueryOutput {
+    QueryOutput {
+        columns: rows
+            .columns
+            .iter()
+            .map(|c| ResultColumn {
+                name: c.name.clone(),
+                type_name: sql_type(c),
+            })
+            .collect(),
+        rows: rows
+            .rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(snowflake_client::Value::to_json)
+                    .collect::<Vec<Value>>()
+            })
+            .collect(),
+        truncated: rows.truncated,
+        query_id: rows.query_id,
+        total_rows: rows.total,
     }
 }

@@ -149,6 +149,9 @@ pub struct QueryConfig {
     pub statement_timeout_secs: u64,
     /// Longest SQL text accepted.
     pub max_sql_bytes: usize,
+    /// How long `run_query` waits for its statement before answering with a `result_id` and
+    /// leaving it running (a call may ask for less or more with `wait_secs`).
+    pub answer_within_secs: u64,
 }
 
 impl Default for QueryConfig {
@@ -159,6 +162,7 @@ impl Default for QueryConfig {
             max_result_bytes: 1 << 20,
             statement_timeout_secs: 120,
             max_sql_bytes: 100_000,
+            answer_within_secs: 20,
         }
     }
 }

@@ -53,6 +53,13 @@ pub async fn scope<F: Future>(client: std::sync::Arc<str>, tag: String, call: F)
     CLIENT.scope(client, TAG.scope(tag, call)).await
 }
 
+/// The current call's client and tag, for work it hands to a task of its own (which runs it
+/// under [`scope`] again).
+pub fn fork() -> (std::sync::Arc<str>, String) {
+    let client = CLIENT.try_with(|c| c.clone()).unwrap_or_else(|_| "".into());
+    (client, current())
+}
+
 /// The signed-in person (`person:<key>`) the current call runs for, if it is one.
 pub fn person() -> Option<std::sync::Arc<str>> {
     CLIENT

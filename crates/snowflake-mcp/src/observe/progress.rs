@@ -70,16 +70,29 @@ impl Progress {
 /// Takes a call's stages, each once and in increasing order, and while it is queued, updates
 /// between `queued` (1) and `running` (2) — progress must always increase.
 struct Reporter {
-    stages: mpsc::Sender<(f64, String)>,
+    /// Taken when the call answered: a statement it left running reports no more under its
+    /// progress token (MCP allows progress only while the request is open), and the sender
+    /// task ends.
+    stages: std::sync::Mutex<Option<mpsc::Sender<(f64, String)>>>,
     last: std::sync::Mutex<(Option<Stage>, f64)>,
 }
 
 impl Reporter {
     fn new(stages: mpsc::Sender<(f64, String)>) -> Reporter {
         Reporter {
-            stages,
+            stages: std::sync::Mutex::new(Some(stages)),
             last: std::sync::Mutex::new((None, 0.0)),
         }
+    }
+
+    fn send(&self, update: (f64, String)) {
+        if let Some(stages) = crate::lock(&self.stages).as_ref() {
+            let _ = stages.try_send(update);
+        }
+    }
+
+    fn close(&self) {
+        crate::lock(&self.stages).take();
     }
 
     fn report(&self, stage: Stage) {
@@ -88,7 +101,7 @@ impl Reporter {
             return;
         }
         *last = (Some(stage), stage as u8 as f64);
-        let _ = self.stages.try_send((last.1, stage.message().to_string()));
+        self.send((last.1, stage.message().to_string()));
     }
 
     fn waiting(&self, message: String) {
@@ -98,29 +111,46 @@ impl Reporter {
         }
         // Creep towards `running` without reaching it.
         last.1 += (2.0 - last.1) / 10.0;
-        let _ = self.stages.try_send((last.1, message));
+        self.send((last.1, message));
     }
 }
 
-/// The furthest stage one call reached, and the session-time its statements held.
+/// The furthest stage one call reached, the session-time its statements held, and the query id
+/// of its statement once the database named it.
 #[derive(Clone, Debug, Default)]
-pub struct Tracker(Arc<(AtomicU8, std::sync::atomic::AtomicU64)>);
+pub struct Tracker(Arc<Tracked>);
+
+#[derive(Debug, Default)]
+struct Tracked {
+    stage: AtomicU8,
+    held_us: std::sync::atomic::AtomicU64,
+    query_id: QueryIdCell,
+}
+
+/// Where a backend reports the query id of a statement as soon as it is known (the type
+/// `snowflake_client::QueryOptions::query_id` takes).
+pub type QueryIdCell = Arc<std::sync::OnceLock<String>>;
 
 impl Tracker {
     pub fn reached(&self, stage: Stage) -> bool {
-        self.0 .0.load(Ordering::SeqCst) >= stage as u8
+        self.0.stage.load(Ordering::SeqCst) >= stage as u8
     }
 
     /// Session-time held so far, milliseconds.
     pub fn held_ms(&self) -> u64 {
-        self.0 .1.load(Ordering::SeqCst) / 1000
+        self.0.held_us.load(Ordering::SeqCst) / 1000
+    }
+
+    /// The query id of the call's statement, once the database named it.
+    pub fn query_id(&self) -> Option<String> {
+        self.0.query_id.get().cloned()
     }
 }
 
 /// What a call's task carries.
 struct Call {
     reached: Tracker,
-    notify: Option<Reporter>,
+    notify: Option<Arc<Reporter>>,
 }
 
 tokio::task_local! {
@@ -132,24 +162,46 @@ tokio::task_local! {
 /// the call's result, after which the stream closes.
 pub async fn scope<F: Future>(progress: Option<Progress>, call: F) -> F::Output {
     let (notify, sender) = match progress {
-        Some(Progress { reporter, sender }) => (Some(reporter), Some(sender)),
+        Some(Progress { reporter, sender }) => (Some(Arc::new(reporter)), Some(sender)),
         None => (None, None),
     };
     let state = Call {
         reached: Tracker::default(),
-        notify,
+        notify: notify.clone(),
     };
     let output = CALL.scope(state, call).await;
+    if let Some(notify) = notify {
+        notify.close();
+    }
     if let Some(sender) = sender {
         let _ = tokio::time::timeout(std::time::Duration::from_millis(200), sender).await;
     }
     output
 }
 
+/// What a statement the current call hands to a task of its own ([`forked`]) keeps of the
+/// call's progress: its notifications, for as long as the call is open.
+pub struct Fork(Option<Arc<Reporter>>);
+
+/// The current call's [`Fork`].
+pub fn fork() -> Fork {
+    Fork(CALL.try_with(|c| c.notify.clone()).ok().flatten())
+}
+
+/// Run `work` (in a task of its own) with its own tracker, reporting through `fork` while the
+/// call it came from is open.
+pub async fn forked<F: Future>(fork: Fork, work: F) -> F::Output {
+    let state = Call {
+        reached: Tracker::default(),
+        notify: fork.0,
+    };
+    CALL.scope(state, work).await
+}
+
 /// Report that the current call reached `stage` (nothing happens outside a [`scope`]).
 pub fn report(stage: Stage) {
     let _ = CALL.try_with(|c| {
-        c.reached.0 .0.fetch_max(stage as u8, Ordering::SeqCst);
+        c.reached.0.stage.fetch_max(stage as u8, Ordering::SeqCst);
         if let Some(r) = &c.notify {
             r.report(stage);
         }
@@ -184,8 +236,15 @@ pub fn waiting(message: String) {
 pub fn held(held: std::time::Duration) {
     let _ = CALL.try_with(|c| {
         let us = held.as_micros().min(u128::from(u64::MAX)) as u64;
-        c.reached.0 .1.fetch_add(us, Ordering::SeqCst);
+        c.reached.0.held_us.fetch_add(us, Ordering::SeqCst);
     });
+}
+
+/// Where the current call's statement reports its query id (outside a [`scope`]: nowhere
+/// anyone reads).
+pub fn query_id_cell() -> QueryIdCell {
+    CALL.try_with(|c| c.reached.0.query_id.clone())
+        .unwrap_or_default()
 }
 
 /// The current call's stage tracker (outside a [`scope`]: a fresh one, which reached nothing).

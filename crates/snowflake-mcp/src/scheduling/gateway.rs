@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use crate::backend::{
     Backend, ColumnInfo, Named, ObjectInfo, ObjectKind, ObjectName, QueryLimits, QueryOutput,
+    StoredPage,
 };
 use crate::error::ToolError;
 use crate::ident::Ident;
@@ -383,6 +384,40 @@ impl Gateway {
             ctx.warehouse.as_deref(),
             "run_query",
             self.backend.run_query(ctx, sql, limits),
+        )
+        .await
+    }
+
+    /// Rows of a kept result, read under `client`'s share like any statement.
+    pub async fn read_result(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+        query_id: &str,
+        offset: u64,
+        limits: QueryLimits,
+    ) -> Result<StoredPage, ToolError> {
+        self.scheduled(
+            client,
+            ctx.warehouse.as_deref(),
+            "read_result",
+            self.backend.read_result(ctx, query_id, offset, limits),
+        )
+        .await
+    }
+
+    /// Stop a statement another process (or a previous life of this one) runs.
+    pub async fn cancel_query(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+        query_id: &str,
+    ) -> Result<(), ToolError> {
+        self.scheduled(
+            client,
+            ctx.warehouse.as_deref(),
+            "cancel_query",
+            self.backend.cancel_query(ctx, query_id),
         )
         .await
     }

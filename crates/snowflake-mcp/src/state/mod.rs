@@ -236,6 +236,27 @@ pub trait StateStore: Send + Sync + 'static {
     async fn history(&self, client: &str, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
     /// Delete records older than `before_ms`; returns how many.
     async fn prune_audit(&self, before_ms: i64) -> Result<usize, StoreError>;
+
+    /// Keep a handle's record until `expires_ms` (Unix milliseconds). `key` names the handle
+    /// (a digest of it: the store never holds a usable handle); `record` is opaque to the
+    /// store. The owner is written once: a save under another owner changes nothing and
+    /// returns `false`.
+    async fn save_handle(
+        &self,
+        key: &str,
+        owner: &str,
+        record: &str,
+        expires_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// A handle's owner and record, unless it is unknown or expired.
+    async fn load_handle(&self, key: &str) -> Result<Option<StoredHandle>, StoreError>;
+}
+
+/// A handle's record as kept by [`StateStore::save_handle`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredHandle {
+    pub owner: String,
+    pub record: String,
 }
 
 /// The group whose stored sessions are bounded together: every anonymous client is one group

@@ -17,6 +17,7 @@
 //! | `{c:<client>}:history` | list | the client's newest audit records (JSON), capped |
 //! | `{w:<WAREHOUSE>}:leases` | sorted set | statements in flight on a capped warehouse |
 //! | `replicas` | sorted set | live replicas, scored by heartbeat expiry |
+//! | `handle:<digest>` | hash | a result handle's owner and record; expires with the result |
 //!
 //! A client's keys share the Redis Cluster hash tag `{c:<client>}`, so one script may touch all
 //! of its windows. Replication in Redis is asynchronous: a failover can lose the last
@@ -31,7 +32,7 @@ use redis::{AsyncCommands, Script};
 
 use super::{
     context_from_json, context_json, Amounts, AuditRecord, Cost, Exceeded, Grant, Spent,
-    StateStore, StoreError, StoredSession, Usage, WindowLimits,
+    StateStore, StoreError, StoredHandle, StoredSession, Usage, WindowLimits,
 };
 use crate::state::coordinator::{Coordinator, RateOp, Scope};
 
@@ -59,6 +60,7 @@ pub struct RedisStore {
     session: Script,
     gcra: Script,
     lease: Script,
+    handle: Script,
 }
 
 /// Redis's answers are bounded: a command that gets no reply in this long fails.
@@ -102,6 +104,7 @@ impl RedisStore {
             session: Script::new(include_str!("lua/session.lua")),
             gcra: Script::new(include_str!("lua/gcra.lua")),
             lease: Script::new(include_str!("lua/lease.lua")),
+            handle: Script::new(include_str!("lua/handle.lua")),
         }))
     }
 
@@ -421,6 +424,38 @@ impl StateStore for RedisStore {
     async fn prune_audit(&self, _before_ms: i64) -> Result<usize, StoreError> {
         // Histories are capped (`history_max`) and expire (`history_retention`) in Redis.
         Ok(0)
+    }
+
+    async fn save_handle(
+        &self,
+        key: &str,
+        owner: &str,
+        record: &str,
+        expires_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let saved: i64 = self
+            .handle
+            .key(self.key(&format!("handle:{key}")))
+            .arg(owner)
+            .arg(record)
+            .arg(expires_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(saved == 1)
+    }
+
+    async fn load_handle(&self, key: &str) -> Result<Option<StoredHandle>, StoreError> {
+        let mut conn = self.conn.clone();
+        let (owner, record): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.key(&format!("handle:{key}")))
+            .arg("owner")
+            .arg("record")
+            .query_async(&mut conn)
+            .await?;
+        Ok(owner
+            .zip(record)
+            .map(|(owner, record)| StoredHandle { owner, record }))
     }
 }
 

@@ -12,8 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     context_from_json, context_json, cost_grant, microcredits_for_ms, ms_for_microcredits, Amounts,
-    AuditRecord, Cost, Exceeded, Grant, Spent, StateStore, StoreError, StoredSession, Usage,
-    WindowLimits,
+    AuditRecord, Cost, Exceeded, Grant, Spent, StateStore, StoreError, StoredHandle, StoredSession,
+    Usage, WindowLimits,
 };
 use crate::lock;
 
@@ -62,7 +62,10 @@ impl SqliteStore {
                 time_ms INTEGER NOT NULL, client_id TEXT NOT NULL, session_id TEXT, tool TEXT NOT NULL,
                 statement TEXT, query_id TEXT, status TEXT NOT NULL, rows INTEGER NOT NULL, bytes INTEGER NOT NULL,
                 duration_ms INTEGER NOT NULL, error_code TEXT);
-             CREATE INDEX IF NOT EXISTS audit_client_time ON audit(client_id, time_ms);",
+             CREATE INDEX IF NOT EXISTS audit_client_time ON audit(client_id, time_ms);
+             CREATE TABLE IF NOT EXISTS handles (
+                key TEXT PRIMARY KEY, owner TEXT NOT NULL, record TEXT NOT NULL, expires_ms INTEGER NOT NULL);
+             CREATE INDEX IF NOT EXISTS handles_expiry ON handles(expires_ms);",
         )?;
         // Stores made before the cost quotas lack their columns.
         let has_column = |column: &str| -> Result<bool, StoreError> {
@@ -364,6 +367,49 @@ impl StateStore for SqliteStore {
     async fn prune_audit(&self, before_ms: i64) -> Result<usize, StoreError> {
         self.with(move |c| Ok(c.execute("DELETE FROM audit WHERE time_ms < ?1", [before_ms])?))
             .await
+    }
+
+    async fn save_handle(
+        &self,
+        key: &str,
+        owner: &str,
+        record: &str,
+        expires_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let (key, owner, record) = (key.to_string(), owner.to_string(), record.to_string());
+        self.with(move |c| {
+            // Expired handles go as new ones come (the index makes this cheap).
+            c.execute(
+                "DELETE FROM handles WHERE expires_ms < ?1",
+                [chrono::Utc::now().timestamp_millis()],
+            )?;
+            let changed = c.execute(
+                "INSERT INTO handles (key, owner, record, expires_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(key) DO UPDATE SET record = excluded.record, expires_ms = excluded.expires_ms
+                 WHERE owner = excluded.owner",
+                params![key, owner, record, expires_ms],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn load_handle(&self, key: &str) -> Result<Option<StoredHandle>, StoreError> {
+        let key = key.to_string();
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT owner, record FROM handles WHERE key = ?1 AND expires_ms >= ?2",
+                params![key, chrono::Utc::now().timestamp_millis()],
+                |r| {
+                    Ok(StoredHandle {
+                        owner: r.get(0)?,
+                        record: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

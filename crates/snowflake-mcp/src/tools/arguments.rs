@@ -11,7 +11,7 @@ use crate::error::ToolError;
 use crate::ident::Ident;
 use crate::Context;
 
-pub(super) fn parse<T: for<'de> Deserialize<'de>>(args: JsonObject) -> Result<T, ToolError> {
+pub(crate) fn parse<T: for<'de> Deserialize<'de>>(args: JsonObject) -> Result<T, ToolError> {
     serde_json::from_value(Value::Object(args))
         .map_err(|e| ToolError::invalid(format!("invalid arguments: {e}")))
 }
@@ -68,6 +68,29 @@ pub(super) struct DescribeObject {
 pub(super) struct RunQuery {
     pub(super) sql: String,
     pub(super) max_rows: Option<u64>,
+    pub(super) wait_secs: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GetResult {
+    pub(super) result_id: String,
+    pub(super) wait_secs: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FetchRows {
+    pub(super) result_id: String,
+    pub(super) cursor: Option<String>,
+    pub(super) offset: Option<u64>,
+    pub(super) limit: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CancelQuery {
+    pub(super) result_id: String,
 }
 
 #[derive(Deserialize)]

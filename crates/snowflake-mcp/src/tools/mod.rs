@@ -16,6 +16,7 @@
 
 pub mod guard;
 pub mod render;
+pub mod results;
 
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ use crate::state::{Amounts, Cost, Grant};
 use crate::tools::guard::{check_read_only, referenced_databases};
 use crate::Context;
 use arguments::*;
+use results::Results;
 
 /// Everything a tool call needs besides its arguments and its caller.
 pub struct Tools {
@@ -43,9 +45,12 @@ pub struct Tools {
     pub auditor: Auditor,
     pub gateway: Gateway,
     pub limits: QueryConfig,
+    /// Statements left running past their call, and results bigger than a page.
+    pub results: Results,
 }
 
 /// Who is calling: the client (policy, limits) and its MCP session's context.
+#[derive(Clone)]
 pub struct Caller {
     pub client: Arc<ClientPolicy>,
     pub context: Context,
@@ -62,10 +67,51 @@ pub struct Outcome {
 }
 
 impl Tools {
-    /// Run tool `name` for `caller`: its quota reservation first, then the tool, then the quota
-    /// is settled with what the tool returned. (The rate limit was taken before the caller's
-    /// context was resolved, by [`Tools::check_rate`].)
+    pub fn new(
+        admission: Admission,
+        auditor: Auditor,
+        gateway: Gateway,
+        limits: QueryConfig,
+    ) -> Arc<Tools> {
+        let results = Results::new(admission.store().clone());
+        let tools = Arc::new(Tools {
+            admission,
+            auditor,
+            gateway,
+            limits,
+            results,
+        });
+        let weak = Arc::downgrade(&tools);
+        crate::spawn_every(std::time::Duration::from_secs(60), move || {
+            if let Some(tools) = weak.upgrade() {
+                tools.results.prune();
+            }
+            async {}
+        });
+        tools
+    }
+
+    /// Run tool `name` for `caller`. A query runs in a task of its own, which the call waits
+    /// for within its bound (see [`results`]); the result tools read what such tasks left.
     pub async fn call(
+        self: &Arc<Self>,
+        name: &str,
+        args: JsonObject,
+        caller: &Caller,
+    ) -> Result<Outcome, ToolError> {
+        match name {
+            "run_query" => self.run_query_within(args, caller).await,
+            "get_result" => self.get_result(parse(args)?, caller).await,
+            "fetch_rows" => self.fetch_rows(parse(args)?, caller).await,
+            "cancel_query" => self.cancel_query(parse(args)?, caller).await,
+            _ => self.call_now(name, args, caller).await,
+        }
+    }
+
+    /// Run tool `name` for `caller` to its end: its quota reservation first, then the tool,
+    /// then the quota is settled with what the tool returned. (The rate limit was taken before
+    /// the caller's context was resolved, by [`Tools::check_rate`].)
+    async fn call_now(
         &self,
         name: &str,
         args: JsonObject,
@@ -355,38 +401,56 @@ impl Tools {
             timeout,
         };
         let out = self.gateway.run_query(client, ctx, &a.sql, limits).await?;
+        Ok(self.page(out, 0, max_rows))
+    }
+
+    /// A page of rows starting at row `offset` of its result, as a tool result: the rows, and
+    /// when more follow, how to read them.
+    fn page(&self, out: crate::backend::QueryOutput, offset: u64, max_rows: usize) -> Outcome {
         let headers: Vec<&str> = out.columns.iter().map(|c| c.name.as_str()).collect();
         let mut text = render::table(&headers, &out.rows);
         let mut structured = json!({
+            "status": "done",
             "columns": out.columns,
             "rows": out.rows,
             "row_count": out.rows.len(),
             "truncated": out.truncated,
             "query_id": out.query_id,
         });
+        if offset > 0 {
+            structured["offset"] = json!(offset);
+        }
+        if let Some(total) = out.total_rows {
+            structured["total_rows"] = json!(total);
+        }
+        let of_total = out
+            .total_rows
+            .map(|t| format!(" of {t}"))
+            .unwrap_or_default();
         if out.truncated {
             let note = format!(
-                "Showing the first {} rows (cap: {max_rows} rows or {} bytes). Narrow the query with WHERE, aggregate it, or select fewer columns.",
-                out.rows.len(),
+                "Showing rows {}-{}{of_total} (cap: {max_rows} rows or {} bytes). Narrow the query with WHERE, aggregate it, or select fewer columns.",
+                offset + 1,
+                offset + out.rows.len() as u64,
                 self.limits.max_result_bytes
             );
             text.push_str(&format!("\n… {note}"));
             structured["note"] = json!(note);
         } else {
-            text.push_str(&format!("\n({} rows)", out.rows.len()));
+            text.push_str(&format!("\n({} rows{of_total})", out.rows.len()));
         }
         // Bytes are the result data returned to the client: the JSON of its rows.
         let data_bytes = serde_json::to_vec(&structured["rows"]).map_or(0, |v| v.len());
         let returned = (out.rows.len() as u64, data_bytes as u64);
-        Ok(Outcome {
+        Outcome {
             result: success(structured, text),
             new_context: None,
             returned: Some(returned),
-        })
+        }
     }
 }
 
-fn success(structured: Value, text: String) -> CallToolResult {
+pub(crate) fn success(structured: Value, text: String) -> CallToolResult {
     let mut result = CallToolResult::structured(structured);
     result.content = vec![ContentBlock::text(text)];
     result

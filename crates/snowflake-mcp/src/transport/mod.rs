@@ -37,7 +37,7 @@ use crate::tools::Tools;
 
 /// What every session handler shares.
 pub struct App {
-    pub tools: Tools,
+    pub tools: std::sync::Arc<Tools>,
     pub registry: Arc<Registry>,
     pub clients: Arc<Clients>,
     pub tool_list: Vec<Tool>,

@@ -25,6 +25,12 @@ use tokio_stream::StreamExt;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::catalog::{DATABASE, INFORMATION_SCHEMA, SCHEMA, TABLES};
+use datafusion::arrow::array::{ArrayRef, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+
+use super::kept::Kept;
 use super::results::Collector;
 use super::turns::taking_turns;
 use crate::backend::{QueryLimits, QueryOutput};
@@ -112,39 +118,56 @@ impl Engine {
             .map_err(|e| sql_error(compilation_error(&e.to_string())))
     }
 
-    /// Run one read-only statement within `limits`.
-    pub async fn run(
+    /// What `sql` does: an answer already made (`SHOW`), a wait, or a plan to execute.
+    pub async fn prepare(
         &self,
         sql: &str,
         ctx: &Context,
+        rows: &std::collections::HashMap<&'static str, usize>,
+    ) -> Result<Statement, ToolError> {
+        if let Some(answer) = super::show::answer(sql, rows) {
+            return Ok(Statement::Ready(
+                answer.map_err(|e| ToolError::new("sql_error", e))?,
+            ));
+        }
+        if let Some(seconds) = wait_seconds(sql) {
+            return Ok(Statement::Wait(seconds));
+        }
+        self.plan(sql, ctx).await.map(Statement::Plan)
+    }
+
+    /// Run one prepared statement within `limits`, keeping its whole result in `kept`.
+    pub async fn execute(
+        &self,
+        statement: Statement,
         limits: QueryLimits,
         query_id: String,
+        kept: &Arc<Kept>,
     ) -> Result<QueryOutput, ToolError> {
-        let plan = self.plan(sql, ctx).await?;
         let engine = self.ctx.clone();
+        let (keep, id) = (kept.clone(), query_id.clone());
         // The statement runs on the engine's own threads, so that no request to the server waits
         // for a thread behind it; it is aborted when this call ends, whether it finished, timed
         // out or was cancelled (see `turns.rs` for how the abort reaches a long computation).
         let task = AbortOnDropHandle::new(engine_runtime().spawn(async move {
-            let schema = Arc::new(plan.schema().as_arrow().clone());
-            let physical = engine
-                .state()
-                .create_physical_plan(&plan)
-                .await
-                .map_err(|e| sql_error(compilation_error(&e.to_string())))?;
-            let physical =
-                taking_turns(physical).map_err(|e| ToolError::internal(e.to_string()))?;
-            let mut stream = datafusion::physical_plan::execute_stream(physical, engine.task_ctx())
-                .map_err(|e| failed(&e.to_string()))?;
-            let mut rows = Collector::new(&schema, limits);
+            let mut stream = statement.stream(&engine).await?;
+            let mut rows = Collector::new(&stream.schema(), limits);
+            let mut kept = keep.writer(&id, &stream.schema())?;
+            let mut full = false;
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(|e| failed(&e.to_string()))?;
-                if !rows.add(&batch) {
-                    break; // capped: dropping the stream stops the rest
+                kept.add(&batch);
+                if !full {
+                    full = !rows.add(&batch);
                 }
             }
-            Ok::<_, ToolError>(rows.finish(query_id))
+            let total = kept.finish();
+            let mut out = rows.finish(id);
+            out.total_rows = Some(total);
+            Ok::<_, ToolError>(out)
         }));
+        // Until it ends, `cancel_query` can stop it by its id.
+        let _running = kept.running(&query_id, task.abort_handle());
         let work = async {
             task.await
                 .map_err(|e| ToolError::internal(format!("demo statement failed: {e}")))?
@@ -160,6 +183,78 @@ impl Engine {
             )),
         }
     }
+}
+
+/// One statement ready to run.
+pub enum Statement {
+    /// `SHOW`/`DESCRIBE`, answered from the catalogue.
+    Ready(RecordBatch),
+    /// `SELECT SYSTEM$WAIT(n)`: waits `n` seconds, as Snowflake's does (for trying long
+    /// statements offline).
+    Wait(f64),
+    Plan(datafusion::logical_expr::LogicalPlan),
+}
+
+impl Statement {
+    async fn stream(self, engine: &SessionContext) -> Result<SendableRecordBatchStream, ToolError> {
+        let ready = |batch: RecordBatch| -> SendableRecordBatchStream {
+            Box::pin(RecordBatchStreamAdapter::new(
+                batch.schema(),
+                tokio_stream::iter(vec![Ok(batch)]),
+            ))
+        };
+        match self {
+            Statement::Ready(batch) => Ok(ready(batch)),
+            Statement::Wait(seconds) => {
+                tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+                let schema = Arc::new(Schema::new(vec![Field::new(
+                    "SYSTEM$WAIT",
+                    DataType::Utf8,
+                    false,
+                )]));
+                let text = format!("waited {seconds} seconds");
+                let column = Arc::new(StringArray::from(vec![text])) as ArrayRef;
+                let batch = RecordBatch::try_new(schema, vec![column])
+                    .map_err(|e| ToolError::internal(e.to_string()))?;
+                Ok(ready(batch))
+            }
+            Statement::Plan(plan) => {
+                let physical = engine
+                    .state()
+                    .create_physical_plan(&plan)
+                    .await
+                    .map_err(|e| sql_error(compilation_error(&e.to_string())))?;
+                let physical =
+                    taking_turns(physical).map_err(|e| ToolError::internal(e.to_string()))?;
+                datafusion::physical_plan::execute_stream(physical, engine.task_ctx())
+                    .map_err(|e| failed(&e.to_string()))
+            }
+        }
+    }
+}
+
+/// The seconds of `SELECT SYSTEM$WAIT(n [, 'SECONDS' | 'MILLISECONDS' | ...])`, the whole
+/// statement; at most an hour (the statement timeout stops it sooner).
+fn wait_seconds(sql: &str) -> Option<f64> {
+    let text = sql.trim().trim_end_matches(';').trim();
+    let upper = text.to_ascii_uppercase();
+    let rest = upper.strip_prefix("SELECT")?.trim_start();
+    let args = rest.strip_prefix("SYSTEM$WAIT")?.trim_start();
+    let args = args.strip_prefix('(')?.strip_suffix(')')?;
+    let mut parts = args.split(',').map(str::trim);
+    let amount: f64 = parts.next()?.parse().ok()?;
+    let unit = parts.next().map(|u| u.trim_matches('\''));
+    if parts.next().is_some() || !(0.0..=3600.0).contains(&amount) {
+        return None;
+    }
+    let scale = match unit {
+        None | Some("SECONDS") => 1.0,
+        Some("MILLISECONDS") => 0.001,
+        Some("MINUTES") => 60.0,
+        Some("HOURS") => 3600.0,
+        _ => return None,
+    };
+    Some((amount * scale).min(3600.0))
 }
 
 fn sql_error(message: String) -> ToolError {

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -18,7 +18,7 @@ use tokio::sync::OnceCell;
 
 use super::{
     Backend, ColumnInfo, Context, Named, ObjectInfo, ObjectKind, ObjectName, QueryLimits,
-    QueryOutput,
+    QueryOutput, StoredPage,
 };
 use crate::error::ToolError;
 use crate::ident::Ident;
@@ -28,6 +28,7 @@ mod data;
 mod engine;
 mod functions;
 mod information;
+mod kept;
 mod results;
 mod rewrite;
 mod show;
@@ -36,6 +37,7 @@ mod turns;
 use catalog::{DATABASE, ROLE, SCHEMA, WAREHOUSE};
 use data::generate;
 use engine::Engine;
+use kept::Kept;
 
 /// How the demo introduces itself (`get_context`, the server's instructions).
 const NOTE: &str = "This is the offline demo, not a Snowflake account: generated sample sales data in DEMO.SALES, answered by a local engine that speaks Snowflake SQL (most functions and syntax; not FLATTEN, PIVOT or GENERATOR).";
@@ -48,7 +50,8 @@ pub struct DemoBackend {
     rows: HashMap<&'static str, usize>,
     /// Built on first use (it needs the runtime); every call after shares it.
     engine: OnceCell<Engine>,
-    queries: AtomicU64,
+    /// Results kept by query id, and the statements running.
+    kept: Arc<Kept>,
 }
 
 impl DemoBackend {
@@ -72,7 +75,7 @@ impl DemoBackend {
             tables,
             rows,
             engine: OnceCell::new(),
-            queries: AtomicU64::new(0),
+            kept: Arc::new(Kept::open(cache_dir)?),
         })
     }
 
@@ -99,8 +102,9 @@ impl DemoBackend {
         Ok(())
     }
 
+    /// Unique across restarts: kept results outlive the process.
     fn next_query_id(&self) -> String {
-        format!("demo-{}", self.queries.fetch_add(1, Ordering::Relaxed) + 1)
+        format!("demo-{}", uuid::Uuid::new_v4())
     }
 }
 
@@ -212,14 +216,42 @@ impl Backend for DemoBackend {
         sql: &str,
         limits: QueryLimits,
     ) -> Result<QueryOutput, ToolError> {
+        let engine = self.engine().await?;
+        let statement = engine.prepare(sql, ctx, &self.rows).await?;
         let query_id = self.next_query_id();
-        if let Some(answer) = show::answer(sql, &self.rows) {
-            let batch = answer.map_err(|e| ToolError::new("sql_error", e))?;
-            let mut rows = results::Collector::new(&batch.schema(), limits);
-            rows.add(&batch);
-            return Ok(rows.finish(query_id));
+        let _ = crate::observe::progress::query_id_cell().set(query_id.clone());
+        engine
+            .execute(statement, limits, query_id, &self.kept)
+            .await
+    }
+
+    async fn read_result(
+        &self,
+        _ctx: &Context,
+        query_id: &str,
+        offset: u64,
+        limits: QueryLimits,
+    ) -> Result<StoredPage, ToolError> {
+        super::check_query_id(query_id)?;
+        if self.kept.is_running(query_id) {
+            return Ok(StoredPage::Running);
         }
-        self.engine().await?.run(sql, ctx, limits, query_id).await
+        let kept = self.kept.clone();
+        let id = query_id.to_string();
+        let read = tokio::task::spawn_blocking(move || kept.read(&id, offset, limits))
+            .await
+            .map_err(|e| ToolError::internal(e.to_string()))??;
+        read.map(StoredPage::Done).ok_or_else(|| {
+            ToolError::new(
+                "not_found",
+                "the demo no longer keeps this result (kept 24 hours; the oldest go first)",
+            )
+        })
+    }
+
+    async fn cancel_query(&self, _ctx: &Context, query_id: &str) -> Result<(), ToolError> {
+        self.kept.cancel(query_id);
+        Ok(())
     }
 
     async fn resolve_context(&self, target: &Context) -> Result<Context, ToolError> {

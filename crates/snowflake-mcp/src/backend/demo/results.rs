@@ -189,6 +189,7 @@ impl Collector {
             rows: self.rows,
             truncated: self.truncated,
             query_id,
+            total_rows: None,
         }
     }
 }

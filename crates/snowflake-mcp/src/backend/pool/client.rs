@@ -38,6 +38,7 @@ impl PooledSession for snowflake_client::Session {
             timeout: Some(left.min(USE_TIMEOUT)),
             query_tag: Some(crate::observe::attribution::current()),
             deadline: Some(deadline),
+            ..Default::default()
         };
         let result = self.query_with(sql, &options).await?;
         result

@@ -69,6 +69,25 @@ impl Ticket {
     }
 }
 
+impl Ticket {
+    /// Settle a page read from a kept result: the rows and bytes it returned are charged; the
+    /// query itself is given back (reading a result runs no statement).
+    pub async fn settle_page(mut self, used: Amounts) {
+        self.settled = true;
+        let spent = self.spent();
+        settle(
+            &self.store,
+            &self.client,
+            &self.windows,
+            &self.granted,
+            used,
+            false,
+            spent,
+        )
+        .await;
+    }
+}
+
 impl Drop for Ticket {
     fn drop(&mut self) {
         if self.settled {

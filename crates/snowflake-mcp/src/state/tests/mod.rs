@@ -66,6 +66,7 @@ for_both_stores!(
     statement_seconds_are_reserved_and_cap_the_statement,
     concurrent_statements_split_the_seconds_left,
     credits_cap_the_session_time_reserved,
+    handles_keep_their_owner_and_expire,
 );
 
 fn temp_path(name: &str) -> PathBuf {

@@ -74,3 +74,33 @@ pub(super) async fn session_owners_are_written_once(store: Arc<dyn StateStore>) 
     );
     assert!(store.load_session("never").await.unwrap().is_none());
 }
+
+pub(super) async fn handles_keep_their_owner_and_expire(store: Arc<dyn StateStore>) {
+    let later = chrono::Utc::now().timestamp_millis() + 60_000;
+    assert!(store
+        .save_handle("h1", "ana", "{\"v\":1}", later)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .save_handle("h1", "bob", "{\"v\":2}", later)
+            .await
+            .unwrap(),
+        "another owner's save changes nothing"
+    );
+    assert!(store
+        .save_handle("h1", "ana", "{\"v\":3}", later)
+        .await
+        .unwrap());
+    let got = store.load_handle("h1").await.unwrap().unwrap();
+    assert_eq!(
+        (got.owner.as_str(), got.record.as_str()),
+        ("ana", "{\"v\":3}")
+    );
+    assert_eq!(store.load_handle("h2").await.unwrap(), None);
+    // An expired handle is gone.
+    let past = chrono::Utc::now().timestamp_millis() + 300;
+    store.save_handle("h3", "ana", "{}", past).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(store.load_handle("h3").await.unwrap(), None);
+}

@@ -1,0 +1,182 @@
+//! Long queries and big results through handles: a statement that outlives `wait_secs` answers
+//! `running` with a `result_id`, `get_result` reads it once done, `fetch_rows` pages the same
+//! result without running it again, `cancel_query` stops it; a handle is its client's only and
+//! survives a restart. Against the demo (offline) and against a scripted Snowflake
+//! (`testkit::Warehouse`: asynchronous execution, results read by query id, chunks, aborts).
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+/// Page through a result from its first page to the end with `fetch_rows`; every row's first
+/// cell, in order.
+async fn page_to_the_end(client: &Client, first: &Value, limit: u64) -> Vec<String> {
+    let cell = |r: &Value| match &r[0] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut seen: Vec<String> = first["rows"].as_array().unwrap().iter().map(cell).collect();
+    let id = first["result_id"]
+        .as_str()
+        .expect("a truncated result has a handle");
+    let mut next = first["next"].as_str().map(str::to_string);
+    while let Some(cursor) = next {
+        let page = ok(
+            client,
+            "fetch_rows",
+            json!({"result_id": id, "cursor": cursor, "limit": limit}),
+        )
+        .await;
+        assert_eq!(page["offset"].as_u64(), Some(seen.len() as u64));
+        seen.extend(page["rows"].as_array().unwrap().iter().map(cell));
+        next = page["next"].as_str().map(str::to_string);
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_answers_long_queries_by_handle_and_pages_big_results() {
+    let state = temp_state();
+    let config = write_config(
+        "results-demo",
+        &format!(
+            "[[clients]]\nid = \"ana\"\ntoken_sha256 = \"{}\"\n\n[[clients]]\nid = \"bob\"\ntoken_sha256 = \"{}\"\n",
+            sha("ana-token"),
+            sha("bob-token")
+        ),
+    );
+    let args = ["--demo", "--state", &state, "--config", &config];
+    let server = Server::start(&args, &[]).await;
+    let ana = server.client_with_token("ana-token").await;
+
+    // A statement longer than the call's bound answers at once, and keeps running.
+    let started = Instant::now();
+    let running = ok(
+        &ana,
+        "run_query",
+        json!({"sql": "SELECT SYSTEM$WAIT(3)", "wait_secs": 0.5}),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered within its bound"
+    );
+    assert_eq!(running["status"], "running", "{running}");
+    let id = running["result_id"].as_str().unwrap().to_string();
+    assert!(id.len() >= 64, "unguessable: {id}");
+    assert!(running["query_id"]
+        .as_str()
+        .is_some_and(|q| q.starts_with("demo-")));
+    let done = ok(
+        &ana,
+        "get_result",
+        json!({"result_id": id, "wait_secs": 10}),
+    )
+    .await;
+    assert_eq!(done["status"], "done");
+    assert_eq!(done["rows"], json!([["waited 3 seconds"]]));
+
+    // Another client cannot see it, or stop it.
+    let bob = server.client_with_token("bob-token").await;
+    for tool in ["get_result", "fetch_rows", "cancel_query"] {
+        let (kind, _) = err(&bob, tool, json!({"result_id": id})).await;
+        assert_eq!(kind, "not_found", "{tool}");
+    }
+    let (kind, _) = err(&ana, "get_result", json!({"result_id": "r0123"})).await;
+    assert_eq!(kind, "not_found");
+
+    // A big result: its first page, then the rest of the same result, page by page.
+    let first = ok(
+        &ana,
+        "run_query",
+        json!({"sql": "SELECT ORDER_ID FROM ORDERS ORDER BY ORDER_ID", "max_rows": 500}),
+    )
+    .await;
+    let total = first["total_rows"].as_u64().expect("the total is known");
+    assert!(total > 1000, "{total}");
+    assert_eq!(first["truncated"], true);
+    assert_eq!(first["next"], "500");
+    let ids = page_to_the_end(&ana, &first, 700).await;
+    assert_eq!(ids.len() as u64, total);
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len() as u64,
+        total,
+        "no row twice"
+    );
+    let numbers: Vec<i64> = ids.iter().map(|s| s.parse().unwrap()).collect();
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "in the result's order"
+    );
+    // An offset reads from anywhere; past the end is empty; bad paging arguments are refused.
+    let handle = first["result_id"].as_str().unwrap();
+    let deep = ok(
+        &ana,
+        "fetch_rows",
+        json!({"result_id": handle, "offset": total - 2, "limit": 10}),
+    )
+    .await;
+    assert_eq!(deep["row_count"], 2);
+    assert!(deep.get("next").is_none());
+    for bad in [
+        json!({"result_id": handle, "cursor": "x"}),
+        json!({"result_id": handle, "cursor": "1", "offset": 1}),
+        json!({"result_id": handle, "limit": 0}),
+    ] {
+        let (kind, _) = err(&ana, "fetch_rows", bad.clone()).await;
+        assert_eq!(kind, "invalid_argument", "{bad}");
+    }
+
+    // cancel_query stops a running statement at once.
+    let long = ok(
+        &ana,
+        "run_query",
+        json!({"sql": "SELECT SYSTEM$WAIT(60)", "wait_secs": 0.2}),
+    )
+    .await;
+    let long_id = long["result_id"].as_str().unwrap();
+    let asked = Instant::now();
+    let cancelled = ok(&ana, "cancel_query", json!({"result_id": long_id})).await;
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    let (kind, _) = err(&ana, "get_result", json!({"result_id": long_id})).await;
+    assert_eq!(kind, "cancelled");
+
+    // After a restart the handles still work: the result is read from what the demo kept.
+    let late = ok(
+        &ana,
+        "run_query",
+        json!({"sql": "SELECT SYSTEM$WAIT(1)", "wait_secs": 0}),
+    )
+    .await;
+    let late_id = late["result_id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let handle = handle.to_string();
+    drop((ana, bob));
+    server.stop().await;
+    let server = Server::start(&args, &[]).await;
+    let (ana, bob) = (
+        server.client_with_token("ana-token").await,
+        server.client_with_token("bob-token").await,
+    );
+    let late = ok(&ana, "get_result", json!({"result_id": late_id})).await;
+    assert_eq!(late["rows"], json!([["waited 1 seconds"]]));
+    let page = ok(
+        &ana,
+        "fetch_rows",
+        json!({"result_id": handle, "offset": 100, "limit": 5}),
+    )
+    .await;
+    assert_eq!(
+        page["rows"][0][0].to_string().trim_matches('"'),
+        numbers[100].to_string()
+    );
+    let (kind, _) = err(&bob, "fetch_rows", json!({"result_id": handle})).await;
+    assert_eq!(kind, "not_found");
+    drop((ana, bob));
+    server.stop().await;
+}
