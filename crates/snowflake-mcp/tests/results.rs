@@ -180,3 +180,169 @@ async fn the_demo_answers_long_queries_by_handle_and_pages_big_results() {
     drop((ana, bob));
     server.stop().await;
 }
+
+/// A server whose Snowflake is the scripted `Warehouse` on `port`.
+fn warehouse_env(port: u16) -> Vec<(String, String)> {
+    [
+        ("SNOWFLAKE_ACCOUNT", "acct"),
+        ("SNOWFLAKE_USER", "u"),
+        ("SNOWFLAKE_PASSWORD", "pw"),
+        ("SNOWFLAKE_HOST", "127.0.0.1"),
+        ("SNOWFLAKE_PROTOCOL", "http"),
+        ("SNOWFLAKE_DATABASE", "DB1"),
+        ("SNOWFLAKE_SCHEMA", "PUBLIC"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain([("SNOWFLAKE_PORT".to_string(), port.to_string())])
+    .collect()
+}
+
+fn two_clients(name: &str) -> String {
+    write_config(
+        name,
+        &format!(
+            "[query]\nmax_rows = 10000\n\n[[clients]]\nid = \"ana\"\ntoken_sha256 = \"{}\"\n\n[[clients]]\nid = \"bob\"\ntoken_sha256 = \"{}\"\n",
+            sha("ana-token"),
+            sha("bob-token")
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snowflake_results_are_paged_from_one_execution_and_outlive_the_server() {
+    let wh = testkit::Warehouse::start().await;
+    let env = warehouse_env(wh.port());
+    let (state, config) = (temp_state(), two_clients("results-snowflake"));
+    let args = ["--config", &config, "--state", &state];
+    let server = Server::start(&args, &env).await;
+    let ana = server.client_with_token("ana-token").await;
+
+    // A million rows, paged to the end; Snowflake ran the statement once.
+    let sql = "SELECT SEQ4() AS N FROM TABLE(GENERATOR(ROWCOUNT => 1000000))";
+    let first = ok(&ana, "run_query", json!({"sql": sql, "max_rows": 10000})).await;
+    assert_eq!(first["total_rows"], 1_000_000);
+    let submit = wh
+        .server
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path == "/queries/v1/query-request")
+        .unwrap();
+    assert_eq!(
+        submit.body["asyncExec"], true,
+        "run_query statements are detached"
+    );
+    let rows = page_to_the_end(&ana, &first, 10000).await;
+    assert_eq!(rows.len(), 1_000_000);
+    assert_eq!((rows[0].as_str(), rows[999_999].as_str()), ("1", "1000000"));
+    assert_eq!(
+        wh.executions("GENERATOR"),
+        1,
+        "paging never runs the statement again"
+    );
+    assert!(
+        wh.chunk_downloads() < 1200,
+        "each chunk read about once: {}",
+        wh.chunk_downloads()
+    );
+
+    // A statement running when the server dies is answered by the next one.
+    let running = ok(
+        &ana,
+        "run_query",
+        json!({"sql": "SELECT SYSTEM$WAIT(4)", "wait_secs": 0.5}),
+    )
+    .await;
+    assert_eq!(running["status"], "running");
+    assert!(
+        running["query_id"].as_str().is_some(),
+        "Snowflake named it at once"
+    );
+    let waiting = running["result_id"].as_str().unwrap().to_string();
+    let long = ok(
+        &ana,
+        "run_query",
+        json!({"sql": "SELECT SYSTEM$WAIT(600)", "wait_secs": 0.2}),
+    )
+    .await;
+    let long = long["result_id"].as_str().unwrap().to_string();
+    let big = first["result_id"].as_str().unwrap().to_string();
+    drop(ana);
+    server.kill_hard().await;
+
+    let server = Server::start(&args, &env).await;
+    let (ana, bob) = (
+        server.client_with_token("ana-token").await,
+        server.client_with_token("bob-token").await,
+    );
+    let done = ok(
+        &ana,
+        "get_result",
+        json!({"result_id": waiting, "wait_secs": 15}),
+    )
+    .await;
+    assert_eq!(done["rows"], json!([["waited 4 seconds"]]));
+    assert_eq!(wh.executions("SYSTEM$WAIT(4)"), 1);
+    let page = ok(
+        &ana,
+        "fetch_rows",
+        json!({"result_id": big, "offset": 500000, "limit": 3}),
+    )
+    .await;
+    assert_eq!(page["rows"][0][0], json!(500001));
+    let (kind, _) = err(&bob, "get_result", json!({"result_id": waiting})).await;
+    assert_eq!(kind, "not_found");
+    // ... and stopped by it, on Snowflake.
+    let (kind, _) = err(&bob, "cancel_query", json!({"result_id": long})).await;
+    assert_eq!(kind, "not_found");
+    assert!(!wh.cancelled("SYSTEM$WAIT(600)"));
+    let stopped = ok(&ana, "cancel_query", json!({"result_id": long})).await;
+    assert_eq!(stopped["status"], "cancelled");
+    assert!(
+        wh.cancelled("SYSTEM$WAIT(600)"),
+        "SYSTEM$CANCEL_QUERY reached Snowflake"
+    );
+    let (kind, _) = err(&ana, "get_result", json!({"result_id": long})).await;
+    assert_eq!(kind, "cancelled");
+    drop((ana, bob));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_moves_between_replicas() {
+    let redis = testkit::Valkey::start();
+    let wh = testkit::Warehouse::start().await;
+    let env = warehouse_env(wh.port());
+    let config = two_clients("results-replicas");
+    let url = redis.url();
+    let args = ["--config", config.as_str(), "--state", url.as_str()];
+    let (a, b) = (
+        Server::start(&args, &env).await,
+        Server::start(&args, &env).await,
+    );
+    let on_a = a.client_with_token("ana-token").await;
+    let on_b = b.client_with_token("ana-token").await;
+    let running = ok(
+        &on_a,
+        "run_query",
+        json!({"sql": "SELECT SYSTEM$WAIT(2)", "wait_secs": 0.2}),
+    )
+    .await;
+    let id = running["result_id"].as_str().unwrap();
+    let done = ok(
+        &on_b,
+        "get_result",
+        json!({"result_id": id, "wait_secs": 10}),
+    )
+    .await;
+    assert_eq!(done["rows"], json!([["waited 2 seconds"]]));
+    let sql = "SELECT SEQ4() FROM TABLE(GENERATOR(ROWCOUNT => 5000))";
+    let first = ok(&on_a, "run_query", json!({"sql": sql, "max_rows": 100})).await;
+    let rows = page_to_the_end(&on_b, &first, 1000).await;
+    assert_eq!(rows.len(), 5000);
+    assert_eq!(wh.executions("GENERATOR"), 1);
+    let bob = b.client_with_token("bob-token").await;
+    let (kind, _) = err(&bob, "fetch_rows", json!({"result_id": first["result_id"]})).await;
+    assert_eq!(kind, "not_found");
+}
