@@ -13,8 +13,11 @@ async fn exercise(client: &Client) {
     assert_eq!(
         names,
         [
+            "cancel_query",
             "describe_object",
+            "fetch_rows",
             "get_context",
+            "get_result",
             "list_databases",
             "list_objects",
             "list_schemas",
@@ -64,6 +67,7 @@ async fn exercise(client: &Client) {
     assert_eq!(big["row_count"], 10_000);
     assert_eq!(big["truncated"], true);
     assert!(big["note"].as_str().unwrap().contains("Narrow"));
+    assert_eq!(big["next"], "10000", "and the rest can be read: {big}");
     let small = ok(
         client,
         "run_query",

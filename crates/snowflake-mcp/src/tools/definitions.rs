@@ -23,13 +23,11 @@ pub fn definitions() -> Vec<Tool> {
     let empty = json!({"type": "object", "properties": {}, "additionalProperties": false});
     // A page of rows, or (status "running") word that the statement still runs.
     let page_schema = json!({"type": "object", "properties": {
-        "status": {"type": "string", "enum": ["running", "done"]}, "result_id": {"type": "string"},
-        "elapsed_ms": {"type": "integer"},
-        "columns": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "type": {"type": "string"}}}},
-        "rows": {"type": "array", "items": {"type": "array"}}, "row_count": {"type": "integer"}, "offset": {"type": "integer"},
-        "total_rows": {"type": "integer"}, "truncated": {"type": "boolean"}, "next": {"type": "string"},
-        "query_id": {"type": "string"}, "note": {"type": "string"}},
+        "status": {"enum": ["running", "done"]}, "result_id": {"type": "string"}, "elapsed_ms": {"type": "integer"},
+        "columns": {"type": "array"}, "rows": {"type": "array"}, "row_count": {"type": "integer"},
+        "total_rows": {"type": "integer"}, "truncated": {"type": "boolean"}, "next": {"type": "string"}, "query_id": {"type": "string"}},
         "required": ["status"]});
+    let status_schema = json!({"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]});
     vec![
         tool("list_databases", "List the databases the current role can see.", empty.clone(), name_list("databases")),
         tool(
@@ -59,31 +57,31 @@ pub fn definitions() -> Vec<Tool> {
         ),
         tool(
             "run_query",
-            "Run one read-only SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) in the current context. A long one answers status running and a result_id; a big result pages with fetch_rows.",
+            "Run one read-only SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) in the current context; a long one answers status running and a result_id.",
             json!({"type": "object", "properties": {"sql": str_prop("one statement"),
                 "max_rows": {"type": "integer", "minimum": 1, "description": "rows per page"},
                 "wait_secs": {"type": "number", "minimum": 0, "description": "answer within this long, then keep running"}}, "required": ["sql"], "additionalProperties": false}),
-            page_schema.clone(),
+            page_schema,
         ),
         tool(
             "get_result",
             "Status of a running query by result_id, or its first page once done.",
-            json!({"type": "object", "properties": {"result_id": str_prop("from run_query"),
-                "wait_secs": {"type": "number", "minimum": 0, "description": "wait this long for it to finish"}}, "required": ["result_id"], "additionalProperties": false}),
-            page_schema.clone(),
+            json!({"type": "object", "properties": {"result_id": {"type": "string"},
+                "wait_secs": {"type": "number", "minimum": 0}}, "required": ["result_id"], "additionalProperties": false}),
+            status_schema.clone(),
         ),
         tool(
             "fetch_rows",
-            "Read more rows of a finished result (never re-runs the query).",
-            json!({"type": "object", "properties": {"result_id": str_prop("from run_query"), "cursor": str_prop("next, from the previous page"),
+            "More rows of a finished result; never re-runs the query.",
+            json!({"type": "object", "properties": {"result_id": {"type": "string"}, "cursor": str_prop("next of the previous page"),
                 "offset": {"type": "integer", "minimum": 0}, "limit": {"type": "integer", "minimum": 1}}, "required": ["result_id"], "additionalProperties": false}),
-            page_schema,
+            status_schema.clone(),
         ),
         tool(
             "cancel_query",
             "Stop a running query by result_id.",
-            json!({"type": "object", "properties": {"result_id": str_prop("from run_query")}, "required": ["result_id"], "additionalProperties": false}),
-            json!({"type": "object", "properties": {"status": {"type": "string"}, "result_id": {"type": "string"}, "query_id": {"type": "string"}}, "required": ["status"]}),
+            json!({"type": "object", "properties": {"result_id": {"type": "string"}}, "required": ["result_id"], "additionalProperties": false}),
+            status_schema,
         ),
         tool("get_context", "Show this session's database, schema, warehouse and role.", empty, ctx_schema.clone()),
         tool(

@@ -3,9 +3,10 @@ use super::*;
 #[test]
 fn the_tool_list_is_small() {
     let list = serde_json::to_string(&definitions()).unwrap();
-    // About four characters per token: stay far below 1,500 tokens.
+    // About four characters per token: eleven tools stay below 1,800 tokens (each tool's
+    // description and schemas are as short as they can be and still guide a model).
     assert!(
-        list.len() / 4 < 1_500,
+        list.len() / 4 < 1_800,
         "tool list is ~{} tokens",
         list.len() / 4
     );
@@ -18,6 +19,9 @@ fn the_tool_list_is_small() {
             "list_objects",
             "describe_object",
             "run_query",
+            "get_result",
+            "fetch_rows",
+            "cancel_query",
             "get_context",
             "query_history",
             "set_context"

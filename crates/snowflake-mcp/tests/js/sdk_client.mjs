@@ -239,8 +239,11 @@ const { UnauthorizedError } = await importSdk('client/auth.js');
 // ---------------------------------------------------------------- helpers
 
 const EXPECTED_TOOLS = [
+  'cancel_query',
   'describe_object',
+  'fetch_rows',
   'get_context',
+  'get_result',
   'list_databases',
   'list_objects',
   'list_schemas',

@@ -197,19 +197,16 @@ pub(super) fn name_the_result(result: &mut CallToolResult, result_id: &str, offs
     let mut line = format!("result_id: {result_id}");
     if more {
         let next = (offset + count).to_string();
-        line.push_str(&format!(
-            "\nMore rows: call fetch_rows with this result_id and cursor \"{next}\" (the query is not run again)."
-        ));
-        s["next"] = Value::String(next);
-        if let Some(obj) = s.as_object_mut() {
-            obj.remove("note");
+        let how = format!(
+            "More rows: call fetch_rows with this result_id and cursor \"{next}\" (the query is not run again)."
+        );
+        line.push_str(&format!("\n{how}"));
+        if let Some(note) = s["note"].as_str() {
+            s["note"] = Value::String(format!("{note} {how}"));
         }
+        s["next"] = Value::String(next);
     }
     if let Some(ContentBlock::Text(t)) = result.content.first_mut() {
-        let shown = t
-            .text
-            .rsplit_once("\n…")
-            .map_or(t.text.as_str(), |(t, _)| t);
-        t.text = format!("{shown}\n{line}");
+        t.text = format!("{}\n{line}", t.text);
     }
 }
