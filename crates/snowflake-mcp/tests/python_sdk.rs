@@ -13,8 +13,12 @@ use common::*;
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/sdk_client.py");
 
 async fn run(args: &[&str]) {
+    run_script(SCRIPT, "PY_SDK_CLIENT_OK", args).await
+}
+
+async fn run_script(script: &str, ok: &str, args: &[&str]) {
     let run = tokio::process::Command::new(testkit::mcp_python())
-        .arg(SCRIPT)
+        .arg(script)
         .args(args)
         .env(cache_env().0, cache_env().1)
         .kill_on_drop(true)
@@ -28,7 +32,7 @@ async fn run(args: &[&str]) {
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(
-        out.status.success() && stdout.contains(&format!("PY_SDK_CLIENT_OK {}", args[0])),
+        out.status.success() && stdout.contains(&format!("{ok} {}", args[0])),
         "the Python SDK client failed ({:?}):\n{stdout}\n{stderr}",
         out.status
     );
@@ -77,4 +81,56 @@ async fn over_streamable_http_with_an_oauth_access_token() {
     let mut claims = idp.claims("ana@corp.com", &resource);
     claims["groups"] = serde_json::json!(["analysts"]);
     run(&["http", &server.url, &idp.token(&claims)]).await;
+}
+
+/// Result handles (`tests/py/results_client.py`): made on one replica, used on another sharing
+/// Valkey, and again after both restarted; another client's handles are `not_found` throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_handles_move_between_replicas_and_survive_a_restart() {
+    const RESULTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/results_client.py");
+    let redis = testkit::Valkey::start();
+    let config = write_config(
+        "python-sdk-results",
+        &format!(
+            "[[clients]]\nid = \"ana\"\ntoken_sha256 = \"{}\"\n\n[[clients]]\nid = \"bob\"\ntoken_sha256 = \"{}\"\n",
+            sha("ana-token"),
+            sha("bob-token")
+        ),
+    );
+    let url = redis.url();
+    let args = [
+        "--config",
+        config.as_str(),
+        "--state",
+        url.as_str(),
+        "--demo",
+    ];
+    let (a, b) = (
+        Server::start(&args, &[]).await,
+        Server::start(&args, &[]).await,
+    );
+    let handles = std::env::temp_dir().join(format!("results-handles-{}.json", std::process::id()));
+    let handles = handles.to_str().unwrap();
+    run_script(
+        RESULTS,
+        "PY_RESULTS_OK",
+        &["start", &a.url, "ana-token", "bob-token", handles],
+    )
+    .await;
+    run_script(
+        RESULTS,
+        "PY_RESULTS_OK",
+        &["resume", &b.url, "ana-token", "bob-token", handles],
+    )
+    .await;
+    a.stop().await;
+    b.stop().await;
+    let c = Server::start(&args, &[]).await;
+    run_script(
+        RESULTS,
+        "PY_RESULTS_OK",
+        &["resume", &c.url, "ana-token", "bob-token", handles],
+    )
+    .await;
+    c.stop().await;
 }

@@ -150,9 +150,10 @@ impl Engine {
         // for a thread behind it; it is aborted when this call ends, whether it finished, timed
         // out or was cancelled (see `turns.rs` for how the abort reaches a long computation).
         let task = AbortOnDropHandle::new(engine_runtime().spawn(async move {
+            let mut kept = keep.begin(&id)?;
             let mut stream = statement.stream(&engine).await?;
             let mut rows = Collector::new(&stream.schema(), limits);
-            let mut kept = keep.writer(&id, &stream.schema())?;
+            kept.open(&stream.schema())?;
             let mut full = false;
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(|e| failed(&e.to_string()))?;

@@ -56,6 +56,12 @@ impl Kept {
         self.dir.join(format!("{query_id}.arrow"))
     }
 
+    /// Where a result is written while its statement runs (renamed when it ends): another
+    /// server on the same cache directory sees the statement running.
+    fn partial(&self, query_id: &str) -> PathBuf {
+        self.dir.join(format!("{query_id}.arrow.part"))
+    }
+
     /// Drop results past their retention, and the oldest beyond [`MAX_FILES`].
     fn prune(&self) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
@@ -74,17 +80,17 @@ impl Kept {
         }
     }
 
-    /// Start keeping query `query_id`'s result of `schema`.
-    pub fn writer(&self, query_id: &str, schema: &Schema) -> Result<KeptWriter, ToolError> {
+    /// Start keeping query `query_id`'s result, before its statement runs (from now on other
+    /// servers see it running); [`KeptWriter::open`] once its schema is known.
+    pub fn begin(&self, query_id: &str) -> Result<KeptWriter, ToolError> {
         if self.written.fetch_add(1, Ordering::Relaxed) % 50 == 49 {
             self.prune();
         }
-        let path = self.path(query_id);
-        let file = File::create(&path).map_err(|e| ToolError::internal(e.to_string()))?;
-        let writer =
-            FileWriter::try_new(file, schema).map_err(|e| ToolError::internal(e.to_string()))?;
+        let path = self.partial(query_id);
+        File::create(&path).map_err(|e| ToolError::internal(e.to_string()))?;
         Ok(KeptWriter {
-            writer: Some(writer),
+            writer: None,
+            done: self.path(query_id),
             path,
             bytes: 0,
             rows: 0,
@@ -101,8 +107,10 @@ impl Kept {
         }
     }
 
+    /// Whether `query_id` runs here, or (its result still being written) in another server
+    /// on the same cache directory.
     pub fn is_running(&self, query_id: &str) -> bool {
-        lock(&self.running).contains_key(query_id)
+        lock(&self.running).contains_key(query_id) || self.partial(query_id).exists()
     }
 
     /// Stop `query_id` if it runs here.
@@ -169,7 +177,9 @@ impl Drop for Running {
 /// failed or was stopped) is not kept.
 pub struct KeptWriter {
     writer: Option<FileWriter<File>>,
+    /// Written here, then renamed to `done`.
     path: PathBuf,
+    done: PathBuf,
     bytes: usize,
     rows: u64,
     finished: bool,
@@ -185,6 +195,15 @@ impl Drop for KeptWriter {
 }
 
 impl KeptWriter {
+    /// Write the result's batches of `schema` from now on.
+    pub fn open(&mut self, schema: &Schema) -> Result<(), ToolError> {
+        let file = File::create(&self.path).map_err(|e| ToolError::internal(e.to_string()))?;
+        let writer =
+            FileWriter::try_new(file, schema).map_err(|e| ToolError::internal(e.to_string()))?;
+        self.writer = Some(writer);
+        Ok(())
+    }
+
     /// Keep `batch` (until the result passes [`MAX_KEPT_BYTES`]); counts its rows either way.
     pub fn add(&mut self, batch: &RecordBatch) {
         self.rows += batch.num_rows() as u64;
@@ -208,7 +227,9 @@ impl KeptWriter {
     /// Close the file; the rows the result had.
     pub fn finish(mut self) -> u64 {
         self.finish_file();
-        self.finished = true;
+        if std::fs::rename(&self.path, &self.done).is_ok() {
+            self.finished = true;
+        }
         self.rows
     }
 }

@@ -144,7 +144,18 @@ impl Tools {
             }
             return Ok(running(&job.id, job.query_id(), job.elapsed_ms()));
         }
-        let record = self.results.record(&a.result_id, &caller.client.id).await?;
+        // A statement queued or starting on another replica has no query id yet: its record
+        // gets one, or its end, when that replica writes it.
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut record = self.results.record(&a.result_id, &caller.client.id).await?;
+        while record.query_id.is_none()
+            && record.status == "running"
+            && tokio::time::Instant::now() + POLL < deadline
+        {
+            tokio::time::sleep(POLL).await;
+            record = self.results.record(&a.result_id, &caller.client.id).await?;
+        }
+        let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
         let limit = self.limits.default_max_rows;
         match self
             .read_page(&a.result_id, &record, caller, 0, limit, wait)
