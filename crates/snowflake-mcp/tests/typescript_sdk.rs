@@ -243,3 +243,28 @@ async fn a_person_signs_in_through_the_identity_provider_and_works_under_their_g
         run(&["http", &server.url, &bad, "--expect-unauthorized"]).await;
     }
 }
+
+/// A client whose requests time out after 10 s completes a 30 s statement through its
+/// `result_id` (`tests/js/long_query.mjs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_a_10_s_timeout_completes_a_30_s_query() {
+    const LONG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js/long_query.mjs");
+    let server = Server::start(&["--demo"], &[]).await;
+    let out = tokio::process::Command::new("node")
+        .args([LONG, &server.url, "30"])
+        .env("NODE_PATH", testkit::node_modules())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
+        .await
+        .expect("finished within 120 s")
+        .expect("node (Node.js 20 or newer) must be on PATH");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.contains("LONG_QUERY_OK"),
+        "{stdout}\n{stderr}"
+    );
+}
