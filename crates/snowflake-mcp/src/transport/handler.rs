@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, InitializeRequestParams,
-    InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
-    ServerConfig as McpServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, GetTaskParams, GetTaskResult,
+    Implementation, InitializeRequestParams, InitializeResult, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig as McpServerConfig, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::transport::streamable_http_server::SessionRestoreMarker;
@@ -210,7 +210,7 @@ impl McpServer {
     }
 
     /// One tool call, in a span carrying the tool, client and session (for every log line).
-    async fn call(
+    pub(super) async fn call(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
@@ -335,15 +335,20 @@ fn identity(context: &RequestContext<RoleServer>) -> Option<Identity> {
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> McpServerConfig {
-        McpServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new(
-                "snowflake-mcp",
-                env!("CARGO_PKG_VERSION"),
-            ))
-            .with_instructions(match self.app.tools.gateway.backend().note() {
-                Some(note) => format!("{note} {INSTRUCTIONS}"),
-                None => INSTRUCTIONS.to_string(),
-            })
+        McpServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tasks()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "snowflake-mcp",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(match self.app.tools.gateway.backend().note() {
+            Some(note) => format!("{note} {INSTRUCTIONS}"),
+            None => INSTRUCTIONS.to_string(),
+        })
     }
 
     async fn initialize(
@@ -457,6 +462,29 @@ impl ServerHandler for McpServer {
                 None,
             ));
         }
-        Ok(self.call(request, context).await.into())
+        // A client that speaks tasks gets a statement still running as a task.
+        let tasks = request.name == "run_query" && super::tasks::declared(&context);
+        let result = self.call(request, context).await;
+        Ok(if tasks {
+            super::tasks::answer(result)
+        } else {
+            result.into()
+        })
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        super::tasks::get(self, request, context).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        super::tasks::cancel(self, request, context).await
     }
 }

@@ -24,6 +24,7 @@ pub mod resume;
 pub mod server;
 pub mod shutdown;
 pub mod stdio;
+mod tasks;
 pub mod tls;
 
 use std::sync::Arc;
