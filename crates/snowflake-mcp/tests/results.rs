@@ -12,6 +12,18 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
+/// The text of resource `uri`, or the protocol error reading it.
+async fn read_text(client: &Client, uri: &str) -> Result<String, String> {
+    let read = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(uri))
+        .await
+        .map_err(|e| e.to_string())?;
+    match read.contents.into_iter().next() {
+        Some(rmcp::model::ResourceContents::TextResourceContents { text, .. }) => Ok(text),
+        other => Err(format!("not text: {other:?}")),
+    }
+}
+
 /// Page through a result from its first page to the end with `fetch_rows`; every row's first
 /// cell, in order.
 async fn page_to_the_end(client: &Client, first: &Value, limit: u64) -> Vec<String> {
@@ -130,6 +142,34 @@ async fn the_demo_answers_long_queries_by_handle_and_pages_big_results() {
         let (kind, _) = err(&ana, "fetch_rows", bad.clone()).await;
         assert_eq!(kind, "invalid_argument", "{bad}");
     }
+
+    // The whole result is also a resource, linked from the answer, as CSV or JSON.
+    let answer = call(
+        &ana,
+        "run_query",
+        json!({"sql": "SELECT ORDER_ID FROM ORDERS ORDER BY ORDER_ID", "max_rows": 10}),
+    )
+    .await;
+    let link = answer
+        .content
+        .iter()
+        .find_map(|c| match c {
+            rmcp::model::ContentBlock::ResourceLink(r) => Some(r.uri.clone()),
+            _ => None,
+        })
+        .expect("a resource_link to the whole result");
+    assert!(link.ends_with(".csv"), "{link}");
+    let csv = read_text(&ana, &link).await.expect("readable by its owner");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "ORDER_ID");
+    assert_eq!(lines.len() as u64, total + 1, "a header and every row");
+    let json_uri = link.replace(".csv", ".json");
+    let as_json: Value = serde_json::from_str(&read_text(&ana, &json_uri).await.unwrap()).unwrap();
+    assert_eq!(as_json["rows"].as_array().unwrap().len() as u64, total);
+    assert!(
+        read_text(&bob, &link).await.is_err(),
+        "not another client's"
+    );
 
     // cancel_query stops a running statement at once.
     let long = ok(

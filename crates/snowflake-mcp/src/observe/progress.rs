@@ -104,13 +104,15 @@ impl Reporter {
         self.send((last.1, stage.message().to_string()));
     }
 
-    fn waiting(&self, message: String) {
+    /// An update within the current stage (`queued` or `running`): creeps towards the next
+    /// stage without reaching it.
+    fn waiting(&self, stage: Stage, message: String) {
         let mut last = crate::lock(&self.last);
-        if last.0 != Some(Stage::Queued) {
+        if last.0 != Some(stage) {
             return;
         }
-        // Creep towards `running` without reaching it.
-        last.1 += (2.0 - last.1) / 10.0;
+        let next = stage as u8 as f64 + 1.0;
+        last.1 += (next - last.1) / 10.0;
         self.send((last.1, message));
     }
 }
@@ -225,9 +227,18 @@ impl Drop for Holding {
 
 /// The current call is still queued (`message` says where it stands).
 pub fn waiting(message: String) {
+    still(Stage::Queued, message)
+}
+
+/// The current call's statement still runs (`message` says for how long).
+pub fn running(message: String) {
+    still(Stage::Running, message)
+}
+
+fn still(stage: Stage, message: String) {
     let _ = CALL.try_with(|c| {
         if let Some(r) = &c.notify {
-            r.waiting(message);
+            r.waiting(stage, message);
         }
     });
 }
@@ -271,8 +282,10 @@ mod tests {
             waiting("queued: 2 waiting".into());
             report(Stage::Running);
             waiting("too late".into());
+            running("running for 5 s".into());
             report(Stage::Queued);
             report(Stage::Fetching);
+            running("too late as well".into());
             assert!(tracker().reached(Stage::Running));
         })
         .await;
@@ -289,6 +302,7 @@ mod tests {
                 "queued: 3 waiting",
                 "queued: 2 waiting",
                 "running",
+                "running for 5 s",
                 "fetching rows"
             ]
         );

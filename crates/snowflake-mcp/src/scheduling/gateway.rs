@@ -250,7 +250,20 @@ impl Gateway {
         let started = Instant::now();
         // Counted also when the call is dropped mid-statement (cancelled): the session was held.
         let _held = crate::observe::progress::Holding::start();
-        let result = work.await;
+        // While it runs, a client that asked for progress hears for how long.
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval_at(
+            Instant::now() + Duration::from_secs(5),
+            Duration::from_secs(5),
+        );
+        let result = loop {
+            tokio::select! {
+                result = &mut work => break result,
+                _ = tick.tick() => crate::observe::progress::running(format!(
+                    "running for {} s", started.elapsed().as_secs()
+                )),
+            }
+        };
         self.metrics.observe("snowflake", tool, started.elapsed());
         result
     }

@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelTaskParams, GetTaskParams, GetTaskResult,
-    Implementation, InitializeRequestParams, InitializeResult, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig as McpServerConfig, Tool,
+    Implementation, InitializeRequestParams, InitializeResult, ListResourceTemplatesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ResourceTemplate, ServerCapabilities, ServerConfig as McpServerConfig, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::transport::streamable_http_server::SessionRestoreMarker;
@@ -339,6 +340,7 @@ impl ServerHandler for McpServer {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tasks()
+                .enable_resources()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -470,6 +472,28 @@ impl ServerHandler for McpServer {
         } else {
             result.into()
         })
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let template = ResourceTemplate::new(super::resources::TEMPLATE, "query result")
+            .with_description("the rows of a result_id, as CSV (or .json)")
+            .with_mime_type("text/csv");
+        Ok(ListResourceTemplatesResult::with_all_items(vec![template]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let max_bytes = self.app.tools.limits.max_result_bytes;
+        super::resources::read(self, request, context, max_bytes)
+            .await
+            .map(Into::into)
     }
 
     async fn get_task(

@@ -20,6 +20,7 @@ pub mod http;
 pub mod ops;
 pub mod ownership;
 pub mod peers;
+pub mod resources;
 pub mod resume;
 pub mod server;
 pub mod shutdown;

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::model::{CallToolResult, ContentBlock, Resource};
 use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -209,4 +209,12 @@ pub(super) fn name_the_result(result: &mut CallToolResult, result_id: &str, offs
     if let Some(ContentBlock::Text(t)) = result.content.first_mut() {
         t.text = format!("{}\n{line}", t.text);
     }
+    // The whole result as a resource, for clients that attach or render resources.
+    let link = Resource::new(format!("{RESOURCE_PREFIX}{result_id}.csv"), "query result")
+        .with_description("all rows of this result as CSV (.json also works), up to the byte cap")
+        .with_mime_type("text/csv");
+    result.content.push(ContentBlock::resource_link(link));
 }
+
+/// Where result resources live (served by the transport's `resources/read`).
+pub const RESOURCE_PREFIX: &str = "snowflake-mcp://results/";

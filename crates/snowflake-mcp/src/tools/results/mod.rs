@@ -29,7 +29,7 @@ use crate::Context;
 mod calls;
 mod job;
 
-pub use job::Job;
+pub use job::{Job, RESOURCE_PREFIX};
 
 /// How long a result is kept: Snowflake keeps query results 24 hours.
 pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
