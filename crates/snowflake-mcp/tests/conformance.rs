@@ -48,6 +48,7 @@ async fn the_official_conformance_suite_passes_every_applicable_server_scenario(
         "server-initialize",
         "ping",
         "tools-list",
+        "resources-list",
         "dns-rebinding-protection",
         "server-sse-multiple-streams",
     ] {

@@ -211,7 +211,7 @@ impl McpServer {
     }
 
     /// One tool call, in a span carrying the tool, client and session (for every log line).
-    pub(super) async fn call(
+    async fn call(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
@@ -491,7 +491,8 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let max_bytes = self.app.tools.limits.max_result_bytes;
-        super::resources::read(self, request, context, max_bytes)
+        let door = |call| self.call(call, context.clone());
+        super::resources::read(door, request, max_bytes)
             .await
             .map(Into::into)
     }
@@ -501,7 +502,7 @@ impl ServerHandler for McpServer {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, McpError> {
-        super::tasks::get(self, request, context).await
+        super::tasks::get(|call| self.call(call, context.clone()), request).await
     }
 
     async fn cancel_task(
@@ -509,6 +510,6 @@ impl ServerHandler for McpServer {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        super::tasks::cancel(self, request, context).await
+        super::tasks::cancel(|call| self.call(call, context.clone()), request).await
     }
 }

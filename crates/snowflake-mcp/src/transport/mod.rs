@@ -14,6 +14,7 @@
 
 pub mod bridge;
 pub mod conn;
+mod door;
 pub mod events;
 pub mod handler;
 pub mod http;

@@ -10,11 +10,10 @@
 use rmcp::model::{
     CallToolRequestParams, ReadResourceRequestParams, ReadResourceResult, ResourceContents,
 };
-use rmcp::service::RequestContext;
-use rmcp::{ErrorData as McpError, RoleServer};
+use rmcp::ErrorData as McpError;
 use serde_json::{json, Value};
 
-use super::handler::McpServer;
+use super::door::Door;
 
 /// Where result resources live.
 pub const PREFIX: &str = crate::tools::results::RESOURCE_PREFIX;
@@ -50,9 +49,8 @@ fn csv_field(v: &Value) -> String {
 
 /// `resources/read` of a result resource.
 pub(super) async fn read(
-    server: &McpServer,
+    door: impl Door,
     request: ReadResourceRequestParams,
-    context: RequestContext<RoleServer>,
     max_bytes: usize,
 ) -> Result<ReadResourceResult, McpError> {
     let uri = request.uri;
@@ -73,7 +71,7 @@ pub(super) async fn read(
         let args = json!({"result_id": id, "cursor": cursor, "limit": 1_000_000});
         let call = CallToolRequestParams::new("fetch_rows")
             .with_arguments(args.as_object().cloned().unwrap_or_default());
-        let page = server.call(call, context.clone()).await;
+        let page = door(call).await;
         if page.is_error == Some(true) {
             let why = page
                 .content

@@ -21,7 +21,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer};
 use serde_json::{json, Value};
 
-use super::handler::McpServer;
+use super::door::Door;
 use crate::tools::results::RETENTION;
 
 /// How often a client should ask about a task, milliseconds.
@@ -65,15 +65,14 @@ pub(super) fn answer(result: CallToolResult) -> CallToolResponse {
 
 /// Run result tool `tool` for the task `task_id` through the server's door.
 async fn through_the_door(
-    server: &McpServer,
+    door: &impl Door,
     tool: &'static str,
     mut args: serde_json::Map<String, Value>,
     task_id: &str,
-    context: RequestContext<RoleServer>,
 ) -> Result<CallToolResult, McpError> {
     args.insert("result_id".into(), json!(task_id));
     let request = CallToolRequestParams::new(tool).with_arguments(args);
-    let result = server.call(request, context).await;
+    let result = door(request).await;
     match error_kind(&result).as_deref() {
         Some("not_found") | Some("invalid_argument") => Err(McpError::invalid_params(
             format!("unknown task '{task_id}'"),
@@ -96,13 +95,9 @@ fn error_kind(result: &CallToolResult) -> Option<String> {
 }
 
 /// `tasks/get`: the task's state; its `result` is what `tools/call` would have answered.
-pub(super) async fn get(
-    server: &McpServer,
-    params: GetTaskParams,
-    context: RequestContext<RoleServer>,
-) -> Result<GetTaskResult, McpError> {
+pub(super) async fn get(door: impl Door, params: GetTaskParams) -> Result<GetTaskResult, McpError> {
     let args = serde_json::Map::from_iter([("wait_secs".to_string(), json!(0))]);
-    let result = through_the_door(server, "get_result", args, &params.task_id, context).await?;
+    let result = through_the_door(&door, "get_result", args, &params.task_id).await?;
     let s = result.structured_content.clone().unwrap_or_default();
     let elapsed = s["elapsed_ms"].as_u64().unwrap_or(0);
     let (payload, message) = match error_kind(&result).as_deref() {
@@ -128,13 +123,9 @@ pub(super) async fn get(
 }
 
 /// `tasks/cancel`: stop the statement (cooperative: the task may still end `completed`).
-pub(super) async fn cancel(
-    server: &McpServer,
-    params: CancelTaskParams,
-    context: RequestContext<RoleServer>,
-) -> Result<(), McpError> {
+pub(super) async fn cancel(door: impl Door, params: CancelTaskParams) -> Result<(), McpError> {
     let args = serde_json::Map::new();
-    through_the_door(server, "cancel_query", args, &params.task_id, context)
+    through_the_door(&door, "cancel_query", args, &params.task_id)
         .await
         .map(|_| ())
 }

@@ -100,7 +100,7 @@ impl Tools {
         let a: RunQuery = parse(args.clone())?;
         let wait = wait_bound(a.wait_secs, self.limits.answer_within_secs)?;
         let job = Job::new(new_id(), caller.client.id.clone(), caller.context.clone());
-        lock(&self.results.jobs).insert(digest(&job.id), job.clone());
+        self.results.remember(&job);
         let (tools, who, task) = (self.clone(), caller.clone(), job.clone());
         let (client, tag) = attribution::fork();
         let work = progress::forked(progress::fork(), async move {

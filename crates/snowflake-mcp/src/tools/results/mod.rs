@@ -35,6 +35,8 @@ pub use job::{Job, RESOURCE_PREFIX};
 pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// How long a finished statement's first page stays in memory for `get_result`.
 const KEEP_FINISHED: Duration = Duration::from_secs(15 * 60);
+/// Jobs kept in memory before finished ones are forgotten early.
+const MAX_JOBS: usize = 10_000;
 /// The state store must answer a handle's save or load within this.
 const STORE_WAIT: Duration = Duration::from_secs(3);
 
@@ -105,6 +107,17 @@ impl Results {
     /// Forget finished jobs kept past [`KEEP_FINISHED`] (their records stay in the store).
     pub fn prune(&self) {
         lock(&self.jobs).retain(|_, job| !job.finished_before(KEEP_FINISHED));
+    }
+
+    /// Track `job`. Memory stays bounded: past [`MAX_JOBS`], finished jobs are forgotten at
+    /// once (their records stay in the store; running ones are bounded by the scheduler's
+    /// queues).
+    fn remember(&self, job: &Arc<Job>) {
+        let mut jobs = lock(&self.jobs);
+        if jobs.len() >= MAX_JOBS {
+            jobs.retain(|_, job| !job.finished_before(Duration::ZERO));
+        }
+        jobs.insert(digest(&job.id), job.clone());
     }
 
     /// This process's job for `result_id`, if `owner` owns it.
