@@ -46,7 +46,7 @@ pub use client::Client;
 use client::ClientInner;
 pub use handle::SessionHandle;
 pub use statement::{QueryIdCell, QueryOptions};
-pub use stored::Stored;
+pub use stored::{is_query_id, Stored};
 
 /// The longest a login may take, retries included (callers such as a pool usually allow less).
 pub(crate) const LOGIN_WAIT: Duration = Duration::from_secs(60);

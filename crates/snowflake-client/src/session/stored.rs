@@ -25,14 +25,16 @@ pub enum Stored {
     Done(Box<QueryResult>),
 }
 
-/// Snowflake's query ids are UUIDs; nothing else is put in a URL path.
+/// Whether `text` can be a query id: Snowflake's are UUIDs (letters, digits, dashes; at most
+/// 64 characters). Nothing else is put in a URL path or a statement.
+pub fn is_query_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
 fn check_query_id(query_id: &str) -> Result<()> {
-    let ok = !query_id.is_empty()
-        && query_id.len() <= 64
-        && query_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if ok {
+    if is_query_id(query_id) {
         Ok(())
     } else {
         Err(Error::protocol(format!(

@@ -193,12 +193,7 @@ pub enum StoredPage {
 /// Only a query id is put into a statement or a URL: Snowflake's are UUIDs, the demo's
 /// `demo-<uuid>`.
 pub fn check_query_id(query_id: &str) -> Result<(), ToolError> {
-    let ok = !query_id.is_empty()
-        && query_id.len() <= 64
-        && query_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if ok {
+    if snowflake_client::is_query_id(query_id) {
         Ok(())
     } else {
         Err(ToolError::internal("a stored query id is malformed"))

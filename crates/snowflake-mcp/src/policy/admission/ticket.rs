@@ -55,6 +55,17 @@ impl Ticket {
                     && (e.kind != "cancelled" || self.reached.reached(Stage::Running)),
             ),
         };
+        self.finish(used, ran).await;
+    }
+
+    /// Settle a page read from a kept result: the rows and bytes it returned are charged; the
+    /// query itself is given back (reading a result runs no statement).
+    pub async fn settle_page(mut self, used: Amounts) {
+        self.settled = true;
+        self.finish(used, false).await;
+    }
+
+    async fn finish(&self, used: Amounts, ran: bool) {
         let spent = self.spent();
         settle(
             &self.store,
@@ -63,25 +74,6 @@ impl Ticket {
             &self.granted,
             used,
             ran,
-            spent,
-        )
-        .await;
-    }
-}
-
-impl Ticket {
-    /// Settle a page read from a kept result: the rows and bytes it returned are charged; the
-    /// query itself is given back (reading a result runs no statement).
-    pub async fn settle_page(mut self, used: Amounts) {
-        self.settled = true;
-        let spent = self.spent();
-        settle(
-            &self.store,
-            &self.client,
-            &self.windows,
-            &self.granted,
-            used,
-            false,
             spent,
         )
         .await;
