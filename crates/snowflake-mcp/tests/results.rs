@@ -171,6 +171,16 @@ async fn the_demo_answers_long_queries_by_handle_and_pages_big_results() {
         "not another client's"
     );
 
+    // Reading by handle is audited like any call.
+    let history = ok(&ana, "query_history", json!({"limit": 200})).await;
+    let tools: HashSet<&str> = history["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|q| q["tool"].as_str())
+        .collect();
+    assert!(tools.contains("get_result") && tools.contains("fetch_rows"), "{tools:?}");
+
     // cancel_query stops a running statement at once.
     let long = ok(
         &ana,

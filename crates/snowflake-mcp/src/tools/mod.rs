@@ -101,11 +101,51 @@ impl Tools {
     ) -> Result<Outcome, ToolError> {
         match name {
             "run_query" => self.run_query_within(args, caller).await,
-            "get_result" => self.get_result(parse(args)?, caller).await,
-            "fetch_rows" => self.fetch_rows(parse(args)?, caller).await,
-            "cancel_query" => self.cancel_query(parse(args)?, caller).await,
+            "get_result" => {
+                let work = async { self.get_result(parse(args)?, caller).await };
+                self.audited(name, None, caller, work).await
+            }
+            "fetch_rows" => {
+                let work = async { self.fetch_rows(parse(args)?, caller).await };
+                self.audited(name, None, caller, work).await
+            }
+            "cancel_query" => {
+                let work = async { self.cancel_query(parse(args)?, caller).await };
+                self.audited(name, None, caller, work).await
+            }
             _ => self.call_now(name, args, caller).await,
         }
+    }
+
+    /// Run `work` for tool `name`, audited whatever happens: a call cancelled mid-way is
+    /// recorded as such on drop.
+    async fn audited(
+        &self,
+        name: &str,
+        statement: Option<String>,
+        caller: &Caller,
+        work: impl std::future::Future<Output = Result<Outcome, ToolError>>,
+    ) -> Result<Outcome, ToolError> {
+        let audit = PendingAudit::new(
+            self.auditor.clone(),
+            name,
+            statement,
+            &caller.client.id,
+            caller.session_id.clone(),
+        );
+        let outcome = work.await;
+        let summary = outcome.as_ref().map(|o| CallSummary {
+            query_id: o
+                .result
+                .structured_content
+                .as_ref()
+                .and_then(|s| s["query_id"].as_str())
+                .map(str::to_string),
+            rows: o.returned.unwrap_or_default().0,
+            bytes: o.returned.unwrap_or_default().1,
+        });
+        audit.finish(summary).await;
+        outcome
     }
 
     /// Run tool `name` for `caller` to its end: its quota reservation first, then the tool,
@@ -154,38 +194,21 @@ impl Tools {
             .get("sql")
             .and_then(Value::as_str)
             .map(|s| s.chars().take(10_000).collect());
-        // Audited whatever happens: a call cancelled mid-way is recorded as such on drop.
-        let audit = (name != "get_context" && name != "query_history").then(|| {
-            PendingAudit::new(
-                self.auditor.clone(),
-                name,
-                statement,
-                &caller.client.id,
-                caller.session_id.clone(),
-            )
-        });
-        let outcome = self.dispatch(name, args, caller, grant).await;
-        if let Some(ticket) = ticket {
-            let used = outcome.as_ref().map(|o| {
-                let (rows, bytes) = o.returned.unwrap_or_default();
-                Amounts { rows, bytes }
-            });
-            ticket.settle(used).await;
+        let work = async {
+            let outcome = self.dispatch(name, args, caller, grant).await;
+            if let Some(ticket) = ticket {
+                let used = outcome.as_ref().map(|o| {
+                    let (rows, bytes) = o.returned.unwrap_or_default();
+                    Amounts { rows, bytes }
+                });
+                ticket.settle(used).await;
+            }
+            outcome
+        };
+        if name == "get_context" || name == "query_history" {
+            return work.await;
         }
-        if let Some(audit) = audit {
-            let summary = outcome.as_ref().map(|o| CallSummary {
-                query_id: o
-                    .result
-                    .structured_content
-                    .as_ref()
-                    .and_then(|s| s["query_id"].as_str())
-                    .map(str::to_string),
-                rows: o.returned.unwrap_or_default().0,
-                bytes: o.returned.unwrap_or_default().1,
-            });
-            audit.finish(summary).await;
-        }
-        outcome
+        self.audited(name, statement, caller, work).await
     }
 
     /// Admission, part one, before anything else of a call happens (resolving the caller's
@@ -401,52 +424,7 @@ impl Tools {
             timeout,
         };
         let out = self.gateway.run_query(client, ctx, &a.sql, limits).await?;
-        Ok(self.page(out, 0, max_rows))
-    }
-
-    /// A page of rows starting at row `offset` of its result, as a tool result: the rows, and
-    /// when more follow, how to read them.
-    fn page(&self, out: crate::backend::QueryOutput, offset: u64, max_rows: usize) -> Outcome {
-        let headers: Vec<&str> = out.columns.iter().map(|c| c.name.as_str()).collect();
-        let mut text = render::table(&headers, &out.rows);
-        let mut structured = json!({
-            "status": "done",
-            "columns": out.columns,
-            "rows": out.rows,
-            "row_count": out.rows.len(),
-            "truncated": out.truncated,
-            "query_id": out.query_id,
-        });
-        if offset > 0 {
-            structured["offset"] = json!(offset);
-        }
-        if let Some(total) = out.total_rows {
-            structured["total_rows"] = json!(total);
-        }
-        let of_total = out
-            .total_rows
-            .map(|t| format!(" of {t}"))
-            .unwrap_or_default();
-        if out.truncated {
-            let note = format!(
-                "Showing rows {}-{}{of_total} (cap: {max_rows} rows or {} bytes). Narrow the query with WHERE, aggregate it, or select fewer columns.",
-                offset + 1,
-                offset + out.rows.len() as u64,
-                self.limits.max_result_bytes
-            );
-            text.push_str(&format!("\n… {note}"));
-            structured["note"] = json!(note);
-        } else {
-            text.push_str(&format!("\n({} rows{of_total})", out.rows.len()));
-        }
-        // Bytes are the result data returned to the client: the JSON of its rows.
-        let data_bytes = serde_json::to_vec(&structured["rows"]).map_or(0, |v| v.len());
-        let returned = (out.rows.len() as u64, data_bytes as u64);
-        Outcome {
-            result: success(structured, text),
-            new_context: None,
-            returned: Some(returned),
-        }
+        Ok(render::page(out, 0, max_rows, self.limits.max_result_bytes))
     }
 }
 

@@ -3,7 +3,10 @@
 //! Every token a model reads costs money and context, so cells are shortened in the text (the
 //! structured content keeps them whole) and NULL is spelled out.
 
-use serde_json::Value;
+use serde_json::{json, Value};
+
+use super::{success, Outcome};
+use crate::backend::QueryOutput;
 
 /// Longest cell shown in text.
 const MAX_CELL: usize = 120;
@@ -36,6 +39,51 @@ pub fn cell_text(v: &Value) -> String {
         format!("{cut}…")
     } else {
         text
+    }
+}
+
+/// A page of rows starting at row `offset` of its result, as a tool result: the rows, and
+/// when more follow, how to read them.
+pub fn page(out: QueryOutput, offset: u64, max_rows: usize, max_bytes: usize) -> Outcome {
+    let headers: Vec<&str> = out.columns.iter().map(|c| c.name.as_str()).collect();
+    let mut text = table(&headers, &out.rows);
+    let mut structured = json!({
+        "status": "done",
+        "columns": out.columns,
+        "rows": out.rows,
+        "row_count": out.rows.len(),
+        "truncated": out.truncated,
+        "query_id": out.query_id,
+    });
+    if offset > 0 {
+        structured["offset"] = json!(offset);
+    }
+    if let Some(total) = out.total_rows {
+        structured["total_rows"] = json!(total);
+    }
+    let of_total = out
+        .total_rows
+        .map(|t| format!(" of {t}"))
+        .unwrap_or_default();
+    if out.truncated {
+        let note = format!(
+            "Showing rows {}-{}{of_total} (cap: {max_rows} rows or {} bytes). Narrow the query with WHERE, aggregate it, or select fewer columns.",
+            offset + 1,
+            offset + out.rows.len() as u64,
+            max_bytes
+        );
+        text.push_str(&format!("\n… {note}"));
+        structured["note"] = json!(note);
+    } else {
+        text.push_str(&format!("\n({} rows{of_total})", out.rows.len()));
+    }
+    // Bytes are the result data returned to the client: the JSON of its rows.
+    let data_bytes = serde_json::to_vec(&structured["rows"]).map_or(0, |v| v.len());
+    let returned = (out.rows.len() as u64, data_bytes as u64);
+    Outcome {
+        result: success(structured, text),
+        new_context: None,
+        returned: Some(returned),
     }
 }
 

@@ -295,7 +295,8 @@ impl Tools {
             done.total_rows = page.total_rows;
             let _ = self.results.save(result_id, &caller.client.id, &done).await;
         }
-        let mut out = self.page(page, offset, limits.max_rows);
+        let mut out =
+            crate::tools::render::page(page, offset, limits.max_rows, self.limits.max_result_bytes);
         name_the_result(&mut out.result, result_id, offset);
         if let Some(t) = ticket {
             let (rows, bytes) = out.returned.unwrap_or_default();
