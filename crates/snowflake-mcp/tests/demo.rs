@@ -15,6 +15,7 @@ async fn exercise(client: &Client) {
         [
             "cancel_query",
             "describe_object",
+            "explain_query",
             "fetch_rows",
             "get_context",
             "get_result",

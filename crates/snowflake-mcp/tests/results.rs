@@ -179,7 +179,10 @@ async fn the_demo_answers_long_queries_by_handle_and_pages_big_results() {
         .iter()
         .filter_map(|q| q["tool"].as_str())
         .collect();
-    assert!(tools.contains("get_result") && tools.contains("fetch_rows"), "{tools:?}");
+    assert!(
+        tools.contains("get_result") && tools.contains("fetch_rows"),
+        "{tools:?}"
+    );
 
     // cancel_query stops a running statement at once.
     let long = ok(
@@ -229,23 +232,6 @@ async fn the_demo_answers_long_queries_by_handle_and_pages_big_results() {
     assert_eq!(kind, "not_found");
     drop((ana, bob));
     server.stop().await;
-}
-
-/// A server whose Snowflake is the scripted `Warehouse` on `port`.
-fn warehouse_env(port: u16) -> Vec<(String, String)> {
-    [
-        ("SNOWFLAKE_ACCOUNT", "acct"),
-        ("SNOWFLAKE_USER", "u"),
-        ("SNOWFLAKE_PASSWORD", "pw"),
-        ("SNOWFLAKE_HOST", "127.0.0.1"),
-        ("SNOWFLAKE_PROTOCOL", "http"),
-        ("SNOWFLAKE_DATABASE", "DB1"),
-        ("SNOWFLAKE_SCHEMA", "PUBLIC"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .chain([("SNOWFLAKE_PORT".to_string(), port.to_string())])
-    .collect()
 }
 
 fn two_clients(name: &str) -> String {

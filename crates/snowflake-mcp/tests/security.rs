@@ -279,6 +279,6 @@ async fn tls_with_certificate_and_key_files() {
         .unwrap();
     let bridged = ().serve(transport).await.expect("connect speaks MCP over https");
     let tools = bridged.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 11);
+    assert_eq!(tools.len(), 12);
     bridged.cancel().await.unwrap();
 }

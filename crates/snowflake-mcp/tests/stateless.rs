@@ -128,7 +128,7 @@ async fn a_sessionless_client_explores_sets_a_context_and_queries() {
     .await;
     assert_eq!(status, 200);
     let tools = messages(&answer)[0]["result"]["tools"].clone();
-    assert_eq!(tools.as_array().unwrap().len(), 11, "{tools}");
+    assert_eq!(tools.as_array().unwrap().len(), 12, "{tools}");
 
     let (dbs, _) = call_tool(&base, a, "list_databases", json!({}), json!({})).await;
     assert!(

@@ -11,6 +11,8 @@
 //! * `... GENERATOR(ROWCOUNT => n) ...` answers `n` rows `(N, S)` = `(i, 'row i')`, the first
 //!   [`Warehouse::INLINE_ROWS`] inline and the rest in chunks of [`Warehouse::CHUNK_ROWS`];
 //! * `SELECT SYSTEM$CANCEL_QUERY('<id>')` aborts that query;
+//! * `EXPLAIN USING JSON <query>` answers a plan (`content`) whose `GlobalStats` say 40 TB in
+//!   100,000 partitions when the query names `BIG`, else 1 KB in one partition;
 //! * anything else (`USE`, `SELECT 1`) answers one row `1` at once.
 //!
 //! Every statement counts as one execution ([`Warehouse::executions`]); reading a result again
@@ -227,6 +229,19 @@ fn result(st: &State, id: &str) -> Reply {
         );
     }
     let upper = q.sql.to_ascii_uppercase();
+    if upper.starts_with("EXPLAIN") {
+        let (bytes, parts) = if upper.contains("BIG") {
+            (40_000_000_000_000u64, 100_000)
+        } else {
+            (1024, 1)
+        };
+        let plan = json!({"GlobalStats": {"partitionsTotal": parts, "partitionsAssigned": parts, "bytesAssigned": bytes},
+            "Operations": [[{"id": 0, "operation": "TableScan", "objects": ["DB1.PUBLIC.T"], "bytesAssigned": bytes}]]});
+        return Reply::json(json!({"success": true, "data": {
+            "queryId": id, "queryResultFormat": "json", "total": 1,
+            "rowtype": [{"name": "content", "type": "text", "nullable": true}],
+            "rowset": [[plan.to_string()]]}}));
+    }
     if upper.contains("SYSTEM$WAIT") {
         let n = number_in(&q.sql, "SYSTEM$WAIT").unwrap_or(0);
         return Reply::json(json!({"success": true, "data": {

@@ -181,6 +181,45 @@ pub struct QueryOutput {
     pub total_rows: Option<u64>,
 }
 
+/// What a query would scan, by its plan (Snowflake's `EXPLAIN USING JSON`), before it runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScanEstimate {
+    /// The plan as the engine gives it (Snowflake: `{GlobalStats, Operations}`).
+    pub plan: Value,
+    pub partitions_total: u64,
+    pub partitions_assigned: u64,
+    /// An upper bound: pruning at run time may read less.
+    pub bytes_assigned: u64,
+}
+
+impl ScanEstimate {
+    /// From a plan in Snowflake's JSON shape: its `GlobalStats` hold the totals.
+    pub fn from_plan(plan: Value) -> Result<ScanEstimate, ToolError> {
+        let stats = &plan["GlobalStats"];
+        let number = |k: &str| {
+            stats[k]
+                .as_u64()
+                .or_else(|| stats[k].as_f64().map(|f| f as u64))
+        };
+        match (
+            number("partitionsTotal"),
+            number("partitionsAssigned"),
+            number("bytesAssigned"),
+        ) {
+            (Some(total), Some(assigned), Some(bytes)) => Ok(ScanEstimate {
+                partitions_total: total,
+                partitions_assigned: assigned,
+                bytes_assigned: bytes,
+                plan,
+            }),
+            _ => Err(ToolError::new(
+                "backend_error",
+                "the plan gives no scan totals (GlobalStats)",
+            )),
+        }
+    }
+}
+
 /// A statement's kept result, read again by query id.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StoredPage {
@@ -245,6 +284,9 @@ pub trait Backend: Send + Sync + 'static {
         sql: &str,
         limits: QueryLimits,
     ) -> Result<QueryOutput, ToolError>;
+
+    /// What `sql` (a read the guard allowed) would scan, by its plan; nothing is executed.
+    async fn explain(&self, ctx: &Context, sql: &str) -> Result<ScanEstimate, ToolError>;
 
     /// Rows `offset..` of query `query_id`'s result as the engine kept it, under `limits` (the
     /// timeout bounds the read) — never by running the statement again; [`StoredPage::Running`]

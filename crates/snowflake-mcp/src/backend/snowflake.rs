@@ -14,7 +14,7 @@ use super::people::{People, PersonConnector};
 use super::pool::{AbortOnDrop, Connector, Pool};
 use super::{
     Backend, ColumnInfo, Context, Named, ObjectInfo, ObjectKind, ObjectName, QueryLimits,
-    QueryOutput, ResultColumn, StoredPage,
+    QueryOutput, ResultColumn, ScanEstimate, StoredPage,
 };
 use crate::error::ToolError;
 use crate::ident::{string_literal, Ident};
@@ -379,6 +379,19 @@ impl Backend for SnowflakeBackend {
             )
             .await?;
         Ok(output(rows))
+    }
+
+    async fn explain(&self, ctx: &Context, sql: &str) -> Result<ScanEstimate, ToolError> {
+        // Compiled, not run: no warehouse needed (docs: sql-reference/sql/explain).
+        let table = self.show(ctx, &format!("EXPLAIN USING JSON {sql}")).await?;
+        let content = table
+            .column("content")
+            .and_then(|c| table.0.rows.first().and_then(|r| table.text(r, Some(c))))
+            .ok_or_else(|| ToolError::new("backend_error", "EXPLAIN gave no plan"))?;
+        let plan: Value = serde_json::from_str(&content).map_err(|e| {
+            ToolError::new("backend_error", format!("EXPLAIN's plan is not JSON: {e}"))
+        })?;
+        ScanEstimate::from_plan(plan)
     }
 
     async fn read_result(

@@ -60,6 +60,12 @@ pub struct ClientConfig {
     pub allowed_warehouses: Option<Vec<String>>,
     /// This client's hard maximum for `max_rows` (below `[query] max_rows`).
     pub max_rows: Option<usize>,
+    /// Refuse a query whose plan (EXPLAIN) says it would scan more bytes (`1e12` is read too).
+    #[serde(default, deserialize_with = "count")]
+    pub max_scan_bytes: Option<u64>,
+    /// ... or more micro-partitions.
+    #[serde(default, deserialize_with = "count")]
+    pub max_scan_partitions: Option<u64>,
 }
 
 fn default_weight() -> u32 {
@@ -78,6 +84,16 @@ fn microcredits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D
             (c * crate::config::MICROCREDITS_PER_CREDIT).round() as u64,
         )),
         Some(_) => Err(serde::de::Error::custom("credits must be a number >= 0")),
+        None => Ok(None),
+    }
+}
+
+/// A count written as an integer or a number such as `1e12`.
+fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let n: Option<f64> = Option::deserialize(d)?;
+    match n {
+        Some(n) if n.is_finite() && n >= 0.0 && n <= u64::MAX as f64 => Ok(Some(n.round() as u64)),
+        Some(_) => Err(serde::de::Error::custom("must be a number >= 0")),
         None => Ok(None),
     }
 }

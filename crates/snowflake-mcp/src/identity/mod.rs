@@ -229,6 +229,8 @@ fn policy_of(c: &crate::config::ClientConfig) -> ClientPolicy {
             roles: normalize_list(&c.allowed_roles),
             warehouses: normalize_list(&c.allowed_warehouses),
             max_rows: c.max_rows,
+            max_scan_bytes: c.max_scan_bytes,
+            max_scan_partitions: c.max_scan_partitions,
         },
         group: None,
         person: None,

@@ -73,9 +73,41 @@ pub struct Access {
     pub roles: Option<Vec<String>>,
     pub warehouses: Option<Vec<String>>,
     pub max_rows: Option<usize>,
+    /// The most a query may scan by its plan's estimate: bytes and micro-partitions.
+    pub max_scan_bytes: Option<u64>,
+    pub max_scan_partitions: Option<u64>,
 }
 
 impl Access {
+    /// Whether a query's scan must be estimated before it runs.
+    pub fn limits_scans(&self) -> bool {
+        self.max_scan_bytes.is_some() || self.max_scan_partitions.is_some()
+    }
+
+    /// `Err(cost_exceeded)` when a plan scanning `bytes` in `partitions` is over the limits.
+    pub fn check_scan(&self, client: &str, bytes: u64, partitions: u64) -> Result<(), ToolError> {
+        let over = match (self.max_scan_bytes, self.max_scan_partitions) {
+            (Some(max), _) if bytes > max => Some(format!(
+                "{} (limit {})",
+                human_bytes(bytes),
+                human_bytes(max)
+            )),
+            (_, Some(max)) if partitions > max => {
+                Some(format!("{partitions} micro-partitions (limit {max})"))
+            }
+            _ => None,
+        };
+        match over {
+            None => Ok(()),
+            Some(what) => Err(ToolError::new(
+                "cost_exceeded",
+                format!(
+                    "client '{client}' may not run a query that would scan {what}, by Snowflake's plan. Narrow what it reads: filter on the table's clustering or date columns, select fewer columns, or query a smaller table or an aggregate; a LIMIT does not reduce scanning. explain_query shows the estimate."
+                ),
+            )),
+        }
+    }
+
     fn allows(list: &Option<Vec<String>>, name: &str) -> bool {
         list.as_ref().is_none_or(|l| l.iter().any(|n| n == name))
     }
@@ -238,4 +270,20 @@ pub(crate) fn restricted_default(
         }
     }
     ctx
+}
+
+/// `1.5 GB`, `40.0 TB`: bytes for people.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["bytes", "KB", "MB", "GB", "TB", "PB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

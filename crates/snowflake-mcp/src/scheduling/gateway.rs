@@ -11,16 +11,15 @@
 use crate::lock;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::backend::{
     Backend, ColumnInfo, Named, ObjectInfo, ObjectKind, ObjectName, QueryLimits, QueryOutput,
-    StoredPage,
+    ScanEstimate, StoredPage,
 };
 use crate::error::ToolError;
 use crate::ident::Ident;
@@ -29,127 +28,8 @@ use crate::policy::cluster::Cluster;
 use crate::policy::ClientShare;
 use crate::scheduling::scheduler::Scheduler;
 use crate::Context;
-
-/// A cached catalogue answer.
-#[derive(Clone, Debug)]
-enum Cached {
-    Named(Vec<Named>),
-    Objects(Vec<ObjectInfo>),
-    Columns(Vec<ColumnInfo>),
-}
-
-type Cell = Arc<OnceCell<Result<Cached, ToolError>>>;
-
-struct Entry {
-    cell: Cell,
-    born: Instant,
-}
-
-/// Cache counters.
-#[derive(Debug, Default)]
-pub struct CacheStats {
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
-}
-
-struct MetadataCache {
-    ttl: Duration,
-    max_entries: usize,
-    entries: Mutex<HashMap<String, Entry>>,
-    stats: CacheStats,
-}
-
-impl MetadataCache {
-    /// A fresh cached answer for `key`, if there is one.
-    fn fresh(&self, key: &str) -> Option<Cached> {
-        let entries = lock(&self.entries);
-        let e = entries.get(key)?;
-        if e.born.elapsed() >= self.ttl {
-            return None;
-        }
-        match e.cell.get() {
-            Some(Ok(v)) => Some(v.clone()),
-            _ => None,
-        }
-    }
-
-    /// The cached answer for `key`, or the one computed by `fetch` — once, however many
-    /// identical requests arrive together. Callers come here holding their own scheduler
-    /// permit, so only fetches that are already running are shared; and a failure is never
-    /// shared: a caller whose shared fetch failed (another client's cancellation, say) runs its
-    /// own, and gets only its own errors.
-    async fn get_or_fetch<F, Fut>(&self, key: String, fetch: F) -> Result<Cached, ToolError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Cached, ToolError>>,
-    {
-        let cell = {
-            let mut entries = lock(&self.entries);
-            match entries.get(&key) {
-                Some(e) if !e.cell.initialized() || e.born.elapsed() < self.ttl => e.cell.clone(),
-                _ => {
-                    if entries.len() >= self.max_entries {
-                        let ttl = self.ttl;
-                        entries.retain(|_, e| !e.cell.initialized() || e.born.elapsed() < ttl);
-                        if entries.len() >= self.max_entries {
-                            entries.clear();
-                        }
-                    }
-                    let cell: Cell = Arc::default();
-                    entries.insert(
-                        key.clone(),
-                        Entry {
-                            cell: cell.clone(),
-                            born: Instant::now(),
-                        },
-                    );
-                    cell
-                }
-            }
-        };
-        let mut fetch = Some(fetch);
-        let mut fetched = false;
-        let mut result = cell
-            .get_or_init(|| {
-                fetched = true;
-                (fetch.take().expect("called once"))()
-            })
-            .await
-            .clone();
-        if result.is_err() && !fetched {
-            if let Some(fetch) = fetch.take() {
-                fetched = true;
-                result = fetch().await;
-            }
-        }
-        let counter = if fetched {
-            &self.stats.misses
-        } else {
-            &self.stats.hits
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        if result.is_err() || self.ttl.is_zero() {
-            let mut entries = lock(&self.entries);
-            if entries
-                .get(&key)
-                .is_some_and(|e| Arc::ptr_eq(&e.cell, &cell))
-            {
-                entries.remove(&key);
-            }
-        }
-        result
-    }
-}
-
-/// The tool a catalogue cache key belongs to (its kind follows the role).
-fn tool_of(key: &str) -> &'static str {
-    match key.split('\u{1}').nth(1) {
-        Some("databases") => "list_databases",
-        Some("schemas") => "list_schemas",
-        Some("objects") => "list_objects",
-        _ => "describe_object",
-    }
-}
+pub use cache::CacheStats;
+use cache::{tool_of, Cached, MetadataCache};
 
 /// The backend behind its cache and scheduler.
 pub struct Gateway {
@@ -177,12 +57,7 @@ impl Gateway {
             scheduler,
             metrics,
             cluster: None,
-            cache: MetadataCache {
-                ttl,
-                max_entries: max_entries.max(1),
-                entries: Mutex::new(HashMap::new()),
-                stats: CacheStats::default(),
-            },
+            cache: MetadataCache::new(ttl, max_entries),
         }
     }
 
@@ -401,6 +276,26 @@ impl Gateway {
         .await
     }
 
+    /// What `sql` would scan, by its plan: cached like catalogue answers (per role, context
+    /// and text), since a model often explains and then runs the same statement.
+    pub async fn explain(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+        sql: &str,
+    ) -> Result<ScanEstimate, ToolError> {
+        let key = format!(
+            "explain\u{1}{}\u{1}{}\u{1}{sql}",
+            ctx.database.as_deref().unwrap_or(""),
+            ctx.schema.as_deref().unwrap_or("")
+        );
+        let fetch = async { self.backend.explain(ctx, sql).await.map(Cached::Plan) };
+        match self.catalogue(client, ctx, key, fetch).await? {
+            Cached::Plan(p) => Ok(p),
+            _ => Err(ToolError::internal("cache holds the wrong kind of answer")),
+        }
+    }
+
     /// Rows of a kept result, read under `client`'s share like any statement.
     pub async fn read_result(
         &self,
@@ -495,5 +390,6 @@ impl Gateway {
     }
 }
 
+mod cache;
 #[cfg(test)]
 mod tests;

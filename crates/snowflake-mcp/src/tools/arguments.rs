@@ -73,6 +73,12 @@ pub(super) struct RunQuery {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct ExplainQuery {
+    pub(super) sql: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct GetResult {
     pub(super) result_id: String,
     pub(super) wait_secs: Option<f64>,

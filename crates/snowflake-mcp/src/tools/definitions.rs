@@ -83,6 +83,12 @@ pub fn definitions() -> Vec<Tool> {
             json!({"type": "object", "properties": {"result_id": {"type": "string"}}, "required": ["result_id"], "additionalProperties": false}),
             status_schema,
         ),
+        tool(
+            "explain_query",
+            "Estimate what a query would scan, from its plan, without running it.",
+            json!({"type": "object", "properties": {"sql": str_prop("one statement")}, "required": ["sql"], "additionalProperties": false}),
+            json!({"type": "object", "properties": {"bytes_assigned": {"type": "integer"}}, "required": ["bytes_assigned"]}),
+        ),
         tool("get_context", "Show this session's database, schema, warehouse and role.", empty, ctx_schema.clone()),
         tool(
             "query_history",

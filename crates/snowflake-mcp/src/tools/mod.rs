@@ -14,6 +14,7 @@
 //! identifiers validated and quoted by [`crate::ident`], and SQL checked by [`crate::tools::guard`]
 //! before any of it reaches a [`Backend`](crate::backend::Backend).
 
+mod cost;
 pub mod guard;
 pub mod render;
 pub mod results;
@@ -34,7 +35,6 @@ use crate::policy::ClientPolicy;
 use crate::policy::ClientShare;
 use crate::scheduling::gateway::Gateway;
 use crate::state::{Amounts, Cost, Grant};
-use crate::tools::guard::{check_read_only, referenced_databases};
 use crate::Context;
 use arguments::*;
 use results::Results;
@@ -319,6 +319,7 @@ impl Tools {
                 let a: RunQuery = parse(args)?;
                 self.run_query(a, ctx, client, &caller.client, grant).await
             }
+            "explain_query" => self.explain_query(parse(args)?, caller).await,
             "query_history" => {
                 let a: QueryHistory = parse(args)?;
                 let limit = a.limit.unwrap_or(20).clamp(1, 200) as usize;
@@ -380,24 +381,8 @@ impl Tools {
         policy: &ClientPolicy,
         grant: Option<Grant>,
     ) -> Result<Outcome, ToolError> {
-        if a.sql.len() > self.limits.max_sql_bytes {
-            return Err(ToolError::invalid(format!(
-                "the SQL text is {} bytes; at most {} are accepted",
-                a.sql.len(),
-                self.limits.max_sql_bytes
-            )));
-        }
-        check_read_only(&a.sql).map_err(|r| ToolError::refused(r.0))?;
-        if policy.access.is_restricted() {
-            // A client limited to some databases may only reach objects of those databases:
-            // every reference (tables, functions, SHOW/DESCRIBE scopes) must resolve to one of
-            // them, and one the guard cannot resolve is refused (fail closed).
-            for db in referenced_databases(&a.sql, ctx.database.as_deref())
-                .map_err(|r| ToolError::refused(r.0))?
-            {
-                policy.access.check_database(policy.display(), &db)?;
-            }
-        }
+        self.check_statement(&a.sql, ctx, policy)?;
+        self.check_cost(&a.sql, ctx, client, policy).await?;
         if a.max_rows == Some(0) {
             return Err(ToolError::invalid("max_rows must be at least 1"));
         }

@@ -252,6 +252,23 @@ pub fn write_config(name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
+/// A server whose Snowflake is the scripted `Warehouse` on `port`.
+pub fn warehouse_env(port: u16) -> Vec<(String, String)> {
+    [
+        ("SNOWFLAKE_ACCOUNT", "acct"),
+        ("SNOWFLAKE_USER", "u"),
+        ("SNOWFLAKE_PASSWORD", "pw"),
+        ("SNOWFLAKE_HOST", "127.0.0.1"),
+        ("SNOWFLAKE_PROTOCOL", "http"),
+        ("SNOWFLAKE_DATABASE", "DB1"),
+        ("SNOWFLAKE_SCHEMA", "PUBLIC"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain([("SNOWFLAKE_PORT".to_string(), port.to_string())])
+    .collect()
+}
+
 /// Environment for a server whose Snowflake is reached on `port` (e.g. through a proxy).
 pub fn env_with_port(port: u16) -> Vec<(String, String)> {
     let mut env = fakesnow_env();

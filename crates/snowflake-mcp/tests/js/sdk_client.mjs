@@ -241,6 +241,7 @@ const { UnauthorizedError } = await importSdk('client/auth.js');
 const EXPECTED_TOOLS = [
   'cancel_query',
   'describe_object',
+  'explain_query',
   'fetch_rows',
   'get_context',
   'get_result',

@@ -39,7 +39,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 TOOLS = sorted(["list_databases", "list_schemas", "list_objects", "describe_object",
-                "run_query", "get_result", "fetch_rows", "cancel_query",
+                "run_query", "get_result", "fetch_rows", "cancel_query", "explain_query",
                 "get_context", "set_context", "query_history"])
 PASS_ENV = ["SNOWFLAKE_MCP_CACHE", "SNOWFLAKE_HOME", "RUST_LOG", "RUST_BACKTRACE", "LLVM_PROFILE_FILE"]
 MODE = sys.argv[1] if len(sys.argv) > 1 else ""

@@ -118,6 +118,30 @@ impl Engine {
             .map_err(|e| sql_error(compilation_error(&e.to_string())))
     }
 
+    /// The tables and views `sql` reads (subqueries included), by name; none for `SHOW` or a
+    /// wait.
+    pub async fn scanned(
+        &self,
+        sql: &str,
+        ctx: &Context,
+        rows: &std::collections::HashMap<&'static str, usize>,
+    ) -> Result<Vec<String>, ToolError> {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        use datafusion::logical_expr::LogicalPlan;
+        let Statement::Plan(plan) = self.prepare(sql, ctx, rows).await? else {
+            return Ok(Vec::new());
+        };
+        let mut names = Vec::new();
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                names.push(scan.table_name.table().to_string());
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .map_err(|e| ToolError::internal(e.to_string()))?;
+        Ok(names)
+    }
+
     /// What `sql` does: an answer already made (`SHOW`), a wait, or a plan to execute.
     pub async fn prepare(
         &self,

@@ -2,12 +2,7 @@ use super::*;
 use std::sync::atomic::AtomicUsize;
 
 fn cache(ttl_secs: u64) -> MetadataCache {
-    MetadataCache {
-        ttl: Duration::from_secs(ttl_secs),
-        max_entries: 100,
-        entries: Mutex::new(HashMap::new()),
-        stats: CacheStats::default(),
-    }
+    MetadataCache::new(Duration::from_secs(ttl_secs), 100)
 }
 
 fn answer(name: &str) -> Cached {
