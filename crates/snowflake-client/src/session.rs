@@ -44,7 +44,7 @@ mod stored;
 
 pub use client::Client;
 use client::ClientInner;
-pub use handle::SessionHandle;
+pub use handle::{QueryStatus, SessionHandle};
 pub use statement::{QueryIdCell, QueryOptions};
 pub use stored::{is_query_id, Stored};
 

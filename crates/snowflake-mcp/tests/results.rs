@@ -382,3 +382,56 @@ async fn a_handle_moves_between_replicas() {
     let (kind, _) = err(&bob, "fetch_rows", json!({"result_id": first["result_id"]})).await;
     assert_eq!(kind, "not_found");
 }
+
+/// A call that asked for progress hears, while its statement runs, what Snowflake's monitoring
+/// says of it (raw sessionless JSON-RPC, to see every notification).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_statement_reports_snowflakes_status_as_progress() {
+    let wh = testkit::Warehouse::start().await;
+    let server = Server::start(&[], &warehouse_env(wh.port())).await;
+    let params = json!({"name": "run_query", "arguments": {"sql": "SELECT SYSTEM$WAIT(7)", "wait_secs": 15},
+        "_meta": {"progressToken": "p-7",
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}}});
+    let body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}).to_string();
+    let headers = [
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "run_query"),
+    ];
+    let (status, _, answer) = raw_http(&server.base, "POST", "/mcp", &headers, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let messages: Vec<Value> = answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_json::from_str(d.trim()).unwrap())
+        .collect();
+    let notes: Vec<&str> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .filter_map(|m| m["params"]["message"].as_str())
+        .collect();
+    assert!(notes.contains(&"Snowflake: running"), "{notes:?}");
+    assert!(
+        notes.iter().any(|n| n.starts_with("running for")),
+        "{notes:?}"
+    );
+    let result = messages.iter().find(|m| m["id"] == 1).unwrap();
+    assert_eq!(
+        result["result"]["structuredContent"]["rows"],
+        json!([["waited 7 seconds"]])
+    );
+    let progress: Vec<f64> = messages
+        .iter()
+        .filter_map(|m| m["params"]["progress"].as_f64())
+        .collect();
+    assert!(
+        progress.windows(2).all(|w| w[0] < w[1]),
+        "progress always increases: {progress:?}"
+    );
+}

@@ -15,6 +15,8 @@
 //!   100,000 partitions when the query names `BIG`, else 1 KB in one partition;
 //! * anything else (`USE`, `SELECT 1`) answers one row `1` at once.
 //!
+//! `GET /monitoring/queries/<id>` reports each statement `RUNNING`, `SUCCESS` or `ABORTED`.
+//!
 //! Every statement counts as one execution ([`Warehouse::executions`]); reading a result again
 //! executes nothing.
 
@@ -195,6 +197,22 @@ fn answer(r: &Request, state: &Mutex<State>) -> Reply {
     {
         let st = state.lock().unwrap();
         return result(&st, id);
+    }
+    if let Some(id) = path.strip_prefix("/monitoring/queries/") {
+        let st = state.lock().unwrap();
+        let Some(q) = st.queries.get(id) else {
+            return Reply::json(json!({"success": true, "data": {"queries": []}}));
+        };
+        let running = Instant::now() < q.done_at && !q.cancelled;
+        let status = if q.cancelled {
+            "ABORTED"
+        } else if running {
+            "RUNNING"
+        } else {
+            "SUCCESS"
+        };
+        return Reply::json(json!({"success": true, "data": {"queries": [
+            {"id": id, "status": status, "stats": {"producedRows": if running { 0 } else { q.rows }}}]}}));
     }
     if let Some(rest) = path.strip_prefix("/chunks/") {
         let st = state.lock().unwrap();

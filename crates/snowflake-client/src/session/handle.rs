@@ -101,4 +101,42 @@ impl SessionHandle {
             Err(env.error())
         }
     }
+
+    /// Where statement `query_id` stands, from Snowflake's monitoring
+    /// (`GET /monitoring/queries/<id>`, as gosnowflake's `monitoring.go` and the Python
+    /// connector's `get_query_status` read it): `None` while Snowflake has nothing yet.
+    pub async fn query_status(&self, query_id: &str) -> Result<Option<QueryStatus>> {
+        if !super::is_query_id(query_id) {
+            return Err(crate::error::Error::protocol("not a query id"));
+        }
+        let url = self
+            .client
+            .transport
+            .url(&format!("monitoring/queries/{query_id}"), &[])?;
+        let env = self
+            .client
+            .transport
+            .get(
+                url,
+                Some(&self.shared.session_token()),
+                Instant::now() + CONTROL_WAIT,
+            )
+            .await?;
+        if !env.success {
+            return Err(env.error());
+        }
+        let first = &env.data["queries"][0];
+        Ok(first["status"].as_str().map(|status| QueryStatus {
+            status: status.to_string(),
+            produced_rows: first["stats"]["producedRows"].as_u64(),
+        }))
+    }
+}
+
+/// A running statement's state as Snowflake's monitoring reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryStatus {
+    /// `QUEUED`, `RESUMING_WAREHOUSE`, `RUNNING`, `BLOCKED`, `SUCCESS`, `FAILED_WITH_ERROR`...
+    pub status: String,
+    pub produced_rows: Option<u64>,
 }

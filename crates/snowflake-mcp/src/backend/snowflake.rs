@@ -156,14 +156,21 @@ async fn run_on<C: Connector<Session = snowflake_client::Session>>(
         };
         // If this future is dropped (the call was cancelled, its MCP session closed, or a
         // timeout fired), the guard aborts the statement on Snowflake.
-        let guard = AbortOnDrop::new(lease.session().handle(), pool.tasks());
-        let outcome = match lease.session().query_with(sql, &options).await {
-            Ok(mut result) => {
-                crate::observe::progress::report(crate::observe::progress::Stage::Fetching);
-                result.set_deadline(deadline);
-                result.collect(limits).await
+        let handle = lease.session().handle();
+        let guard = AbortOnDrop::new(handle.clone(), pool.tasks());
+        let run = async {
+            match lease.session().query_with(sql, &options).await {
+                Ok(mut result) => {
+                    crate::observe::progress::report(crate::observe::progress::Stage::Fetching);
+                    result.set_deadline(deadline);
+                    result.collect(limits).await
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
+        };
+        let outcome = tokio::select! {
+            outcome = run => outcome,
+            never = report_status(&handle, options.query_id.clone()) => match never {},
         };
         guard.disarm();
         if outcome.is_ok() {
@@ -175,6 +182,32 @@ async fn run_on<C: Connector<Session = snowflake_client::Session>>(
             lease.retire_if_broken(&e);
             ToolError::from(e)
         })
+    }
+}
+
+/// While a statement runs, tell a call that asked for progress what Snowflake's monitoring
+/// says of it (every 5 s: its status and the rows it produced). Never ends by itself.
+async fn report_status(
+    handle: &snowflake_client::SessionHandle,
+    query_id: Option<snowflake_client::QueryIdCell>,
+) -> std::convert::Infallible {
+    let every = std::time::Duration::from_secs(5);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tick.tick().await;
+        let Some(id) = query_id.as_ref().and_then(|c| c.get()) else {
+            continue;
+        };
+        if !crate::observe::progress::wanted() {
+            continue;
+        }
+        if let Ok(Some(s)) = handle.query_status(id).await {
+            let status = s.status.to_ascii_lowercase().replace('_', " ");
+            crate::observe::progress::running(match s.produced_rows {
+                Some(rows) if rows > 0 => format!("Snowflake: {status}, {rows} rows produced"),
+                _ => format!("Snowflake: {status}"),
+            });
+        }
     }
 }
 

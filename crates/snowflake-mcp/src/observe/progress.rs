@@ -225,6 +225,16 @@ impl Drop for Holding {
     }
 }
 
+/// Whether the current call's client still hears progress (asked for it, and not answered yet).
+pub fn wanted() -> bool {
+    CALL.try_with(|c| {
+        c.notify
+            .as_ref()
+            .is_some_and(|r| crate::lock(&r.stages).is_some())
+    })
+    .unwrap_or(false)
+}
+
 /// The current call is still queued (`message` says where it stands).
 pub fn waiting(message: String) {
     still(Stage::Queued, message)
