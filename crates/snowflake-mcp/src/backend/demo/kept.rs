@@ -32,6 +32,9 @@ pub const MAX_FILES: usize = 500;
 /// Bytes of one result kept at most.
 pub const MAX_KEPT_BYTES: usize = 256 << 20;
 
+/// The footer's record of how many rows each batch holds (`"8192,8192,1230"`).
+const BATCH_ROWS: &str = "batch_rows";
+
 pub struct Kept {
     dir: PathBuf,
     running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
@@ -94,6 +97,7 @@ impl Kept {
             path,
             bytes: 0,
             rows: 0,
+            written: Vec::new(),
             finished: false,
         })
     }
@@ -137,23 +141,40 @@ impl Kept {
         let failed = |e: &dyn std::fmt::Display| {
             ToolError::internal(format!("the demo's kept result is unreadable: {e}"))
         };
-        let reader = FileReader::try_new(file, None).map_err(|e| failed(&e))?;
+        let mut reader = FileReader::try_new(file, None).map_err(|e| failed(&e))?;
+        // The footer says how many rows each batch holds: a page seeks to its first batch
+        // instead of decoding every batch before it (or after it, to count them).
+        let counts: Vec<u64> = reader
+            .custom_metadata()
+            .get(BATCH_ROWS)
+            .ok_or_else(|| failed(&"it has no batch row counts"))?
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|e| failed(&e))?;
+        let total: u64 = counts.iter().sum();
         let mut rows = Collector::new(&reader.schema(), limits);
-        let (mut skip, mut total) = (offset, 0u64);
-        let mut full = false;
-        for batch in reader {
-            let batch = batch.map_err(|e| failed(&e))?;
-            let n = batch.num_rows() as u64;
-            total += n;
-            if full {
-                continue;
+        // The batch the page starts in, and the rows of it before the page.
+        let (mut first, mut skip) = (None, offset);
+        for (i, &n) in counts.iter().enumerate() {
+            if skip < n {
+                first = Some(i);
+                break;
             }
-            if skip >= n {
-                skip -= n;
-                continue;
+            skip -= n;
+        }
+        if let Some(first) = first {
+            reader.set_index(first).map_err(|e| failed(&e))?;
+            for batch in reader {
+                let batch = batch.map_err(|e| failed(&e))?;
+                let n = batch.num_rows() as u64;
+                let full = !rows.add(&batch.slice(skip as usize, (n - skip) as usize));
+                skip = 0;
+                if full {
+                    break;
+                }
             }
-            full = !rows.add(&batch.slice(skip as usize, (n - skip) as usize));
-            skip = 0;
         }
         let mut out = rows.finish(query_id.to_string());
         out.total_rows = Some(total);
@@ -182,6 +203,8 @@ pub struct KeptWriter {
     done: PathBuf,
     bytes: usize,
     rows: u64,
+    /// Rows of each batch written, for the footer ([`BATCH_ROWS`]).
+    written: Vec<u64>,
     finished: bool,
 }
 
@@ -213,11 +236,15 @@ impl KeptWriter {
         };
         if self.bytes > MAX_KEPT_BYTES || writer.write(batch).is_err() {
             self.finish_file();
+        } else {
+            self.written.push(batch.num_rows() as u64);
         }
     }
 
     fn finish_file(&mut self) {
         if let Some(mut writer) = self.writer.take() {
+            let counts: Vec<String> = self.written.iter().map(u64::to_string).collect();
+            writer.write_metadata(BATCH_ROWS, counts.join(","));
             if let Err(e) = writer.finish() {
                 tracing::warn!(error = %e, "the demo could not keep a result");
             }
