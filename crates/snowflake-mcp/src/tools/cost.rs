@@ -120,11 +120,7 @@ impl Tools {
             "partitions_assigned": plan.partitions_assigned,
             "bytes_assigned": plan.bytes_assigned,
         });
-        Ok(Outcome {
-            result: success(structured, text),
-            new_context: None,
-            returned: None,
-        })
+        Ok(Outcome::plain(success(structured, text)))
     }
 }
 

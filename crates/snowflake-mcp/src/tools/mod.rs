@@ -66,6 +66,17 @@ pub struct Outcome {
     pub returned: Option<(u64, u64)>,
 }
 
+impl Outcome {
+    /// A result that changes no context and returns no rows to charge.
+    pub fn plain(result: CallToolResult) -> Outcome {
+        Outcome {
+            result,
+            new_context: None,
+            returned: None,
+        }
+    }
+}
+
 impl Tools {
     pub fn new(
         admission: Admission,
@@ -230,11 +241,7 @@ impl Tools {
     ) -> Result<Outcome, ToolError> {
         let share = caller.client.share();
         let (ctx, client, access) = (&caller.context, &share, &caller.client.access);
-        let plain = |result| Outcome {
-            result,
-            new_context: None,
-            returned: None,
-        };
+        let plain = Outcome::plain;
         match name {
             "list_databases" => {
                 parse::<NoArgs>(args)?;

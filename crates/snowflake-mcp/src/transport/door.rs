@@ -17,3 +17,16 @@ where
 {
     type Call = Fut;
 }
+
+/// The kind of a tool error that came through the door (its `_meta.error.kind`), if it is one.
+pub(super) fn error_kind(result: &CallToolResult) -> Option<String> {
+    (result.is_error == Some(true)).then(|| {
+        result
+            .meta
+            .as_ref()
+            .and_then(|m| m.0.get("error"))
+            .and_then(|e| e["kind"].as_str())
+            .unwrap_or("internal")
+            .to_string()
+    })
+}

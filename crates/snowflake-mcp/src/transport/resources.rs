@@ -13,7 +13,7 @@ use rmcp::model::{
 use rmcp::ErrorData as McpError;
 use serde_json::{json, Value};
 
-use super::door::Door;
+use super::door::{error_kind, Door};
 
 /// Where result resources live.
 pub const PREFIX: &str = crate::tools::results::RESOURCE_PREFIX;
@@ -72,17 +72,19 @@ pub(super) async fn read(
         let call = CallToolRequestParams::new("fetch_rows")
             .with_arguments(args.as_object().cloned().unwrap_or_default());
         let page = door(call).await;
-        if page.is_error == Some(true) {
+        if let Some(kind) = error_kind(&page) {
+            if kind == "not_found" {
+                return Err(McpError::resource_not_found(
+                    format!("no resource '{uri}'"),
+                    None,
+                ));
+            }
             let why = page
                 .content
                 .first()
                 .and_then(|c| c.as_text())
                 .map_or_else(String::new, |t| t.text.clone());
-            return Err(if why.starts_with("not_found") {
-                McpError::resource_not_found(format!("no resource '{uri}'"), None)
-            } else {
-                McpError::internal_error(why, None)
-            });
+            return Err(McpError::internal_error(why, None));
         }
         let page = page.structured_content.unwrap_or_default();
         columns = page["columns"].clone();

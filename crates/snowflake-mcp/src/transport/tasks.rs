@@ -21,7 +21,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer};
 use serde_json::{json, Value};
 
-use super::door::Door;
+use super::door::{error_kind, Door};
 use crate::tools::results::RETENTION;
 
 /// How often a client should ask about a task, milliseconds.
@@ -80,18 +80,6 @@ async fn through_the_door(
         )),
         _ => Ok(result),
     }
-}
-
-fn error_kind(result: &CallToolResult) -> Option<String> {
-    (result.is_error == Some(true)).then(|| {
-        result
-            .meta
-            .as_ref()
-            .and_then(|m| m.0.get("error"))
-            .and_then(|e| e["kind"].as_str())
-            .unwrap_or("internal")
-            .to_string()
-    })
 }
 
 /// `tasks/get`: the task's state; its `result` is what `tools/call` would have answered.

@@ -11,10 +11,9 @@ use rmcp::model::JsonObject;
 use serde_json::json;
 
 use super::job::{name_the_result, Answer, Job};
-use super::{digest, new_id, Record};
+use super::{new_id, Record, Status};
 use crate::backend::{QueryLimits, StoredPage};
 use crate::error::ToolError;
-use crate::lock;
 use crate::observe::{attribution, progress};
 use crate::state::{Amounts, Cost};
 use crate::tools::arguments::{parse, CancelQuery, FetchRows, GetResult, RunQuery};
@@ -68,11 +67,7 @@ fn running(result_id: &str, query_id: Option<String>, elapsed_ms: u64) -> Outcom
         "running: the statement is still running after {:.1} s{named}. Call get_result with result_id \"{result_id}\" (wait_secs up to 60) for its answer, or cancel_query to stop it.",
         elapsed_ms as f64 / 1000.0
     );
-    Outcome {
-        result: success(structured, text),
-        new_context: None,
-        returned: None,
-    }
+    Outcome::plain(success(structured, text))
 }
 
 fn stored_error(record: &Record) -> ToolError {
@@ -122,7 +117,7 @@ impl Tools {
         let named = matches!(&answer, Ok((r, _)) if r.structured_content.as_ref().is_some_and(|s| s.get("result_id").is_some()));
         if !named {
             // Nobody holds its handle: nothing to keep.
-            lock(&self.results.jobs).remove(&digest(&job.id));
+            self.results.forget(&job);
         }
         outcome(answer)
     }
@@ -149,7 +144,7 @@ impl Tools {
         let deadline = tokio::time::Instant::now() + wait;
         let mut record = self.results.record(&a.result_id, &caller.client.id).await?;
         while record.query_id.is_none()
-            && record.status == "running"
+            && record.status == Status::Running
             && tokio::time::Instant::now() + POLL < deadline
         {
             tokio::time::sleep(POLL).await;
@@ -216,7 +211,7 @@ impl Tools {
         limit: usize,
         wait: Duration,
     ) -> Result<Option<Outcome>, ToolError> {
-        if matches!(record.status.as_str(), "failed" | "cancelled") {
+        if record.status.failed() {
             return Err(stored_error(record));
         }
         let Some(query_id) = record.query_id.as_deref() else {
@@ -264,12 +259,7 @@ impl Tools {
                 Err(e) if e.kind == "sql_error" || e.kind == "cancelled" => {
                     // The statement failed or was stopped where it ran: say so from now on.
                     let mut failed = record.clone();
-                    failed.status = if e.kind == "cancelled" {
-                        "cancelled"
-                    } else {
-                        "failed"
-                    }
-                    .into();
+                    failed.status = Status::of::<()>(&Err(e.clone()));
                     failed.error = Some((e.kind.to_string(), e.message.clone()));
                     let _ = self
                         .results
@@ -289,9 +279,9 @@ impl Tools {
                 return other.map(|_| None);
             }
         };
-        if record.status == "running" {
+        if record.status == Status::Running {
             let mut done = record.clone();
-            done.status = "done".into();
+            done.status = Status::Done;
             done.total_rows = page.total_rows;
             let _ = self.results.save(result_id, &caller.client.id, &done).await;
         }
@@ -315,24 +305,21 @@ impl Tools {
             Some(job) => {
                 job.cancel();
                 job.wait(Duration::from_secs(10)).await;
-                let status = match job.answer() {
-                    Some(Ok(_)) => "done",
-                    Some(Err(e)) if e.kind == "cancelled" => "cancelled",
-                    Some(Err(_)) => "failed",
-                    None => "cancelling",
-                };
-                (status.to_string(), job.query_id())
+                let status = job
+                    .answer()
+                    .map_or("cancelling", |a| Status::of(&a).as_str());
+                (status, job.query_id())
             }
             None => {
                 let mut record = self.results.record(&a.result_id, &caller.client.id).await?;
-                if record.status == "running" {
+                if record.status == Status::Running {
                     if let Some(q) = record.query_id.as_deref() {
                         let share = caller.client.share();
                         self.gateway
                             .cancel_query(&share, &record.context(), q)
                             .await?;
                     }
-                    record.status = "cancelled".into();
+                    record.status = Status::Cancelled;
                     record.error = Some((
                         "cancelled".into(),
                         "the query was stopped with cancel_query".into(),
@@ -341,10 +328,10 @@ impl Tools {
                         .save(&a.result_id, &caller.client.id, &record)
                         .await?;
                 }
-                (record.status.clone(), record.query_id.clone())
+                (record.status.as_str(), record.query_id.clone())
             }
         };
-        let text = match status.as_str() {
+        let text = match status {
             "cancelled" => "cancelled: the statement was stopped.".to_string(),
             "done" => "done: the statement had already finished; get_result reads it.".to_string(),
             other => format!("{other}: the statement had already ended."),
@@ -353,11 +340,7 @@ impl Tools {
         if let Some(q) = query_id {
             structured["query_id"] = json!(q);
         }
-        Ok(Outcome {
-            result: success(structured, text),
-            new_context: None,
-            returned: None,
-        })
+        Ok(Outcome::plain(success(structured, text)))
     }
 }
 

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::{Record, Results, STORE_WAIT};
+use super::{Record, Results, Status, STORE_WAIT};
 use crate::error::ToolError;
 use crate::lock;
 use crate::observe::progress::Tracker;
@@ -108,7 +108,7 @@ impl Job {
         self.cancel.cancel();
     }
 
-    fn record(&self, status: &str, answer: Option<&Answer>) -> Record {
+    fn record(&self, status: Status, answer: Option<&Answer>) -> Record {
         let (mut total_rows, mut error) = (None, None);
         match answer {
             Some(Ok((result, _))) => {
@@ -123,7 +123,7 @@ impl Job {
         Record {
             query_id: self.query_id(),
             context: crate::state::context_json(&self.context),
-            status: status.to_string(),
+            status,
             started_ms: self.started_ms,
             finished_ms: answer.map(|_| chrono::Utc::now().timestamp_millis()),
             total_rows,
@@ -149,7 +149,7 @@ impl Job {
                 }
                 _ = self.detach.notified(), if !detached => {
                     detached = true;
-                    if let Err(e) = results.save(&self.id, &self.owner, &self.record("running", None)).await {
+                    if let Err(e) = results.save(&self.id, &self.owner, &self.record(Status::Running, None)).await {
                         tracing::error!(error = %e.message, "could not keep a running statement's handle; only this replica knows it");
                     }
                     self.phase.send_replace(Phase::Saved);
@@ -160,11 +160,7 @@ impl Job {
         drop(work);
         let truncated = matches!(&answer, Ok((r, _)) if r.structured_content.as_ref().is_some_and(|s| s["truncated"] == json!(true)));
         if detached || truncated {
-            let status = match &answer {
-                Ok(_) => "done",
-                Err(e) if e.kind == "cancelled" => "cancelled",
-                Err(_) => "failed",
-            };
+            let status = Status::of(&answer);
             match results
                 .save(&self.id, &self.owner, &self.record(status, Some(&answer)))
                 .await

@@ -40,6 +40,41 @@ const MAX_JOBS: usize = 10_000;
 /// The state store must answer a handle's save or load within this.
 const STORE_WAIT: Duration = Duration::from_secs(3);
 
+/// Where a handle's statement stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl Status {
+    /// How a statement that ended with `outcome` ended.
+    pub fn of<T>(outcome: &Result<T, ToolError>) -> Status {
+        match outcome {
+            Ok(_) => Status::Done,
+            Err(e) if e.kind == "cancelled" => Status::Cancelled,
+            Err(_) => Status::Failed,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Done => "done",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// Ended without a result.
+    pub fn failed(self) -> bool {
+        matches!(self, Status::Failed | Status::Cancelled)
+    }
+}
+
 /// What the state store keeps of a handle.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -47,8 +82,7 @@ pub struct Record {
     pub query_id: Option<String>,
     /// The context the statement ran in (JSON), where its result is read again.
     pub context: String,
-    /// `running`, `done`, `failed` or `cancelled`.
-    pub status: String,
+    pub status: Status,
     pub started_ms: i64,
     #[serde(default)]
     pub finished_ms: Option<i64>,
@@ -102,6 +136,11 @@ impl Results {
             store,
             jobs: Mutex::default(),
         }
+    }
+
+    /// Forget `job` at once (nobody holds its handle).
+    fn forget(&self, job: &Job) {
+        lock(&self.jobs).remove(&digest(&job.id));
     }
 
     /// Forget finished jobs kept past [`KEEP_FINISHED`] (their records stay in the store).
