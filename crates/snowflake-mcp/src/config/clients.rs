@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::writes::{ConfirmWrites, WriteKind};
+
 /// A context given in config (`default_context = { warehouse = "WH" }`).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -66,6 +68,40 @@ pub struct ClientConfig {
     /// ... or more micro-partitions.
     #[serde(default, deserialize_with = "count")]
     pub max_scan_partitions: Option<u64>,
+    /// Statement kinds this client may run besides reads (none: read-only).
+    #[serde(default)]
+    pub allow_statements: Vec<WriteKind>,
+    /// Where those writes may go: whole databases, and/or `DB.SCHEMA` schemas.
+    #[serde(default)]
+    pub write_databases: Vec<String>,
+    #[serde(default)]
+    pub write_schemas: Vec<String>,
+    /// Whether a person confirms each write (default `always`).
+    #[serde(default)]
+    pub confirm_writes: ConfirmWrites,
+}
+
+impl ClientConfig {
+    /// A client that may write must be told where; a write place must be a name.
+    pub(super) fn check_writes(&self) -> Result<(), String> {
+        let places = self.write_databases.len() + self.write_schemas.len();
+        if !self.allow_statements.is_empty() && places == 0 {
+            return Err(format!(
+                "client '{}': allow_statements needs write_databases or write_schemas (where its writes may go)",
+                self.id
+            ));
+        }
+        for schema in &self.write_schemas {
+            let parts: Vec<&str> = schema.split('.').collect();
+            if parts.len() != 2 || parts.iter().any(|p| p.trim().is_empty()) {
+                return Err(format!(
+                    "client '{}': write_schemas entries are DATABASE.SCHEMA ('{schema}')",
+                    self.id
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_weight() -> u32 {

@@ -19,6 +19,7 @@ use snowflake_client::{ConnectionSettings, Error};
 mod clients;
 mod oauth;
 mod service;
+mod writes;
 
 pub use clients::{AnonymousConfig, ClientConfig, ContextConfig};
 pub use oauth::{check_provider_url, OAuthConfig};
@@ -26,6 +27,7 @@ pub use service::{
     AuditConfig, CacheConfig, PoolConfig, QueryConfig, SchedulerConfig, ServerConfig,
     SessionsConfig, StateConfig, WarehouseConfig,
 };
+pub use writes::{ConfirmWrites, WriteKind};
 
 /// Credits are counted in millionths: a statement's estimate is rounded once, so a coarser
 /// unit would charge short statements far off (500 ms on a Medium warehouse is 556 millionths;
@@ -174,6 +176,7 @@ impl Config {
                     ));
                 }
             }
+            c.check_writes()?;
             if c.weight == 0 || c.max_concurrent == 0 {
                 return Err(format!(
                     "client '{}': weight and max_concurrent must be at least 1",

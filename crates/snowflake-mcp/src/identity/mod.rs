@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, ContextConfig};
 use crate::identity::oauth::{OAuth, Person, Refusal};
 use crate::identity::token_exchange::TokenExchange;
+use crate::policy::writes::Writes;
 use crate::policy::{
     restricted_default, Access, ClientPolicy, PersonNames, QuotaPolicy, RatePolicy,
 };
@@ -231,6 +232,23 @@ fn policy_of(c: &crate::config::ClientConfig) -> ClientPolicy {
             max_rows: c.max_rows,
             max_scan_bytes: c.max_scan_bytes,
             max_scan_partitions: c.max_scan_partitions,
+            writes: Writes {
+                kinds: c.allow_statements.clone(),
+                databases: normalize_list(&Some(c.write_databases.clone())).unwrap_or_default(),
+                schemas: c
+                    .write_schemas
+                    .iter()
+                    .filter_map(|s| {
+                        let (db, schema) = s.split_once('.')?;
+                        let name = |p: &str| {
+                            normalize_list(&Some(vec![p.trim().to_string()]))
+                                .and_then(|mut l| l.pop())
+                        };
+                        Some((name(db)?, name(schema)?))
+                    })
+                    .collect(),
+                confirm: c.confirm_writes,
+            },
         },
         group: None,
         person: None,

@@ -20,6 +20,7 @@
 pub mod admission;
 pub mod cluster;
 pub mod rate;
+pub mod writes;
 
 use std::sync::Arc;
 
@@ -76,6 +77,8 @@ pub struct Access {
     /// The most a query may scan by its plan's estimate: bytes and micro-partitions.
     pub max_scan_bytes: Option<u64>,
     pub max_scan_partitions: Option<u64>,
+    /// What it may write, and where (nothing by default).
+    pub writes: writes::Writes,
 }
 
 impl Access {

@@ -45,7 +45,7 @@ impl Tools {
             // A client limited to some databases may only reach objects of those databases:
             // every reference (tables, functions, SHOW/DESCRIBE scopes) must resolve to one of
             // them, and one the guard cannot resolve is refused (fail closed).
-            for db in referenced_databases(sql, ctx.database.as_deref())
+            for db in referenced_databases(sql, ctx.database.as_deref(), &[])
                 .map_err(|r| ToolError::refused(r.0))?
             {
                 policy.access.check_database(policy.display(), &db)?;

@@ -40,6 +40,7 @@ mod databases;
 mod lexical;
 mod lists;
 mod query;
+mod write;
 
 use sqlparser::ast::Statement;
 use sqlparser::dialect::SnowflakeDialect;
@@ -47,6 +48,9 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
 
 pub use databases::referenced_databases;
+pub use write::Write;
+
+use crate::config::WriteKind;
 
 /// Why a statement is not allowed; the message is meant for the model.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,22 +67,33 @@ const ALLOWED: &str =
 
 /// Allow `sql` only if it is a single read-only statement.
 pub fn check_read_only(sql: &str) -> Result<(), Refusal> {
-    analyze(sql).map(|_| ())
+    analyze(sql, &[]).map(|_| ())
+}
+
+/// Allow `sql` if it is a single read-only statement, or a write of one of the kinds in
+/// `writes` (see [`write`]); for a write, what it writes. Where it writes is the caller's to
+/// check.
+pub fn check(sql: &str, writes: &[WriteKind]) -> Result<Option<Write>, Refusal> {
+    match analyze(sql, writes)? {
+        Analyzed::Query { write, .. } => Ok(write),
+        Analyzed::Catalog(_) => Ok(None),
+    }
 }
 
 /// An allowed statement, as the database check needs it.
 enum Analyzed {
-    /// A query; for EXPLAIN, the query explained.
+    /// A query (for EXPLAIN, the query explained), or an allowed write with its reads.
     Query {
         statement: Box<Statement>,
         lexed: lexical::Lexed,
+        write: Option<Write>,
     },
     /// A SHOW or DESCRIBE.
     Catalog(catalog::Command),
 }
 
-/// Run every check on `sql`.
-fn analyze(sql: &str) -> Result<Analyzed, Refusal> {
+/// Run every check on `sql`, allowing the write kinds in `writes` besides reads.
+fn analyze(sql: &str, writes: &[WriteKind]) -> Result<Analyzed, Refusal> {
     let lexed = lexical::screen(sql)?;
     let significant = lexed.significant();
     let statement = single_statement(&significant)?;
@@ -91,11 +106,45 @@ fn analyze(sql: &str) -> Result<Analyzed, Refusal> {
         "DESC" | "DESCRIBE" => return catalog::describe(statement).map(Analyzed::Catalog),
         _ => {}
     }
-    let statement = parse_query(&lexed)?;
+    let (statement, explained) = parse_statement(&lexed)?;
+    let write = match &statement {
+        Statement::Query(_) => None,
+        other if explained => {
+            return Err(refused(&format!(
+                "EXPLAIN {} (only queries can be explained here); write EXPLAIN <query>",
+                kind(other)
+            )))
+        }
+        other if writes.is_empty() => {
+            return Err(refused(&format!(
+                "{}; run_query only reads: write a SELECT, SHOW, DESCRIBE or EXPLAIN",
+                kind(other)
+            )))
+        }
+        other => match write::classify(other)? {
+            Some(write) if write.needs().all(|k| writes.contains(&k)) => Some(write),
+            found => {
+                let what = match &found {
+                    Some(w) => w
+                        .needs()
+                        .map(|k| k.name())
+                        .collect::<Vec<_>>()
+                        .join(" and "),
+                    None => kind(other),
+                };
+                let may: Vec<&str> = writes.iter().map(|k| k.name()).collect();
+                return Err(Refusal(format!(
+                    "{what} is not allowed for this client; it may run one read-only statement (SELECT, WITH, SHOW, DESCRIBE or EXPLAIN) or one {}",
+                    may.join(", ")
+                )));
+            }
+        },
+    };
     query::inspect(&statement)?;
     Ok(Analyzed::Query {
         statement: Box::new(statement),
         lexed,
+        write,
     })
 }
 
@@ -115,9 +164,9 @@ fn single_statement<'a>(significant: &'a [&'a Token]) -> Result<&'a [&'a Token],
     }
 }
 
-/// Parse a query or `EXPLAIN [USING TEXT|JSON|TABULAR]` of one; for EXPLAIN, the query
-/// explained is returned.
-fn parse_query(lexed: &lexical::Lexed) -> Result<Statement, Refusal> {
+/// Parse the one statement; for `EXPLAIN [USING TEXT|JSON|TABULAR]`, the statement explained,
+/// and `true`.
+fn parse_statement(lexed: &lexical::Lexed) -> Result<(Statement, bool), Refusal> {
     // sqlparser does not know `EXPLAIN USING <format>`: parse what follows the format.
     let (tokens, explain_using) = match explain_using_end(&lexed.tokens) {
         Some(end) => (lexed.tokens[end..].to_vec(), true),
@@ -133,7 +182,7 @@ fn parse_query(lexed: &lexical::Lexed) -> Result<Statement, Refusal> {
             s.len()
         ))
     })?;
-    let (statement, explained) = match statement {
+    Ok(match statement {
         Statement::Explain {
             statement,
             analyze,
@@ -157,18 +206,7 @@ fn parse_query(lexed: &lexical::Lexed) -> Result<Statement, Refusal> {
             (*statement, true)
         }
         other => (other, explain_using),
-    };
-    match statement {
-        Statement::Query(_) => Ok(statement),
-        other if explained => Err(refused(&format!(
-            "EXPLAIN {} (only queries can be explained here); write EXPLAIN <query>",
-            kind(&other)
-        ))),
-        other => Err(refused(&format!(
-            "{}; run_query only reads: write a SELECT, SHOW, DESCRIBE or EXPLAIN",
-            kind(&other)
-        ))),
-    }
+    })
 }
 
 /// For `EXPLAIN USING TEXT|JSON|TABULAR <query>`, the index of the first token after the format.
@@ -238,3 +276,5 @@ mod fuzz;
 mod restricted_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod write_tests;

@@ -28,21 +28,26 @@ use super::lists::{
 };
 use super::query::normalized_parts;
 use super::{analyze, Analyzed, Refusal};
+use crate::config::WriteKind;
 
-/// The databases a read-only statement reads from: three-part names name theirs, shorter
+/// The databases a statement reads from or writes to: three-part names name theirs, shorter
 /// names resolve against `current_database`. `Err` names what cannot be resolved, and what to
-/// write instead; a statement the read-only guard refuses is refused here too.
+/// write instead; a statement the guard refuses (allowing the write kinds `writes`) is refused
+/// here too.
 pub fn referenced_databases(
     sql: &str,
     current_database: Option<&str>,
+    writes: &[WriteKind],
 ) -> Result<Vec<String>, Refusal> {
     let mut found = Found {
         current: current_database,
         databases: Vec::new(),
     };
-    match analyze(sql)? {
+    match analyze(sql, writes)? {
         Analyzed::Catalog(command) => found.scope(&command)?,
-        Analyzed::Query { statement, lexed } => {
+        Analyzed::Query {
+            statement, lexed, ..
+        } => {
             let significant = lexed.significant();
             found.streams_named_as_text(&significant)?;
             for call in calls(&significant) {

@@ -7,7 +7,7 @@ use super::{check_read_only, referenced_databases, Refusal};
 /// What `run_query` checks for a limited client: read-only, then the databases reached.
 pub(super) fn reach(sql: &str, current: Option<&str>) -> Result<Vec<String>, Refusal> {
     check_read_only(sql)?;
-    referenced_databases(sql, current)
+    referenced_databases(sql, current, &[])
 }
 
 /// True when a client limited to `CUR` would be let through.
@@ -104,7 +104,7 @@ fn no_bypass_reaches_beyond_the_current_database() {
     let escaped: Vec<String> = BYPASSES
         .iter()
         .filter(|sql| escapes_to_cur_only(sql))
-        .map(|sql| format!("{sql}: {:?}", referenced_databases(sql, Some("CUR"))))
+        .map(|sql| format!("{sql}: {:?}", referenced_databases(sql, Some("CUR"), &[])))
         .collect();
     assert!(
         escaped.is_empty(),
@@ -127,9 +127,9 @@ fn identifier_and_text_names_are_refused_not_resolved_to_the_current_database() 
         "DESCRIBE WAREHOUSE wh",
     ] {
         assert!(
-            referenced_databases(sql, Some("CUR")).is_err(),
+            referenced_databases(sql, Some("CUR"), &[]).is_err(),
             "{sql} was resolved: {:?}",
-            referenced_databases(sql, Some("CUR"))
+            referenced_databases(sql, Some("CUR"), &[])
         );
     }
 }
@@ -160,7 +160,7 @@ fn other_databases_are_reported() {
         ("EXPLAIN USING JSON SELECT * FROM OTHER.S.T", vec!["OTHER"]),
     ] {
         assert_eq!(
-            referenced_databases(sql, Some("CUR")),
+            referenced_databases(sql, Some("CUR"), &[]),
             Ok(expected.iter().map(|s| s.to_string()).collect()),
             "{sql}"
         );
@@ -200,13 +200,13 @@ fn reads_of_the_current_database_resolve() {
         ("DESCRIBE DATABASE CUR", vec!["CUR"]),
     ] {
         assert_eq!(
-            referenced_databases(sql, Some("CUR")),
+            referenced_databases(sql, Some("CUR"), &[]),
             Ok(expected.iter().map(|s| s.to_string()).collect()),
             "{sql}"
         );
     }
     assert_eq!(
-        referenced_databases("SELECT * FROM \"My Db\".s.t", None),
+        referenced_databases("SELECT * FROM \"My Db\".s.t", None, &[]),
         Ok(vec!["My Db".to_string()])
     );
 }
@@ -220,10 +220,10 @@ fn short_names_need_a_current_database() {
         "SHOW TABLES IN SCHEMA s",
         "DESCRIBE TABLE t",
     ] {
-        let err = referenced_databases(sql, None).unwrap_err();
+        let err = referenced_databases(sql, None, &[]).unwrap_err();
         assert!(err.0.contains("set_context"), "{sql}: {err}");
     }
-    assert_eq!(referenced_databases("SELECT 1", None), Ok(vec![]));
+    assert_eq!(referenced_databases("SELECT 1", None, &[]), Ok(vec![]));
 }
 
 #[test]
@@ -242,7 +242,7 @@ fn limited_refusals_say_what_to_write_instead() {
         ),
         ("SELECT * FROM t AT(STREAM => 'x')", "AT(TIMESTAMP"),
     ] {
-        let err = referenced_databases(sql, Some("CUR")).unwrap_err();
+        let err = referenced_databases(sql, Some("CUR"), &[]).unwrap_err();
         assert!(err.0.contains(expected), "{sql}: {err}");
         assert!(err.0.contains("limited to some databases"), "{sql}: {err}");
     }

@@ -191,7 +191,7 @@ fn quoted_names_and_show_clauses_that_were_refused_are_allowed() {
         assert_eq!(check_read_only(sql), Ok(()), "{sql}");
     }
     // For a client limited to some databases, the quoted names resolve whole.
-    let reached = |sql: &str| super::referenced_databases(sql, Some("CUR"));
+    let reached = |sql: &str| super::referenced_databases(sql, Some("CUR"), &[]);
     assert_eq!(
         reached(r#"describe view "Sales Data"."Q1 Summary""#),
         Ok(vec!["CUR".to_string()])
