@@ -22,6 +22,9 @@ pub struct ToolError {
     /// Snowflake's own identification of the failure, when it came from Snowflake (boxed to
     /// keep the error small on the happy path).
     pub snowflake: Option<Box<SnowflakeDetails>>,
+    /// More machine-readable fields for `_meta.error` (e.g. a `confirmation_required`'s
+    /// `confirm` token and what a person is shown, `prompt`).
+    pub extra: Option<Box<Map<String, serde_json::Value>>>,
 }
 
 /// Snowflake's code, SQL state and query id of a failed statement.
@@ -39,7 +42,16 @@ impl ToolError {
             message: message.into(),
             retry_after_ms: None,
             snowflake: None,
+            extra: None,
         }
+    }
+
+    /// Add a field to `_meta.error`.
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extra
+            .get_or_insert_with(Box::default)
+            .insert(key.into(), value.into());
+        self
     }
 
     /// A bad argument: the model should fix the call.
@@ -76,6 +88,9 @@ impl ToolError {
                     error.insert(key.into(), json!(v));
                 }
             }
+        }
+        for (key, value) in self.extra.iter().flat_map(|e| e.iter()) {
+            error.entry(key.clone()).or_insert_with(|| value.clone());
         }
         serde_json::Value::Object(error)
     }
@@ -141,6 +156,7 @@ impl From<SnowflakeError> for ToolError {
             kind,
             message: format!("{} {next}", e.message()),
             retry_after_ms,
+            extra: None,
             snowflake: Some(Box::new(SnowflakeDetails {
                 code: e.code().map(str::to_string),
                 sql_state: e.sql_state().map(str::to_string),

@@ -23,7 +23,7 @@ use snowflake_mcp::sessions::{Registry, SessionLimits};
 use snowflake_mcp::spawn_every;
 use snowflake_mcp::state::coordinator::Coordinator;
 use snowflake_mcp::state::{default_state_path, RedisOptions, RedisStore, SqliteStore, StateStore};
-use snowflake_mcp::tools::{definitions, Tools};
+use snowflake_mcp::tools::{definitions_for, Tools};
 use snowflake_mcp::transport::App;
 use tokio_util::sync::CancellationToken;
 
@@ -428,7 +428,12 @@ fn app(
         ),
         registry,
         clients,
-        tool_list: definitions(),
+        tool_list: definitions_for(
+            config
+                .clients
+                .iter()
+                .any(|c| !c.allow_statements.is_empty()),
+        ),
         in_flight: Default::default(),
         stopping: CancellationToken::new(),
     }))

@@ -152,6 +152,8 @@ pub struct QueryConfig {
     /// How long `run_query` waits for its statement before answering with a `result_id` and
     /// leaving it running (a call may ask for less or more with `wait_secs`).
     pub answer_within_secs: u64,
+    /// How long a write's confirmation (its `confirm` token) stays valid.
+    pub confirm_within_secs: u64,
 }
 
 impl Default for QueryConfig {
@@ -163,11 +165,16 @@ impl Default for QueryConfig {
             statement_timeout_secs: 120,
             max_sql_bytes: 100_000,
             answer_within_secs: 20,
+            confirm_within_secs: 300,
         }
     }
 }
 
 impl QueryConfig {
+    pub fn confirm_within(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.confirm_within_secs.clamp(1, 3600))
+    }
+
     pub fn statement_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.statement_timeout_secs.max(1))
     }

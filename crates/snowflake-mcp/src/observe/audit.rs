@@ -169,6 +169,30 @@ pub struct PendingAudit {
     auditor: Auditor,
     record: Option<AuditRecord>,
     started: std::time::Instant,
+    note: Arc<std::sync::Mutex<WriteNote>>,
+}
+
+/// What a write adds to its call's record (see [`note_write`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteNote {
+    /// Kind and target: `INSERT SCRATCH.PUBLIC.T`.
+    pub write: Option<String>,
+    /// Who confirmed it, how, and what they were shown; or why nobody was asked.
+    pub confirmed: Option<String>,
+}
+
+tokio::task_local! {
+    static NOTE: Arc<std::sync::Mutex<WriteNote>>;
+}
+
+/// Note on the record of the call being audited (inside [`PendingAudit::scope`]) what it
+/// writes and how that was confirmed. Outside an audited call this does nothing.
+pub fn note_write(note: WriteNote) {
+    let _ = NOTE.try_with(|slot| *lock(slot) = note);
+}
+
+fn lock(slot: &std::sync::Mutex<WriteNote>) -> std::sync::MutexGuard<'_, WriteNote> {
+    slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl PendingAudit {
@@ -190,13 +214,26 @@ impl PendingAudit {
                 ..Default::default()
             }),
             started: std::time::Instant::now(),
+            note: Arc::default(),
         }
+    }
+
+    /// Run the call's `work` where [`note_write`] reaches this record.
+    pub async fn scope<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        NOTE.scope(self.note.clone(), work).await
+    }
+
+    fn noted(&self, record: &mut AuditRecord) {
+        let note = lock(&self.note).clone();
+        record.write = note.write;
+        record.confirmed = note.confirmed;
     }
 
     /// Record the call's outcome.
     pub async fn finish(mut self, outcome: Result<CallSummary, &ToolError>) {
         if let Some(mut record) = self.record.take() {
             fill(&mut record, outcome, self.started.elapsed());
+            self.noted(&mut record);
             self.auditor.record(record).await;
         }
     }
@@ -209,6 +246,7 @@ impl Drop for PendingAudit {
         };
         record.time_ms = chrono::Utc::now().timestamp_millis();
         record.duration_ms = self.started.elapsed().as_millis() as u64;
+        self.noted(&mut record);
         self.auditor.record_later(record);
     }
 }

@@ -41,6 +41,18 @@ struct CallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WriteLabels {
+    client: String,
+    kind: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClientLabel {
+    client: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageLabels {
     stage: &'static str,
     tool: String,
@@ -54,6 +66,8 @@ fn latency_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     calls: Family<CallLabels, Counter>,
+    writes: Family<WriteLabels, Counter>,
+    cost_refusals: Family<ClientLabel, Counter>,
     durations: Family<StageLabels, Histogram, fn() -> Histogram>,
     connections_open: Gauge,
     connections_refused: Counter,
@@ -67,7 +81,19 @@ impl Default for Metrics {
         );
         let connections_open = Gauge::default();
         let connections_refused = Counter::default();
+        let writes = Family::<WriteLabels, Counter>::default();
+        let cost_refusals = Family::<ClientLabel, Counter>::default();
         let mut registry = Registry::default();
+        registry.register(
+            "snowflake_mcp_writes",
+            "Writes by client, statement kind and outcome (asked: a confirmation was asked for; declined; ran; failed)",
+            writes.clone(),
+        );
+        registry.register(
+            "snowflake_mcp_cost_refusals",
+            "Queries refused before they ran because their plan would scan more than the client may",
+            cost_refusals.clone(),
+        );
         // `register` appends the full stop to each help text itself.
         registry.register(
             "snowflake_mcp_tool_calls",
@@ -92,6 +118,8 @@ impl Default for Metrics {
         Metrics {
             registry,
             calls,
+            writes,
+            cost_refusals,
             durations,
             connections_open,
             connections_refused,
@@ -131,6 +159,26 @@ impl Metrics {
             })
             .inc();
         self.observe("total", tool, took);
+    }
+
+    /// A write reached `outcome` (`asked`, `declined`, `ran`, `failed`).
+    pub fn write(&self, client: &str, kind: &str, outcome: &'static str) {
+        self.writes
+            .get_or_create(&WriteLabels {
+                client: client.into(),
+                kind: kind.into(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// A query was refused by its estimated scan.
+    pub fn cost_refused(&self, client: &str) {
+        self.cost_refusals
+            .get_or_create(&ClientLabel {
+                client: client.into(),
+            })
+            .inc();
     }
 
     /// A duration of one stage (`queue_wait`, `snowflake`, `total`) of a call to `tool`.

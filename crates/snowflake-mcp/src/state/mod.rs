@@ -175,6 +175,12 @@ pub struct AuditRecord {
     pub bytes: u64,
     pub duration_ms: u64,
     pub error_code: Option<String>,
+    /// For a write: its kind and target (`INSERT SCRATCH.PUBLIC.T`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write: Option<String>,
+    /// For a write: who confirmed it, how, and what they were shown; or why nobody was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<String>,
 }
 
 #[async_trait]
@@ -250,6 +256,9 @@ pub trait StateStore: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// A handle's owner and record, unless it is unknown or expired.
     async fn load_handle(&self, key: &str) -> Result<Option<StoredHandle>, StoreError>;
+    /// Load and delete a handle in one step: of callers racing for the same handle, on any
+    /// replica, exactly one gets it (single-use tokens).
+    async fn take_handle(&self, key: &str) -> Result<Option<StoredHandle>, StoreError>;
 }
 
 /// A handle's record as kept by [`StateStore::save_handle`].

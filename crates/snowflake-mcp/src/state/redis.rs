@@ -61,6 +61,7 @@ pub struct RedisStore {
     gcra: Script,
     lease: Script,
     handle: Script,
+    take_handle: Script,
 }
 
 /// Redis's answers are bounded: a command that gets no reply in this long fails.
@@ -105,6 +106,7 @@ impl RedisStore {
             gcra: Script::new(include_str!("lua/gcra.lua")),
             lease: Script::new(include_str!("lua/lease.lua")),
             handle: Script::new(include_str!("lua/handle.lua")),
+            take_handle: Script::new(include_str!("lua/take_handle.lua")),
         }))
     }
 
@@ -443,6 +445,18 @@ impl StateStore for RedisStore {
             .invoke_async(&mut conn)
             .await?;
         Ok(saved == 1)
+    }
+
+    async fn take_handle(&self, key: &str) -> Result<Option<StoredHandle>, StoreError> {
+        let mut conn = self.conn.clone();
+        let (owner, record): (Option<String>, Option<String>) = self
+            .take_handle
+            .key(self.key(&format!("handle:{key}")))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(owner
+            .zip(record)
+            .map(|(owner, record)| StoredHandle { owner, record }))
     }
 
     async fn load_handle(&self, key: &str) -> Result<Option<StoredHandle>, StoreError> {

@@ -61,18 +61,24 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS audit (
                 time_ms INTEGER NOT NULL, client_id TEXT NOT NULL, session_id TEXT, tool TEXT NOT NULL,
                 statement TEXT, query_id TEXT, status TEXT NOT NULL, rows INTEGER NOT NULL, bytes INTEGER NOT NULL,
-                duration_ms INTEGER NOT NULL, error_code TEXT);
+                duration_ms INTEGER NOT NULL, error_code TEXT, write_target TEXT, confirmed TEXT);
              CREATE INDEX IF NOT EXISTS audit_client_time ON audit(client_id, time_ms);
              CREATE TABLE IF NOT EXISTS handles (
                 key TEXT PRIMARY KEY, owner TEXT NOT NULL, record TEXT NOT NULL, expires_ms INTEGER NOT NULL);
              CREATE INDEX IF NOT EXISTS handles_expiry ON handles(expires_ms);",
         )?;
-        // Stores made before the cost quotas lack their columns.
-        let has_column = |column: &str| -> Result<bool, StoreError> {
+        // Stores made before the cost quotas (and writes) lack their columns.
+        let has = |table: &str, column: &str| -> Result<bool, StoreError> {
             Ok(conn
-                .prepare("SELECT 1 FROM pragma_table_info('usage') WHERE name = ?1")?
-                .exists([column])?)
+                .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+                .exists([table, column])?)
         };
+        let has_column = |column: &str| has("usage", column);
+        for column in ["write_target", "confirmed"] {
+            if !has("audit", column)? {
+                conn.execute_batch(&format!("ALTER TABLE audit ADD COLUMN {column} TEXT"))?;
+            }
+        }
         for column in ["ms", "microcredits"] {
             if !has_column(column)? {
                 conn.execute_batch(&format!(
@@ -340,9 +346,9 @@ impl StateStore for SqliteStore {
             let tx = c.transaction()?;
             for r in &records {
                 tx.execute(
-                    "INSERT INTO audit (time_ms, client_id, session_id, tool, statement, query_id, status, rows, bytes, duration_ms, error_code)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                    params![r.time_ms, r.client_id, r.session_id, r.tool, r.statement, r.query_id, r.status, r.rows as i64, r.bytes as i64, r.duration_ms as i64, r.error_code],
+                    "INSERT INTO audit (time_ms, client_id, session_id, tool, statement, query_id, status, rows, bytes, duration_ms, error_code, write_target, confirmed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    params![r.time_ms, r.client_id, r.session_id, r.tool, r.statement, r.query_id, r.status, r.rows as i64, r.bytes as i64, r.duration_ms as i64, r.error_code, r.write, r.confirmed],
                 )?;
             }
             tx.commit()?;
@@ -355,7 +361,7 @@ impl StateStore for SqliteStore {
         let client = client.to_string();
         self.with(move |c| {
             let mut stmt = c.prepare(
-                "SELECT time_ms, client_id, session_id, tool, statement, query_id, status, rows, bytes, duration_ms, error_code
+                "SELECT time_ms, client_id, session_id, tool, statement, query_id, status, rows, bytes, duration_ms, error_code, write_target, confirmed
                  FROM audit WHERE client_id = ?1 ORDER BY time_ms DESC, rowid DESC LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![client, limit as i64], Self::audit_row)?;
@@ -390,6 +396,30 @@ impl StateStore for SqliteStore {
                 params![key, owner, record, expires_ms],
             )?;
             Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn take_handle(&self, key: &str) -> Result<Option<StoredHandle>, StoreError> {
+        let key = key.to_string();
+        self.with(move |c| {
+            let taken = c
+                .query_row(
+                    "DELETE FROM handles WHERE key = ?1 RETURNING owner, record, expires_ms",
+                    [key],
+                    |r| {
+                        Ok((
+                            StoredHandle {
+                                owner: r.get(0)?,
+                                record: r.get(1)?,
+                            },
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let now = chrono::Utc::now().timestamp_millis();
+            Ok(taken.filter(|(_, expires)| *expires >= now).map(|(h, _)| h))
         })
         .await
     }
@@ -435,6 +465,8 @@ impl SqliteStore {
             bytes: r.get::<_, i64>(8)? as u64,
             duration_ms: r.get::<_, i64>(9)? as u64,
             error_code: r.get(10)?,
+            write: r.get(11)?,
+            confirmed: r.get(12)?,
         })
     }
 }

@@ -69,6 +69,8 @@ pub(super) struct RunQuery {
     pub(super) sql: String,
     pub(super) max_rows: Option<u64>,
     pub(super) wait_secs: Option<f64>,
+    /// The token of a `confirmation_required` answer.
+    pub(super) confirm: Option<String>,
 }
 
 #[derive(Deserialize)]

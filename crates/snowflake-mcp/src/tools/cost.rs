@@ -7,10 +7,11 @@
 use serde_json::json;
 
 use super::arguments::ExplainQuery;
+use super::writes::{plan_write, PlannedWrite};
 use super::{success, Caller, Outcome, Tools};
 use crate::error::ToolError;
 use crate::policy::{human_bytes, ClientPolicy, ClientShare};
-use crate::tools::guard::{check_read_only, referenced_databases};
+use crate::tools::guard::{check, referenced_databases};
 use crate::Context;
 
 /// Statements that scan no table (nothing to estimate).
@@ -25,14 +26,15 @@ fn scans_nothing(sql: &str) -> bool {
 }
 
 impl Tools {
-    /// The checks every statement passes before anything runs: its size, the read-only guard,
-    /// and for a client limited to some databases, every reference inside them.
+    /// The checks every statement passes before anything runs: its size, the guard (reads,
+    /// and the writes this client may run, where it may write them), and for a client limited
+    /// to some databases, every reference inside them. A write comes back with its target.
     pub(super) fn check_statement(
         &self,
         sql: &str,
         ctx: &Context,
         policy: &ClientPolicy,
-    ) -> Result<(), ToolError> {
+    ) -> Result<Option<PlannedWrite>, ToolError> {
         if sql.len() > self.limits.max_sql_bytes {
             return Err(ToolError::invalid(format!(
                 "the SQL text is {} bytes; at most {} are accepted",
@@ -40,18 +42,19 @@ impl Tools {
                 self.limits.max_sql_bytes
             )));
         }
-        check_read_only(sql).map_err(|r| ToolError::refused(r.0))?;
+        let kinds = &policy.access.writes.kinds;
+        let write = check(sql, kinds).map_err(|r| ToolError::refused(r.0))?;
         if policy.access.is_restricted() {
             // A client limited to some databases may only reach objects of those databases:
             // every reference (tables, functions, SHOW/DESCRIBE scopes) must resolve to one of
             // them, and one the guard cannot resolve is refused (fail closed).
-            for db in referenced_databases(sql, ctx.database.as_deref(), &[])
+            for db in referenced_databases(sql, ctx.database.as_deref(), kinds)
                 .map_err(|r| ToolError::refused(r.0))?
             {
                 policy.access.check_database(policy.display(), &db)?;
             }
         }
-        Ok(())
+        write.map(|w| plan_write(w, ctx, policy)).transpose()
     }
 
     /// Refuse a query whose plan scans more than the client may. A plan that cannot be had
@@ -76,11 +79,15 @@ impl Tools {
                 e
             }
         })?;
-        policy.access.check_scan(
+        let checked = policy.access.check_scan(
             policy.display(),
             plan.bytes_assigned,
             plan.partitions_assigned,
-        )
+        );
+        if checked.is_err() {
+            self.gateway.metrics().cost_refused(&policy.metric_label());
+        }
+        checked
     }
 
     /// `explain_query`: the plan and what it would scan.

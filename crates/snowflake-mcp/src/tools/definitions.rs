@@ -8,8 +8,14 @@ use std::sync::Arc;
 use rmcp::model::{Tool, ToolAnnotations};
 use serde_json::{json, Value};
 
-/// The tool list, with compact input and output schemas.
+/// The tool list of a read-only server, with compact input and output schemas.
 pub fn definitions() -> Vec<Tool> {
+    definitions_for(false)
+}
+
+/// The tool list; where some client may write (`allow_statements`), `run_query` says so, takes
+/// a `confirm` token, and is annotated as possibly destructive.
+pub fn definitions_for(writes: bool) -> Vec<Tool> {
     let name_list = |key: &str| {
         json!({"type": "object", "properties": {key: {"type": "array", "items": {"type": "object",
             "properties": {"name": {"type": "string"}, "comment": {"type": "string"}}, "required": ["name"]}}}, "required": [key]})
@@ -55,14 +61,7 @@ pub fn definitions() -> Vec<Tool> {
                 "properties": {"name": {"type": "string"}, "type": {"type": "string"}, "nullable": {"type": "boolean"}, "comment": {"type": "string"}},
                 "required": ["name", "type", "nullable"]}}}, "required": ["name", "columns"]}),
         ),
-        tool(
-            "run_query",
-            "Run one read-only SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) in the current context; a long one answers status running and a result_id.",
-            json!({"type": "object", "properties": {"sql": str_prop("one statement"),
-                "max_rows": {"type": "integer", "minimum": 1, "description": "rows per page"},
-                "wait_secs": {"type": "number", "minimum": 0, "description": "answer within this long, then keep running"}}, "required": ["sql"], "additionalProperties": false}),
-            page_schema,
-        ),
+        run_query(writes, page_schema),
         tool(
             "get_result",
             "Status of a running query by result_id, or its first page once done.",
@@ -104,6 +103,35 @@ pub fn definitions() -> Vec<Tool> {
             ctx_schema,
         ),
     ]
+}
+
+fn run_query(writes: bool, page_schema: Value) -> Tool {
+    let mut input = json!({"type": "object", "properties": {"sql": {"type": "string", "description": "one statement"},
+        "max_rows": {"type": "integer", "minimum": 1, "description": "rows per page"},
+        "wait_secs": {"type": "number", "minimum": 0, "description": "answer within this long, then keep running"}}, "required": ["sql"], "additionalProperties": false});
+    if !writes {
+        return tool(
+            "run_query",
+            "Run one read-only SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) in the current context; a long one answers status running and a result_id.",
+            input,
+            page_schema,
+        );
+    }
+    input["properties"]["confirm"] =
+        json!({"type": "string", "description": "token of a confirmation_required answer"});
+    let mut tool = tool(
+        "run_query",
+        "Run one SQL statement in the current context: a read, or a write this client may run once a person confirms it; a long one answers status running and a result_id.",
+        input,
+        page_schema,
+    );
+    tool.annotations = Some(
+        ToolAnnotations::new()
+            .read_only(false)
+            .destructive(true)
+            .idempotent(false),
+    );
+    tool
 }
 
 fn tool(name: &'static str, description: &'static str, input: Value, output: Value) -> Tool {

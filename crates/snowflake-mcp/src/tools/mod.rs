@@ -18,6 +18,7 @@ mod cost;
 pub mod guard;
 pub mod render;
 pub mod results;
+pub mod writes;
 
 use std::sync::Arc;
 
@@ -32,7 +33,6 @@ use crate::ident::Ident;
 use crate::observe::audit::{time_text, Auditor, CallSummary, PendingAudit};
 use crate::policy::admission::{Admission, Ticket};
 use crate::policy::ClientPolicy;
-use crate::policy::ClientShare;
 use crate::scheduling::gateway::Gateway;
 use crate::state::{Amounts, Cost, Grant};
 use crate::Context;
@@ -56,6 +56,8 @@ pub struct Caller {
     pub context: Context,
     /// The transport session id, for the audit record.
     pub session_id: Option<String>,
+    /// On a call the transport repeats after asking a person about a write: their answer.
+    pub answer: Option<writes::Answer>,
 }
 
 /// The outcome of a tool: the result, the caller's new context when it changed, and the rows
@@ -144,7 +146,7 @@ impl Tools {
             &caller.client.id,
             caller.session_id.clone(),
         );
-        let outcome = work.await;
+        let outcome = audit.scope(work).await;
         let summary = outcome.as_ref().map(|o| CallSummary {
             query_id: o
                 .result
@@ -322,10 +324,7 @@ impl Tools {
                     text,
                 )))
             }
-            "run_query" => {
-                let a: RunQuery = parse(args)?;
-                self.run_query(a, ctx, client, &caller.client, grant).await
-            }
+            "run_query" => self.run_query(parse(args)?, caller, grant).await,
             "explain_query" => self.explain_query(parse(args)?, caller).await,
             "query_history" => {
                 let a: QueryHistory = parse(args)?;
@@ -354,7 +353,8 @@ impl Tools {
                 let queries: Vec<Value> = records
                     .iter()
                     .map(|r| json!({"time": time_text(r.time_ms), "tool": r.tool, "sql": r.statement, "status": r.status,
-                        "rows": r.rows, "bytes": r.bytes, "duration_ms": r.duration_ms, "query_id": r.query_id, "error_code": r.error_code}))
+                        "rows": r.rows, "bytes": r.bytes, "duration_ms": r.duration_ms, "query_id": r.query_id, "error_code": r.error_code,
+                        "write": r.write, "confirmed": r.confirmed}))
                     .collect();
                 let text = render::table(&["time", "tool", "status", "rows", "ms", "sql"], &rows);
                 Ok(plain(success(json!({ "queries": queries }), text)))
@@ -383,13 +383,25 @@ impl Tools {
     async fn run_query(
         &self,
         a: RunQuery,
-        ctx: &Context,
-        client: &ClientShare,
-        policy: &ClientPolicy,
+        caller: &Caller,
         grant: Option<Grant>,
     ) -> Result<Outcome, ToolError> {
-        self.check_statement(&a.sql, ctx, policy)?;
+        let (ctx, policy) = (&caller.context, &*caller.client);
+        let client = &policy.share();
+        let write = self.check_statement(&a.sql, ctx, policy)?;
         self.check_cost(&a.sql, ctx, client, policy).await?;
+        match &write {
+            Some(w) => {
+                self.confirm_write(w, &a.sql, caller, a.confirm.as_deref())
+                    .await?
+            }
+            None if a.confirm.is_some() => {
+                return Err(ToolError::invalid(
+                    "confirm is only for writes; leave it out for this statement",
+                ))
+            }
+            None => {}
+        }
         if a.max_rows == Some(0) {
             return Err(ToolError::invalid("max_rows must be at least 1"));
         }
@@ -415,8 +427,18 @@ impl Tools {
             max_bytes,
             timeout,
         };
-        let out = self.gateway.run_query(client, ctx, &a.sql, limits).await?;
-        Ok(render::page(out, 0, max_rows, self.limits.max_result_bytes))
+        let out = self.gateway.run_query(client, ctx, &a.sql, limits).await;
+        if let Some(w) = &write {
+            let outcome = if out.is_ok() { "ran" } else { "failed" };
+            let metrics = self.gateway.metrics();
+            metrics.write(&policy.metric_label(), w.kind.name(), outcome);
+        }
+        Ok(render::page(
+            out?,
+            0,
+            max_rows,
+            self.limits.max_result_bytes,
+        ))
     }
 }
 
@@ -466,7 +488,7 @@ fn context_result(ctx: &Context, limits: Option<Value>, note: Option<&str>) -> C
 
 mod arguments;
 mod definitions;
-pub use definitions::definitions;
+pub use definitions::{definitions, definitions_for};
 
 #[cfg(test)]
 mod tests;

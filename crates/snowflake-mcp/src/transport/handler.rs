@@ -28,6 +28,7 @@ use crate::policy::ClientPolicy;
 use crate::principal::SESSIONLESS_ANONYMOUS;
 use crate::sessions::{ClientInfo, PendingSession, Registration, SessionState};
 use crate::state::StoredSession;
+use crate::tools::writes::Answer;
 use crate::tools::Caller;
 use crate::transport::App;
 use crate::unix_now;
@@ -215,6 +216,7 @@ impl McpServer {
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
+        answer: Option<Answer>,
     ) -> rmcp::model::CallToolResult {
         use tracing::Instrument;
         let session = self.session(&context).await;
@@ -224,7 +226,7 @@ impl McpServer {
             client = %session.client.id,
             session = session.id
         );
-        self.call_in_span(request, context, session)
+        self.call_in_span(request, context, session, answer)
             .instrument(span)
             .await
     }
@@ -234,6 +236,7 @@ impl McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
         session: Arc<SessionState>,
+        answer: Option<Answer>,
     ) -> rmcp::model::CallToolResult {
         let _in_flight = session.begin_request();
         let _counted = CallGuard::new(&self.app);
@@ -249,6 +252,7 @@ impl McpServer {
                 client: policy.clone(),
                 session_id: session.mcp_session_id(),
                 context: self.context(&session, &policy).await?,
+                answer,
             };
             let outcome = self
                 .app
@@ -264,6 +268,8 @@ impl McpServer {
             }
             Ok::<_, ToolError>(outcome.result)
         };
+        // Boxed: the tools' futures are large, and deep stacks of them overflow a worker's.
+        let work = Box::pin(work);
         let disconnected = parts(&context)
             .and_then(|p| p.extensions.get::<crate::transport::http::Disconnect>())
             .map_or_else(CancellationToken::new, |d| d.0.clone());
@@ -466,11 +472,14 @@ impl ServerHandler for McpServer {
         }
         // A client that speaks tasks gets a statement still running as a task.
         let tasks = request.name == "run_query" && super::tasks::declared(&context);
-        let result = self.call(request, context).await;
-        Ok(if tasks {
-            super::tasks::answer(result)
-        } else {
-            result.into()
+        // A write a person must confirm is put to them where the client can ask.
+        let valid_for = self.app.tools.limits.confirm_within();
+        // Boxed: a call's future is large, and this one may be awaited twice.
+        let call = |request, answer| Box::pin(self.call(request, context.clone(), answer));
+        let response = super::confirm::call(call, request, &context, valid_for).await?;
+        Ok(match response {
+            CallToolResponse::Complete(result) if tasks => super::tasks::answer(result),
+            other => other,
         })
     }
 
@@ -491,7 +500,7 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let max_bytes = self.app.tools.limits.max_result_bytes;
-        let door = |call| self.call(call, context.clone());
+        let door = |call| self.call(call, context.clone(), None);
         super::resources::read(door, request, max_bytes)
             .await
             .map(Into::into)
@@ -502,7 +511,7 @@ impl ServerHandler for McpServer {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, McpError> {
-        super::tasks::get(|call| self.call(call, context.clone()), request).await
+        super::tasks::get(|call| self.call(call, context.clone(), None), request).await
     }
 
     async fn cancel_task(
@@ -510,6 +519,6 @@ impl ServerHandler for McpServer {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        super::tasks::cancel(|call| self.call(call, context.clone()), request).await
+        super::tasks::cancel(|call| self.call(call, context.clone(), None), request).await
     }
 }

@@ -13,6 +13,7 @@
 //! probes excepted). Every input is bounded here, before any other stage sees it.
 
 pub mod bridge;
+mod confirm;
 pub mod conn;
 mod door;
 pub mod events;

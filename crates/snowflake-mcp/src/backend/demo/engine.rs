@@ -110,12 +110,25 @@ impl Engine {
         sql: &str,
         ctx: &Context,
     ) -> Result<datafusion::logical_expr::LogicalPlan, ToolError> {
+        use datafusion::logical_expr::LogicalPlan;
         let statement = super::rewrite::rewrite(sql, ctx).map_err(sql_error)?;
-        self.ctx
+        let plan = self
+            .ctx
             .state()
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await
-            .map_err(|e| sql_error(compilation_error(&e.to_string())))
+            .map_err(|e| sql_error(compilation_error(&e.to_string())))?;
+        // The demo's tables are shared by every client of the process: it only reads, whatever
+        // a client's policy would allow against Snowflake.
+        match plan {
+            LogicalPlan::Dml(_)
+            | LogicalPlan::Ddl(_)
+            | LogicalPlan::Copy(_)
+            | LogicalPlan::Statement(_) => Err(ToolError::refused(
+                "the offline demo only reads; writes need a Snowflake account (or an emulator)",
+            )),
+            plan => Ok(plan),
+        }
     }
 
     /// The tables and views `sql` reads (subqueries included), by name; none for `SHOW` or a

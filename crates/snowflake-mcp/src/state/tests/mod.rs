@@ -67,6 +67,7 @@ for_both_stores!(
     concurrent_statements_split_the_seconds_left,
     credits_cap_the_session_time_reserved,
     handles_keep_their_owner_and_expire,
+    a_taken_handle_is_taken_once,
 );
 
 fn temp_path(name: &str) -> PathBuf {

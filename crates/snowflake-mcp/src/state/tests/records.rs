@@ -24,6 +24,18 @@ pub(super) async fn history_is_per_client_newest_first(store: Arc<dyn StateStore
     assert_eq!(store.history("a", 1).await.unwrap().len(), 1);
     assert_eq!(store.history("b", 10).await.unwrap()[0].status, "ok");
     assert!(store.history("nobody", 10).await.unwrap().is_empty());
+    // A write keeps what it wrote and who confirmed it.
+    let w = AuditRecord {
+        time_ms: 4,
+        client_id: "a".into(),
+        tool: "run_query".into(),
+        status: "ok".into(),
+        write: Some("INSERT SCRATCH.PUBLIC.T".into()),
+        confirmed: Some("ana, through elicitation".into()),
+        ..Default::default()
+    };
+    store.record(&w).await.unwrap();
+    assert_eq!(store.history("a", 1).await.unwrap()[0], w);
 }
 
 pub(super) async fn session_owners_are_written_once(store: Arc<dyn StateStore>) {
@@ -103,4 +115,29 @@ pub(super) async fn handles_keep_their_owner_and_expire(store: Arc<dyn StateStor
     store.save_handle("h3", "ana", "{}", past).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     assert_eq!(store.load_handle("h3").await.unwrap(), None);
+}
+
+pub(super) async fn a_taken_handle_is_taken_once(store: Arc<dyn StateStore>) {
+    let later = chrono::Utc::now().timestamp_millis() + 60_000;
+    store.save_handle("t1", "ana", "{}", later).await.unwrap();
+    // Ten callers race for it: exactly one gets it.
+    let takers = (0..10).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.take_handle("t1").await.unwrap() })
+    });
+    let mut got = 0;
+    for taker in takers {
+        if let Some(h) = taker.await.unwrap() {
+            assert_eq!((h.owner.as_str(), h.record.as_str()), ("ana", "{}"));
+            got += 1;
+        }
+    }
+    assert_eq!(got, 1);
+    assert_eq!(store.load_handle("t1").await.unwrap(), None);
+    assert_eq!(store.take_handle("never").await.unwrap(), None);
+    // An expired one is not given.
+    let soon = chrono::Utc::now().timestamp_millis() + 300;
+    store.save_handle("t2", "ana", "{}", soon).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(store.take_handle("t2").await.unwrap(), None);
 }

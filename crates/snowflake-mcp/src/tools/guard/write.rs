@@ -18,8 +18,8 @@
 use std::sync::LazyLock;
 
 use sqlparser::ast::{
-    ColumnOption, CreateTableOptions, FromTable, ObjectName, ObjectType, SqlOption, Statement,
-    TableConstraint, TableFactor, TableObject, TableWithJoins,
+    ColumnOption, CreateTableOptions, FromTable, ObjectName, ObjectType, SetExpr, SqlOption,
+    Statement, TableConstraint, TableFactor, TableObject, TableWithJoins,
 };
 use sqlparser::dialect::SnowflakeDialect;
 use sqlparser::parser::Parser;
@@ -37,6 +37,9 @@ pub struct Write {
     /// A second kind the statement also is: `CREATE OR REPLACE` drops what it replaces,
     /// `INSERT OVERWRITE` truncates first.
     pub also: Option<WriteKind>,
+    /// Whether it reads tables: its plan then has a scan to estimate (`INSERT ... SELECT`,
+    /// `CREATE TABLE ... AS`, `UPDATE`, `DELETE`, `MERGE`).
+    pub reads: bool,
 }
 
 impl Write {
@@ -77,6 +80,15 @@ static PLAIN: LazyLock<Plain> = LazyLock::new(|| {
 /// write in a form that is not allowed.
 pub(super) fn classify(statement: &Statement) -> Result<Option<Write>, Refusal> {
     let plain = &*PLAIN;
+    let reads = match statement {
+        Statement::Insert(insert) => insert
+            .source
+            .as_ref()
+            .is_some_and(|q| !matches!(*q.body, SetExpr::Values(_))),
+        Statement::CreateTable(create) => create.query.is_some(),
+        Statement::Update(_) | Statement::Delete(_) | Statement::Merge(_) => true,
+        _ => false,
+    };
     let write = |kind, name: &ObjectName, also| -> Result<Option<Write>, Refusal> {
         let target = normalized_parts(name).ok_or_else(|| {
             form(
@@ -84,7 +96,12 @@ pub(super) fn classify(statement: &Statement) -> Result<Option<Write>, Refusal> 
                 "with a computed name; write the name itself, e.g. DB.SCHEMA.NAME",
             )
         })?;
-        Ok(Some(Write { kind, target, also }))
+        Ok(Some(Write {
+            kind,
+            target,
+            also,
+            reads,
+        }))
     };
     match statement {
         Statement::Insert(insert) => {
