@@ -71,6 +71,16 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The SHA-256 of `text`, in hex: how the state store names what must not be kept usable
+/// (result handles, confirmation tokens) and how statements are compared.
+pub(crate) fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Run `job` every `period` in the background, for the life of the process (upkeep: pool
 /// heartbeats, expiry sweeps, audit pruning).
 pub fn spawn_every<F, Fut>(period: std::time::Duration, job: F)

@@ -83,6 +83,10 @@ async fn a_query_over_its_scan_limit_is_refused_before_it_runs() {
             .any(|l| l.contains("tool_calls_total") && l.contains("cost_exceeded")),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("snowflake_mcp_cost_refusals_total{client=\"careful\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

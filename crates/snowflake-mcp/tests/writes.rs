@@ -60,7 +60,17 @@ async fn count(table: &str) -> i64 {
         .collect(snowflake_client::RowLimits::default())
         .await
         .unwrap();
-    rows.rows[0][0].to_json().to_string().trim_matches('"').parse().unwrap()
+    rows.rows[0][0]
+        .to_json()
+        .to_string()
+        .trim_matches('"')
+        .parse()
+        .unwrap()
+}
+
+/// Whether an error's message says `what`.
+fn says(e: &Value, what: &str) -> bool {
+    e["message"].as_str().is_some_and(|m| m.contains(what))
 }
 
 /// A refused call's `_meta.error`.
@@ -85,13 +95,7 @@ async fn each_client_writes_only_what_and_where_it_may() {
     )
     .await;
     assert_eq!(e["kind"], "not_allowed");
-    assert!(
-        e["message"]
-            .as_str()
-            .unwrap()
-            .contains("run_query only reads"),
-        "{e}"
-    );
+    assert!(says(&e, "run_query only reads"), "{e}");
 
     // A trusted bot writes where it may, without being asked.
     let bot = server.client_with_token("bot-token").await;
@@ -118,7 +122,8 @@ async fn each_client_writes_only_what_and_where_it_may() {
     .await;
     assert_eq!(e["kind"], "not_allowed");
     assert!(
-        e["message"].as_str().unwrap().contains(
+        says(
+            &e,
             "may not INSERT in WP_SALES.PUBLIC; its writes may only go to WP_SCRATCH.PUBLIC"
         ),
         "{e}"
@@ -201,7 +206,7 @@ async fn the_two_step_token_is_single_use_bound_and_expires() {
             && prompt.contains("analyst"),
         "{prompt}"
     );
-    assert!(e["message"].as_str().unwrap().contains(&token));
+    assert!(says(&e, &token));
     assert_eq!(count(notes).await, 0);
 
     // With the token it runs, once.
@@ -214,13 +219,7 @@ async fn the_two_step_token_is_single_use_bound_and_expires() {
     assert_eq!(count(notes).await, 1);
     let e = refused(&analyst, json!({"sql": insert, "confirm": token})).await;
     assert_eq!(e["kind"], "confirmation_required");
-    assert!(
-        e["message"]
-            .as_str()
-            .unwrap()
-            .contains("unknown, expired or already used"),
-        "{e}"
-    );
+    assert!(says(&e, "unknown, expired or already used"), "{e}");
     assert_eq!(count(notes).await, 1);
 
     // Bound to the statement: another statement with it runs nothing and uses it up.
@@ -230,18 +229,9 @@ async fn the_two_step_token_is_single_use_bound_and_expires() {
         .to_string();
     let other = "INSERT INTO NOTES VALUES (2, 'other')";
     let e = refused(&analyst, json!({"sql": other, "confirm": token})).await;
-    assert!(
-        e["message"]
-            .as_str()
-            .unwrap()
-            .contains("another statement, client or session"),
-        "{e}"
-    );
+    assert!(says(&e, "another statement, client or session"), "{e}");
     let e = refused(&analyst, json!({"sql": insert, "confirm": token})).await;
-    assert!(
-        e["message"].as_str().unwrap().contains("already used"),
-        "{e}"
-    );
+    assert!(says(&e, "already used"), "{e}");
     assert_eq!(count(notes).await, 1);
 
     // Bound to the session: the same client's other session cannot use it.
@@ -251,13 +241,7 @@ async fn the_two_step_token_is_single_use_bound_and_expires() {
         .to_string();
     let second = server.client_with_token("analyst-token").await;
     let e = refused(&second, json!({"sql": insert, "confirm": token})).await;
-    assert!(
-        e["message"]
-            .as_str()
-            .unwrap()
-            .contains("another statement, client or session"),
-        "{e}"
-    );
+    assert!(says(&e, "another statement, client or session"), "{e}");
     // ... nor another client.
     let token = refused(&analyst, json!({"sql": insert})).await["confirm"]
         .as_str()
@@ -265,13 +249,7 @@ async fn the_two_step_token_is_single_use_bound_and_expires() {
         .to_string();
     let intern = server.client_with_token("intern-token").await;
     let e = refused(&intern, json!({"sql": insert, "confirm": token})).await;
-    assert!(
-        e["message"]
-            .as_str()
-            .unwrap()
-            .contains("another statement, client or session"),
-        "{e}"
-    );
+    assert!(says(&e, "another statement, client or session"), "{e}");
     assert_eq!(count(notes).await, 1);
 
     // It expires.
@@ -281,7 +259,7 @@ async fn the_two_step_token_is_single_use_bound_and_expires() {
         .to_string();
     tokio::time::sleep(Duration::from_millis(3_500)).await;
     let e = refused(&analyst, json!({"sql": insert, "confirm": token})).await;
-    assert!(e["message"].as_str().unwrap().contains("expired"), "{e}");
+    assert!(says(&e, "expired"), "{e}");
     assert_eq!(count(notes).await, 1);
 
     // A read with a token is a mistake; a write elsewhere is refused before any token.
@@ -405,4 +383,38 @@ async fn a_person_confirms_through_elicitation_or_input_required() {
         ),
         "{metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_only_reads_whatever_the_policy() {
+    let config = write_config(
+        "writes-demo",
+        &format!(
+            "[[clients]]\nid = \"bot\"\ntoken_sha256 = \"{}\"\nallow_statements = [\"INSERT\"]\n\
+             write_databases = [\"DEMO\"]\nconfirm_writes = \"never\"\n",
+            sha("bot-token")
+        ),
+    );
+    let server = Server::start(&["--config", &config, "--demo"], &[]).await;
+    let bot = server.client_with_token("bot-token").await;
+    let before = ok(
+        &bot,
+        "run_query",
+        json!({"sql": "SELECT COUNT(*) FROM DEMO.SALES.REGIONS"}),
+    )
+    .await;
+    let e = refused(
+        &bot,
+        json!({"sql": "INSERT INTO DEMO.SALES.REGIONS SELECT * FROM DEMO.SALES.REGIONS"}),
+    )
+    .await;
+    assert_eq!(e["kind"], "not_allowed", "{e}");
+    assert!(says(&e, "the offline demo only reads"), "{e}");
+    let after = ok(
+        &bot,
+        "run_query",
+        json!({"sql": "SELECT COUNT(*) FROM DEMO.SALES.REGIONS"}),
+    )
+    .await;
+    assert_eq!(before["rows"], after["rows"]);
 }

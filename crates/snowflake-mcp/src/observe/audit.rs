@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ToolError;
+use crate::lock;
 use crate::state::{AuditRecord, StateStore};
 
 /// Records waiting to be written, at most.
@@ -189,10 +190,6 @@ tokio::task_local! {
 /// writes and how that was confirmed. Outside an audited call this does nothing.
 pub fn note_write(note: WriteNote) {
     let _ = NOTE.try_with(|slot| *lock(slot) = note);
-}
-
-fn lock(slot: &std::sync::Mutex<WriteNote>) -> std::sync::MutexGuard<'_, WriteNote> {
-    slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl PendingAudit {

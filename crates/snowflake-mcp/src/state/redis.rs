@@ -28,13 +28,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::AsyncCommands;
 
 use super::{
     context_from_json, context_json, Amounts, AuditRecord, Cost, Exceeded, Grant, Spent,
     StateStore, StoreError, StoredHandle, StoredSession, Usage, WindowLimits,
 };
-use crate::state::coordinator::{Coordinator, RateOp, Scope};
+use crate::state::coordinator::Scope;
+
+mod coordination;
+mod scripts;
+use scripts::Scripts;
 
 /// How to reach and lay out the shared store.
 #[derive(Clone, Debug)]
@@ -55,13 +59,7 @@ pub struct RedisOptions {
 pub struct RedisStore {
     conn: ConnectionManager,
     options: RedisOptions,
-    reserve: Script,
-    settle: Script,
-    session: Script,
-    gcra: Script,
-    lease: Script,
-    handle: Script,
-    take_handle: Script,
+    scripts: Scripts,
 }
 
 /// Redis's answers are bounded: a command that gets no reply in this long fails.
@@ -100,13 +98,7 @@ impl RedisStore {
         Ok(Arc::new(RedisStore {
             conn,
             options,
-            reserve: Script::new(include_str!("lua/reserve.lua")),
-            settle: Script::new(include_str!("lua/settle.lua")),
-            session: Script::new(include_str!("lua/session.lua")),
-            gcra: Script::new(include_str!("lua/gcra.lua")),
-            lease: Script::new(include_str!("lua/lease.lua")),
-            handle: Script::new(include_str!("lua/handle.lua")),
-            take_handle: Script::new(include_str!("lua/take_handle.lua")),
+            scripts: Scripts::load(),
         }))
     }
 
@@ -176,6 +168,7 @@ impl StateStore for RedisStore {
         let mut conn = self.conn.clone();
         let context = s.context.as_ref().map(context_json);
         let _: i64 = self
+            .scripts
             .session
             .key(self.session_key(&s.id))
             .arg(field(s.client_id.as_deref()))
@@ -284,7 +277,7 @@ impl StateStore for RedisStore {
         cost: Cost,
     ) -> Result<Result<Grant, Exceeded>, StoreError> {
         let reservation = uuid::Uuid::new_v4().as_u64_pair().0 | 1;
-        let mut call = self.reserve.prepare_invoke();
+        let mut call = self.scripts.reserve.prepare_invoke();
         for (window, _) in windows {
             call.key(self.client_key(client, &format!("usage:{window}")));
         }
@@ -349,7 +342,7 @@ impl StateStore for RedisStore {
         ran: bool,
         spent: Spent,
     ) -> Result<(), StoreError> {
-        let mut call = self.settle.prepare_invoke();
+        let mut call = self.scripts.settle.prepare_invoke();
         for window in windows {
             call.key(self.client_key(client, &format!("usage:{window}")));
         }
@@ -437,6 +430,7 @@ impl StateStore for RedisStore {
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let saved: i64 = self
+            .scripts
             .handle
             .key(self.key(&format!("handle:{key}")))
             .arg(owner)
@@ -448,82 +442,27 @@ impl StateStore for RedisStore {
     }
 
     async fn take_handle(&self, key: &str) -> Result<Option<StoredHandle>, StoreError> {
-        let mut conn = self.conn.clone();
-        let (owner, record): (Option<String>, Option<String>) = self
-            .take_handle
-            .key(self.key(&format!("handle:{key}")))
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(owner
-            .zip(record)
-            .map(|(owner, record)| StoredHandle { owner, record }))
+        self.read_handle(key, true).await
     }
 
     async fn load_handle(&self, key: &str) -> Result<Option<StoredHandle>, StoreError> {
+        self.read_handle(key, false).await
+    }
+}
+
+impl RedisStore {
+    /// A handle's owner and record; with `take`, deleted in the same step.
+    async fn read_handle(&self, key: &str, take: bool) -> Result<Option<StoredHandle>, StoreError> {
         let mut conn = self.conn.clone();
-        let (owner, record): (Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(self.key(&format!("handle:{key}")))
-            .arg("owner")
-            .arg("record")
-            .query_async(&mut conn)
+        let (owner, record): (Option<String>, Option<String>) = self
+            .scripts
+            .read_handle
+            .key(self.key(&format!("handle:{key}")))
+            .arg(if take { "take" } else { "read" })
+            .invoke_async(&mut conn)
             .await?;
         Ok(owner
             .zip(record)
             .map(|(owner, record)| StoredHandle { owner, record }))
-    }
-}
-
-#[async_trait]
-impl Coordinator for RedisStore {
-    async fn rate(
-        &self,
-        client: &str,
-        per_minute: u32,
-        burst: u32,
-        op: RateOp,
-    ) -> Result<(i64, i64), StoreError> {
-        let interval = 60_000.0 / f64::from(per_minute.max(1));
-        let mode = match op {
-            RateOp::Take => "take",
-            RateOp::GiveBack => "give",
-            RateOp::Peek => "peek",
-        };
-        let mut conn = self.conn.clone();
-        let (a, b): (i64, i64) = self
-            .gcra
-            .key(self.client_key(client, "rate"))
-            .arg(interval)
-            .arg(burst.max(1))
-            .arg(mode)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok((a, b))
-    }
-
-    async fn lease(
-        &self,
-        scope: &Scope,
-        holder: &str,
-        cap: usize,
-        ttl: Duration,
-        renew_only: bool,
-    ) -> Result<(bool, usize), StoreError> {
-        let mut conn = self.conn.clone();
-        let (held, count): (i64, i64) = self
-            .lease
-            .key(self.scope_key(scope))
-            .arg(holder)
-            .arg(cap)
-            .arg(ttl.as_millis().max(1) as u64)
-            .arg(if renew_only { "renew" } else { "acquire" })
-            .invoke_async(&mut conn)
-            .await?;
-        Ok((held == 1, count.max(0) as usize))
-    }
-
-    async fn release(&self, scope: &Scope, holder: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let _: i64 = conn.zrem(self.scope_key(scope), holder).await?;
-        Ok(())
     }
 }

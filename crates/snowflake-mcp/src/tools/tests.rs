@@ -88,3 +88,23 @@ fn set_context_moves_schema_with_database() {
     };
     assert_eq!(bad.apply_to(&ctx).unwrap_err().kind, "invalid_argument");
 }
+
+#[test]
+fn where_a_client_may_write_run_query_says_so_and_takes_confirm() {
+    let tools = definitions_for(true);
+    let run = tools.iter().find(|t| t.name == "run_query").unwrap();
+    let hints = run.annotations.as_ref().unwrap();
+    assert_eq!(hints.read_only_hint, Some(false));
+    assert_eq!(hints.destructive_hint, Some(true));
+    assert!(run.input_schema["properties"]["confirm"].is_object());
+    // A read-only server's list has no confirm (every token of it is paid for).
+    let read_only = definitions();
+    let run = read_only.iter().find(|t| t.name == "run_query").unwrap();
+    assert!(run.input_schema["properties"].get("confirm").is_none());
+    let list = serde_json::to_string(&tools).unwrap();
+    assert!(
+        list.len() / 4 < 1_900,
+        "tool list is ~{} tokens",
+        list.len() / 4
+    );
+}

@@ -22,7 +22,6 @@
 //! ([`crate::observe::audit::note_write`]).
 
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::{Caller, Tools};
 use crate::config::{ConfirmWrites, WriteKind};
@@ -30,7 +29,7 @@ use crate::error::ToolError;
 use crate::observe::audit::{note_write, WriteNote};
 use crate::policy::{human_bytes, ClientPolicy};
 use crate::tools::guard::Write;
-use crate::Context;
+use crate::{sha256_hex, Context};
 
 /// A write the guard recognised, with where it goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,13 +112,6 @@ struct Binding {
     session: Option<String>,
     statement: String,
     shown: String,
-}
-
-fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 impl Tools {

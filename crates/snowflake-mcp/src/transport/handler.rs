@@ -9,7 +9,6 @@
 
 use crate::lock;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelTaskParams, GetTaskParams, GetTaskResult,
@@ -27,11 +26,9 @@ use crate::identity::Identity;
 use crate::policy::ClientPolicy;
 use crate::principal::SESSIONLESS_ANONYMOUS;
 use crate::sessions::{ClientInfo, PendingSession, Registration, SessionState};
-use crate::state::StoredSession;
 use crate::tools::writes::Answer;
 use crate::tools::Caller;
 use crate::transport::App;
-use crate::unix_now;
 use crate::Context;
 
 const INSTRUCTIONS: &str = "Read-only access to Snowflake. Explore with list_databases, list_schemas, list_objects and describe_object; query with run_query. Each session has its own context (set_context).";
@@ -178,37 +175,8 @@ impl McpServer {
         Ok(ctx)
     }
 
-    /// Write the session to the state store: at once when its context changed (an answer the
-    /// client saw must survive a crash), otherwise at most once a minute to refresh `last_seen`.
     async fn persist(&self, session: &SessionState, context_changed: bool) {
-        let Some(id) = session.mcp_session_id() else {
-            return;
-        };
-        if !session.due_for_persist(Duration::from_secs(60)) && !context_changed {
-            return;
-        }
-        let created = session
-            .created
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        let stored = StoredSession {
-            id,
-            client_id: Some(session.client.id.to_string()),
-            client_name: session.client_info.as_ref().map(|i| i.name.clone()),
-            client_version: session.client_info.as_ref().map(|i| i.version.clone()),
-            context: session.context(),
-            init_params: None,
-            created,
-            last_seen: unix_now(),
-        };
-        // Bounded: a locked state store must not hold up the call's answer.
-        let store = self.app.tools.admission.store();
-        match tokio::time::timeout(Duration::from_secs(1), store.save_session(&stored)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "could not persist a session"),
-            Err(_) => tracing::error!("the state store did not persist a session within 1 s"),
-        }
+        super::resume::persist(self.app.tools.admission.store(), session, context_changed).await
     }
 
     /// One tool call, in a span carrying the tool, client and session (for every log line).

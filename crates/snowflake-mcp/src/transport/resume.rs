@@ -21,6 +21,7 @@ use rmcp::transport::streamable_http_server::session::{
 };
 
 use crate::error::ToolError;
+use crate::sessions::SessionState as LiveSession;
 use crate::state::{owner_group, StateStore, StoredSession, ANONYMOUS_GROUP};
 use crate::unix_now;
 
@@ -164,5 +165,41 @@ impl SessionStore for McpSessionStore {
             .delete_session(session_id)
             .await
             .map_err(|e| e.to_string().into())
+    }
+}
+
+/// Write the session to the state store: at once when its context changed (an answer the
+/// client saw must survive a crash), otherwise at most once a minute to refresh `last_seen`.
+pub(super) async fn persist(
+    store: &Arc<dyn StateStore>,
+    session: &LiveSession,
+    context_changed: bool,
+) {
+    let Some(id) = session.mcp_session_id() else {
+        return;
+    };
+    if !session.due_for_persist(Duration::from_secs(60)) && !context_changed {
+        return;
+    }
+    let created = session
+        .created
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let stored = StoredSession {
+        id,
+        client_id: Some(session.client.id.to_string()),
+        client_name: session.client_info.as_ref().map(|i| i.name.clone()),
+        client_version: session.client_info.as_ref().map(|i| i.version.clone()),
+        context: session.context(),
+        init_params: None,
+        created,
+        last_seen: unix_now(),
+    };
+    // Bounded: a locked state store must not hold up the call's answer.
+    match tokio::time::timeout(Duration::from_secs(1), store.save_session(&stored)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "could not persist a session"),
+        Err(_) => tracing::error!("the state store did not persist a session within 1 s"),
     }
 }

@@ -352,8 +352,8 @@ pub async fn ok(client: &Client, tool: &str, args: Value) -> Value {
     assert_ne!(
         r.is_error,
         Some(true),
-        "{tool}({args}) failed: {:?}",
-        r.structured_content
+        "{tool}({args}) failed: {}",
+        text(&r)
     );
     assert!(!r.content.is_empty(), "{tool} has a text rendering");
     r.structured_content.expect("structured content")

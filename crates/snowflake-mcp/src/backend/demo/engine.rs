@@ -93,7 +93,7 @@ impl Engine {
                 view.view.unwrap_or_default()
             );
             let plan = engine
-                .plan(&sql, &Context::default())
+                .any_plan(&sql, &Context::default())
                 .await
                 .map_err(|e| e.message)?;
             engine
@@ -105,19 +105,28 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The plan of any statement (the engine's own views are created with it).
+    async fn any_plan(
+        &self,
+        sql: &str,
+        ctx: &Context,
+    ) -> Result<datafusion::logical_expr::LogicalPlan, ToolError> {
+        let statement = super::rewrite::rewrite(sql, ctx).map_err(sql_error)?;
+        self.ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await
+            .map_err(|e| sql_error(compilation_error(&e.to_string())))
+    }
+
+    /// The plan of a client's statement: a read.
     async fn plan(
         &self,
         sql: &str,
         ctx: &Context,
     ) -> Result<datafusion::logical_expr::LogicalPlan, ToolError> {
         use datafusion::logical_expr::LogicalPlan;
-        let statement = super::rewrite::rewrite(sql, ctx).map_err(sql_error)?;
-        let plan = self
-            .ctx
-            .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
-            .await
-            .map_err(|e| sql_error(compilation_error(&e.to_string())))?;
+        let plan = self.any_plan(sql, ctx).await?;
         // The demo's tables are shared by every client of the process: it only reads, whatever
         // a client's policy would allow against Snowflake.
         match plan {

@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::ToolError;
 use crate::lock;
@@ -117,10 +116,7 @@ fn new_id() -> String {
 
 /// The store's key for a handle.
 fn digest(result_id: &str) -> String {
-    Sha256::digest(result_id.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::sha256_hex(result_id)
 }
 
 fn not_found() -> ToolError {
