@@ -81,6 +81,13 @@ enum Command {
     },
     /// Log in with the configured settings, run a probe, and report what works or what is wrong.
     Check,
+    /// Print a running server's overview (its console API); the admin token comes from
+    /// SNOWFLAKE_MCP_CONSOLE_TOKEN.
+    Status {
+        /// The server's base URL.
+        #[arg(default_value = "http://127.0.0.1:8765")]
+        url: String,
+    },
     /// Bridge stdin/stdout to a running `serve` (starting one if none answers locally); the
     /// bearer token comes from SNOWFLAKE_MCP_TOKEN.
     Connect {
@@ -154,6 +161,7 @@ fn main() -> ExitCode {
                     _ => Err(String::new()),
                 }
             }
+            Command::Status { url } => status(&url).await,
             Command::Serve { listen, demo } => {
                 let app = app(
                     &config,
@@ -418,8 +426,13 @@ fn app(
         max_anonymous: config.sessions.max_stored_anonymous,
         max_init_bytes: config.sessions.max_client_info_bytes,
     };
+    let console_token = config
+        .console
+        .as_ref()
+        .and_then(|c| snowflake_mcp::identity::decode_hex32(&c.token_sha256));
     Ok(Arc::new(App {
         stored,
+        console_token,
         tools: Tools::new(
             Admission::new(store.clone(), config.server.rate_per_minute, cluster),
             Auditor::new(store, config.audit.jsonl_path.as_deref())?,
@@ -437,4 +450,37 @@ fn app(
         in_flight: Default::default(),
         stopping: CancellationToken::new(),
     }))
+}
+
+/// `status`: a running server's overview, from its console API, in plain words.
+async fn status(url: &str) -> Result<(), String> {
+    let token = std::env::var("SNOWFLAKE_MCP_CONSOLE_TOKEN")
+        .map_err(|_| "set SNOWFLAKE_MCP_CONSOLE_TOKEN to the console's admin token".to_string())?;
+    let endpoint = format!("{}/console/api/overview", url.trim_end_matches('/'));
+    // reqwest builds its rustls client from the process's default crypto provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let response = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?
+        .get(&endpoint)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {endpoint}: {e}"))?;
+    let code = response.status();
+    if !code.is_success() {
+        return Err(format!(
+            "{endpoint} answered {code} (is [console] configured, and the token right?)"
+        ));
+    }
+    let overview: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| format!("{endpoint} did not answer JSON: {e}"))?;
+    println!(
+        "{}",
+        snowflake_mcp::transport::console::overview_text(&overview)
+    );
+    Ok(())
 }

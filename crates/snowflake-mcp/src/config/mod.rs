@@ -76,6 +76,16 @@ pub struct Config {
     pub state: StateConfig,
     /// People signing in with the company's identity provider (OAuth 2.1 access tokens).
     pub oauth: Option<OAuthConfig>,
+    /// The operator's console (off unless configured).
+    pub console: Option<ConsoleConfig>,
+}
+
+/// `[console]`: the operator's console and its JSON API.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Hex SHA-256 of the admin token (the token itself is never stored).
+    pub token_sha256: String,
 }
 
 impl Config {
@@ -186,6 +196,14 @@ impl Config {
         }
         if let Some(oauth) = &self.oauth {
             oauth.check()?;
+        }
+        if let Some(console) = &self.console {
+            let hex = &console.token_sha256;
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(
+                    "[console] token_sha256 must be 64 hex digits (sha256sum of the token)".into(),
+                );
+            }
         }
         if let Some(name) = self.oauth.as_ref().and_then(|o| o.default_policy.as_ref()) {
             if !ids.contains(name.as_str()) {

@@ -307,7 +307,7 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-pub(crate) fn decode_hex32(text: &str) -> Option<[u8; 32]> {
+pub fn decode_hex32(text: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     if text.len() != 64 {
         return None;

@@ -15,6 +15,7 @@
 pub mod bridge;
 mod confirm;
 pub mod conn;
+pub mod console;
 mod door;
 pub mod events;
 pub mod handler;
@@ -51,4 +52,6 @@ pub struct App {
     pub stopping: CancellationToken,
     /// What the state store keeps of MCP sessions.
     pub stored: crate::transport::resume::StoredLimits,
+    /// The SHA-256 of the console's admin token; no console without one.
+    pub console_token: Option<[u8; 32]>,
 }

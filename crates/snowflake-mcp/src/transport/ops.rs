@@ -124,12 +124,16 @@ pub fn routes(
         )
 }
 
-/// The `/metrics` page: counters and histograms, plus gauges read now.
-pub fn render_metrics(gateway: &Gateway, registry: &Registry, audit_dropped: u64) -> String {
+/// The gauges read now: what `/metrics` and the console's overview show.
+pub fn gauges(
+    gateway: &Gateway,
+    registry: &Registry,
+    audit_dropped: u64,
+) -> crate::observe::metrics::Gauges {
     let sched = gateway.scheduler().stats();
     let pool = gateway.backend().pool_gauges();
     let cache = gateway.cache_stats();
-    let gauges = crate::observe::metrics::Gauges {
+    crate::observe::metrics::Gauges {
         queue_depth: sched.queued,
         running: sched.running,
         pool_in_use: pool.map(|p| p.0),
@@ -143,6 +147,12 @@ pub fn render_metrics(gateway: &Gateway, registry: &Registry, audit_dropped: u64
         circuit: gateway.backend().circuit(),
         warehouses: sched.warehouses.clone(),
         cluster: gateway.cluster().map(|c| (c.replicas(), c.degraded())),
-    };
-    gateway.metrics().render(&gauges)
+    }
+}
+
+/// The `/metrics` page: counters and histograms, plus gauges read now.
+pub fn render_metrics(gateway: &Gateway, registry: &Registry, audit_dropped: u64) -> String {
+    gateway
+        .metrics()
+        .render(&gauges(gateway, registry, audit_dropped))
 }

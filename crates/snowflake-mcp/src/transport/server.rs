@@ -138,6 +138,10 @@ pub async fn serve(
         }),
         metrics_token,
     ));
+    let router = match app.console_token {
+        Some(token) => router.merge(crate::transport::console::routes(app.clone(), token)),
+        None => router,
+    };
     // RFC 9728: where MCP clients learn which authorization server to sign in at.
     let router = match app.clients.oauth() {
         Some(oauth) => router.merge(crate::identity::oauth::routes(oauth.clone())),

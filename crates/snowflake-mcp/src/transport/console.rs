@@ -1,0 +1,166 @@
+//! The operator's console, first part: its JSON API under `/console/api`, off unless
+//! `[console] token_sha256` is configured.
+//!
+//! `GET /console/api/overview` is the picture an operator asks for first: MCP sessions live
+//! per client, statements running and queued, the pool, the circuit to Snowflake, warehouses,
+//! the shared state store and replicas — the same gauges `/metrics` reads, at the same moment
+//! of asking. It needs `Authorization: Bearer <admin token>` (compared by SHA-256 in constant
+//! time); everyone else gets 401, and the Host/Origin checks of every route apply. Client ids
+//! are shown (the operator configured them); session ids, tokens and SQL are not.
+//! `snowflake-mcp status [URL]` prints it in a terminal.
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+
+use crate::observe::metrics::Gauges;
+use crate::transport::App;
+
+/// The console's routes, for an admin token hashing to `token`.
+pub fn routes(app: Arc<App>, token: [u8; 32]) -> Router {
+    Router::new().route(
+        "/console/api/overview",
+        get(move |headers: HeaderMap| {
+            let app = app.clone();
+            async move {
+                let allowed = crate::identity::bearer_token(&headers)
+                    .is_some_and(|t| crate::identity::token_matches(t, &token));
+                if !allowed {
+                    return unauthorized();
+                }
+                let gauges = crate::transport::ops::gauges(
+                    &app.tools.gateway,
+                    &app.registry,
+                    app.tools.auditor.dropped(),
+                );
+                let backend = app.tools.gateway.backend().name();
+                axum::Json(overview(&gauges, backend)).into_response()
+            }
+        }),
+    )
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer realm=\"console\"")],
+        "the console needs the admin token (Authorization: Bearer ...)\n",
+    )
+        .into_response()
+}
+
+/// The overview as JSON (documented in docs/operations.md).
+pub fn overview(g: &Gauges, backend: &str) -> Value {
+    let live: usize = g.sessions_by_client.iter().map(|(_, n)| n).sum();
+    let by_client: Vec<Value> = g
+        .sessions_by_client
+        .iter()
+        .map(|(client, n)| json!({"client": client, "sessions": n}))
+        .collect();
+    json!({
+        "backend": backend,
+        "clients_online": g.sessions_by_client.iter().filter(|(_, n)| *n > 0).count(),
+        "sessions": {"live": live, "by_client": by_client},
+        "statements": {"running": g.running, "queued": g.queue_depth},
+        "pool": g.pool_in_use.zip(g.pool_idle).map(|(busy, idle)| json!({"busy": busy, "idle": idle, "logins": g.pool_logins})),
+        "snowflake": g.circuit.map(|(open, failed)| json!({"circuit_open": open, "failed_logins": failed})),
+        "warehouses": g.warehouses.iter().map(|(name, running, waiting)| json!({"name": name, "running": running, "queued": waiting})).collect::<Vec<_>>(),
+        "state_store": g.cluster.map(|(replicas, degraded)| json!({"shared": true, "replicas": replicas, "reachable": !degraded})).unwrap_or_else(|| json!({"shared": false, "reachable": true})),
+        "audit_dropped": g.audit_dropped,
+    })
+}
+
+/// The overview in plain words, for `snowflake-mcp status`.
+pub fn overview_text(o: &Value) -> String {
+    let mut lines = vec![
+        format!("backend: {}", o["backend"].as_str().unwrap_or("?")),
+        format!(
+            "clients online: {}, MCP sessions live: {}",
+            o["clients_online"], o["sessions"]["live"]
+        ),
+        format!(
+            "statements running: {}, queued: {}",
+            o["statements"]["running"], o["statements"]["queued"]
+        ),
+    ];
+    if o["pool"].is_object() {
+        lines.push(format!(
+            "Snowflake sessions busy: {}, idle: {}",
+            o["pool"]["busy"], o["pool"]["idle"]
+        ));
+    }
+    if o["snowflake"].is_object() {
+        let open = o["snowflake"]["circuit_open"] == json!(true);
+        lines.push(format!(
+            "Snowflake: {}",
+            if open {
+                "UNREACHABLE (circuit open)"
+            } else {
+                "reachable"
+            }
+        ));
+    }
+    for w in o["warehouses"].as_array().into_iter().flatten() {
+        lines.push(format!(
+            "warehouse {}: running {}, queued {}",
+            w["name"].as_str().unwrap_or("?"),
+            w["running"],
+            w["queued"]
+        ));
+    }
+    let store = &o["state_store"];
+    lines.push(
+        match (
+            store["shared"] == json!(true),
+            store["reachable"] == json!(true),
+        ) {
+            (true, true) => format!("state store: shared, {} replicas", store["replicas"]),
+            (true, false) => "state store: shared, UNREACHABLE".to_string(),
+            (false, _) => "state store: this replica's own".to_string(),
+        },
+    );
+    for c in o["sessions"]["by_client"].as_array().into_iter().flatten() {
+        lines.push(format!(
+            "  {}: {} sessions",
+            c["client"].as_str().unwrap_or("?"),
+            c["sessions"]
+        ));
+    }
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_overview_reads_the_gauges() {
+        let g = Gauges {
+            queue_depth: 3,
+            running: 2,
+            pool_in_use: Some(2),
+            pool_idle: Some(1),
+            circuit: Some((true, 4)),
+            sessions_by_client: vec![("analyst".into(), 2), ("bot".into(), 1)],
+            warehouses: vec![("WH".into(), 2, 3)],
+            cluster: Some((2, false)),
+            ..Gauges::default()
+        };
+        let o = overview(&g, "snowflake");
+        assert_eq!(o["sessions"]["live"], 3);
+        assert_eq!(o["clients_online"], 2);
+        assert_eq!(o["statements"]["queued"], 3);
+        assert_eq!(o["pool"]["busy"], 2);
+        assert_eq!(o["snowflake"]["circuit_open"], true);
+        assert_eq!(o["state_store"]["replicas"], 2);
+        let text = overview_text(&o);
+        assert!(text.contains("MCP sessions live: 3"), "{text}");
+        assert!(text.contains("UNREACHABLE (circuit open)"), "{text}");
+        assert!(text.contains("warehouse WH: running 2, queued 3"), "{text}");
+        assert!(text.contains("state store: shared, 2 replicas"), "{text}");
+    }
+}

@@ -1,0 +1,145 @@
+//! The operator's console API (first part): `GET /console/api/overview` shows what `/metrics`
+//! shows, to the admin token only, behind the same Host checks; `snowflake-mcp status` prints
+//! it. Off unless `[console]` is configured.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+async fn overview(base: &str, token: Option<&str>, host: Option<&str>) -> (u16, String) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers: Vec<(&str, &str)> = Vec::new();
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a));
+    }
+    let (status, _, body) = match host {
+        // A request for another Host name (DNS rebinding) goes out raw.
+        Some(h) => {
+            let addr = base.trim_start_matches("http://");
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let head = format!(
+                "GET /console/api/overview HTTP/1.1\r\nHost: {h}\r\nConnection: close\r\n{}\r\n",
+                auth.map(|a| format!("Authorization: {a}\r\n"))
+                    .unwrap_or_default()
+            );
+            stream.write_all(head.as_bytes()).await.unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await.unwrap();
+            let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+            (status, String::new(), response)
+        }
+        None => raw_http(base, "GET", "/console/api/overview", &headers, "").await,
+    };
+    (status, body)
+}
+
+/// The `snowflake_mcp_sessions` gauge of a client in a `/metrics` page.
+fn sessions_metric(metrics: &str, client: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("snowflake_mcp_sessions{") && l.contains(&format!("client=\"{client}\""))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_is_for_the_admin_token_only_and_matches_the_metrics() {
+    let config = write_config(
+        "console",
+        &format!(
+            "[console]\ntoken_sha256 = \"{}\"\n\n\
+             [[clients]]\nid = \"analyst\"\ntoken_sha256 = \"{}\"\n\n\
+             [[clients]]\nid = \"bot\"\ntoken_sha256 = \"{}\"\n",
+            sha("admin-token"),
+            sha("analyst-token"),
+            sha("bot-token")
+        ),
+    );
+    let server = Server::start(&["--config", &config, "--demo"], &[]).await;
+    let a1 = server.client_with_token("analyst-token").await;
+    let _a2 = server.client_with_token("analyst-token").await;
+    let bot = server.client_with_token("bot-token").await;
+    ok(
+        &a1,
+        "run_query",
+        json!({"sql": "SELECT COUNT(*) FROM ORDERS"}),
+    )
+    .await;
+    ok(&bot, "list_databases", json!({})).await;
+
+    // Nobody else sees it: no token, a client's token, a wrong one; nor another Host name.
+    for token in [None, Some("analyst-token"), Some("admin-tokeN")] {
+        let (status, body) = overview(&server.base, token, None).await;
+        assert_eq!(status, 401, "{token:?}: {body}");
+        assert!(!body.contains("analyst"), "{body}");
+    }
+    let (status, _) = overview(&server.base, Some("admin-token"), Some("evil.example")).await;
+    assert_eq!(status, 403, "the Host check applies");
+
+    let (status, body) = overview(&server.base, Some("admin-token"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let o: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(o["backend"], "demo");
+    assert_eq!(o["sessions"]["live"], 3, "{o}");
+    assert_eq!(o["clients_online"], 2, "{o}");
+    let (_, metrics) = http_get(&server.base, "/metrics").await;
+    for client in ["analyst", "bot"] {
+        let shown = o["sessions"]["by_client"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["client"] == client)
+            .map(|c| c["sessions"].as_u64().unwrap())
+            .unwrap_or(0);
+        assert_eq!(
+            shown,
+            sessions_metric(&metrics, client),
+            "{client}: {o}\n{metrics}"
+        );
+    }
+    assert_eq!(o["statements"]["running"], 0);
+    assert_eq!(o["state_store"]["shared"], false);
+    assert!(
+        !body.contains("token"),
+        "no secrets in the overview: {body}"
+    );
+
+    // The same picture in a terminal.
+    let out = tokio::process::Command::new(BIN)
+        .args(["status", &server.base])
+        .env("SNOWFLAKE_MCP_CONSOLE_TOKEN", "admin-token")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("clients online: 2, MCP sessions live: 3"),
+        "{text}"
+    );
+    assert!(text.contains("analyst: 2 sessions"), "{text}");
+    let out = tokio::process::Command::new(BIN)
+        .args(["status", &server.base])
+        .env("SNOWFLAKE_MCP_CONSOLE_TOKEN", "wrong")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_console_config_there_is_no_console() {
+    let server = Server::start(&["--demo"], &[]).await;
+    let (status, _) = overview(&server.base, Some("anything"), None).await;
+    assert_eq!(status, 404);
+}
