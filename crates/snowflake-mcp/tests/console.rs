@@ -54,7 +54,7 @@ async fn the_overview_is_for_the_admin_token_only_and_matches_the_metrics() {
         &format!(
             "[console]\ntoken_sha256 = \"{}\"\n\n\
              [[clients]]\nid = \"analyst\"\ntoken_sha256 = \"{}\"\n\n\
-             [[clients]]\nid = \"bot\"\ntoken_sha256 = \"{}\"\n",
+             [[clients]]\nid = \"bot\"\ntoken_sha256 = \"{}\"\nqueries_per_day = 10\nrate_per_minute = 600\n",
             sha("admin-token"),
             sha("analyst-token"),
             sha("bot-token")
@@ -71,6 +71,7 @@ async fn the_overview_is_for_the_admin_token_only_and_matches_the_metrics() {
     )
     .await;
     ok(&bot, "list_databases", json!({})).await;
+    ok(&bot, "run_query", json!({"sql": "SELECT 1"})).await;
 
     // Nobody else sees it: no token, a client's token, a wrong one; nor another Host name.
     for token in [None, Some("analyst-token"), Some("admin-tokeN")] {
@@ -108,6 +109,41 @@ async fn the_overview_is_for_the_admin_token_only_and_matches_the_metrics() {
         !body.contains("token"),
         "no secrets in the overview: {body}"
     );
+
+    // Per client: its share, sessions here, and what it has used of its quotas.
+    let (status, _, body) = raw_http(
+        &server.base,
+        "GET",
+        "/console/api/clients",
+        &[("Authorization", "Bearer admin-token")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let clients: Value = serde_json::from_str(&body).unwrap();
+    let bot = clients["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "bot")
+        .unwrap()
+        .clone();
+    assert_eq!(bot["sessions"], 1, "{bot}");
+    let queries = bot["limits"]["quotas"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (queries["limit"].as_u64(), queries["remaining"].as_u64()),
+        (Some(10), Some(9)),
+        "{bot}"
+    );
+    assert_eq!(bot["limits"]["rate_limit"]["per_minute"], 600, "{bot}");
+    let (status, _, _) = raw_http(&server.base, "GET", "/console/api/clients", &[], "").await;
+    assert_eq!(status, 401);
 
     // The same picture in a terminal.
     let out = tokio::process::Command::new(BIN)

@@ -163,6 +163,11 @@ impl Clients {
         found
     }
 
+    /// Every `[[clients]]` entry, in config order.
+    pub fn entries(&self) -> &[Arc<ClientPolicy>] {
+        &self.entries
+    }
+
     /// The configured client `id`.
     pub fn by_id(&self, id: &str) -> Option<Arc<ClientPolicy>> {
         self.entries.iter().find(|p| p.id.as_ref() == id).cloned()

@@ -8,6 +8,10 @@
 //! time); everyone else gets 401, and the Host/Origin checks of every route apply. Client ids
 //! are shown (the operator configured them); session ids, tokens and SQL are not.
 //! `snowflake-mcp status [URL]` prints it in a terminal.
+//!
+//! `GET /console/api/clients` lists each configured client: its weight and concurrency, its MCP
+//! sessions on this replica, and its rate limit and quotas used and left, with when they reset
+//! (what `get_context` tells the client itself).
 
 use std::sync::Arc;
 
@@ -22,26 +26,74 @@ use crate::transport::App;
 
 /// The console's routes, for an admin token hashing to `token`.
 pub fn routes(app: Arc<App>, token: [u8; 32]) -> Router {
-    Router::new().route(
-        "/console/api/overview",
-        get(move |headers: HeaderMap| {
-            let app = app.clone();
-            async move {
-                let allowed = crate::identity::bearer_token(&headers)
-                    .is_some_and(|t| crate::identity::token_matches(t, &token));
-                if !allowed {
-                    return unauthorized();
+    let allowed = move |headers: &HeaderMap| {
+        crate::identity::bearer_token(headers)
+            .is_some_and(|t| crate::identity::token_matches(t, &token))
+    };
+    let overview_app = app.clone();
+    Router::new()
+        .route(
+            "/console/api/overview",
+            get(move |headers: HeaderMap| {
+                let app = overview_app.clone();
+                async move {
+                    if !allowed(&headers) {
+                        return unauthorized();
+                    }
+                    let gauges = crate::transport::ops::gauges(
+                        &app.tools.gateway,
+                        &app.registry,
+                        app.tools.auditor.dropped(),
+                    );
+                    let backend = app.tools.gateway.backend().name();
+                    axum::Json(overview(&gauges, backend)).into_response()
                 }
-                let gauges = crate::transport::ops::gauges(
-                    &app.tools.gateway,
-                    &app.registry,
-                    app.tools.auditor.dropped(),
-                );
-                let backend = app.tools.gateway.backend().name();
-                axum::Json(overview(&gauges, backend)).into_response()
-            }
-        }),
-    )
+            }),
+        )
+        .route(
+            "/console/api/clients",
+            get(move |headers: HeaderMap| {
+                let app = app.clone();
+                async move {
+                    if !allowed(&headers) {
+                        return unauthorized();
+                    }
+                    axum::Json(clients(&app).await).into_response()
+                }
+            }),
+        )
+}
+
+/// Each configured client: its share, its sessions here, and its limits' use.
+async fn clients(app: &App) -> Value {
+    let sessions = app.registry.sessions_by_client();
+    let mut list = Vec::new();
+    for policy in app.clients.entries() {
+        let live = sessions
+            .iter()
+            .find(|(c, _)| *c == *policy.id)
+            .map_or(0, |(_, n)| *n);
+        // Bounded: a slow state store must not hold the page.
+        let limits = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            app.tools.admission.headroom(policy),
+        )
+        .await;
+        let limits = match limits {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => json!({"unavailable": e.message}),
+            Err(_) => json!({"unavailable": "the state store did not answer within 2 s"}),
+        };
+        list.push(json!({
+            "id": policy.id.as_ref(),
+            "weight": policy.weight,
+            "max_concurrent": policy.max_concurrent,
+            "sessions": live,
+            "writes": policy.access.writes.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
+            "limits": limits,
+        }));
+    }
+    json!({ "clients": list })
 }
 
 fn unauthorized() -> Response {
