@@ -121,15 +121,15 @@ async fn the_overview_is_for_the_admin_token_only_and_matches_the_metrics() {
     .await;
     assert_eq!(status, 200, "{body}");
     let clients: Value = serde_json::from_str(&body).unwrap();
-    let bot = clients["clients"]
+    let row = clients["clients"]
         .as_array()
         .unwrap()
         .iter()
         .find(|c| c["id"] == "bot")
         .unwrap()
         .clone();
-    assert_eq!(bot["sessions"], 1, "{bot}");
-    let queries = bot["limits"]["quotas"]
+    assert_eq!(row["sessions"], 1, "{row}");
+    let queries = row["limits"]["quotas"]
         .as_object()
         .unwrap()
         .values()
@@ -139,11 +139,74 @@ async fn the_overview_is_for_the_admin_token_only_and_matches_the_metrics() {
     assert_eq!(
         (queries["limit"].as_u64(), queries["remaining"].as_u64()),
         (Some(10), Some(9)),
-        "{bot}"
+        "{row}"
     );
-    assert_eq!(bot["limits"]["rate_limit"]["per_minute"], 600, "{bot}");
+    assert_eq!(row["limits"]["rate_limit"]["per_minute"], 600, "{row}");
     let (status, _, _) = raw_http(&server.base, "GET", "/console/api/clients", &[], "").await;
     assert_eq!(status, 401);
+
+    // Every client's audit trail, newest first, filtered.
+    ok(&bot, "run_query", json!({"sql": "SELECT 1"})).await;
+    let _ = call(&bot, "run_query", json!({"sql": "SELECT nope FROM ORDERS"})).await;
+    let get = |path: &'static str, token: Option<&'static str>| {
+        let base = server.base.clone();
+        async move {
+            let auth = token.map(|t| format!("Bearer {t}")).unwrap_or_default();
+            let headers: Vec<(&str, &str)> = if auth.is_empty() {
+                vec![]
+            } else {
+                vec![("Authorization", auth.as_str())]
+            };
+            let (status, _, body) = raw_http(&base, "GET", path, &headers, "").await;
+            (status, body)
+        }
+    };
+    let (status, body) = get("/console/api/queries", Some("admin-token")).await;
+    assert_eq!(status, 200, "{body}");
+    let trail: Value = serde_json::from_str(&body).unwrap();
+    let all = trail["queries"].as_array().unwrap();
+    assert_eq!(
+        all[0]["sql"], "SELECT nope FROM ORDERS",
+        "newest first: {trail}"
+    );
+    assert!(
+        all.iter().any(|q| q["client"] == "analyst"
+            && q["sql"] == "SELECT COUNT(*) FROM ORDERS"
+            && q["status"] == "ok"),
+        "{trail}"
+    );
+    let (_, body) = get(
+        "/console/api/queries?client=analyst&tool=run_query",
+        Some("admin-token"),
+    )
+    .await;
+    let analyst: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        analyst["queries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|q| q["client"] == "analyst" && q["tool"] == "run_query"),
+        "{analyst}"
+    );
+    assert_eq!(analyst["queries"].as_array().unwrap().len(), 1, "{analyst}");
+    let (_, body) = get(
+        "/console/api/queries?status=sql_error&limit=5",
+        Some("admin-token"),
+    )
+    .await;
+    let failed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(failed["queries"].as_array().unwrap().len(), 1, "{failed}");
+    assert_eq!(failed["queries"][0]["client"], "bot");
+    let (status, _) = get("/console/api/queries?clinet=bot", Some("admin-token")).await;
+    assert_eq!(status, 400, "an unknown filter is an error, not ignored");
+    for path in ["/console/api/queries", "/console/api/warehouses"] {
+        assert_eq!(get(path, None).await.0, 401, "{path}");
+        assert_eq!(get(path, Some("analyst-token")).await.0, 401, "{path}");
+    }
+    let (status, body) = get("/console/api/warehouses", Some("admin-token")).await;
+    assert_eq!(status, 200);
+    assert!(serde_json::from_str::<Value>(&body).unwrap()["warehouses"].is_array());
 
     // The same picture in a terminal.
     let out = tokio::process::Command::new(BIN)

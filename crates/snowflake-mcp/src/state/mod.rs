@@ -159,6 +159,25 @@ pub struct Exceeded {
     pub limit: u64,
 }
 
+/// Which audit records the operator asks for; `None` matches any.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub client: Option<String>,
+    pub status: Option<String>,
+    pub tool: Option<String>,
+    /// Records at or after this Unix-milliseconds time.
+    pub since_ms: Option<i64>,
+}
+
+impl AuditFilter {
+    pub fn matches(&self, r: &AuditRecord) -> bool {
+        self.client.as_ref().is_none_or(|c| *c == r.client_id)
+            && self.status.as_ref().is_none_or(|s| *s == r.status)
+            && self.tool.as_ref().is_none_or(|t| *t == r.tool)
+            && self.since_ms.is_none_or(|t| r.time_ms >= t)
+    }
+}
+
 /// One audited tool call.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditRecord {
@@ -240,6 +259,13 @@ pub trait StateStore: Send + Sync + 'static {
     }
     /// A client's most recent records, newest first.
     async fn history(&self, client: &str, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The most recent records of every client that match `filter`, newest first (the
+    /// operator's audit trail).
+    async fn recent_audit(
+        &self,
+        filter: &AuditFilter,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
     /// Delete records older than `before_ms`; returns how many.
     async fn prune_audit(&self, before_ms: i64) -> Result<usize, StoreError>;
 

@@ -31,8 +31,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 
 use super::{
-    context_from_json, context_json, Amounts, AuditRecord, Cost, Exceeded, Grant, Spent,
-    StateStore, StoreError, StoredHandle, StoredSession, Usage, WindowLimits,
+    context_from_json, context_json, Amounts, AuditFilter, AuditRecord, Cost, Exceeded, Grant,
+    Spent, StateStore, StoreError, StoredHandle, StoredSession, Usage, WindowLimits,
 };
 use crate::state::coordinator::Scope;
 
@@ -386,15 +386,19 @@ impl StateStore for RedisStore {
         pipe.atomic();
         let keep = self.options.history_max.max(1) as isize;
         let retention = self.options.history_retention.as_millis().max(1) as i64;
+        // Each record goes to its client's history and to everyone's recent trail (the
+        // operator's), both capped and expiring.
+        let recent = self.key("audit:recent");
         for r in records {
-            let key = self.client_key(&r.client_id, "history");
             let json = serde_json::to_string(r).map_err(|e| StoreError(e.to_string()))?;
-            pipe.lpush(&key, json)
-                .ignore()
-                .ltrim(&key, 0, keep - 1)
-                .ignore()
-                .pexpire(&key, retention)
-                .ignore();
+            for key in [self.client_key(&r.client_id, "history"), recent.clone()] {
+                pipe.lpush(&key, &json)
+                    .ignore()
+                    .ltrim(&key, 0, keep - 1)
+                    .ignore()
+                    .pexpire(&key, retention)
+                    .ignore();
+            }
         }
         let mut conn = self.conn.clone();
         let _: () = pipe.query_async(&mut conn).await?;
@@ -413,6 +417,25 @@ impl StateStore for RedisStore {
         Ok(items
             .iter()
             .filter_map(|j| serde_json::from_str(j).ok())
+            .collect())
+    }
+
+    async fn recent_audit(
+        &self,
+        filter: &AuditFilter,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let key = match &filter.client {
+            Some(client) => self.client_key(client, "history"),
+            None => self.key("audit:recent"),
+        };
+        let mut conn = self.conn.clone();
+        let items: Vec<String> = conn.lrange(key, 0, -1).await?;
+        Ok(items
+            .iter()
+            .filter_map(|j| serde_json::from_str::<AuditRecord>(j).ok())
+            .filter(|r| filter.matches(r))
+            .take(limit)
             .collect())
     }
 

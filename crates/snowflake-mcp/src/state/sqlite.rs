@@ -12,8 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     context_from_json, context_json, cost_grant, microcredits_for_ms, ms_for_microcredits, Amounts,
-    AuditRecord, Cost, Exceeded, Grant, Spent, StateStore, StoreError, StoredHandle, StoredSession,
-    Usage, WindowLimits,
+    AuditFilter, AuditRecord, Cost, Exceeded, Grant, Spent, StateStore, StoreError, StoredHandle,
+    StoredSession, Usage, WindowLimits,
 };
 use crate::lock;
 
@@ -365,6 +365,29 @@ impl StateStore for SqliteStore {
                  FROM audit WHERE client_id = ?1 ORDER BY time_ms DESC, rowid DESC LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![client, limit as i64], Self::audit_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn recent_audit(
+        &self,
+        filter: &AuditFilter,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let filter = filter.clone();
+        self.with(move |c| {
+            // `?n IS NULL OR column = ?n`: one prepared statement whatever the filter.
+            let mut stmt = c.prepare(
+                "SELECT time_ms, client_id, session_id, tool, statement, query_id, status, rows, bytes, duration_ms, error_code, write_target, confirmed
+                 FROM audit WHERE (?1 IS NULL OR client_id = ?1) AND (?2 IS NULL OR status = ?2)
+                 AND (?3 IS NULL OR tool = ?3) AND (?4 IS NULL OR time_ms >= ?4)
+                 ORDER BY time_ms DESC, rowid DESC LIMIT ?5",
+            )?;
+            let rows = stmt.query_map(
+                params![filter.client, filter.status, filter.tool, filter.since_ms, limit as i64],
+                Self::audit_row,
+            )?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await

@@ -12,16 +12,23 @@
 //! `GET /console/api/clients` lists each configured client: its weight and concurrency, its MCP
 //! sessions on this replica, and its rate limit and quotas used and left, with when they reset
 //! (what `get_context` tells the client itself).
+//!
+//! `GET /console/api/queries?client=&status=&tool=&since_ms=&limit=` is the audit trail of every
+//! client, newest first, SQL included (the operator's to read); `GET /console/api/warehouses`
+//! the statements running and queued per warehouse.
 
 use std::sync::Arc;
 
+use axum::extract::Query;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
+use crate::observe::audit::time_text;
 use crate::observe::metrics::Gauges;
+use crate::state::AuditFilter;
 use crate::transport::App;
 
 /// The console's routes, for an admin token hashing to `token`.
@@ -51,6 +58,42 @@ pub fn routes(app: Arc<App>, token: [u8; 32]) -> Router {
             }),
         )
         .route(
+            "/console/api/queries",
+            get({
+                let app = app.clone();
+                move |headers: HeaderMap, Query(asked): Query<QueriesAsked>| {
+                    let app = app.clone();
+                    async move {
+                        if !allowed(&headers) {
+                            return unauthorized();
+                        }
+                        queries(&app, asked).await
+                    }
+                }
+            }),
+        )
+        .route(
+            "/console/api/warehouses",
+            get({
+                let app = app.clone();
+                move |headers: HeaderMap| {
+                    let app = app.clone();
+                    async move {
+                        if !allowed(&headers) {
+                            return unauthorized();
+                        }
+                        let stats = app.tools.gateway.scheduler().stats();
+                        let list: Vec<Value> = stats
+                            .warehouses
+                            .iter()
+                            .map(|(name, running, queued)| json!({"name": name, "running": running, "queued": queued}))
+                            .collect();
+                        axum::Json(json!({ "warehouses": list })).into_response()
+                    }
+                }
+            }),
+        )
+        .route(
             "/console/api/clients",
             get(move |headers: HeaderMap| {
                 let app = app.clone();
@@ -62,6 +105,59 @@ pub fn routes(app: Arc<App>, token: [u8; 32]) -> Router {
                 }
             }),
         )
+}
+
+/// What `/console/api/queries` may be asked.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueriesAsked {
+    client: Option<String>,
+    status: Option<String>,
+    tool: Option<String>,
+    since_ms: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// The audit trail of every client, newest first.
+async fn queries(app: &App, asked: QueriesAsked) -> Response {
+    let filter = AuditFilter {
+        client: asked.client,
+        status: asked.status,
+        tool: asked.tool,
+        since_ms: asked.since_ms,
+    };
+    let limit = asked.limit.unwrap_or(50).clamp(1, 500);
+    // Records still in the audit buffer are read too.
+    app.tools.auditor.flush().await;
+    let store = app.tools.auditor.store();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        store.recent_audit(&filter, limit),
+    )
+    .await;
+    let records = match read {
+        Ok(Ok(records)) => records,
+        Ok(Err(e)) => return unavailable(&e.to_string()),
+        Err(_) => return unavailable("the state store did not answer within 5 s"),
+    };
+    let list: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            json!({"time": time_text(r.time_ms), "time_ms": r.time_ms, "client": r.client_id,
+                "tool": r.tool, "status": r.status, "sql": r.statement, "rows": r.rows,
+                "bytes": r.bytes, "duration_ms": r.duration_ms, "query_id": r.query_id,
+                "error_code": r.error_code, "write": r.write, "confirmed": r.confirmed})
+        })
+        .collect();
+    axum::Json(json!({ "queries": list })).into_response()
+}
+
+fn unavailable(why: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the audit trail cannot be read now: {why}\n"),
+    )
+        .into_response()
 }
 
 /// Each configured client: its share, its sessions here, and its limits' use.

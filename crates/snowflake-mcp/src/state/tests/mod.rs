@@ -68,6 +68,7 @@ for_both_stores!(
     credits_cap_the_session_time_reserved,
     handles_keep_their_owner_and_expire,
     a_taken_handle_is_taken_once,
+    the_operator_reads_every_clients_trail_filtered,
 );
 
 fn temp_path(name: &str) -> PathBuf {

@@ -141,3 +141,46 @@ pub(super) async fn a_taken_handle_is_taken_once(store: Arc<dyn StateStore>) {
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     assert_eq!(store.take_handle("t2").await.unwrap(), None);
 }
+
+pub(super) async fn the_operator_reads_every_clients_trail_filtered(store: Arc<dyn StateStore>) {
+    for (t, client, tool, status) in [
+        (10, "ana", "run_query", "ok"),
+        (20, "bob", "run_query", "sql_error"),
+        (30, "ana", "list_databases", "ok"),
+        (40, "bob", "run_query", "ok"),
+    ] {
+        let r = AuditRecord {
+            time_ms: t,
+            client_id: client.into(),
+            tool: tool.into(),
+            status: status.into(),
+            ..Default::default()
+        };
+        store.record(&r).await.unwrap();
+    }
+    let times = |f: AuditFilter, limit| {
+        let store = store.clone();
+        async move {
+            let got = store.recent_audit(&f, limit).await.unwrap();
+            got.iter().map(|r| r.time_ms).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(times(AuditFilter::default(), 10).await, [40, 30, 20, 10]);
+    assert_eq!(times(AuditFilter::default(), 2).await, [40, 30]);
+    let bob = AuditFilter {
+        client: Some("bob".into()),
+        ..Default::default()
+    };
+    assert_eq!(times(bob, 10).await, [40, 20]);
+    let failed = AuditFilter {
+        status: Some("sql_error".into()),
+        ..Default::default()
+    };
+    assert_eq!(times(failed, 10).await, [20]);
+    let queries_since = AuditFilter {
+        tool: Some("run_query".into()),
+        since_ms: Some(15),
+        ..Default::default()
+    };
+    assert_eq!(times(queries_since, 10).await, [40, 20]);
+}
