@@ -242,3 +242,100 @@ async fn without_console_config_there_is_no_console() {
     let (status, _) = overview(&server.base, Some("anything"), None).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_need_a_sign_in_and_escape_what_clients_send() {
+    let config = write_config(
+        "console-pages",
+        &format!(
+            "[console]\ntoken_sha256 = \"{}\"\n\n[[clients]]\nid = \"analyst\"\ntoken_sha256 = \"{}\"\n",
+            sha("admin-token"),
+            sha("analyst-token")
+        ),
+    );
+    let server = Server::start(&["--config", &config, "--demo"], &[]).await;
+    let analyst = server.client_with_token("analyst-token").await;
+    ok(
+        &analyst,
+        "run_query",
+        json!({"sql": "SELECT '<script>alert(1)</script>' AS A"}),
+    )
+    .await;
+
+    // Signed out: every page is the sign-in form, with 401.
+    for path in ["/console", "/console/clients", "/console/queries"] {
+        let (status, _, body) = raw_http(&server.base, "GET", path, &[], "").await;
+        assert_eq!(status, 401, "{path}");
+        assert!(
+            body.contains("action=\"/console/login\"") && !body.contains("analyst"),
+            "{path}: {body}"
+        );
+    }
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let (status, _, _) =
+        raw_http(&server.base, "POST", "/console/login", &form, "token=wrong").await;
+    assert_eq!(status, 401);
+
+    // Signed in: a session cookie for the console's paths only, kept from scripts.
+    let (status, head, _) = raw_http(
+        &server.base,
+        "POST",
+        "/console/login",
+        &form,
+        "token=admin-token",
+    )
+    .await;
+    assert_eq!(status, 303, "{head}");
+    let set = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(set.contains(part), "{set}");
+    }
+    let pair = set
+        .split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let cookie = [("Cookie", pair.as_str())];
+    let (status, _, body) = raw_http(&server.base, "GET", "/console", &cookie, "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("MCP sessions live") && body.contains("analyst"),
+        "{body}"
+    );
+    let (status, _, body) = raw_http(&server.base, "GET", "/console/clients", &cookie, "").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("<td>analyst</td>"), "{body}");
+    let (status, _, body) = raw_http(
+        &server.base,
+        "GET",
+        "/console/queries?client=analyst&status=",
+        &cookie,
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("<script>alert"),
+        "what clients send is escaped: {body}"
+    );
+    let (status, _, _) = raw_http(&server.base, "GET", "/console/api/overview", &cookie, "").await;
+    assert_eq!(status, 200, "the API takes the cookie too");
+
+    // Signed out again: the cookie is worth nothing.
+    let (status, head, _) = raw_http(&server.base, "POST", "/console/logout", &cookie, "").await;
+    assert_eq!(status, 303);
+    assert!(head.contains("Max-Age=0"), "{head}");
+    let (status, _, _) = raw_http(&server.base, "GET", "/console", &cookie, "").await;
+    assert_eq!(status, 401);
+}

@@ -139,7 +139,13 @@ pub async fn serve(
         metrics_token,
     ));
     let router = match app.console_token {
-        Some(token) => router.merge(crate::transport::console::routes(app.clone(), token)),
+        Some(token) => router.merge(crate::transport::console::routes(
+            crate::transport::console::Console {
+                app: app.clone(),
+                token,
+                tls: config.tls_cert_file.is_some(),
+            },
+        )),
         None => router,
     };
     // RFC 9728: where MCP clients learn which authorization server to sign in at.

@@ -19,107 +19,120 @@
 
 use std::sync::Arc;
 
-use axum::extract::Query;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
+
+mod pages;
+mod signin;
 
 use crate::observe::audit::time_text;
 use crate::observe::metrics::Gauges;
 use crate::state::AuditFilter;
 use crate::transport::App;
 
-/// The console's routes, for an admin token hashing to `token`.
-pub fn routes(app: Arc<App>, token: [u8; 32]) -> Router {
-    let allowed = move |headers: &HeaderMap| {
-        crate::identity::bearer_token(headers)
-            .is_some_and(|t| crate::identity::token_matches(t, &token))
-    };
-    let overview_app = app.clone();
+/// What every console route shares.
+pub struct Console {
+    pub app: Arc<App>,
+    /// The SHA-256 of the admin token.
+    pub token: [u8; 32],
+    /// Served over TLS (the session cookie is then `Secure`).
+    pub tls: bool,
+}
+
+type Shared = State<Arc<Console>>;
+
+/// The console's pages and API.
+pub fn routes(console: Console) -> Router {
     Router::new()
-        .route(
-            "/console/api/overview",
-            get(move |headers: HeaderMap| {
-                let app = overview_app.clone();
-                async move {
-                    if !allowed(&headers) {
-                        return unauthorized();
-                    }
-                    let gauges = crate::transport::ops::gauges(
-                        &app.tools.gateway,
-                        &app.registry,
-                        app.tools.auditor.dropped(),
-                    );
-                    let backend = app.tools.gateway.backend().name();
-                    axum::Json(overview(&gauges, backend)).into_response()
-                }
-            }),
-        )
-        .route(
-            "/console/api/queries",
-            get({
-                let app = app.clone();
-                move |headers: HeaderMap, Query(asked): Query<QueriesAsked>| {
-                    let app = app.clone();
-                    async move {
-                        if !allowed(&headers) {
-                            return unauthorized();
-                        }
-                        queries(&app, asked).await
-                    }
-                }
-            }),
-        )
-        .route(
-            "/console/api/warehouses",
-            get({
-                let app = app.clone();
-                move |headers: HeaderMap| {
-                    let app = app.clone();
-                    async move {
-                        if !allowed(&headers) {
-                            return unauthorized();
-                        }
-                        let stats = app.tools.gateway.scheduler().stats();
-                        let list: Vec<Value> = stats
-                            .warehouses
-                            .iter()
-                            .map(|(name, running, queued)| json!({"name": name, "running": running, "queued": queued}))
-                            .collect();
-                        axum::Json(json!({ "warehouses": list })).into_response()
-                    }
-                }
-            }),
-        )
-        .route(
-            "/console/api/clients",
-            get(move |headers: HeaderMap| {
-                let app = app.clone();
-                async move {
-                    if !allowed(&headers) {
-                        return unauthorized();
-                    }
-                    axum::Json(clients(&app).await).into_response()
-                }
-            }),
-        )
+        .route("/console", get(pages::overview))
+        .route("/console/clients", get(pages::clients))
+        .route("/console/queries", get(pages::queries))
+        .route("/console/login", post(pages::login))
+        .route("/console/logout", post(pages::logout))
+        .route("/console/api/overview", get(api_overview))
+        .route("/console/api/clients", get(api_clients))
+        .route("/console/api/queries", get(api_queries))
+        .route("/console/api/warehouses", get(api_warehouses))
+        .with_state(Arc::new(console))
+}
+
+async fn api_overview(State(c): Shared, headers: HeaderMap) -> Response {
+    if !signin::admitted(&c.app, &c.token, &headers).await {
+        return unauthorized();
+    }
+    axum::Json(overview_now(&c.app)).into_response()
+}
+
+async fn api_clients(State(c): Shared, headers: HeaderMap) -> Response {
+    if !signin::admitted(&c.app, &c.token, &headers).await {
+        return unauthorized();
+    }
+    axum::Json(clients(&c.app).await).into_response()
+}
+
+async fn api_queries(
+    State(c): Shared,
+    headers: HeaderMap,
+    Query(asked): Query<QueriesAsked>,
+) -> Response {
+    if !signin::admitted(&c.app, &c.token, &headers).await {
+        return unauthorized();
+    }
+    match queries(&c.app, asked).await {
+        Ok(trail) => axum::Json(trail).into_response(),
+        Err(why) => unavailable(&why),
+    }
+}
+
+async fn api_warehouses(State(c): Shared, headers: HeaderMap) -> Response {
+    if !signin::admitted(&c.app, &c.token, &headers).await {
+        return unauthorized();
+    }
+    let stats = c.app.tools.gateway.scheduler().stats();
+    let list: Vec<Value> = stats
+        .warehouses
+        .iter()
+        .map(|(name, running, queued)| json!({"name": name, "running": running, "queued": queued}))
+        .collect();
+    axum::Json(json!({ "warehouses": list })).into_response()
+}
+
+/// The overview now.
+fn overview_now(app: &App) -> Value {
+    let gauges = crate::transport::ops::gauges(
+        &app.tools.gateway,
+        &app.registry,
+        app.tools.auditor.dropped(),
+    );
+    overview(&gauges, app.tools.gateway.backend().name())
 }
 
 /// What `/console/api/queries` may be asked.
-#[derive(serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueriesAsked {
+    #[serde(default, deserialize_with = "blank_is_none")]
     client: Option<String>,
+    #[serde(default, deserialize_with = "blank_is_none")]
     status: Option<String>,
+    #[serde(default, deserialize_with = "blank_is_none")]
     tool: Option<String>,
     since_ms: Option<i64>,
     limit: Option<usize>,
 }
 
-/// The audit trail of every client, newest first.
-async fn queries(app: &App, asked: QueriesAsked) -> Response {
+/// A filter left empty in the page's form filters nothing.
+fn blank_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text: Option<String> = serde::Deserialize::deserialize(d)?;
+    Ok(text.filter(|t| !t.trim().is_empty()))
+}
+
+/// The audit trail of every client, newest first; `Err` says why it cannot be read.
+async fn queries(app: &App, asked: QueriesAsked) -> Result<Value, String> {
     let filter = AuditFilter {
         client: asked.client,
         status: asked.status,
@@ -137,8 +150,8 @@ async fn queries(app: &App, asked: QueriesAsked) -> Response {
     .await;
     let records = match read {
         Ok(Ok(records)) => records,
-        Ok(Err(e)) => return unavailable(&e.to_string()),
-        Err(_) => return unavailable("the state store did not answer within 5 s"),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err("the state store did not answer within 5 s".into()),
     };
     let list: Vec<Value> = records
         .iter()
@@ -149,7 +162,7 @@ async fn queries(app: &App, asked: QueriesAsked) -> Response {
                 "error_code": r.error_code, "write": r.write, "confirmed": r.confirmed})
         })
         .collect();
-    axum::Json(json!({ "queries": list })).into_response()
+    Ok(json!({ "queries": list }))
 }
 
 fn unavailable(why: &str) -> Response {
