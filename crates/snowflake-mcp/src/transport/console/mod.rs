@@ -19,8 +19,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -45,53 +46,53 @@ pub struct Console {
 
 type Shared = State<Arc<Console>>;
 
-/// The console's pages and API.
+/// The console's pages and API. Every route but signing in and out is behind [`admit`].
 pub fn routes(console: Console) -> Router {
-    Router::new()
+    let shared = Arc::new(console);
+    let admitted = Router::new()
         .route("/console", get(pages::overview))
         .route("/console/clients", get(pages::clients))
         .route("/console/queries", get(pages::queries))
-        .route("/console/login", post(pages::login))
-        .route("/console/logout", post(pages::logout))
         .route("/console/api/overview", get(api_overview))
         .route("/console/api/clients", get(api_clients))
         .route("/console/api/queries", get(api_queries))
         .route("/console/api/warehouses", get(api_warehouses))
-        .with_state(Arc::new(console))
+        .route_layer(axum::middleware::from_fn_with_state(shared.clone(), admit));
+    Router::new()
+        .route("/console/login", post(pages::login))
+        .route("/console/logout", post(pages::logout))
+        .merge(admitted)
+        .with_state(shared)
 }
 
-async fn api_overview(State(c): Shared, headers: HeaderMap) -> Response {
-    if !signin::admitted(&c.app, &c.token, &headers).await {
-        return unauthorized();
+/// Only the admin reaches a console route: others get the sign-in page (pages) or 401 (API).
+async fn admit(State(c): Shared, request: Request, next: Next) -> Response {
+    if signin::admitted(&c.app, &c.token, request.headers()).await {
+        return next.run(request).await;
     }
+    if request.uri().path().starts_with("/console/api/") {
+        unauthorized()
+    } else {
+        pages::sign_in_page("Sign in with the console's admin token.")
+    }
+}
+
+async fn api_overview(State(c): Shared) -> Response {
     axum::Json(overview_now(&c.app)).into_response()
 }
 
-async fn api_clients(State(c): Shared, headers: HeaderMap) -> Response {
-    if !signin::admitted(&c.app, &c.token, &headers).await {
-        return unauthorized();
-    }
+async fn api_clients(State(c): Shared) -> Response {
     axum::Json(clients(&c.app).await).into_response()
 }
 
-async fn api_queries(
-    State(c): Shared,
-    headers: HeaderMap,
-    Query(asked): Query<QueriesAsked>,
-) -> Response {
-    if !signin::admitted(&c.app, &c.token, &headers).await {
-        return unauthorized();
-    }
+async fn api_queries(State(c): Shared, Query(asked): Query<QueriesAsked>) -> Response {
     match queries(&c.app, asked).await {
         Ok(trail) => axum::Json(trail).into_response(),
         Err(why) => unavailable(&why),
     }
 }
 
-async fn api_warehouses(State(c): Shared, headers: HeaderMap) -> Response {
-    if !signin::admitted(&c.app, &c.token, &headers).await {
-        return unauthorized();
-    }
+async fn api_warehouses(State(c): Shared) -> Response {
     let stats = c.app.tools.gateway.scheduler().stats();
     let list: Vec<Value> = stats
         .warehouses
@@ -176,22 +177,22 @@ fn unavailable(why: &str) -> Response {
 /// Each configured client: its share, its sessions here, and its limits' use.
 async fn clients(app: &App) -> Value {
     let sessions = app.registry.sessions_by_client();
+    // One deadline for the whole list: a slow state store must not hold the page (2 s per
+    // client would add up).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
     let mut list = Vec::new();
     for policy in app.clients.entries() {
         let live = sessions
             .iter()
             .find(|(c, _)| *c == *policy.id)
             .map_or(0, |(_, n)| *n);
-        // Bounded: a slow state store must not hold the page.
-        let limits = tokio::time::timeout(
-            std::time::Duration::from_secs(2),
-            app.tools.admission.headroom(policy),
-        )
-        .await;
+        let limits = tokio::time::timeout_at(deadline, app.tools.admission.headroom(policy)).await;
         let limits = match limits {
             Ok(Ok(l)) => l,
             Ok(Err(e)) => json!({"unavailable": e.message}),
-            Err(_) => json!({"unavailable": "the state store did not answer within 2 s"}),
+            Err(_) => {
+                json!({"unavailable": "the state store did not answer in time (2 s for the whole list)"})
+            }
         };
         list.push(json!({
             "id": policy.id.as_ref(),
