@@ -426,13 +426,13 @@ fn app(
         max_anonymous: config.sessions.max_stored_anonymous,
         max_init_bytes: config.sessions.max_client_info_bytes,
     };
-    let console_token = config
+    let console = config
         .console
         .as_ref()
-        .and_then(|c| snowflake_mcp::identity::decode_hex32(&c.token_sha256));
+        .and_then(snowflake_mcp::identity::operators::ConsoleAccess::from_config);
     Ok(Arc::new(App {
         stored,
-        console_token,
+        console,
         tools: Tools::new(
             Admission::new(store.clone(), config.server.rate_per_minute, cluster),
             Auditor::new(store, config.audit.jsonl_path.as_deref())?,

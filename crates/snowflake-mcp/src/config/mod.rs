@@ -85,7 +85,21 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ConsoleConfig {
     /// Hex SHA-256 of the admin token (the token itself is never stored).
-    pub token_sha256: String,
+    pub token_sha256: Option<String>,
+    /// With `[oauth]`: people whose token's `groups_claim` names one of these are admins.
+    #[serde(default)]
+    pub admin_groups: Vec<String>,
+    /// The token claim listing a person's groups (an array of strings, or one string of
+    /// names separated by spaces or commas).
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Allow the console's actions: cancel a statement, end a session, pause a client.
+    #[serde(default)]
+    pub actions: bool,
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
 }
 
 impl Config {
@@ -198,11 +212,21 @@ impl Config {
             oauth.check()?;
         }
         if let Some(console) = &self.console {
-            let hex = &console.token_sha256;
-            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if let Some(hex) = &console.token_sha256 {
+                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(
+                        "[console] token_sha256 must be 64 hex digits (sha256sum of the token)"
+                            .into(),
+                    );
+                }
+            }
+            if console.token_sha256.is_none() && console.admin_groups.is_empty() {
                 return Err(
-                    "[console] token_sha256 must be 64 hex digits (sha256sum of the token)".into(),
+                    "[console] needs token_sha256 or admin_groups: nobody could sign in".into(),
                 );
+            }
+            if !console.admin_groups.is_empty() && self.oauth.is_none() {
+                return Err("[console] admin_groups needs [oauth] (people sign in with the identity provider)".into());
             }
         }
         if let Some(name) = self.oauth.as_ref().and_then(|o| o.default_policy.as_ref()) {

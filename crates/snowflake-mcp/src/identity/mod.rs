@@ -21,6 +21,7 @@
 //! handler, which reads it from there.
 
 pub mod oauth;
+pub mod operators;
 pub mod token_exchange;
 
 use std::sync::Arc;

@@ -53,6 +53,12 @@ struct ClientLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuotaLabels {
+    client: String,
+    quota: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageLabels {
     stage: &'static str,
     tool: String,
@@ -68,9 +74,12 @@ pub struct Metrics {
     calls: Family<CallLabels, Counter>,
     writes: Family<WriteLabels, Counter>,
     cost_refusals: Family<ClientLabel, Counter>,
+    quota_used: Family<QuotaLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     durations: Family<StageLabels, Histogram, fn() -> Histogram>,
     connections_open: Gauge,
     connections_refused: Counter,
+    /// Tool calls and failed ones in all, for the console's charts.
+    totals: [std::sync::atomic::AtomicU64; 2],
 }
 
 impl Default for Metrics {
@@ -83,7 +92,13 @@ impl Default for Metrics {
         let connections_refused = Counter::default();
         let writes = Family::<WriteLabels, Counter>::default();
         let cost_refusals = Family::<ClientLabel, Counter>::default();
+        let quota_used = Family::default();
         let mut registry = Registry::default();
+        registry.register(
+            "snowflake_mcp_quota_used_ratio",
+            "Share of each client quota used in its current window (1 is spent), read every 30 s",
+            Family::clone(&quota_used),
+        );
         registry.register(
             "snowflake_mcp_writes",
             "Writes by client, statement kind and outcome (asked: a confirmation was asked for; declined; ran; failed)",
@@ -120,9 +135,11 @@ impl Default for Metrics {
             calls,
             writes,
             cost_refusals,
+            quota_used,
             durations,
             connections_open,
             connections_refused,
+            totals: Default::default(),
         }
     }
 }
@@ -146,9 +163,22 @@ pub struct Gauges {
     pub warehouses: Vec<(String, usize, usize)>,
     /// With a shared state store: (replicas last seen alive, whether it is unreachable now).
     pub cluster: Option<(usize, bool)>,
+    /// Per client: the session-time its statements held so far, seconds.
+    pub session_seconds: Vec<(String, f64)>,
+    /// Clients paused by an operator.
+    pub paused: Vec<String>,
 }
 
 impl Metrics {
+    /// How much of `client`'s `quota` (e.g. `queries_per_day`) is used: 0 to 1.
+    pub fn quota_used(&self, client: &str, quota: &str, ratio: f64) {
+        let labels = QuotaLabels {
+            client: client.into(),
+            quota: quota.into(),
+        };
+        self.quota_used.get_or_create(&labels).set(ratio);
+    }
+
     /// One finished tool call.
     pub fn call(&self, tool: &str, client: &str, outcome: &str, took: Duration) {
         self.calls
@@ -158,7 +188,18 @@ impl Metrics {
                 outcome: outcome.into(),
             })
             .inc();
+        use std::sync::atomic::Ordering::Relaxed;
+        self.totals[0].fetch_add(1, Relaxed);
+        if outcome != "ok" {
+            self.totals[1].fetch_add(1, Relaxed);
+        }
         self.observe("total", tool, took);
+    }
+
+    /// Tool calls so far, and how many of them failed.
+    pub fn call_totals(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.totals[0].load(Relaxed), self.totals[1].load(Relaxed))
     }
 
     /// A write reached `outcome` (`asked`, `declined`, `ran`, `failed`).
@@ -316,6 +357,25 @@ impl Collector for ScrapeTime {
             ConstGauge::new(as_u64(*n))
                 .encode(sessions.encode_family(&[("client", client.as_str())])?)?;
         }
+        let mut held = enc.encode_descriptor(
+            "snowflake_mcp_session_seconds",
+            "Session-time each client's statements held a Snowflake session (its share of the pool).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (client, seconds) in &g.session_seconds {
+            ConstCounter::new(*seconds)
+                .encode(held.encode_family(&[("client", client.as_str())])?)?;
+        }
+        let mut paused = enc.encode_descriptor(
+            "snowflake_mcp_client_paused",
+            "1 for each client an operator paused (its calls are refused).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for client in &g.paused {
+            ConstGauge::new(1u64).encode(paused.encode_family(&[("client", client.as_str())])?)?;
+        }
         for (name, help, pick) in [
             (
                 "snowflake_mcp_warehouse_running",
@@ -372,105 +432,4 @@ fn counter(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exposition_has_counters_histograms_and_gauges() {
-        let m = Metrics::default();
-        m.call("run_query", "analyst", "ok", Duration::from_millis(3));
-        m.call("run_query", "analyst", "ok", Duration::from_millis(30));
-        m.call(
-            "run_query",
-            "anonymous",
-            "rate_limited",
-            Duration::from_micros(50),
-        );
-        let text = m.render(&Gauges {
-            queue_depth: 2,
-            sessions_by_client: vec![("analyst".into(), 3)],
-            ..Default::default()
-        });
-        assert!(text.contains("snowflake_mcp_tool_calls_total{tool=\"run_query\",client=\"analyst\",outcome=\"ok\"} 2"), "{text}");
-        assert!(text.contains("client=\"anonymous\",outcome=\"rate_limited\"} 1"));
-        assert!(text.contains(
-            "snowflake_mcp_duration_seconds_bucket{le=\"0.005\",stage=\"total\",tool=\"run_query\"} 2"
-        ), "{text}");
-        assert!(text.contains(
-            "snowflake_mcp_duration_seconds_count{stage=\"total\",tool=\"run_query\"} 3"
-        ));
-        assert!(text.contains(
-            "snowflake_mcp_duration_seconds_bucket{le=\"+Inf\",stage=\"total\",tool=\"run_query\"} 3"
-        ));
-        assert!(text.contains("snowflake_mcp_queue_depth 2"));
-        assert!(text.contains("snowflake_mcp_sessions{client=\"analyst\"} 3"));
-        assert!(text.contains("snowflake_mcp_cache_hits_total 0"));
-        assert!(text.contains("snowflake_mcp_audit_dropped_total 0"));
-        assert!(
-            !text.contains("pool_sessions_idle"),
-            "pool gauges only when there is a pool"
-        );
-        assert!(
-            !text.contains("circuit_open"),
-            "circuit metrics only when there is a circuit"
-        );
-        assert!(text.ends_with("# EOF\n"), "{text}");
-        assert!(!text.contains(".."), "help texts end with one full stop");
-    }
-
-    #[test]
-    fn every_sample_keeps_its_name() {
-        let m = Metrics::default();
-        m.call("list_tables", "bi", "ok", Duration::from_millis(1));
-        m.observe("queue_wait", "list_tables", Duration::from_millis(1));
-        m.connection_opened();
-        m.connection_opened();
-        m.connection_closed();
-        m.connection_refused();
-        let text = m.render(&Gauges {
-            pool_in_use: Some(1),
-            pool_idle: Some(4),
-            pool_logins: Some(5),
-            context_switches: Some(6),
-            cache_hits: 7,
-            cache_misses: 8,
-            audit_dropped: 9,
-            circuit: Some((true, 10)),
-            ..Default::default()
-        });
-        for sample in [
-            "snowflake_mcp_statements_running 0",
-            "snowflake_mcp_pool_sessions_in_use 1",
-            "snowflake_mcp_pool_sessions_idle 4",
-            "snowflake_mcp_pool_logins_total 5",
-            "snowflake_mcp_context_switches_total 6",
-            "snowflake_mcp_cache_hits_total 7",
-            "snowflake_mcp_cache_misses_total 8",
-            "snowflake_mcp_audit_dropped_total 9",
-            "snowflake_mcp_circuit_open 1",
-            "snowflake_mcp_login_failures_total 10",
-            "snowflake_mcp_http_connections_open 1",
-            "snowflake_mcp_http_connections_refused_total 1",
-            "snowflake_mcp_duration_seconds_sum{stage=\"queue_wait\",tool=\"list_tables\"} 0.001",
-            "# TYPE snowflake_mcp_tool_calls counter",
-            "# TYPE snowflake_mcp_duration_seconds histogram",
-            "# TYPE snowflake_mcp_circuit_open gauge",
-        ] {
-            assert!(
-                text.contains(&format!("{sample}\n")),
-                "{sample} in:\n{text}"
-            );
-        }
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        let m = Metrics::default();
-        m.call("run_query", "a\"b\\c\nd", "ok", Duration::ZERO);
-        let text = m.render(&Gauges::default());
-        assert!(
-            text.contains("client=\"a\\\"b\\\\c\\nd\""),
-            "quotes, backslashes and newlines escaped:\n{text}"
-        );
-    }
-}
+mod tests;

@@ -19,6 +19,7 @@
 
 pub mod admission;
 pub mod cluster;
+pub mod pause;
 pub mod rate;
 pub mod writes;
 

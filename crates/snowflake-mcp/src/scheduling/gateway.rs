@@ -344,6 +344,11 @@ impl Gateway {
         .await
     }
 
+    /// The credits per hour of `warehouse`, if its size was read already.
+    pub fn known_credit_rate(&self, warehouse: &str) -> Option<f64> {
+        lock(&self.credit_rates).get(warehouse).copied()
+    }
+
     /// The credits per hour of `warehouse` (its size, read once with `SHOW WAREHOUSES` under
     /// the caller's share), for the cost quotas' estimates; `None` when unknown.
     pub async fn credits_per_hour(

@@ -37,6 +37,9 @@ use tokio::time::Instant;
 
 use crate::error::ToolError;
 use crate::policy::ClientShare;
+pub use held::ClientTime;
+
+mod held;
 
 /// Virtual-time units per microsecond of session-time at weight 1.
 const SCALE: u128 = 1 << 10;
@@ -80,6 +83,8 @@ struct State {
     groups: HashMap<Arc<str>, usize>,
     /// Permits held per warehouse.
     warehouses: HashMap<Arc<str>, usize>,
+    /// Session-time held per client, kept after the client's queue state is forgotten.
+    held: held::SessionTime,
 }
 
 struct ClientState {
@@ -154,6 +159,7 @@ impl Drop for Permit {
             c.vtime = (c.vtime + cost(held, weight)).saturating_sub(cost(self.charged_us, weight));
             c.estimate_us = (c.estimate_us.saturating_mul(3) + held) / 4;
         }
+        state.held.add(&self.client, self.warehouse.as_ref(), held);
         state.count(
             Holder {
                 client: &self.client,
@@ -209,6 +215,28 @@ impl Scheduler {
             queued: s.queued,
             warehouses,
         }
+    }
+
+    /// The warehouses with a cap, and their caps.
+    pub fn warehouse_caps(&self) -> &HashMap<String, usize> {
+        &self.inner.limits.warehouse_caps
+    }
+
+    /// Each client's session-time so far (see [`held`]).
+    pub fn session_time(&self) -> Vec<ClientTime> {
+        lock(&self.inner.state).held.snapshot()
+    }
+
+    /// Each client with statements running or waiting now: (client, running, queued).
+    pub fn client_loads(&self) -> Vec<(String, usize, usize)> {
+        let s = lock(&self.inner.state);
+        let mut loads: Vec<_> = s
+            .clients
+            .iter()
+            .map(|(id, c)| (id.to_string(), c.running, c.waiters.len()))
+            .collect();
+        loads.sort();
+        loads
     }
 
     /// Running statements of one client.

@@ -23,6 +23,9 @@
 //! `set_context` carries over between calls. Idle sessionless states expire like sessions.
 
 pub mod parking;
+mod view;
+
+pub use view::SessionView;
 
 use crate::lock;
 use std::collections::HashMap;

@@ -47,6 +47,8 @@ pub struct Tools {
     pub limits: QueryConfig,
     /// Statements left running past their call, and results bigger than a page.
     pub results: Results,
+    /// Clients an operator paused.
+    pub pauses: Arc<crate::policy::pause::Pauses>,
 }
 
 /// Who is calling: the client (policy, limits) and its MCP session's context.
@@ -87,12 +89,14 @@ impl Tools {
         limits: QueryConfig,
     ) -> Arc<Tools> {
         let results = Results::new(admission.store().clone());
+        let pauses = crate::policy::pause::Pauses::new(admission.store().clone());
         let tools = Arc::new(Tools {
             admission,
             auditor,
             gateway,
             limits,
             results,
+            pauses,
         });
         let weak = Arc::downgrade(&tools);
         crate::spawn_every(std::time::Duration::from_secs(60), move || {
@@ -112,6 +116,11 @@ impl Tools {
         args: JsonObject,
         caller: &Caller,
     ) -> Result<Outcome, ToolError> {
+        if let Err(paused) = self.pauses.check(&caller.client) {
+            return self
+                .audited(name, None, caller, async { Err(paused) })
+                .await;
+        }
         match name {
             "run_query" => self.run_query_within(args, caller).await,
             "get_result" => {

@@ -52,6 +52,6 @@ pub struct App {
     pub stopping: CancellationToken,
     /// What the state store keeps of MCP sessions.
     pub stored: crate::transport::resume::StoredLimits,
-    /// The SHA-256 of the console's admin token; no console without one.
-    pub console_token: Option<[u8; 32]>,
+    /// Who may use the operator's console; no console without it.
+    pub console: Option<crate::identity::operators::ConsoleAccess>,
 }

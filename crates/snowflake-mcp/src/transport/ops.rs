@@ -16,8 +16,8 @@ use axum::Router;
 
 use crate::backend::Backend;
 use crate::lock;
-use crate::scheduling::gateway::Gateway;
 use crate::sessions::Registry;
+use crate::tools::Tools;
 
 /// How old the last probe may be before `/readyz` starts a new one.
 pub const PROBE_EVERY: Duration = Duration::from_secs(10);
@@ -125,11 +125,8 @@ pub fn routes(
 }
 
 /// The gauges read now: what `/metrics` and the console's overview show.
-pub fn gauges(
-    gateway: &Gateway,
-    registry: &Registry,
-    audit_dropped: u64,
-) -> crate::observe::metrics::Gauges {
+pub fn gauges(tools: &Tools, registry: &Registry) -> crate::observe::metrics::Gauges {
+    let gateway = &tools.gateway;
     let sched = gateway.scheduler().stats();
     let pool = gateway.backend().pool_gauges();
     let cache = gateway.cache_stats();
@@ -143,16 +140,60 @@ pub fn gauges(
         cache_hits: cache.hits.load(std::sync::atomic::Ordering::Relaxed),
         cache_misses: cache.misses.load(std::sync::atomic::Ordering::Relaxed),
         sessions_by_client: registry.sessions_by_client(),
-        audit_dropped,
+        audit_dropped: tools.auditor.dropped(),
         circuit: gateway.backend().circuit(),
         warehouses: sched.warehouses.clone(),
         cluster: gateway.cluster().map(|c| (c.replicas(), c.degraded())),
+        session_seconds: gateway
+            .scheduler()
+            .session_time()
+            .into_iter()
+            .map(|t| (t.client, t.total_us as f64 / 1e6))
+            .collect(),
+        paused: tools.pauses.list().into_keys().collect(),
     }
 }
 
 /// The `/metrics` page: counters and histograms, plus gauges read now.
-pub fn render_metrics(gateway: &Gateway, registry: &Registry, audit_dropped: u64) -> String {
-    gateway
-        .metrics()
-        .render(&gauges(gateway, registry, audit_dropped))
+pub fn render_metrics(tools: &Tools, registry: &Registry) -> String {
+    tools.gateway.metrics().render(&gauges(tools, registry))
+}
+
+/// How often each client's quota use is read for `snowflake_mcp_quota_used_ratio`.
+const QUOTAS_EVERY: Duration = Duration::from_secs(30);
+
+/// Read each configured client's quota use every [`QUOTAS_EVERY`] into the quota gauge (for
+/// the "quota nearly spent" alert), each read bounded so a slow store delays only the gauge.
+pub fn sample_quotas(clients: Arc<crate::identity::Clients>, tools: &Arc<Tools>) {
+    if clients.entries().iter().all(|c| c.quotas.is_unlimited()) {
+        return;
+    }
+    let weak = Arc::downgrade(tools);
+    crate::spawn_every(QUOTAS_EVERY, move || {
+        let (tools, clients) = (weak.upgrade(), clients.clone());
+        async move {
+            let Some(tools) = tools else { return };
+            for client in clients
+                .entries()
+                .iter()
+                .filter(|c| !c.quotas.is_unlimited())
+            {
+                let read =
+                    tokio::time::timeout(Duration::from_secs(2), tools.admission.headroom(client))
+                        .await;
+                let Ok(Ok(headroom)) = read else { continue };
+                for (quota, q) in headroom["quotas"].as_object().into_iter().flatten() {
+                    let (Some(limit), Some(used)) = (q["limit"].as_f64(), q["used"].as_f64())
+                    else {
+                        continue;
+                    };
+                    let ratio: f64 = if limit > 0.0 { used / limit } else { 1.0 };
+                    tools
+                        .gateway
+                        .metrics()
+                        .quota_used(&client.id, quota, ratio.min(1.0));
+                }
+            }
+        }
+    });
 }

@@ -94,6 +94,7 @@ pub async fn serve(
     let mut sessions = LocalSessionManager::default().with_event_store(events.clone());
     sessions.session_config.keep_alive = Some(app.registry.limits().idle_timeout);
     let sessions = Arc::new(sessions);
+    let console_sessions = sessions.clone();
     // Idle sessions leave memory and come back from the store on their next request.
     let park_after = app.registry.limits().park_after;
     crate::sessions::parking::spawn(app.registry.clone(), sessions.clone(), park_after);
@@ -130,22 +131,24 @@ pub async fn serve(
     let router = mcp.merge(crate::transport::ops::routes(
         crate::transport::ops::Readiness::new(app.tools.gateway.backend().clone()),
         Arc::new(move || {
-            crate::transport::ops::render_metrics(
-                &metrics_app.tools.gateway,
-                &metrics_app.registry,
-                metrics_app.tools.auditor.dropped(),
-            )
+            crate::transport::ops::render_metrics(&metrics_app.tools, &metrics_app.registry)
         }),
         metrics_token,
     ));
-    let router = match app.console_token {
-        Some(token) => router.merge(crate::transport::console::routes(
-            crate::transport::console::Console {
-                app: app.clone(),
-                token,
-                tls: config.tls_cert_file.is_some(),
-            },
-        )),
+    crate::transport::ops::sample_quotas(app.clients.clone(), &app.tools);
+    let router = match &app.console {
+        Some(access) => {
+            app.tools.pauses.follow();
+            router.merge(crate::transport::console::routes(
+                crate::transport::console::Console {
+                    app: app.clone(),
+                    access: access.clone(),
+                    tls: config.tls_cert_file.is_some(),
+                    history: crate::transport::console::history::History::follow(app.tools.clone()),
+                    sessions: console_sessions,
+                },
+            ))
+        }
         None => router,
     };
     // RFC 9728: where MCP clients learn which authorization server to sign in at.

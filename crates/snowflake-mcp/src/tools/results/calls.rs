@@ -94,7 +94,12 @@ impl Tools {
     ) -> Result<Outcome, ToolError> {
         let a: RunQuery = parse(args.clone())?;
         let wait = wait_bound(a.wait_secs, self.limits.answer_within_secs)?;
-        let job = Job::new(new_id(), caller.client.id.clone(), caller.context.clone());
+        let job = Job::new(
+            new_id(),
+            caller.client.id.clone(),
+            a.sql.clone(),
+            caller.context.clone(),
+        );
         self.results.remember(&job);
         let (tools, who, task) = (self.clone(), caller.clone(), job.clone());
         let (client, tag) = attribution::fork();

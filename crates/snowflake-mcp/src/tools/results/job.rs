@@ -39,6 +39,8 @@ enum Phase {
 pub struct Job {
     pub(super) id: String,
     pub(super) owner: Arc<str>,
+    /// The statement, for the operator's console.
+    pub(super) sql: String,
     context: Context,
     started: Instant,
     started_ms: i64,
@@ -48,13 +50,16 @@ pub struct Job {
     tracker: OnceLock<Tracker>,
     detach: Notify,
     cancel: CancellationToken,
+    /// Who stopped it, when not its client: the answer says so.
+    stopped_by: Mutex<Option<String>>,
 }
 
 impl Job {
-    pub(super) fn new(id: String, owner: Arc<str>, context: Context) -> Arc<Job> {
+    pub(super) fn new(id: String, owner: Arc<str>, sql: String, context: Context) -> Arc<Job> {
         Arc::new(Job {
             id,
             owner,
+            sql,
             context,
             started: Instant::now(),
             started_ms: chrono::Utc::now().timestamp_millis(),
@@ -64,6 +69,7 @@ impl Job {
             tracker: OnceLock::new(),
             detach: Notify::new(),
             cancel: CancellationToken::new(),
+            stopped_by: Mutex::default(),
         })
     }
 
@@ -108,6 +114,17 @@ impl Job {
         self.cancel.cancel();
     }
 
+    /// Stop the statement for someone other than its client (`by` says who).
+    pub(super) fn stop_for(&self, by: &str) {
+        *lock(&self.stopped_by) = Some(by.to_string());
+        self.cancel.cancel();
+    }
+
+    /// Still running (not finished).
+    pub(super) fn running(&self) -> bool {
+        *self.phase.borrow() != Phase::Finished
+    }
+
     fn record(&self, status: Status, answer: Option<&Answer>) -> Record {
         let (mut total_rows, mut error) = (None, None);
         match answer {
@@ -145,7 +162,11 @@ impl Job {
             tokio::select! {
                 answer = &mut work => break answer,
                 _ = self.cancel.cancelled() => {
-                    break Err(ToolError::new("cancelled", "the query was stopped with cancel_query"))
+                    let message = match lock(&self.stopped_by).as_deref() {
+                        Some(by) => format!("the query was stopped by {by}"),
+                        None => "the query was stopped with cancel_query".to_string(),
+                    };
+                    break Err(ToolError::new("cancelled", message))
                 }
                 _ = self.detach.notified(), if !detached => {
                     detached = true;

@@ -74,6 +74,28 @@ impl Status {
     }
 }
 
+/// A statement running on this replica, as the console shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Running {
+    pub id: String,
+    pub client: String,
+    pub sql: String,
+    pub elapsed_ms: u64,
+    pub query_id: Option<String>,
+}
+
+impl Running {
+    fn of(id: &str, job: &Job) -> Running {
+        Running {
+            id: id.to_string(),
+            client: job.owner.to_string(),
+            sql: job.sql.clone(),
+            elapsed_ms: job.elapsed_ms(),
+            query_id: job.query_id(),
+        }
+    }
+}
+
 /// What the state store keeps of a handle.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -153,6 +175,33 @@ impl Results {
             jobs.retain(|_, job| !job.finished_before(Duration::ZERO));
         }
         jobs.insert(digest(&job.id), job.clone());
+    }
+
+    /// The statements running on this replica now, longest-running first (for the console).
+    /// Each is named by the first 16 hex digits of its handle's digest: enough to stop it from
+    /// the console, and no use as a handle.
+    pub fn running(&self) -> Vec<Running> {
+        let mut list: Vec<Running> = lock(&self.jobs)
+            .iter()
+            .filter(|(_, job)| job.running())
+            .map(|(digest, job)| Running::of(&digest[..16], job))
+            .collect();
+        list.sort_by_key(|r| std::cmp::Reverse(r.elapsed_ms));
+        list
+    }
+
+    /// Stop the running statement the console names `id` (see [`Results::running`]) for `by`;
+    /// what was stopped, or `None` when no such statement runs here.
+    pub fn stop(&self, id: &str, by: &str) -> Option<Running> {
+        if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let job = lock(&self.jobs)
+            .iter()
+            .find(|(digest, job)| digest.starts_with(id) && job.running())
+            .map(|(_, job)| job.clone())?;
+        job.stop_for(by);
+        Some(Running::of(id, &job))
     }
 
     /// This process's job for `result_id`, if `owner` owns it.

@@ -1,47 +1,47 @@
-//! The operator's console, first part: its JSON API under `/console/api`, off unless
-//! `[console] token_sha256` is configured.
+//! The operator's console: pages and a JSON API under `/console`, served by the binary, off
+//! unless `[console]` is configured. Who may see it: [`signin`]. What it shows: [`api`] (JSON)
+//! and [`pages`] (plain HTML made on the server from the same answers: no script, nothing
+//! fetched elsewhere). The last ten minutes for its charts: [`history`]. What an operator may
+//! do, with `[console] actions = true`: [`actions`].
 //!
 //! `GET /console/api/overview` is the picture an operator asks for first: MCP sessions live
 //! per client, statements running and queued, the pool, the circuit to Snowflake, warehouses,
 //! the shared state store and replicas — the same gauges `/metrics` reads, at the same moment
-//! of asking. It needs `Authorization: Bearer <admin token>` (compared by SHA-256 in constant
-//! time); everyone else gets 401, and the Host/Origin checks of every route apply. Client ids
-//! are shown (the operator configured them); session ids, tokens and SQL are not.
-//! `snowflake-mcp status [URL]` prints it in a terminal.
-//!
-//! `GET /console/api/clients` lists each configured client: its weight and concurrency, its MCP
-//! sessions on this replica, and its rate limit and quotas used and left, with when they reset
-//! (what `get_context` tells the client itself).
-//!
-//! `GET /console/api/queries?client=&status=&tool=&since_ms=&limit=` is the audit trail of every
-//! client, newest first, SQL included (the operator's to read); `GET /console/api/warehouses`
-//! the statements running and queued per warehouse.
+//! of asking. `snowflake-mcp status [URL]` prints it in a terminal. Every route checks Host
+//! and Origin like `/mcp`; everyone but an operator gets 401 (API) or the sign-in page.
 
 use std::sync::Arc;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use serde_json::{json, Value};
 
+mod actions;
+pub mod api;
+pub mod history;
 mod pages;
 mod signin;
 
-use crate::observe::audit::time_text;
+pub use crate::identity::operators::ConsoleAccess;
+
 use crate::observe::metrics::Gauges;
-use crate::state::AuditFilter;
 use crate::transport::App;
 
 /// What every console route shares.
 pub struct Console {
     pub app: Arc<App>,
-    /// The SHA-256 of the admin token.
-    pub token: [u8; 32],
+    pub access: ConsoleAccess,
     /// Served over TLS (the session cookie is then `Secure`).
     pub tls: bool,
+    /// The last ten minutes, for charts and recent shares.
+    pub history: Arc<history::History>,
+    /// The transport's sessions (to end one).
+    pub sessions: Arc<LocalSessionManager>,
 }
 
 type Shared = State<Arc<Console>>;
@@ -53,10 +53,27 @@ pub fn routes(console: Console) -> Router {
         .route("/console", get(pages::overview))
         .route("/console/clients", get(pages::clients))
         .route("/console/queries", get(pages::queries))
-        .route("/console/api/overview", get(api_overview))
-        .route("/console/api/clients", get(api_clients))
-        .route("/console/api/queries", get(api_queries))
-        .route("/console/api/warehouses", get(api_warehouses))
+        .route("/console/sessions", get(pages::sessions))
+        .route("/console/warehouses", get(pages::warehouses))
+        .route("/console/act", post(actions::act))
+        .route("/console/api/overview", get(api::overview))
+        .route("/console/api/clients", get(api::clients_api))
+        .route("/console/api/queries", get(api::queries_api))
+        .route("/console/api/warehouses", get(api::warehouses_api))
+        .route("/console/api/sessions", get(api::sessions_api))
+        .route(
+            "/console/api/statements/{id}/cancel",
+            post(actions::cancel_api),
+        )
+        .route(
+            "/console/api/sessions/{id}/end",
+            post(actions::end_session_api),
+        )
+        .route("/console/api/clients/{id}/pause", post(actions::pause_api))
+        .route(
+            "/console/api/clients/{id}/resume",
+            post(actions::resume_api),
+        )
         .route_layer(axum::middleware::from_fn_with_state(shared.clone(), admit));
     Router::new()
         .route("/console/login", post(pages::login))
@@ -65,152 +82,33 @@ pub fn routes(console: Console) -> Router {
         .with_state(shared)
 }
 
-/// Only the admin reaches a console route: others get the sign-in page (pages) or 401 (API).
-async fn admit(State(c): Shared, request: Request, next: Next) -> Response {
-    if signin::admitted(&c.app, &c.token, request.headers()).await {
+/// Only an operator reaches a console route (the handler learns who, for the audit): others
+/// get the sign-in page (pages) or 401 (API).
+async fn admit(State(c): Shared, mut request: Request, next: Next) -> Response {
+    if let Some(who) = signin::admitted(&c.app, &c.access, request.headers()).await {
+        request.extensions_mut().insert(who);
         return next.run(request).await;
     }
     if request.uri().path().starts_with("/console/api/") {
         unauthorized()
     } else {
-        pages::sign_in_page("Sign in with the console's admin token.")
+        pages::sign_in_page("Sign in with the console's admin token, or your access token if you are in an admin group.")
     }
-}
-
-async fn api_overview(State(c): Shared) -> Response {
-    axum::Json(overview_now(&c.app)).into_response()
-}
-
-async fn api_clients(State(c): Shared) -> Response {
-    axum::Json(clients(&c.app).await).into_response()
-}
-
-async fn api_queries(State(c): Shared, Query(asked): Query<QueriesAsked>) -> Response {
-    match queries(&c.app, asked).await {
-        Ok(trail) => axum::Json(trail).into_response(),
-        Err(why) => unavailable(&why),
-    }
-}
-
-async fn api_warehouses(State(c): Shared) -> Response {
-    let stats = c.app.tools.gateway.scheduler().stats();
-    let list: Vec<Value> = stats
-        .warehouses
-        .iter()
-        .map(|(name, running, queued)| json!({"name": name, "running": running, "queued": queued}))
-        .collect();
-    axum::Json(json!({ "warehouses": list })).into_response()
 }
 
 /// The overview now.
 fn overview_now(app: &App) -> Value {
-    let gauges = crate::transport::ops::gauges(
-        &app.tools.gateway,
-        &app.registry,
-        app.tools.auditor.dropped(),
-    );
-    overview(&gauges, app.tools.gateway.backend().name())
-}
-
-/// What `/console/api/queries` may be asked.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueriesAsked {
-    #[serde(default, deserialize_with = "blank_is_none")]
-    client: Option<String>,
-    #[serde(default, deserialize_with = "blank_is_none")]
-    status: Option<String>,
-    #[serde(default, deserialize_with = "blank_is_none")]
-    tool: Option<String>,
-    since_ms: Option<i64>,
-    limit: Option<usize>,
-}
-
-/// A filter left empty in the page's form filters nothing.
-fn blank_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let text: Option<String> = serde::Deserialize::deserialize(d)?;
-    Ok(text.filter(|t| !t.trim().is_empty()))
-}
-
-/// The audit trail of every client, newest first; `Err` says why it cannot be read.
-async fn queries(app: &App, asked: QueriesAsked) -> Result<Value, String> {
-    let filter = AuditFilter {
-        client: asked.client,
-        status: asked.status,
-        tool: asked.tool,
-        since_ms: asked.since_ms,
-    };
-    let limit = asked.limit.unwrap_or(50).clamp(1, 500);
-    // Records still in the audit buffer are read too.
-    app.tools.auditor.flush().await;
-    let store = app.tools.auditor.store();
-    let read = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        store.recent_audit(&filter, limit),
-    )
-    .await;
-    let records = match read {
-        Ok(Ok(records)) => records,
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err("the state store did not answer within 5 s".into()),
-    };
-    let list: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            json!({"time": time_text(r.time_ms), "time_ms": r.time_ms, "client": r.client_id,
-                "tool": r.tool, "status": r.status, "sql": r.statement, "rows": r.rows,
-                "bytes": r.bytes, "duration_ms": r.duration_ms, "query_id": r.query_id,
-                "error_code": r.error_code, "write": r.write, "confirmed": r.confirmed})
-        })
-        .collect();
-    Ok(json!({ "queries": list }))
-}
-
-fn unavailable(why: &str) -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("the audit trail cannot be read now: {why}\n"),
-    )
-        .into_response()
-}
-
-/// Each configured client: its share, its sessions here, and its limits' use.
-async fn clients(app: &App) -> Value {
-    let sessions = app.registry.sessions_by_client();
-    // One deadline for the whole list: a slow state store must not hold the page (2 s per
-    // client would add up).
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
-    let mut list = Vec::new();
-    for policy in app.clients.entries() {
-        let live = sessions
-            .iter()
-            .find(|(c, _)| *c == *policy.id)
-            .map_or(0, |(_, n)| *n);
-        let limits = tokio::time::timeout_at(deadline, app.tools.admission.headroom(policy)).await;
-        let limits = match limits {
-            Ok(Ok(l)) => l,
-            Ok(Err(e)) => json!({"unavailable": e.message}),
-            Err(_) => {
-                json!({"unavailable": "the state store did not answer in time (2 s for the whole list)"})
-            }
-        };
-        list.push(json!({
-            "id": policy.id.as_ref(),
-            "weight": policy.weight,
-            "max_concurrent": policy.max_concurrent,
-            "sessions": live,
-            "writes": policy.access.writes.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
-            "limits": limits,
-        }));
-    }
-    json!({ "clients": list })
+    let gauges = crate::transport::ops::gauges(&app.tools, &app.registry);
+    let mut o = overview(&gauges, app.tools.gateway.backend().name());
+    o["paused"] = json!(app.tools.pauses.list());
+    o
 }
 
 fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer realm=\"console\"")],
-        "the console needs the admin token (Authorization: Bearer ...)\n",
+        "the console needs an operator's token (Authorization: Bearer ...)\n",
     )
         .into_response()
 }

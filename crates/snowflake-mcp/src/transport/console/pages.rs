@@ -1,19 +1,21 @@
 //! The console's pages: plain HTML made on the server from the same answers as the JSON API,
 //! with no script and nothing fetched from elsewhere (they work offline and without
 //! JavaScript); a data page refreshes itself every 10 s. Every value is HTML-escaped: client
-//! ids, SQL and error text come from clients.
+//! ids, SQL and error text come from clients. This file has the frame, the overview and
+//! signing in; the lists are in [`tables`].
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::Value;
 
-use super::{
-    clients as clients_json, overview_now, queries as queries_json, signin, Console, QueriesAsked,
-};
+use super::history::chart;
+use super::{overview_now, signin, Console};
+
+mod tables;
+pub(super) use tables::{clients, queries, sessions, warehouses};
 
 type Shared = State<Arc<Console>>;
 
@@ -46,9 +48,16 @@ const STYLE: &str = "body{font:15px system-ui,sans-serif;margin:0;color:#222}nav
 nav a,nav button{color:#fff;margin-right:1.2em;text-decoration:none;background:none;border:0;font:inherit;cursor:pointer}\
 main{padding:1em;max-width:1200px}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}\
 th{background:#f3f5f7}.n{font-size:1.6em;font-weight:600}.cards{display:flex;flex-wrap:wrap;gap:1em}.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:10em}\
-.bad{color:#b00020;font-weight:600}code{white-space:pre-wrap;word-break:break-word}form.f input,form.f select{margin-right:.5em}";
+.bad{color:#b00020;font-weight:600}code{white-space:pre-wrap;word-break:break-word}form.f input,form.f select{margin-right:.5em}\
+.note{background:#fff6d6;border:1px solid #e5c200;padding:.4em .8em;border-radius:4px}.charts{display:flex;flex-wrap:wrap;gap:1.5em}figure{margin:0}\
+td form{display:inline}td button{font:inherit;padding:.1em .5em}@media(max-width:700px){td,th{padding:.2em;font-size:13px}.n{font-size:1.2em}}";
 
-fn page(title: &str, body: &str, refresh: bool) -> Html<String> {
+/// A page of the console: its title, the note an action left (if any), its body.
+fn page(title: &str, body: &str, refresh: bool, note: Option<&str>) -> Html<String> {
+    let body = match note {
+        Some(n) => format!("<p class=\"note\" role=\"status\">{}</p>{body}", escape(n)),
+        None => body.to_string(),
+    };
     let meta = if refresh {
         "<meta http-equiv=\"refresh\" content=\"10\">"
     } else {
@@ -57,7 +66,7 @@ fn page(title: &str, body: &str, refresh: bool) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">{meta}\
 <title>{title} · snowflake-mcp</title><style>{STYLE}</style></head><body><nav><a href=\"/console\">Overview</a><a href=\"/console/clients\">Clients</a>\
-<a href=\"/console/queries\">Queries</a><form method=\"post\" action=\"/console/logout\" style=\"display:inline\"><button>Sign out</button></form></nav>\
+<a href=\"/console/queries\">Queries</a><a href=\"/console/sessions\">Sessions</a><a href=\"/console/warehouses\">Warehouses</a><form method=\"post\" action=\"/console/logout\" style=\"display:inline\"><button>Sign out</button></form></nav>\
 <main><h1>{title}</h1>{body}</main></body></html>"
     ))
 }
@@ -66,7 +75,7 @@ pub(super) fn sign_in_page(note: &str) -> Response {
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
 <title>Sign in · snowflake-mcp</title><style>{STYLE}</style></head><body><main><h1>snowflake-mcp console</h1><p>{}</p>\
-<form method=\"post\" action=\"/console/login\"><label>Admin token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" required></label> \
+<form method=\"post\" action=\"/console/login\"><label>Token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" required></label> \
 <button>Sign in</button></form></main></body></html>",
         escape(note)
     );
@@ -128,109 +137,29 @@ pub(super) async fn overview(State(c): Shared) -> Response {
             cell(&w["queued"])
         ));
     }
+    let series = c.history.series();
+    let charts = [
+        chart("Calls per minute", &series.calls_per_min),
+        chart("Errors per minute", &series.errors_per_min),
+        chart("Statements running", &series.running),
+        chart("Queued", &series.queued),
+    ]
+    .join("");
+    let mut paused = String::new();
+    for (client, p) in o["paused"].as_object().into_iter().flatten() {
+        paused.push_str(&format!(
+            "<p class=\"bad\">Client {} is paused: {}</p>",
+            escape(client),
+            cell(&p["reason"])
+        ));
+    }
     let body = format!(
-        "<div class=\"cards\">{}</div><h2>Sessions by client</h2><table><tr><th>client</th><th>MCP sessions</th></tr>{rows}</table>\
+        "{paused}<div class=\"cards\">{}</div><h2>Last ten minutes</h2><div class=\"charts\">{charts}</div><h2>Sessions by client</h2><table><tr><th>client</th><th>MCP sessions</th></tr>{rows}</table>\
 <h2>Warehouses</h2><table><tr><th>warehouse</th><th>running</th><th>queued</th></tr>{warehouses}</table><p>Backend: {}</p>",
         cards.join(""),
         cell(&o["backend"])
     );
-    page("Overview", &body, true).into_response()
-}
-
-pub(super) async fn clients(State(c): Shared) -> Response {
-    let list = clients_json(&c.app).await;
-    let mut rows = String::new();
-    for client in list["clients"].as_array().into_iter().flatten() {
-        let limits = &client["limits"];
-        let mut used = Vec::new();
-        if let Some(rate) = limits["rate_limit"].as_object() {
-            used.push(format!(
-                "rate: {} of {}/min available",
-                cell(&rate["available_now"]),
-                cell(&rate["per_minute"])
-            ));
-        }
-        for (name, q) in limits["quotas"].as_object().into_iter().flatten() {
-            used.push(format!(
-                "{}: {} of {} left, resets in {} s",
-                escape(name),
-                cell(&q["remaining"]),
-                cell(&q["limit"]),
-                cell(&q["resets_in_s"])
-            ));
-        }
-        if let Some(why) = limits["unavailable"].as_str() {
-            used.push(format!(
-                "<span class=\"bad\">limits unknown: {}</span>",
-                escape(why)
-            ));
-        }
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            cell(&client["id"]),
-            cell(&client["weight"]),
-            cell(&client["max_concurrent"]),
-            cell(&client["sessions"]),
-            if used.is_empty() {
-                "unlimited".into()
-            } else {
-                used.join("<br>")
-            }
-        ));
-    }
-    let body = format!("<table><tr><th>client</th><th>weight</th><th>max concurrent</th><th>sessions here</th><th>limits</th></tr>{rows}</table>");
-    page("Clients", &body, true).into_response()
-}
-
-pub(super) async fn queries(
-    State(c): Shared,
-    asked: Result<Query<QueriesAsked>, QueryRejection>,
-) -> Response {
-    let Ok(Query(asked)) = asked else {
-        return (StatusCode::BAD_REQUEST, "unknown filter\n").into_response();
-    };
-    let value = |v: &Option<String>| escape(v.as_deref().unwrap_or(""));
-    let form = format!(
-        "<form class=\"f\" method=\"get\">client <input name=\"client\" value=\"{}\"> status <input name=\"status\" value=\"{}\" placeholder=\"ok, sql_error…\"> \
-tool <input name=\"tool\" value=\"{}\"> <button>Filter</button></form>",
-        value(&asked.client),
-        value(&asked.status),
-        value(&asked.tool)
-    );
-    let trail = match queries_json(&c.app, asked).await {
-        Ok(t) => t,
-        Err(why) => {
-            return page(
-                "Queries",
-                &format!(
-                    "{form}<p class=\"bad\">The audit trail cannot be read now: {}</p>",
-                    escape(&why)
-                ),
-                true,
-            )
-            .into_response()
-        }
-    };
-    let mut rows = String::new();
-    for q in trail["queries"].as_array().into_iter().flatten() {
-        let status = cell(&q["status"]);
-        let status = if q["status"] == "ok" {
-            status
-        } else {
-            format!("<span class=\"bad\">{status}</span>")
-        };
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{status}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            cell(&q["time"]),
-            cell(&q["client"]),
-            cell(&q["tool"]),
-            cell(&q["rows"]),
-            cell(&q["duration_ms"]),
-            cell(&q["sql"])
-        ));
-    }
-    let body = format!("{form}<table><tr><th>time (UTC)</th><th>client</th><th>tool</th><th>status</th><th>rows</th><th>ms</th><th>SQL</th></tr>{rows}</table>");
-    page("Queries", &body, true).into_response()
+    page("Overview", &body, true, None).into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -239,7 +168,7 @@ pub(super) struct SignIn {
 }
 
 pub(super) async fn login(State(c): Shared, Form(form): Form<SignIn>) -> Response {
-    match signin::sign_in(&c.app, &c.token, &form.token, c.tls).await {
+    match signin::sign_in(&c.app, &c.access, &form.token, c.tls).await {
         Some(cookie) => (
             StatusCode::SEE_OTHER,
             [
@@ -248,7 +177,7 @@ pub(super) async fn login(State(c): Shared, Form(form): Form<SignIn>) -> Respons
             ],
         )
             .into_response(),
-        None => sign_in_page("That is not the console's admin token."),
+        None => sign_in_page("That token does not admit you to the console."),
     }
 }
 
