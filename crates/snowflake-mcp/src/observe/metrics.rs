@@ -223,13 +223,13 @@ impl Metrics {
                     kind: kind.to_string(),
                     outcome,
                 };
-                self.writes.get_or_create(&labels);
+                drop(self.writes.get_or_create(&labels));
             }
         }
         if limits_scans {
-            self.cost_refusals.get_or_create(&ClientLabel {
+            drop(self.cost_refusals.get_or_create(&ClientLabel {
                 client: client.into(),
-            });
+            }));
         }
     }
 
