@@ -44,8 +44,8 @@ fn cell(v: &Value) -> String {
     }
 }
 
-const STYLE: &str = "body{font:15px system-ui,sans-serif;margin:0;color:#222}nav{background:#1b3a57;padding:.6em 1em}\
-nav a,nav button{color:#fff;margin-right:1.2em;text-decoration:none;background:none;border:0;font:inherit;cursor:pointer}\
+const STYLE: &str = "body{font:15px system-ui,sans-serif;margin:0;color:#222}nav{background:#1b3a57;padding:.6em 1em;display:flex;flex-wrap:wrap;gap:.3em 1.2em}\
+nav a,nav button{color:#fff;padding:0;text-decoration:none;background:none;border:0;font:inherit;cursor:pointer}\
 main{padding:1em;max-width:1200px}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}\
 th{background:#f3f5f7}.n{font-size:1.6em;font-weight:600}.cards{display:flex;flex-wrap:wrap;gap:1em}.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:10em}\
 .bad{color:#b00020;font-weight:600}code{white-space:pre-wrap;word-break:break-word}form.f input,form.f select{margin-right:.5em}\
