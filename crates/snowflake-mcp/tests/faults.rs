@@ -17,7 +17,11 @@ async fn snowflake_pulled_away_fails_fast_and_comes_back_without_a_restart() {
     proxy.set(Fault::BlackHole);
     let config = write_config(
         "faults",
-        "[pool]\nlogin_timeout_secs = 2\n[scheduler]\nqueue_timeout_secs = 5\n",
+        &format!(
+            "[pool]\nlogin_timeout_secs = 2\n[scheduler]\nqueue_timeout_secs = 5\n\
+             [console]\ntoken_sha256 = \"{}\"\n",
+            sha("admin-token")
+        ),
     );
     let server = Server::start(&["--config", &config], &env_with_port(proxy.port)).await;
     let started = Instant::now();
@@ -49,6 +53,23 @@ async fn snowflake_pulled_away_fails_fast_and_comes_back_without_a_restart() {
     assert_eq!(error_of(&r)["kind"], "unavailable");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert_eq!(http_get(&server.base, "/readyz").await.0, 503);
+    // The operator's console says so in plain words.
+    let overview = || async {
+        let auth = [("Authorization", "Bearer admin-token")];
+        let (_, _, body) = raw_http(&server.base, "GET", "/console/api/overview", &auth, "").await;
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    assert_eq!(overview().await["snowflake"]["circuit_open"], true);
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_snowflake-mcp"))
+        .args(["status", &server.base])
+        .env("SNOWFLAKE_MCP_CONSOLE_TOKEN", "admin-token")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        said.contains("Snowflake: UNREACHABLE (circuit open)"),
+        "{said}"
+    );
 
     // The network is back: the server recovers by itself.
     proxy.set(Fault::None);
@@ -65,6 +86,7 @@ async fn snowflake_pulled_away_fails_fast_and_comes_back_without_a_restart() {
         recovered,
         "calls succeed again within 30 s of Snowflake coming back"
     );
+    assert_eq!(overview().await["snowflake"]["circuit_open"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
