@@ -204,6 +204,10 @@ async fn an_operator_stops_a_runaway_statement_pauses_a_flood_and_ends_a_session
     let (_, sessions) = api(&base, "GET", "/console/api/sessions", ADMIN, "").await;
     let list = sessions["sessions"].as_array().unwrap();
     assert_eq!(list.len(), 3, "{sessions}");
+    let kept = sessions["stored"].as_array().unwrap();
+    let analyst_kept = kept.iter().find(|k| k["client"] == "analyst").unwrap();
+    assert_eq!(analyst_kept["live_here"], 2, "{sessions}");
+    assert_eq!(analyst_kept["stored"], 2, "{sessions}");
     assert!(
         !sessions.to_string().contains(&session),
         "never the whole id: {sessions}"

@@ -15,7 +15,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js/console_browser.mjs");
 const RUNAWAY: &str = "SELECT SYSTEM$WAIT(600)";
 
 /// Live MCP sessions in all, from `/metrics`.
@@ -39,11 +38,6 @@ fn row<'a>(rows: &'a Value, first: &str) -> &'a Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_sees_a_busy_minute_and_acts_on_it_in_a_browser() {
-    let chromium = std::env::var("MCP_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "no Chromium at {chromium}: install it with scripts/test-env.sh (Debian's chromium package)"
-    );
     let config = write_config(
         "console-browser",
         &format!(
@@ -88,27 +82,17 @@ async fn an_operator_sees_a_busy_minute_and_acts_on_it_in_a_browser() {
     tokio::time::sleep(Duration::from_secs(11)).await;
     let sessions = sessions_in_metrics(&base).await;
 
-    let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
-    let _ = std::fs::remove_dir_all(&out);
-    let run = tokio::process::Command::new("node")
-        .arg(SCRIPT)
-        .env("NODE_PATH", testkit::node_modules())
-        .env("BASE", &base)
-        .env("TOKEN", "admin-token")
-        .env("OUT", &out)
-        .env("CHROMIUM", &chromium)
-        .env("FLOODER", "flooder")
-        .env("RUNAWAY", RUNAWAY)
-        .kill_on_drop(true)
-        .output();
-    let run = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the browser finished within 120 s")
-        .expect("node (Node.js 20 or newer) must be on PATH");
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "the browser script failed:\n{stderr}");
-    let seen: Value = serde_json::from_slice(&run.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{stderr}", String::from_utf8_lossy(&run.stdout)));
+    let (seen, out) = run_browser_script(
+        "console_browser.mjs",
+        "console-screenshots",
+        &[
+            ("BASE", &base),
+            ("TOKEN", "admin-token"),
+            ("FLOODER", "flooder"),
+            ("RUNAWAY", RUNAWAY),
+        ],
+    )
+    .await;
     busy.store(false, Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();
@@ -182,6 +166,12 @@ async fn an_operator_sees_a_busy_minute_and_acts_on_it_in_a_browser() {
         assert!(id.ends_with('…') && id.chars().count() == 9, "{id}");
     }
 
+    // Per client: all its sessions are live here, none parked.
+    assert_eq!(
+        row(&seen["sessions_kept"], "flooder"),
+        &json!(["flooder", "4", "0"])
+    );
+
     // The actions took effect.
     assert!(
         seen["pause_note"]
@@ -221,24 +211,20 @@ async fn an_operator_sees_a_busy_minute_and_acts_on_it_in_a_browser() {
     );
     assert!(seen["phone"]["width"].as_u64().unwrap() <= 400, "{seen}");
     assert_eq!(seen["after_sign_out"], 401);
-    for name in [
-        "sign-in",
-        "overview",
-        "clients",
-        "queries",
-        "sessions",
-        "warehouses",
-        "clients-paused",
-        "queries-cancelled",
-        "overview-phone",
-    ] {
-        let png = out.join(format!("{name}.png"));
-        assert!(
-            std::fs::metadata(&png).is_ok_and(|m| m.len() > 1000),
-            "{}",
-            png.display()
-        );
-    }
+    assert_screenshots(
+        &out,
+        &[
+            "sign-in",
+            "overview",
+            "clients",
+            "queries",
+            "sessions",
+            "warehouses",
+            "clients-paused",
+            "queries-cancelled",
+            "overview-phone",
+        ],
+    );
     drop((capped, bot, flood));
     server.stop().await;
 }

@@ -35,6 +35,9 @@ use crate::Context;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientShare {
     pub id: Arc<str>,
+    /// How metrics and the console name the client: a signed-in person's `[[clients]]` entry,
+    /// `anonymous` for every anonymous client, else its id (never a person's key).
+    pub label: Arc<str>,
     pub weight: u32,
     pub max_concurrent: usize,
     /// A group whose members together hold at most this many permits.
@@ -181,6 +184,7 @@ impl ClientPolicy {
     pub fn share(&self) -> ClientShare {
         ClientShare {
             id: self.id.clone(),
+            label: self.metric_label().into(),
             weight: self.weight,
             max_concurrent: self.max_concurrent,
             group: self.group.clone(),

@@ -144,6 +144,8 @@ impl State {
 pub struct Permit {
     inner: Arc<Inner>,
     client: Arc<str>,
+    /// The client's label, under which its session-time is counted.
+    label: Arc<str>,
     warehouse: Option<Arc<str>>,
     granted: Instant,
     charged_us: u64,
@@ -159,7 +161,7 @@ impl Drop for Permit {
             c.vtime = (c.vtime + cost(held, weight)).saturating_sub(cost(self.charged_us, weight));
             c.estimate_us = (c.estimate_us.saturating_mul(3) + held) / 4;
         }
-        state.held.add(&self.client, self.warehouse.as_ref(), held);
+        state.held.add(&self.label, self.warehouse.as_ref(), held);
         state.count(
             Holder {
                 client: &self.client,
@@ -326,6 +328,7 @@ impl Scheduler {
                 Ok(Permit {
                     inner: self.inner.clone(),
                     client: client.id.clone(),
+                    label: client.label.clone(),
                     warehouse: warehouse.clone(),
                     granted: Instant::now(),
                     charged_us,

@@ -8,6 +8,24 @@ use std::sync::Arc;
 use rmcp::model::{Tool, ToolAnnotations};
 use serde_json::{json, Value};
 
+/// The result viewer (an MCP App, see `transport::apps`) the tools that answer with rows link to.
+pub const VIEWER_URI: &str = "ui://snowflake-mcp/result-viewer.html";
+/// The tools whose results the viewer shows.
+const VIEWED: [&str; 3] = ["run_query", "get_result", "fetch_rows"];
+
+/// Link `tool` to the result viewer, for a client that declared MCP Apps: `_meta.ui.resourceUri`,
+/// and the older flat key hosts still read. The result itself is the same for everyone; the
+/// list of a client without Apps stays as small as it was.
+pub fn with_viewer(mut tool: Tool) -> Tool {
+    if VIEWED.contains(&&*tool.name) {
+        let meta = json!({"ui": {"resourceUri": VIEWER_URI}, "ui/resourceUri": VIEWER_URI});
+        if let Value::Object(map) = meta {
+            tool.meta = Some(rmcp::model::MetaObject(map));
+        }
+    }
+    tool
+}
+
 /// The tool list of a read-only server, with compact input and output schemas.
 pub fn definitions() -> Vec<Tool> {
     definitions_for(false)

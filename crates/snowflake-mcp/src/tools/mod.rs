@@ -497,7 +497,7 @@ fn context_result(ctx: &Context, limits: Option<Value>, note: Option<&str>) -> C
 
 mod arguments;
 mod definitions;
-pub use definitions::{definitions, definitions_for};
+pub use definitions::{definitions, definitions_for, with_viewer, VIEWER_URI};
 
 #[cfg(test)]
 mod tests;

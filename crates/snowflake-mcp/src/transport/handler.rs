@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelTaskParams, GetTaskParams, GetTaskResult,
     Implementation, InitializeRequestParams, InitializeResult, ListResourceTemplatesResult,
-    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ResourceTemplate, ServerCapabilities, ServerConfig as McpServerConfig, Tool,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ResourceTemplate, ServerCapabilities, ServerConfig as McpServerConfig,
+    Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::transport::streamable_http_server::SessionRestoreMarker;
@@ -315,6 +316,7 @@ impl ServerHandler for McpServer {
                 .enable_tools()
                 .enable_tasks()
                 .enable_resources()
+                .enable_extensions_with(super::apps::extensions())
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -418,9 +420,16 @@ impl ServerHandler for McpServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.app.tool_list.clone()))
+        let list = self.app.tool_list.clone();
+        Ok(ListToolsResult::with_all_items(
+            if super::apps::declared(&context) {
+                list.into_iter().map(crate::tools::with_viewer).collect()
+            } else {
+                list
+            },
+        ))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -462,11 +471,24 @@ impl ServerHandler for McpServer {
         Ok(ListResourceTemplatesResult::with_all_items(vec![template]))
     }
 
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(ListResourcesResult::with_all_items(vec![
+            super::apps::listed(),
+        ]))
+    }
+
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
+        if let Some(viewer) = super::apps::read(&request.uri) {
+            return Ok(viewer.into());
+        }
         let max_bytes = self.app.tools.limits.max_result_bytes;
         let door = |call| self.call(call, context.clone(), None);
         super::resources::read(door, request, max_bytes)

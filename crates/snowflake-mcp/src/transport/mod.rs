@@ -12,6 +12,7 @@
 //! must not decide policy, build SQL, or talk to the backend except through the tools (health
 //! probes excepted). Every input is bounded here, before any other stage sees it.
 
+pub mod apps;
 pub mod bridge;
 mod confirm;
 pub mod conn;

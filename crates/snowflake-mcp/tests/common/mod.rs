@@ -542,3 +542,51 @@ pub async fn call_and_drop_as(base: &str, session: &str, auth: Option<&str>, bod
         }
     }
 }
+
+/// What a browser test script (tests/js/*.mjs, driving Debian's headless Chromium through
+/// playwright-core) saw, as the JSON line it prints; `env` is passed on, with `CHROMIUM`,
+/// `NODE_PATH` and `OUT` (a folder `screenshots` under the tests' target folder, emptied first,
+/// returned too).
+pub async fn run_browser_script(
+    script: &str,
+    screenshots: &str,
+    env: &[(&str, &str)],
+) -> (Value, std::path::PathBuf) {
+    let chromium = std::env::var("MCP_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "no Chromium at {chromium}: install it with scripts/test-env.sh (Debian's chromium package)"
+    );
+    let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(screenshots);
+    let _ = std::fs::remove_dir_all(&out);
+    let path = format!("{}/tests/js/{script}", env!("CARGO_MANIFEST_DIR"));
+    let run = tokio::process::Command::new("node")
+        .arg(&path)
+        .env("NODE_PATH", testkit::node_modules())
+        .env("CHROMIUM", &chromium)
+        .env("OUT", &out)
+        .envs(env.iter().copied())
+        .kill_on_drop(true)
+        .output();
+    let run = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the browser script finished within 120 s")
+        .expect("node (Node.js 20 or newer) must be on PATH");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{script} failed:\n{stderr}");
+    let seen = serde_json::from_slice(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{stderr}", String::from_utf8_lossy(&run.stdout)));
+    (seen, out)
+}
+
+/// Every screenshot `names` is in `out`, and not empty.
+pub fn assert_screenshots(out: &std::path::Path, names: &[&str]) {
+    for name in names {
+        let png = out.join(format!("{name}.png"));
+        assert!(
+            std::fs::metadata(&png).is_ok_and(|m| m.len() > 1000),
+            "{}",
+            png.display()
+        );
+    }
+}

@@ -81,7 +81,8 @@ seen.capped_queries = await tables(page);
 await shot(page, 'queries-capped');
 
 await page.goto(`${BASE}/console/sessions`);
-seen.sessions = await rows(page);
+seen.sessions = await rows(page, 'table:last-of-type');
+seen.sessions_kept = await rows(page, 'table:first-of-type');
 await shot(page, 'sessions');
 
 await page.goto(`${BASE}/console/warehouses`);

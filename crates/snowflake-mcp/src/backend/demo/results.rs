@@ -39,7 +39,8 @@ pub fn snowflake_type(t: &DataType) -> String {
 
 /// One value of an array, as the Snowflake client would have decoded it.
 pub fn value(a: &ArrayRef, i: usize) -> Value {
-    if a.is_null(i) {
+    // A column of the NULL type (`SELECT NULL AS X`) has no null buffer: `is_null` says false.
+    if a.is_null(i) || a.data_type() == &DataType::Null {
         return Value::Null;
     }
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("date");

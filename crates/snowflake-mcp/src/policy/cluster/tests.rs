@@ -48,6 +48,7 @@ impl Coordinator for LateStore {
 fn share(id: &str) -> ClientShare {
     ClientShare {
         id: id.into(),
+        label: id.into(),
         weight: 1,
         max_concurrent: 2,
         group: None,

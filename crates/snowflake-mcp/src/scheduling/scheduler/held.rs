@@ -1,5 +1,5 @@
-//! Session-time each client's statements held, as the scheduler measured it when their
-//! permits were dropped: in all (for `/metrics`, where a dashboard turns it into each client's
+//! Session-time each client's statements held, by the client's label (a person's policy entry,
+//! all anonymous clients together), as the scheduler measured it when their permits were dropped: in all (for `/metrics`, where a dashboard turns it into each client's
 //! share over any window) and today per warehouse (for the console's credit estimate).
 //!
 //! The scheduler forgets a client's queue state once it has nothing running or waiting; this

@@ -20,6 +20,7 @@ fn limits(capacity: usize) -> SchedulerLimits {
 fn client(id: &str, weight: u32, max_concurrent: usize) -> ClientShare {
     ClientShare {
         id: id.into(),
+        label: id.into(),
         weight,
         max_concurrent,
         group: None,

@@ -44,7 +44,27 @@ pub(super) async fn warehouses_api(State(c): Shared) -> Response {
 }
 
 pub(super) async fn sessions_api(State(c): Shared) -> Response {
-    axum::Json(json!({ "sessions": c.app.registry.list() })).into_response()
+    let stored = stored_sessions(&c.app).await;
+    axum::Json(json!({ "sessions": c.app.registry.list(), "stored": stored })).into_response()
+}
+
+/// Per configured client: its sessions kept in the state store (live on any replica, or
+/// parked) and those live here. Bounded to 2 s for the whole list.
+pub async fn stored_sessions(app: &App) -> Vec<Value> {
+    let since = crate::unix_now() - app.registry.limits().idle_timeout.as_secs() as i64;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let store = app.tools.admission.store();
+    let mut list = Vec::new();
+    for policy in app.clients.entries() {
+        let group = crate::state::owner_group(&policy.id);
+        let stored = tokio::time::timeout_at(deadline, store.count_sessions(group, since)).await;
+        list.push(json!({
+            "client": policy.id.as_ref(),
+            "stored": stored.ok().and_then(Result::ok),
+            "live_here": app.registry.count_for(&policy.id),
+        }));
+    }
+    list
 }
 
 /// Statements running and queued per warehouse, against their caps.

@@ -221,9 +221,21 @@ pub(in crate::transport::console) async fn sessions(
             if s.in_flight > 0 { format!("live, {} call(s)", s.in_flight) } else { "live, idle".into() }
         ));
     }
+    let mut kept = String::new();
+    for k in api::stored_sessions(&c.app).await {
+        let (stored, here) = (k["stored"].as_u64(), k["live_here"].as_u64().unwrap_or(0));
+        let elsewhere = stored.map_or("unknown (the state store did not answer)".into(), |n| {
+            n.saturating_sub(here).to_string()
+        });
+        kept.push_str(&format!(
+            "<tr><td>{}</td><td>{here}</td><td>{elsewhere}</td></tr>",
+            cell(&k["client"])
+        ));
+    }
     let body = format!(
-        "<p>MCP sessions live on this replica. Idle sessions are parked in the state store after \
-<code>[sessions] park_after_secs</code> and come back at their next request; they are not listed here.</p>\
+        "<h2>Per client</h2><table><tr><th>client</th><th>live here</th><th>parked, or live on another replica</th></tr>{kept}</table>\
+<h2>Live here</h2><p>MCP sessions live on this replica. Idle sessions are parked in the state store after \
+<code>[sessions] park_after_secs</code> and come back at their next request; they are counted above.</p>\
 <table><tr><th>session</th><th>client</th><th>software</th><th>database.schema</th><th>warehouse</th><th>role</th><th>age</th><th>idle</th><th>state</th><th></th></tr>{rows}</table>"
     );
     let note = note.note;
