@@ -119,6 +119,14 @@ async fn the_viewer_shows_real_results_as_a_table_and_a_chart_and_pages_through_
 async fn clients_without_apps_get_the_same_tools_and_results() {
     let server = Server::start(&["--demo"], &[]).await;
     let client = server.client().await;
+    // The server offers MCP Apps beside the tasks extension.
+    let caps = serde_json::to_value(&client.peer_info().unwrap().capabilities).unwrap();
+    let offered: Vec<&String> = caps["extensions"].as_object().unwrap().keys().collect();
+    assert!(
+        offered.iter().any(|k| *k == "io.modelcontextprotocol/ui"),
+        "{caps}"
+    );
+    assert!(offered.iter().any(|k| k.contains("tasks")), "{caps}");
     let tools = client.list_all_tools().await.unwrap();
     // Only a client that declares MCP Apps gets the link (tests/js/app_host.mjs does).
     assert!(tools.iter().all(|t| t.meta.is_none()), "{tools:?}");

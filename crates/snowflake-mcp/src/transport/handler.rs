@@ -311,22 +311,21 @@ fn identity(context: &RequestContext<RoleServer>) -> Option<Identity> {
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> McpServerConfig {
-        McpServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_tasks()
-                .enable_resources()
-                .enable_extensions_with(super::apps::extensions())
-                .build(),
-        )
-        .with_server_info(Implementation::new(
-            "snowflake-mcp",
-            env!("CARGO_PKG_VERSION"),
-        ))
-        .with_instructions(match self.app.tools.gateway.backend().note() {
-            Some(note) => format!("{note} {INSTRUCTIONS}"),
-            None => INSTRUCTIONS.to_string(),
-        })
+        let mut capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tasks()
+            .enable_resources()
+            .build();
+        super::apps::declare(&mut capabilities);
+        McpServerConfig::new(capabilities)
+            .with_server_info(Implementation::new(
+                "snowflake-mcp",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(match self.app.tools.gateway.backend().note() {
+                Some(note) => format!("{note} {INSTRUCTIONS}"),
+                None => INSTRUCTIONS.to_string(),
+            })
     }
 
     async fn initialize(

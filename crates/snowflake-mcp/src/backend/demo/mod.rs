@@ -31,6 +31,7 @@ mod information;
 mod kept;
 mod results;
 mod rewrite;
+mod semantic;
 mod show;
 mod turns;
 

@@ -30,6 +30,58 @@ pub fn like(pattern: &str, text: &str) -> bool {
     go(&p, &t)
 }
 
+/// `SHOW SEMANTIC VIEWS [LIKE ...] [IN ...]` and `DESCRIBE SEMANTIC VIEW <name>`.
+fn semantic_answer(
+    text: &str,
+    words: &[&str],
+    like_matches: bool,
+) -> Option<Result<RecordBatch, String>> {
+    match (words.first().copied()?, words.get(2).copied()?) {
+        ("SHOW", "VIEWS") => {
+            // In the account, or a scope naming the demo's database or schema.
+            let scope = words
+                .iter()
+                .position(|w| *w == "IN")
+                .map(|i| &words[i + 1..]);
+            let here = scope.is_none_or(|s| {
+                s.iter().any(|w| {
+                    let w = w.trim_matches('"');
+                    w == "ACCOUNT"
+                        || w.split('.').any(|p| {
+                            p.trim_matches('"') == DATABASE || p.trim_matches('"') == SCHEMA
+                        })
+                })
+            });
+            Some(super::semantic::show(like_matches && here))
+        }
+        ("DESCRIBE" | "DESC", "VIEW") => {
+            let after = text.splitn(4, char::is_whitespace).nth(3).unwrap_or("");
+            let parts: Vec<String> = leading_name(after)
+                .0
+                .split('.')
+                .map(|p| {
+                    let quoted = p.starts_with('"');
+                    let p = p.trim_matches('"');
+                    if quoted {
+                        p.to_string()
+                    } else {
+                        p.to_ascii_uppercase()
+                    }
+                })
+                .collect();
+            Some(if super::semantic::is_view(&parts, DATABASE, SCHEMA) {
+                super::semantic::describe()
+            } else {
+                Err(format!(
+                    "SQL compilation error: Semantic view '{}' does not exist or not authorized.",
+                    parts.join(".")
+                ))
+            })
+        }
+        _ => None,
+    }
+}
+
 /// The answer to a `SHOW` or `DESCRIBE` statement, or `None` for anything else.
 pub fn answer(sql: &str, rows: &HashMap<&str, usize>) -> Option<Result<RecordBatch, String>> {
     let text = sql.trim().trim_end_matches(';').trim();
@@ -50,6 +102,9 @@ pub fn answer(sql: &str, rows: &HashMap<&str, usize>) -> Option<Result<RecordBat
         .find(|w| **w != "TERSE")
         .copied()
         .unwrap_or("");
+    if words.get(1) == Some(&"SEMANTIC") {
+        return semantic_answer(text, &words, matches(super::semantic::NAME));
+    }
     Some(match (words.first().copied()?, what) {
         ("SHOW", "DATABASES") => batch(
             &[

@@ -11,9 +11,7 @@
 //! servers to check; others get the tool list as it was. Every result is the same full text
 //! and `structuredContent` for everyone.
 
-use rmcp::model::{
-    ExtensionCapabilities, MetaObject, ReadResourceResult, Resource, ResourceContents,
-};
+use rmcp::model::{MetaObject, ReadResourceResult, Resource, ResourceContents, ServerCapabilities};
 use rmcp::service::RequestContext;
 use rmcp::RoleServer;
 use serde_json::{json, Value};
@@ -52,11 +50,13 @@ pub fn declared(context: &RequestContext<RoleServer>) -> bool {
         .is_some_and(|types| types.iter().any(|t| t == MIME))
 }
 
-/// The server's `capabilities.extensions`: MCP Apps offered.
-pub fn extensions() -> ExtensionCapabilities {
-    let mut map = ExtensionCapabilities::new();
-    map.insert(EXTENSION.to_string(), Default::default());
-    map
+/// Declare MCP Apps in the server's `capabilities.extensions`, beside what is there (tasks are
+/// an extension too on 2026-07-28).
+pub fn declare(capabilities: &mut ServerCapabilities) {
+    capabilities
+        .extensions
+        .get_or_insert_with(Default::default)
+        .insert(EXTENSION.to_string(), Default::default());
 }
 
 /// The viewer as `resources/list` lists it.

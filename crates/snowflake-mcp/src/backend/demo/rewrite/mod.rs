@@ -30,6 +30,7 @@ use sqlparser_datafusion::tokenizer::{Token, Tokenizer};
 use crate::Context;
 
 mod functions;
+mod semantic;
 
 /// The statement the engine runs for `sql`, or Snowflake's kind of compilation error.
 pub fn rewrite(sql: &str, ctx: &Context) -> Result<Statement, String> {
@@ -302,6 +303,10 @@ impl VisitorMut for Rewriter<'_> {
     }
 
     fn post_visit_table_factor(&mut self, table: &mut TableFactor) -> ControlFlow<()> {
+        if let Err(e) = semantic::rewrite(table) {
+            self.error = Some(e);
+            return ControlFlow::Continue(());
+        }
         if let TableFactor::Table {
             name,
             alias,

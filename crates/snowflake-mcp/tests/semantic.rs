@@ -1,0 +1,71 @@
+//! Snowflake's semantic views through the gateway, offline: the demo's `SALES` view answers
+//! `SHOW SEMANTIC VIEWS`, `DESCRIBE SEMANTIC VIEW` and `SEMANTIC_VIEW(...)` queries through
+//! `run_query` (the guard reads them as reads), with the numbers the plain SQL gives.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_semantic_view_answers_like_snowflake() {
+    let server = Server::start(&["--demo"], &[]).await;
+    let client = server.client().await;
+
+    let shown = ok(
+        &client,
+        "run_query",
+        json!({"sql": "SHOW SEMANTIC VIEWS IN SCHEMA DEMO.SALES"}),
+    )
+    .await;
+    assert_eq!(shown["rows"].as_array().unwrap().len(), 1, "{shown}");
+    assert_eq!(shown["columns"][1]["name"], "name");
+    assert_eq!(shown["rows"][0][1], "SALES");
+    let elsewhere = ok(
+        &client,
+        "run_query",
+        json!({"sql": "SHOW SEMANTIC VIEWS IN SCHEMA OTHER.PLACE"}),
+    )
+    .await;
+    assert_eq!(elsewhere["rows"], json!([]));
+
+    let described = ok(
+        &client,
+        "run_query",
+        json!({"sql": "DESCRIBE SEMANTIC VIEW DEMO.SALES.SALES", "max_rows": 500}),
+    )
+    .await;
+    let rows = described["rows"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r[0] == "METRIC" && r[1] == "TOTAL_REVENUE" && r[3] == "EXPRESSION"),
+        "{described}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r[0] == "DIMENSION" && r[1] == "REGION_NAME" && r[3] == "SYNONYMS"),
+        "{described}"
+    );
+
+    // Revenue by region, as the plain query over the tables says.
+    let semantic = ok(&client, "run_query", json!({"sql": "SELECT * FROM SEMANTIC_VIEW(SALES DIMENSIONS regions.region_name METRICS orders.total_revenue, orders.order_count WHERE orders.order_year = 2024) ORDER BY REGION_NAME"})).await;
+    assert_eq!(semantic["columns"][0]["name"], "REGION_NAME", "{semantic}");
+    assert_eq!(semantic["columns"][1]["name"], "TOTAL_REVENUE");
+    let plain = ok(&client, "run_query", json!({"sql": "SELECT R.NAME, SUM(T.TOTAL), COUNT(O.ORDER_ID) FROM ORDERS O JOIN ORDER_TOTALS T ON T.ORDER_ID = O.ORDER_ID JOIN CUSTOMERS C ON C.CUSTOMER_ID = O.CUSTOMER_ID JOIN REGIONS R ON R.REGION_ID = C.REGION_ID WHERE DATE_PART('YEAR', O.ORDER_DATE) = 2024 GROUP BY R.NAME ORDER BY R.NAME"})).await;
+    assert_eq!(semantic["rows"], plain["rows"]);
+    assert_eq!(semantic["rows"].as_array().unwrap().len(), 5);
+
+    // Snowflake's rules: no facts with metrics, names must exist, metrics are not filters.
+    for (sql, says) in [
+        ("SELECT * FROM SEMANTIC_VIEW(SALES FACTS orders.amount METRICS orders.order_count)", "FACTS and METRICS"),
+        ("SELECT * FROM SEMANTIC_VIEW(SALES METRICS orders.profit)", "invalid identifier"),
+        ("SELECT * FROM SEMANTIC_VIEW(SALES DIMENSIONS status METRICS order_count WHERE order_count > 3)", "cannot be used in the WHERE"),
+        ("SELECT * FROM SEMANTIC_VIEW(NOPE METRICS orders.order_count)", "does not exist"),
+    ] {
+        let (kind, message) = err(&client, "run_query", json!({"sql": sql})).await;
+        assert_eq!(kind, "sql_error", "{sql}: {message}");
+        assert!(message.contains(says), "{sql}: {message}");
+    }
+    drop(client);
+    server.stop().await;
+}
