@@ -23,7 +23,7 @@ use snowflake_mcp::sessions::{Registry, SessionLimits};
 use snowflake_mcp::spawn_every;
 use snowflake_mcp::state::coordinator::Coordinator;
 use snowflake_mcp::state::{default_state_path, RedisOptions, RedisStore, SqliteStore, StateStore};
-use snowflake_mcp::tools::{definitions_for, Tools};
+use snowflake_mcp::tools::{definitions_for, semantic_definitions, Tools};
 use snowflake_mcp::transport::App;
 use tokio_util::sync::CancellationToken;
 
@@ -452,12 +452,17 @@ fn app(
         ),
         registry,
         clients,
-        tool_list: definitions_for(
-            config
+        tool_list: {
+            let writes = config
                 .clients
                 .iter()
-                .any(|c| !c.allow_statements.is_empty()),
-        ),
+                .any(|c| !c.allow_statements.is_empty());
+            let mut list = definitions_for(writes);
+            if config.query.semantic_views {
+                list.extend(semantic_definitions());
+            }
+            list
+        },
         in_flight: Default::default(),
         stopping: CancellationToken::new(),
     }))

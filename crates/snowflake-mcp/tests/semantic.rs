@@ -69,3 +69,93 @@ async fn the_demo_semantic_view_answers_like_snowflake() {
     drop(client);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_semantic_view_tools_build_their_queries_and_run_them_on_the_run_query_path() {
+    let config = write_config("semantic-tools", "[query]\nsemantic_views = true\n");
+    let server = Server::start(&["--config", &config, "--demo"], &[]).await;
+    let client = server.client().await;
+    let names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    for tool in [
+        "list_semantic_views",
+        "describe_semantic_view",
+        "query_semantic_view",
+    ] {
+        assert!(names.iter().any(|n| n == tool), "{names:?}");
+    }
+
+    let listed = ok(&client, "list_semantic_views", json!({})).await;
+    assert_eq!(listed["semantic_views"][0]["name"], "SALES", "{listed}");
+    assert_eq!(listed["semantic_views"][0]["database"], "DEMO");
+
+    let described = ok(&client, "describe_semantic_view", json!({"name": "SALES"})).await;
+    assert_eq!(described["name"], "DEMO.SALES.SALES");
+    let revenue = described["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "TOTAL_REVENUE")
+        .unwrap();
+    assert_eq!(
+        revenue["synonyms"],
+        json!(["revenue", "sales"]),
+        "{described}"
+    );
+    assert_eq!(revenue["table"], "ORDERS");
+    assert!(described["dimensions"].as_array().unwrap().len() >= 5);
+
+    // "What was revenue by region in 2024?": the three largest, from the view.
+    let answer = ok(
+        &client,
+        "query_semantic_view",
+        json!({"name": "SALES", "metrics": ["orders.total_revenue"], "dimensions": ["regions.region_name"],
+            "where": [{"dimension": "orders.order_year", "op": "=", "value": 2024}],
+            "order_by": ["total_revenue DESC"], "limit": 3}),
+    )
+    .await;
+    assert_eq!(answer["columns"][0]["name"], "REGION_NAME", "{answer}");
+    let rows = answer["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    let values: Vec<f64> = rows
+        .iter()
+        .map(|r| {
+            r[1].as_f64()
+                .or_else(|| r[1].as_str().and_then(|s| s.parse().ok()))
+                .unwrap()
+        })
+        .collect();
+    assert!(values.windows(2).all(|w| w[0] >= w[1]), "{values:?}");
+
+    // Names and values are never pasted: an injection is a name that does not exist or is
+    // refused before any SQL is made; the audit shows the statement that ran.
+    let (kind, _) = err(
+        &client,
+        "query_semantic_view",
+        json!({"name": "SALES", "metrics": ["orders.total_revenue) UNION SELECT 1 --"]}),
+    )
+    .await;
+    assert_eq!(kind, "invalid_argument");
+    let none = ok(
+        &client,
+        "query_semantic_view",
+        json!({"name": "SALES", "dimensions": ["regions.region_name"],
+            "where": [{"dimension": "regions.region_name", "op": "=", "value": "x') OR (1=1"}]}),
+    )
+    .await;
+    assert_eq!(none["rows"], json!([]), "a value stays a value: {none}");
+    let history = ok(&client, "query_history", json!({"limit": 10})).await;
+    assert!(
+        history
+            .to_string()
+            .contains("SEMANTIC_VIEW(\\\"DEMO\\\".\\\"SALES\\\".\\\"SALES\\\""),
+        "{history}"
+    );
+    drop(client);
+    server.stop().await;
+}

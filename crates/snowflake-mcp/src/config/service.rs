@@ -154,6 +154,9 @@ pub struct QueryConfig {
     pub answer_within_secs: u64,
     /// How long a write's confirmation (its `confirm` token) stays valid.
     pub confirm_within_secs: u64,
+    /// List the semantic-view tools (`list_semantic_views`, `describe_semantic_view`,
+    /// `query_semantic_view`); off by default to keep the tool list small.
+    pub semantic_views: bool,
 }
 
 impl Default for QueryConfig {
@@ -166,6 +169,7 @@ impl Default for QueryConfig {
             max_sql_bytes: 100_000,
             answer_within_secs: 20,
             confirm_within_secs: 300,
+            semantic_views: false,
         }
     }
 }

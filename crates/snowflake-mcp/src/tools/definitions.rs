@@ -123,6 +123,36 @@ pub fn definitions_for(writes: bool) -> Vec<Tool> {
     ]
 }
 
+/// The semantic-view tools, listed where `[query] semantic_views = true`.
+pub fn semantic_definitions() -> Vec<Tool> {
+    let names = json!({"type": "array", "items": {"type": "string"}, "maxItems": 50});
+    let page = json!({"type": "object", "properties": {"status": {"type": "string"}, "columns": {"type": "array"}, "rows": {"type": "array"}}, "required": ["status"]});
+    vec![
+        tool(
+            "list_semantic_views",
+            "List the semantic views (business metrics and dimensions defined in Snowflake) of a schema or database.",
+            json!({"type": "object", "properties": {"database": {"type": "string"}, "schema": {"type": "string"}}, "additionalProperties": false}),
+            json!({"type": "object", "properties": {"semantic_views": {"type": "array"}}, "required": ["semantic_views"]}),
+        ),
+        tool(
+            "describe_semantic_view",
+            "Show a semantic view's tables, dimensions, facts and metrics with their comments and synonyms.",
+            json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"], "additionalProperties": false}),
+            json!({"type": "object", "properties": {"name": {"type": "string"}, "dimensions": {"type": "array"}, "facts": {"type": "array"}, "metrics": {"type": "array"}}, "required": ["name"]}),
+        ),
+        tool(
+            "query_semantic_view",
+            "Query a semantic view by metric and dimension names (table.name); where filters dimensions before metrics are computed.",
+            json!({"type": "object", "properties": {"name": {"type": "string"}, "metrics": names.clone(), "dimensions": names.clone(), "facts": names,
+                "where": {"type": "array", "items": {"type": "object", "properties": {"dimension": {"type": "string"},
+                    "op": {"enum": ["=", "!=", "<", "<=", ">", ">=", "LIKE", "NOT LIKE", "IN", "NOT IN"]}, "value": {}}, "required": ["dimension", "op", "value"]}},
+                "order_by": {"type": "array", "items": {"type": "string"}, "description": "output names, each optionally followed by DESC"},
+                "limit": {"type": "integer", "minimum": 1}}, "required": ["name"], "additionalProperties": false}),
+            page,
+        ),
+    ]
+}
+
 fn run_query(writes: bool, page_schema: Value) -> Tool {
     let mut input = json!({"type": "object", "properties": {"sql": {"type": "string", "description": "one statement"},
         "max_rows": {"type": "integer", "minimum": 1, "description": "rows per page"},

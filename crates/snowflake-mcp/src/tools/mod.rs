@@ -18,6 +18,7 @@ mod cost;
 pub mod guard;
 pub mod render;
 pub mod results;
+mod semantic;
 pub mod writes;
 
 use std::sync::Arc;
@@ -130,6 +131,9 @@ impl Tools {
             "fetch_rows" => {
                 let work = async { self.fetch_rows(parse(args)?, caller).await };
                 self.audited(name, None, caller, work).await
+            }
+            "list_semantic_views" | "describe_semantic_view" | "query_semantic_view" => {
+                self.semantic(name, args, caller).await
             }
             "cancel_query" => {
                 let work = async { self.cancel_query(parse(args)?, caller).await };
@@ -497,7 +501,9 @@ fn context_result(ctx: &Context, limits: Option<Value>, note: Option<&str>) -> C
 
 mod arguments;
 mod definitions;
-pub use definitions::{definitions, definitions_for, with_viewer, VIEWER_URI};
+pub use definitions::{
+    definitions, definitions_for, semantic_definitions, with_viewer, VIEWER_URI,
+};
 
 #[cfg(test)]
 mod tests;
