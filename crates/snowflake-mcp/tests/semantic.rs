@@ -159,3 +159,57 @@ async fn the_semantic_view_tools_build_their_queries_and_run_them_on_the_run_que
     drop(client);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_uses_only_the_semantic_views_it_is_allowed() {
+    let config = write_config(
+        "semantic-allowed",
+        &format!(
+            "[query]\nsemantic_views = true\n\n\
+             [[clients]]\nid = \"analyst\"\ntoken_sha256 = \"{}\"\nallowed_semantic_views = [\"DEMO.SALES.SALES\"]\n\n\
+             [[clients]]\nid = \"limited\"\ntoken_sha256 = \"{}\"\nallowed_semantic_views = [\"DEMO.SALES.MARGINS\"]\n",
+            sha("analyst-token"),
+            sha("limited-token")
+        ),
+    );
+    let server = Server::start(&["--config", &config, "--demo"], &[]).await;
+    let (analyst, limited) = (
+        server.client_with_token("analyst-token").await,
+        server.client_with_token("limited-token").await,
+    );
+    let ask = json!({"name": "SALES", "metrics": ["orders.order_count"]});
+    let counted = ok(&analyst, "query_semantic_view", ask.clone()).await;
+    assert_eq!(counted["rows"].as_array().unwrap().len(), 1, "{counted}");
+    let listed = ok(&analyst, "list_semantic_views", json!({})).await;
+    assert_eq!(listed["semantic_views"][0]["name"], "SALES");
+
+    // The other client: not through the tools, not through run_query, not by listing.
+    let (kind, message) = err(&limited, "query_semantic_view", ask).await;
+    assert_eq!(kind, "not_allowed", "{message}");
+    assert!(message.contains("DEMO.SALES.SALES"), "{message}");
+    let (kind, _) = err(
+        &limited,
+        "describe_semantic_view",
+        json!({"name": "DEMO.SALES.SALES"}),
+    )
+    .await;
+    assert_eq!(kind, "not_allowed");
+    let sql = "SELECT * FROM SEMANTIC_VIEW(SALES METRICS orders.order_count)";
+    let (kind, _) = err(&limited, "run_query", json!({"sql": sql})).await;
+    assert_eq!(kind, "not_allowed");
+    let (kind, message) = err(
+        &limited,
+        "run_query",
+        json!({"sql": "SHOW SEMANTIC VIEWS IN SCHEMA DEMO.SALES"}),
+    )
+    .await;
+    assert_eq!(kind, "not_allowed");
+    assert!(message.contains("list_semantic_views"), "{message}");
+    let listed = ok(&limited, "list_semantic_views", json!({})).await;
+    assert_eq!(
+        listed["semantic_views"],
+        json!([{"name": "MARGINS", "database": "DEMO", "schema": "SALES", "comment": null}])
+    );
+    drop((analyst, limited));
+    server.stop().await;
+}

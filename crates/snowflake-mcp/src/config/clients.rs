@@ -56,6 +56,8 @@ pub struct ClientConfig {
     pub credits_per_hour: Option<u64>,
     /// Databases this client may use; all when unset.
     pub allowed_databases: Option<Vec<String>>,
+    /// Semantic views (`DB.SCHEMA.VIEW`) this client may describe and query; all when unset.
+    pub allowed_semantic_views: Option<Vec<String>>,
     /// Roles this client may switch to; all when unset.
     pub allowed_roles: Option<Vec<String>>,
     /// Warehouses this client may switch to; all when unset.
@@ -96,6 +98,15 @@ impl ClientConfig {
             if parts.len() != 2 || parts.iter().any(|p| p.trim().is_empty()) {
                 return Err(format!(
                     "client '{}': write_schemas entries are DATABASE.SCHEMA ('{schema}')",
+                    self.id
+                ));
+            }
+        }
+        for view in self.allowed_semantic_views.iter().flatten() {
+            let parts = crate::ident::split_parts(view, "a semantic view").map(|p| p.len());
+            if parts != Ok(3) {
+                return Err(format!(
+                    "client '{}': allowed_semantic_views entries are DATABASE.SCHEMA.VIEW ('{view}')",
                     self.id
                 ));
             }

@@ -62,3 +62,20 @@ fn plain_http_identity_providers_are_refused_off_loopback() {
         .unwrap_err()
         .contains("token_endpoint"));
 }
+
+#[test]
+fn allowed_semantic_views_are_full_names() {
+    let client = |views: &str| {
+        let c: Config = toml::from_str(&format!(
+            "[[clients]]\nid = \"a\"\ntoken_sha256 = \"{}\"\nallowed_semantic_views = {views}\n",
+            "0".repeat(64)
+        ))
+        .unwrap();
+        c.check()
+    };
+    assert!(client("[\"DEMO.SALES.SALES\", '\"Odd\".S.\"v\"']").is_ok());
+    for bad in ["[\"SALES\"]", "[\"SALES.V\"]", "[\"A.B.C.D\"]", "[\"\"]"] {
+        let e = client(bad).unwrap_err();
+        assert!(e.contains("DATABASE.SCHEMA.VIEW"), "{bad}: {e}");
+    }
+}

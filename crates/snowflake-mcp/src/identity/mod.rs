@@ -233,6 +233,18 @@ fn policy_of(c: &crate::config::ClientConfig) -> ClientPolicy {
         },
         access: Access {
             databases: normalize_list(&c.allowed_databases),
+            semantic_views: c.allowed_semantic_views.as_ref().map(|l| {
+                l.iter()
+                    .filter_map(|v| crate::ident::split_parts(v, "a semantic view").ok())
+                    .map(|parts| {
+                        parts
+                            .iter()
+                            .map(|p| p.name().to_string())
+                            .collect::<Vec<_>>()
+                            .join(".")
+                    })
+                    .collect()
+            }),
             roles: normalize_list(&c.allowed_roles),
             warehouses: normalize_list(&c.allowed_warehouses),
             max_rows: c.max_rows,

@@ -75,6 +75,8 @@ pub struct PersonNames {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Access {
     pub databases: Option<Vec<String>>,
+    /// Semantic views it may use, as `DB.SCHEMA.VIEW` (each part as Snowflake resolves it).
+    pub semantic_views: Option<Vec<String>>,
     pub roles: Option<Vec<String>>,
     pub warehouses: Option<Vec<String>>,
     pub max_rows: Option<usize>,
@@ -86,6 +88,20 @@ pub struct Access {
 }
 
 impl Access {
+    /// `not_allowed` unless this client may use semantic view `view` (`DB.SCHEMA.VIEW`).
+    pub fn check_semantic_view(&self, client: &str, view: &str) -> Result<(), ToolError> {
+        match &self.semantic_views {
+            Some(allowed) if !allowed.iter().any(|v| v == view) => Err(ToolError::new(
+                "not_allowed",
+                format!(
+                    "client '{client}' may not use semantic view {view}; it may use: {}",
+                    allowed.join(", ")
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether a query's scan must be estimated before it runs.
     pub fn limits_scans(&self) -> bool {
         self.max_scan_bytes.is_some() || self.max_scan_partitions.is_some()

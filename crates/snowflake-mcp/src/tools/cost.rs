@@ -11,7 +11,7 @@ use super::writes::{plan_write, PlannedWrite};
 use super::{success, Caller, Outcome, Tools};
 use crate::error::ToolError;
 use crate::policy::{human_bytes, ClientPolicy, ClientShare};
-use crate::tools::guard::{check, referenced_databases};
+use crate::tools::guard::{check, referenced_databases, referenced_semantic_views};
 use crate::Context;
 
 /// Statements that scan no table (nothing to estimate).
@@ -52,6 +52,18 @@ impl Tools {
                 .map_err(|r| ToolError::refused(r.0))?
             {
                 policy.access.check_database(policy.display(), &db)?;
+            }
+        }
+        if policy.access.semantic_views.is_some() {
+            let views = referenced_semantic_views(
+                sql,
+                ctx.database.as_deref(),
+                ctx.schema.as_deref(),
+                kinds,
+            )
+            .map_err(|r| ToolError::refused(r.0))?;
+            for view in views {
+                policy.access.check_semantic_view(policy.display(), &view)?;
             }
         }
         write.map(|w| plan_write(w, ctx, policy)).transpose()

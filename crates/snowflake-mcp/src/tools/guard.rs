@@ -40,6 +40,7 @@ mod databases;
 mod lexical;
 mod lists;
 mod query;
+mod semantic;
 mod write;
 
 use sqlparser::ast::Statement;
@@ -48,6 +49,7 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
 
 pub use databases::referenced_databases;
+pub use semantic::referenced_semantic_views;
 pub use write::Write;
 
 use crate::config::WriteKind;

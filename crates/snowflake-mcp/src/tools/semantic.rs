@@ -253,6 +253,51 @@ fn described(rows: Vec<Map<String, Value>>) -> Value {
     out
 }
 
+/// The `list_semantic_views` answer: the views, and their full names as text (`note` after).
+fn views_result(views: Vec<Value>, note: &str) -> rmcp::model::CallToolResult {
+    let names: Vec<String> = views
+        .iter()
+        .map(|v| {
+            let part = |k: &str| v[k].as_str().unwrap_or("").to_string();
+            format!("{}.{}.{}", part("database"), part("schema"), part("name"))
+        })
+        .collect();
+    let text = if names.is_empty() {
+        format!("no semantic views here{note}")
+    } else {
+        format!("{}{note}", names.join("\n"))
+    };
+    success(json!({"semantic_views": views}), text)
+}
+
+/// For a client limited to some semantic views: those of them in the scope asked for (their
+/// comments are not read: SHOW would list the others too).
+fn allowed_views(
+    allowed: &[String],
+    database: &Ident,
+    schema: Option<&str>,
+    ctx: &crate::Context,
+) -> Result<rmcp::model::CallToolResult, ToolError> {
+    let schema = match schema {
+        Some(s) => Some(Ident::parse(s, "schema")?),
+        None if ctx.schema.is_some() => Some(current(&ctx.schema, "schema")?),
+        None => None,
+    };
+    let views: Vec<Value> = allowed
+        .iter()
+        .filter_map(|v| {
+            let mut parts = v.splitn(3, '.');
+            let (d, s, n) = (parts.next()?, parts.next()?, parts.next()?);
+            let here = d == database.name() && schema.as_ref().is_none_or(|x| x.name() == s);
+            here.then(|| json!({"name": n, "database": d, "schema": s, "comment": null}))
+        })
+        .collect();
+    Ok(views_result(
+        views,
+        " (the semantic views this client may use)",
+    ))
+}
+
 impl Tools {
     /// Run `sql` on the `run_query` path for `caller`.
     async fn semantic_sql(
@@ -296,6 +341,10 @@ impl Tools {
                         current(&ctx.schema, "schema")?.quoted()
                     ),
                 };
+                if let Some(allowed) = &caller.client.access.semantic_views {
+                    let listed = allowed_views(allowed, &database, a.schema.as_deref(), ctx)?;
+                    return Ok(Outcome::plain(listed));
+                }
                 let outcome = self
                     .semantic_sql(
                         format!("SHOW SEMANTIC VIEWS IN {scope}"),
@@ -313,25 +362,8 @@ impl Tools {
                         "schema": r.get("schema_name"), "comment": r.get("comment")})
                     })
                     .collect();
-                let text = views
-                    .iter()
-                    .map(|v| {
-                        format!(
-                            "{}.{}.{}",
-                            v["database"].as_str().unwrap_or(""),
-                            v["schema"].as_str().unwrap_or(""),
-                            v["name"].as_str().unwrap_or("")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                let text = if text.is_empty() {
-                    "no semantic views here".to_string()
-                } else {
-                    text
-                };
                 Ok(Outcome {
-                    result: success(json!({"semantic_views": views}), text),
+                    result: views_result(views, ""),
                     ..outcome
                 })
             }
