@@ -134,3 +134,16 @@ async fn result_handles_move_between_replicas_and_survive_a_restart() {
     .await;
     c.stop().await;
 }
+
+/// The semantic-view tools (issue 26) through the SDK, in both protocol modes, on the demo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_calls_the_semantic_view_tools() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/semantic_client.py");
+    let config = write_config("py-semantic", "[query]\nsemantic_views = true\n");
+    let server = Server::start(&["--config", &config, "--demo"], &[]).await;
+    let url = format!("{}/mcp", server.base);
+    for mode in ["legacy", "2026-07-28"] {
+        run_script(script, "PY_SEMANTIC_OK", &[mode, &url]).await;
+    }
+    server.stop().await;
+}
