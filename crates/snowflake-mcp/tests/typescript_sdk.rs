@@ -250,8 +250,14 @@ async fn a_person_signs_in_through_the_identity_provider_and_works_under_their_g
 async fn a_client_with_a_10_s_timeout_completes_a_30_s_query() {
     const LONG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js/long_query.mjs");
     let server = Server::start(&["--demo"], &[]).await;
+    node_script(LONG, &[&server.url, "30"], "LONG_QUERY_OK").await;
+}
+
+/// Run a Node script of tests/js with the SDK on NODE_PATH; it must exit 0 printing `ok`.
+async fn node_script(script: &str, args: &[&str], ok: &str) {
     let out = tokio::process::Command::new("node")
-        .args([LONG, &server.url, "30"])
+        .arg(script)
+        .args(args)
         .env("NODE_PATH", testkit::node_modules())
         .kill_on_drop(true)
         .output();
@@ -264,7 +270,18 @@ async fn a_client_with_a_10_s_timeout_completes_a_30_s_query() {
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(
-        out.status.success() && stdout.contains("LONG_QUERY_OK"),
+        out.status.success() && stdout.contains(ok),
         "{stdout}\n{stderr}"
     );
+}
+
+/// The semantic-view tools (issue 26) through the TypeScript SDK, on the demo
+/// (`tests/js/semantic_client.mjs`): monthly revenue of two regions from the semantic view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_sdk_calls_the_semantic_view_tools() {
+    const SEMANTIC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js/semantic_client.mjs");
+    let config = write_config("ts-semantic", "[query]\nsemantic_views = true\n");
+    let server = Server::start(&["--config", &config, "--demo"], &[]).await;
+    node_script(SEMANTIC, &[&server.url], "TS_SEMANTIC_OK").await;
+    server.stop().await;
 }
