@@ -352,3 +352,62 @@ async fn people_in_an_admin_group_are_operators_and_others_are_not() {
     assert!(by.contains("olga@corp.com"), "{trail}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_holds_on_every_replica_sharing_the_store() {
+    let redis = testkit::Valkey::start();
+    let url = redis.url();
+    let with_console = config("pause-replica-a", true);
+    // The other replica serves no console: it keeps to the pauses all the same.
+    let without = write_config(
+        "pause-replica-b",
+        &format!(
+            "[[clients]]\nid = \"analyst\"\ntoken_sha256 = \"{}\"\nweight = 3\n\n\
+             [[clients]]\nid = \"bot\"\ntoken_sha256 = \"{}\"\nqueries_per_day = 100\n",
+            sha("analyst-token"),
+            sha("bot-token")
+        ),
+    );
+    let a = Server::start(
+        &["--config", &with_console, "--state", &url],
+        &fakesnow_env(),
+    )
+    .await;
+    let b = Server::start(&["--config", &without, "--state", &url], &fakesnow_env()).await;
+    let bot_on_b = b.client_with_token("bot-token").await;
+    ok(&bot_on_b, "run_query", json!({"sql": "SELECT 1"})).await;
+    let body = r#"{"reason":"maintenance window"}"#;
+    let (status, _) = api(
+        &a.base,
+        "POST",
+        "/console/api/clients/bot/pause",
+        ADMIN,
+        body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    wait_for("the other replica to refuse the paused client", || async {
+        let r = call(&bot_on_b, "run_query", json!({"sql": "SELECT 1"})).await;
+        r.is_error == Some(true) && error_of(&r)["kind"] == "unavailable"
+    })
+    .await;
+    let (status, _) = api(
+        &a.base,
+        "POST",
+        "/console/api/clients/bot/resume",
+        ADMIN,
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    wait_for("the other replica to serve it again", || async {
+        call(&bot_on_b, "run_query", json!({"sql": "SELECT 1"}))
+            .await
+            .is_error
+            != Some(true)
+    })
+    .await;
+    drop(bot_on_b);
+    a.stop().await;
+    b.stop().await;
+}

@@ -136,19 +136,21 @@ pub async fn serve(
         metrics_token,
     ));
     crate::transport::ops::sample_quotas(app.clients.clone(), &app.tools);
+    // Pauses are made from a console; every replica sharing the store keeps to them, whether
+    // or not it serves the console itself.
+    if app.console.is_some() || app.tools.admission.store().shared() {
+        app.tools.pauses.follow();
+    }
     let router = match &app.console {
-        Some(access) => {
-            app.tools.pauses.follow();
-            router.merge(crate::transport::console::routes(
-                crate::transport::console::Console {
-                    app: app.clone(),
-                    access: access.clone(),
-                    tls: config.tls_cert_file.is_some(),
-                    history: crate::transport::console::history::History::follow(app.tools.clone()),
-                    sessions: console_sessions,
-                },
-            ))
-        }
+        Some(access) => router.merge(crate::transport::console::routes(
+            crate::transport::console::Console {
+                app: app.clone(),
+                access: access.clone(),
+                tls: config.tls_cert_file.is_some(),
+                history: crate::transport::console::history::History::follow(app.tools.clone()),
+                sessions: console_sessions,
+            },
+        )),
         None => router,
     };
     // RFC 9728: where MCP clients learn which authorization server to sign in at.

@@ -183,6 +183,12 @@ pub fn overview_text(o: &Value) -> String {
             (false, _) => "state store: this replica's own".to_string(),
         },
     );
+    for (client, p) in o["paused"].as_object().into_iter().flatten() {
+        lines.push(format!(
+            "client {client} is PAUSED: {}",
+            p["reason"].as_str().unwrap_or("?")
+        ));
+    }
     for c in o["sessions"]["by_client"].as_array().into_iter().flatten() {
         lines.push(format!(
             "  {}: {} sessions",
@@ -210,7 +216,9 @@ mod tests {
             cluster: Some((2, false)),
             ..Gauges::default()
         };
-        let o = overview(&g, "snowflake");
+        let mut o = overview(&g, "snowflake");
+        o["paused"] =
+            json!({"bot": {"reason": "flooding", "by": "the admin token", "since_ms": 0}});
         assert_eq!(o["sessions"]["live"], 3);
         assert_eq!(o["clients_online"], 2);
         assert_eq!(o["statements"]["queued"], 3);
@@ -222,5 +230,6 @@ mod tests {
         assert!(text.contains("UNREACHABLE (circuit open)"), "{text}");
         assert!(text.contains("warehouse WH: running 2, queued 3"), "{text}");
         assert!(text.contains("state store: shared, 2 replicas"), "{text}");
+        assert!(text.contains("client bot is PAUSED: flooding"), "{text}");
     }
 }
