@@ -133,3 +133,12 @@ pub const TABLES: &[TableSpec] = &[
 pub fn table(name: &str) -> Option<&'static TableSpec> {
     TABLES.iter().find(|t| t.name == name)
 }
+
+/// The demo's own database and schema, against which names are resolved.
+pub fn home() -> crate::Context {
+    crate::Context {
+        database: Some(DATABASE.into()),
+        schema: Some(SCHEMA.into()),
+        ..Default::default()
+    }
+}

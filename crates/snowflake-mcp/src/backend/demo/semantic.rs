@@ -172,18 +172,11 @@ pub const ITEMS: [Item; 11] = [
     ),
 ];
 
-/// Whether `name` (its parts, upper-cased) names this view from `database`.`schema`.
-pub fn is_view(parts: &[String], database: &str, schema: &str) -> bool {
-    match parts {
-        [n] => {
-            n == NAME && schema == super::catalog::SCHEMA && database == super::catalog::DATABASE
-        }
-        [sc, n] => {
-            n == NAME && sc == super::catalog::SCHEMA && database == super::catalog::DATABASE
-        }
-        [db, sc, n] => n == NAME && sc == super::catalog::SCHEMA && db == super::catalog::DATABASE,
-        _ => false,
-    }
+/// Whether `view` (resolved against the demo's home) is this view.
+pub fn is_view(view: &crate::backend::ObjectName) -> bool {
+    view.database.name() == super::catalog::DATABASE
+        && view.schema.name() == super::catalog::SCHEMA
+        && view.name.name() == NAME
 }
 
 /// The item a reference (`table.name` or a unique `name`, upper-cased) stands for.

@@ -14,7 +14,6 @@ use super::catalog::{TableSpec, DATABASE, INFORMATION_SCHEMA, ROLE, SCHEMA, TABL
 use super::information::{batch, precision_scale, s, Cell, NULL};
 use crate::backend::ObjectName;
 use crate::ident::leading_name;
-use crate::Context;
 
 /// SQL `LIKE` as `SHOW … LIKE` uses it: case-insensitive, `%` and `_`.
 pub fn like(pattern: &str, text: &str) -> bool {
@@ -55,26 +54,19 @@ fn semantic_answer(
             Some(super::semantic::show(like_matches && here))
         }
         ("DESCRIBE" | "DESC", "VIEW") => {
-            let after = text.splitn(4, char::is_whitespace).nth(3).unwrap_or("");
-            let parts: Vec<String> = leading_name(after)
-                .0
-                .split('.')
-                .map(|p| {
-                    let quoted = p.starts_with('"');
-                    let p = p.trim_matches('"');
-                    if quoted {
-                        p.to_string()
-                    } else {
-                        p.to_ascii_uppercase()
-                    }
-                })
-                .collect();
-            Some(if super::semantic::is_view(&parts, DATABASE, SCHEMA) {
+            // The name after DESCRIBE SEMANTIC VIEW, resolved as any object name of the demo.
+            let (_, rest) = leading_name(text);
+            let (_, rest) = leading_name(rest);
+            let name = leading_name(leading_name(rest).1).0;
+            let view = match ObjectName::resolve(name, &super::catalog::home()) {
+                Ok(view) => view,
+                Err(e) => return Some(Err(e.message)),
+            };
+            Some(if super::semantic::is_view(&view) {
                 super::semantic::describe()
             } else {
                 Err(format!(
-                    "SQL compilation error: Semantic view '{}' does not exist or not authorized.",
-                    parts.join(".")
+                    "SQL compilation error: Semantic view '{view}' does not exist or not authorized."
                 ))
             })
         }
@@ -427,12 +419,7 @@ fn named_table(text: &str) -> Result<&'static TableSpec, String> {
     if name.eq_ignore_ascii_case("TABLE") || name.eq_ignore_ascii_case("VIEW") {
         name = leading_name(rest).0;
     }
-    let home = Context {
-        database: Some(DATABASE.into()),
-        schema: Some(SCHEMA.into()),
-        ..Default::default()
-    };
-    let object = ObjectName::resolve(name, &home).map_err(|e| e.message)?;
+    let object = ObjectName::resolve(name, &super::catalog::home()).map_err(|e| e.message)?;
     (object.database.name() == DATABASE && object.schema.name() == SCHEMA)
         .then(|| super::catalog::table(object.name.name()))
         .flatten()

@@ -9,8 +9,9 @@ use sqlparser_datafusion::ast::{visit_expressions_mut, Expr, SetExpr, TableFacto
 use sqlparser_datafusion::dialect::SnowflakeDialect;
 use sqlparser_datafusion::parser::Parser;
 
-use crate::backend::demo::catalog::{DATABASE, SCHEMA};
+use crate::backend::demo::catalog::home;
 use crate::backend::demo::semantic::{self, Item};
+use crate::backend::ObjectName;
 
 /// The item an expression names, or an error naming what was not understood.
 fn item_of(e: &Expr) -> Result<&'static Item, String> {
@@ -38,12 +39,9 @@ pub fn rewrite(table: &mut TableFactor) -> Result<(), String> {
     else {
         return Ok(());
     };
-    let parts: Vec<String> = name
-        .0
-        .iter()
-        .map(|p| p.as_ident().map(|i| i.value.clone()).unwrap_or_default())
-        .collect();
-    if !semantic::is_view(&parts, DATABASE, SCHEMA) {
+    // Resolved as any name of the demo (quoted parts keep their case).
+    let view = ObjectName::resolve(&name.to_string(), &home()).map_err(|e| e.message)?;
+    if !semantic::is_view(&view) {
         return Err(format!(
             "SQL compilation error: Semantic view '{name}' does not exist or not authorized."
         ));
