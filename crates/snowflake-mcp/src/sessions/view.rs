@@ -78,15 +78,17 @@ impl Registry {
         list
     }
 
-    /// The transport id of the live session the console names `shown` (see [`SessionView::id`]).
-    pub fn find_shown(&self, shown: &str) -> Option<String> {
+    /// The live session the console names `shown` (see [`SessionView::id`]): its transport id
+    /// and how the console shows it.
+    pub fn find_shown(&self, shown: &str) -> Option<(String, SessionView)> {
         if shown.len() != SHOWN {
             return None;
         }
-        lock(&self.state)
-            .live
-            .values()
-            .filter_map(|s| s.mcp_session_id())
-            .find(|id| shown_id(id) == shown)
+        let state = lock(&self.state);
+        state.live.values().find_map(|s| {
+            let id = s.mcp_session_id()?;
+            let shown_here = shown_id(&id);
+            (shown_here == shown).then(|| (id, view(s, Some(shown_here))))
+        })
     }
 }

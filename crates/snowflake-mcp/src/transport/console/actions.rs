@@ -83,13 +83,7 @@ pub async fn cancel(c: &Console, id: &str, who: &Operator) -> Result<Value, Refu
 /// cannot be resumed; its client must start a new one.
 pub async fn end_session(c: &Console, id: &str, who: &Operator) -> Result<Value, Refused> {
     allowed(c)?;
-    let session = c
-        .app
-        .registry
-        .list()
-        .into_iter()
-        .find(|s| s.id.as_deref() == Some(id));
-    let (Some(mcp_id), Some(session)) = (c.app.registry.find_shown(id), session) else {
+    let Some((mcp_id, session)) = c.app.registry.find_shown(id) else {
         return Err(refused(
             StatusCode::NOT_FOUND,
             "no such session is live on this replica",
