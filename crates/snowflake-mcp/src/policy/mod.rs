@@ -208,6 +208,26 @@ impl ClientPolicy {
     }
 }
 
+#[cfg(test)]
+impl ClientPolicy {
+    /// A client with defaults everywhere (weight 1, one statement at a time, no limits, every
+    /// database), for tests to adjust.
+    pub(crate) fn for_test(id: &str) -> ClientPolicy {
+        ClientPolicy {
+            id: id.into(),
+            weight: 1,
+            max_concurrent: 1,
+            default_context: Context::default(),
+            anonymous: false,
+            rate: None,
+            quotas: QuotaPolicy::default(),
+            access: Access::default(),
+            group: None,
+            person: None,
+        }
+    }
+}
+
 impl ClientPolicy {
     /// The most rows one `run_query` may return: what it asked for, within this client's and the
     /// server's caps.

@@ -176,19 +176,10 @@ mod tests {
         let store: Arc<dyn StateStore> =
             Arc::new(crate::state::SqliteStore::open(&dir.join("state.db")).unwrap());
         let (here, there) = (Pauses::new(store.clone()), Pauses::new(store));
-        let client = |id: &str| ClientPolicy {
-            id: id.into(),
-            weight: 1,
-            max_concurrent: 1,
-            default_context: Default::default(),
-            anonymous: false,
-            rate: None,
-            quotas: Default::default(),
-            access: Default::default(),
-            group: None,
-            person: None,
-        };
-        let (bot, analyst) = (client("bot"), client("analyst"));
+        let (bot, analyst) = (
+            ClientPolicy::for_test("bot"),
+            ClientPolicy::for_test("analyst"),
+        );
         assert!(here.check(&bot).is_ok());
         here.change("bot", Some(("flooding the warehouse", "admin")))
             .await

@@ -396,18 +396,7 @@ mod tests {
     use super::*;
 
     fn client(id: &str) -> Arc<ClientPolicy> {
-        Arc::new(ClientPolicy {
-            id: id.into(),
-            weight: 1,
-            max_concurrent: 1,
-            default_context: Context::default(),
-            anonymous: false,
-            rate: None,
-            quotas: Default::default(),
-            access: Default::default(),
-            group: None,
-            person: None,
-        })
+        Arc::new(ClientPolicy::for_test(id))
     }
 
     fn registry(max_total: usize, max_per_client: usize) -> Arc<Registry> {

@@ -314,13 +314,6 @@ mod tests {
 
     fn writer() -> ClientPolicy {
         ClientPolicy {
-            id: "w".into(),
-            weight: 1,
-            max_concurrent: 1,
-            default_context: Context::default(),
-            anonymous: false,
-            rate: None,
-            quotas: Default::default(),
             access: Access {
                 writes: Writes {
                     kinds: vec![WriteKind::Insert, WriteKind::CreateTable],
@@ -330,8 +323,7 @@ mod tests {
                 },
                 ..Access::default()
             },
-            group: None,
-            person: None,
+            ..ClientPolicy::for_test("w")
         }
     }
 

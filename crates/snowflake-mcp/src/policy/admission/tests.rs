@@ -104,16 +104,10 @@ fn windows_and_their_edges() {
 
 fn client(id: &str, rate: Option<RatePolicy>, quotas: QuotaPolicy) -> ClientPolicy {
     ClientPolicy {
-        id: id.into(),
-        weight: 1,
         max_concurrent: 4,
-        default_context: Default::default(),
-        anonymous: false,
         rate,
         quotas,
-        access: Default::default(),
-        group: None,
-        person: None,
+        ..ClientPolicy::for_test(id)
     }
 }
 
