@@ -121,13 +121,7 @@ async fn the_overview_is_for_the_admin_token_only_and_matches_the_metrics() {
     .await;
     assert_eq!(status, 200, "{body}");
     let clients: Value = serde_json::from_str(&body).unwrap();
-    let row = clients["clients"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "bot")
-        .unwrap()
-        .clone();
+    let row = item_with(&clients["clients"], "id", "bot");
     assert_eq!(row["sessions"], 1, "{row}");
     let queries = row["limits"]["quotas"]
         .as_object()

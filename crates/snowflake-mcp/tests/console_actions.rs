@@ -145,13 +145,7 @@ async fn an_operator_stops_a_runaway_statement_pauses_a_flood_and_ends_a_session
         "{metrics}"
     );
     let (_, clients) = api(&base, "GET", "/console/api/clients", ADMIN, "").await;
-    let bot_row = clients["clients"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "bot")
-        .unwrap()
-        .clone();
+    let bot_row = item_with(&clients["clients"], "id", "bot");
     assert_eq!(
         bot_row["paused"]["reason"], "flooding the warehouse",
         "{bot_row}"
@@ -175,13 +169,7 @@ async fn an_operator_stops_a_runaway_statement_pauses_a_flood_and_ends_a_session
     assert_eq!(actions_of(&base, "console.resume").await.len(), 1);
 
     // The clients list: weights, session-time and load.
-    let analyst_row = clients["clients"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "analyst")
-        .unwrap()
-        .clone();
+    let analyst_row = item_with(&clients["clients"], "id", "analyst");
     assert_eq!(analyst_row["weight_share"], 0.75, "{analyst_row}");
     for field in ["share_5m", "running", "queued", "credits_today"] {
         assert!(!analyst_row[field].is_null(), "{field}: {analyst_row}");

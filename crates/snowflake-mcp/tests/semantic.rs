@@ -96,12 +96,7 @@ async fn the_semantic_view_tools_build_their_queries_and_run_them_on_the_run_que
 
     let described = ok(&client, "describe_semantic_view", json!({"name": "SALES"})).await;
     assert_eq!(described["name"], "DEMO.SALES.SALES");
-    let revenue = described["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "TOTAL_REVENUE")
-        .unwrap();
+    let revenue = item_with(&described["metrics"], "name", "TOTAL_REVENUE");
     assert_eq!(
         revenue["synonyms"],
         json!(["revenue", "sales"]),

@@ -590,3 +590,12 @@ pub fn assert_screenshots(out: &std::path::Path, names: &[&str]) {
         );
     }
 }
+
+/// The object of list `items` whose `field` is `wanted`; fails the test naming them otherwise.
+pub fn item_with(items: &Value, field: &str, wanted: &str) -> Value {
+    items
+        .as_array()
+        .and_then(|list| list.iter().find(|i| i[field] == wanted))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {field} = {wanted} in {items}"))
+}
