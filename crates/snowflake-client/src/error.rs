@@ -61,6 +61,8 @@ pub struct Error {
     code: Option<String>,
     sql_state: Option<String>,
     query_id: Option<String>,
+    /// The HTTP status of a REST API (`/api/v2/...`) refusal.
+    http_status: Option<u16>,
 }
 
 /// Result alias used throughout the crate.
@@ -80,7 +82,25 @@ impl Error {
             code: None,
             sql_state: None,
             query_id: None,
+            http_status: None,
         }
+    }
+
+    /// Attach the HTTP status a REST API answered with.
+    pub fn with_http_status(mut self, status: u16) -> Self {
+        self.http_status = Some(status);
+        self
+    }
+
+    /// Attach the code Snowflake gave.
+    pub(crate) fn with_code(mut self, code: String) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// The HTTP status of a refused REST API (`/api/v2/...`) call.
+    pub fn http_status(&self) -> Option<u16> {
+        self.http_status
     }
 
     /// An error as Snowflake reported it: sorted into a kind by its code and SQL state.
@@ -105,6 +125,7 @@ impl Error {
             code,
             sql_state,
             query_id: None,
+            http_status: None,
         }
     }
 

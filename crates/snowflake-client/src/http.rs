@@ -186,6 +186,61 @@ impl Transport {
         .await
     }
 
+    /// POST a JSON body to a REST API (`/api/v2/...`) and hand back the response once its
+    /// status is a success, for the caller to read (JSON or an event stream). Repeated only when
+    /// it cannot have started anything: the connection was refused, or 429 / 503. A refusal
+    /// keeps its HTTP status and Snowflake's `code`, `message` and `request_id`.
+    pub async fn post_api(
+        &self,
+        url: Url,
+        token: &Secret,
+        body: &Value,
+        deadline: Instant,
+    ) -> Result<reqwest::Response> {
+        let body = body.to_string();
+        let mut sent = headers(Some(token));
+        sent.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        // Not `with_retries`: its one-minute cap per attempt would cut off a Cortex answer that
+        // takes longer (agents run for minutes); the caller's deadline bounds the whole call,
+        // body included.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let request = self
+                .http
+                .post(url.clone())
+                .headers(sent.clone())
+                .body(body.clone())
+                .send();
+            let failure = match tokio::time::timeout_at(deadline, request).await {
+                Err(_) => return Err(out_of_time()),
+                Ok(Err(e)) => (network_error(&e), e.is_connect()),
+                Ok(Ok(resp)) if resp.status().is_success() => return Ok(resp),
+                Ok(Ok(resp)) => {
+                    let status = resp.status();
+                    let again = matches!(
+                        status,
+                        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+                    );
+                    let bytes = tokio::time::timeout_at(deadline, resp.bytes())
+                        .await
+                        .ok()
+                        .and_then(|b| b.ok())
+                        .unwrap_or_default();
+                    (api_error(status, &bytes), again)
+                }
+            };
+            let pause = backoff(tries);
+            if !failure.1 || tries >= MAX_ATTEMPTS || Instant::now() + pause >= deadline {
+                return Err(failure.0);
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
     async fn send(
         &self,
         retry: Retry,
@@ -317,6 +372,28 @@ fn backoff(attempt: u32) -> Duration {
     let jitter =
         u64::from(uuid::Uuid::new_v4().as_u128() as u16) % (base.as_millis() as u64 / 2 + 1);
     base + Duration::from_millis(jitter)
+}
+
+/// A REST API refusal: its status, and Snowflake's `{code, message, request_id}` when the
+/// body has them (the documented error shape of the `/api/v2` endpoints).
+fn api_error(status: StatusCode, body: &[u8]) -> Error {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let text = |k: &str| json.get(k).and_then(Value::as_str).map(str::to_string);
+    let mut message = text("message").unwrap_or_else(|| format!("HTTP {status}"));
+    if let Some(id) = text("request_id") {
+        message.push_str(&format!(" (request id {id})"));
+    }
+    let kind = match status {
+        StatusCode::UNAUTHORIZED => ErrorKind::Authentication,
+        s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => ErrorKind::Network,
+        _ => ErrorKind::Sql,
+    };
+    let code = text("code").or_else(|| json.get("code").filter(|c| c.is_number()).map(Value::to_string));
+    let mut error = Error::new(kind, message).with_http_status(status.as_u16());
+    if let Some(code) = code {
+        error = error.with_code(code);
+    }
+    error
 }
 
 fn status_error(status: StatusCode, doing: &str) -> Error {

@@ -59,7 +59,7 @@ mod value;
 pub use error::{Error, ErrorKind, Result};
 pub use result::{QueryResult, RowLimits, Rows};
 pub use session::{
-    is_query_id, Client, QueryIdCell, QueryOptions, QueryStatus, Session, SessionContext,
+    is_query_id, ApiEvent, Client, QueryIdCell, QueryOptions, QueryStatus, Session, SessionContext,
     SessionHandle, Stored,
 };
 pub use settings::{default_connections_path, ConnectionSettings, Secret, SETTING_NAMES};

@@ -37,11 +37,13 @@ use crate::error::{
 use crate::http::{Envelope, Retry};
 use crate::settings::Secret;
 
+mod api;
 mod client;
 mod handle;
 mod statement;
 mod stored;
 
+pub use api::ApiEvent;
 pub use client::Client;
 use client::ClientInner;
 pub use handle::{QueryStatus, SessionHandle};
