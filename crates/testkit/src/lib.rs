@@ -12,9 +12,11 @@
 //! * [`TestIdp`] is an identity provider (discovery, JWKS, minted and forged access tokens).
 //! * [`test_certificates`] writes a test CA and a server certificate signed by it.
 //! * [`Warehouse`] is a scripted Snowflake whose statements run over time and keep their
-//!   results: asynchronous execution, polling, results read again by query id, chunks, aborts.
+//!   results: asynchronous execution, polling, results read again by query id, chunks, aborts;
+//!   and its [`cortex`] REST services (Analyst, Search, Agents), written from the documentation.
 //! * [`Valkey`] runs a real Valkey (Redis) server for the shared state store's tests.
 
+pub mod cortex;
 mod fakesnow;
 mod faults;
 mod idp;

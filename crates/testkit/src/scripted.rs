@@ -25,6 +25,8 @@ pub struct Reply {
     pub status: u16,
     pub body: Vec<u8>,
     pub headers: Vec<(String, String)>,
+    /// When not empty, the body instead: each part sent after its pause (a streamed answer).
+    pub parts: Vec<(std::time::Duration, Vec<u8>)>,
 }
 
 impl Reply {
@@ -34,6 +36,28 @@ impl Reply {
             status: 200,
             body: value.to_string().into_bytes(),
             headers: vec![("content-type".into(), "application/json".into())],
+            parts: vec![],
+        }
+    }
+    /// HTTP 200 with a JSON body and a status of choice.
+    pub fn json_status(status: u16, value: serde_json::Value) -> Self {
+        Reply {
+            status,
+            ..Reply::json(value)
+        }
+    }
+    /// HTTP 200 `text/event-stream`: each `(pause, event, data)` sent after its pause.
+    pub fn events(events: Vec<(std::time::Duration, String, String)>) -> Self {
+        Reply {
+            status: 200,
+            body: vec![],
+            headers: vec![("content-type".into(), "text/event-stream".into())],
+            parts: events
+                .into_iter()
+                .map(|(pause, event, data)| {
+                    (pause, format!("event: {event}\ndata: {data}\n\n").into_bytes())
+                })
+                .collect(),
         }
     }
     /// Any status with a plain body.
@@ -42,6 +66,7 @@ impl Reply {
             status,
             body: body.as_bytes().to_vec(),
             headers: vec![],
+            parts: vec![],
         }
     }
     /// HTTP 200 with raw bytes.
@@ -50,6 +75,7 @@ impl Reply {
             status: 200,
             body,
             headers: vec![],
+            parts: vec![],
         }
     }
 }
@@ -81,7 +107,18 @@ impl Scripted {
                     for (k, v) in reply.headers {
                         response = response.header(k, v);
                     }
-                    response.body(Body::from(reply.body)).unwrap()
+                    if reply.parts.is_empty() {
+                        return response.body(Body::from(reply.body)).unwrap();
+                    }
+                    let parts = futures_util::stream::unfold(
+                        reply.parts.into_iter(),
+                        |mut parts| async move {
+                            let (pause, bytes) = parts.next()?;
+                            tokio::time::sleep(pause).await;
+                            Some((Ok::<_, std::io::Error>(Bytes::from(bytes)), parts))
+                        },
+                    );
+                    response.body(Body::from_stream(parts)).unwrap()
                 }
             },
         );

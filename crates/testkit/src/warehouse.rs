@@ -13,7 +13,11 @@
 //! * `SELECT SYSTEM$CANCEL_QUERY('<id>')` aborts that query;
 //! * `EXPLAIN USING JSON <query>` answers a plan (`content`) whose `GlobalStats` say 40 TB in
 //!   100,000 partitions when the query names `BIG`, else 1 KB in one partition;
+//! * the revenue-by-region SQL of the scripted Cortex services ([`crate::cortex`]) answers
+//!   three regions' revenue;
 //! * anything else (`USE`, `SELECT 1`) answers one row `1` at once.
+//!
+//! It also answers Cortex Analyst, Search and Agents as [`crate::cortex`] describes.
 //!
 //! `GET /monitoring/queries/<id>` reports each statement `RUNNING`, `SUCCESS` or `ABORTED`.
 //!
@@ -37,9 +41,10 @@ struct Query {
 }
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     queries: HashMap<String, Query>,
     port: u16,
+    pub(crate) cortex: crate::cortex::CortexState,
 }
 
 /// A running scripted Snowflake; stops when dropped.
@@ -87,6 +92,21 @@ impl Warehouse {
             .any(|q| q.sql.contains(needle) && q.cancelled)
     }
 
+    /// Pause between a Cortex agent's streamed events (default none).
+    pub fn set_agent_pace(&self, pace: Duration) {
+        self.state.lock().unwrap().cortex.agent_pace = pace;
+    }
+
+    /// Cortex agent runs answered so far.
+    pub fn agent_runs(&self) -> usize {
+        self.state.lock().unwrap().cortex.agent_runs.len()
+    }
+
+    /// The most Cortex agent runs that streamed at one moment.
+    pub fn agent_max_overlap(&self) -> usize {
+        crate::cortex::max_overlap(&self.state.lock().unwrap().cortex.agent_runs)
+    }
+
     /// Result chunks downloaded so far.
     pub fn chunk_downloads(&self) -> usize {
         self.server
@@ -120,6 +140,9 @@ fn error(code: &str, message: &str) -> Reply {
 }
 
 fn answer(r: &Request, state: &Mutex<State>) -> Reply {
+    if let Some(reply) = crate::cortex::answer(r, state) {
+        return reply;
+    }
     let path = r.path.as_str();
     if path == "/session/v1/login-request" {
         return Reply::json(json!({"success": true, "data": {
@@ -266,6 +289,17 @@ fn result(st: &State, id: &str) -> Reply {
             "queryId": id, "queryResultFormat": "json", "total": 1,
             "rowtype": [{"name": "SYSTEM$WAIT", "type": "text", "nullable": true}],
             "rowset": [[format!("waited {n} seconds")]]}}));
+    }
+    if upper.contains("SUM(AMOUNT) AS REVENUE") {
+        let regions = crate::cortex::REVENUE
+            .iter()
+            .filter(|(r, _)| !upper.contains("REGION = '") || upper.contains(&format!("REGION = '{r}'")));
+        let rows: Vec<Value> = regions.map(|(r, v)| json!([r, format!("{v:.2}")])).collect();
+        return Reply::json(json!({"success": true, "data": {
+            "queryId": id, "queryResultFormat": "json", "total": rows.len(),
+            "rowtype": [{"name": "REGION", "type": "text", "nullable": true},
+                        {"name": "REVENUE", "type": "fixed", "scale": 2, "precision": 38, "nullable": true}],
+            "rowset": rows}}));
     }
     let inline = q.rows.min(Warehouse::INLINE_ROWS);
     let chunks: Vec<Value> = (0..(q.rows - inline).div_ceil(Warehouse::CHUNK_ROWS))
