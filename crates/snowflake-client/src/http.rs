@@ -388,7 +388,11 @@ fn api_error(status: StatusCode, body: &[u8]) -> Error {
         s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => ErrorKind::Network,
         _ => ErrorKind::Sql,
     };
-    let code = text("code").or_else(|| json.get("code").filter(|c| c.is_number()).map(Value::to_string));
+    let code = text("code").or_else(|| {
+        json.get("code")
+            .filter(|c| c.is_number())
+            .map(Value::to_string)
+    });
     let mut error = Error::new(kind, message).with_http_status(status.as_u16());
     if let Some(code) = code {
         error = error.with_code(code);

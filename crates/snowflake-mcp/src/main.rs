@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use snowflake_mcp::backend::demo::DemoBackend;
-use snowflake_mcp::backend::people::People;
-use snowflake_mcp::backend::pool::{Pool, PoolLimits};
+
 use snowflake_mcp::backend::snowflake::SnowflakeBackend;
 use snowflake_mcp::backend::Backend;
 use snowflake_mcp::config::{cache_dir, snowflake_settings, Config};
@@ -23,7 +22,7 @@ use snowflake_mcp::sessions::{Registry, SessionLimits};
 use snowflake_mcp::spawn_every;
 use snowflake_mcp::state::coordinator::Coordinator;
 use snowflake_mcp::state::{default_state_path, RedisOptions, RedisStore, SqliteStore, StateStore};
-use snowflake_mcp::tools::{definitions_for, semantic_definitions, Tools};
+use snowflake_mcp::tools::{cortex_definitions, definitions_for, semantic_definitions, Tools};
 use snowflake_mcp::transport::App;
 use tokio_util::sync::CancellationToken;
 
@@ -320,55 +319,11 @@ fn app(
         Arc::new(DemoBackend::open(&cache_dir())?)
     } else {
         let settings = snowflake_settings(config, connection).map_err(|e| e.to_string())?;
-        let client = snowflake_client::Client::new(&settings).map_err(|e| {
-            format!("{e}\n(try `snowflake-mcp check` for a diagnosis, or `--demo` to run without Snowflake)")
-        })?;
-        let default_context = client.default_context().clone();
-        let limits = PoolLimits {
-            max_sessions: config.pool.max_sessions,
-            min_idle: config.pool.min_idle,
-            max_lifetime: secs(config.pool.max_lifetime_secs),
-            heartbeat_every: secs(config.pool.heartbeat_secs),
-            secondary_roles_none: config.pool.secondary_roles == "none",
-            login_timeout: secs(
-                config
-                    .pool
-                    .login_timeout_secs
-                    .min(config.scheduler.queue_timeout_secs)
-                    .max(1),
-            ),
-            max_concurrent_logins: config.pool.max_concurrent_logins.max(1),
-        };
-        let pool = Pool::new(client, limits);
-        // Signed-in people's own Snowflake sessions (token exchange): small pools of their own.
-        let people = clients.exchange().map(|exchange| {
-            let per_person = config
-                .oauth
-                .as_ref()
-                .map_or(2, |o| o.sessions_per_person.max(1));
-            let people = Arc::new(People::new(
-                settings.clone(),
-                exchange.clone(),
-                default_context,
-                PoolLimits {
-                    max_sessions: per_person,
-                    min_idle: 0,
-                    ..limits
-                },
-            ));
-            let upkeep = people.clone();
-            spawn_every(secs(30), move || {
-                let people = upkeep.clone();
-                async move { people.maintain().await }
-            });
-            people
-        });
-        let upkeep = pool.clone();
-        spawn_every(secs(30), move || {
-            let pool = upkeep.clone();
-            async move { pool.maintain().await }
-        });
-        Arc::new(SnowflakeBackend::new(pool, config.query.statement_timeout()).with_people(people))
+        Arc::new(SnowflakeBackend::open(
+            config,
+            &settings,
+            clients.exchange(),
+        )?)
     };
     // Names as Snowflake resolves them unquoted.
     let warehouse_caps: std::collections::HashMap<String, usize> = config
@@ -383,13 +338,13 @@ fn app(
             secs(config.scheduler.queue_timeout_secs),
         )
     });
-    let scheduler = Scheduler::new(SchedulerLimits {
+    let scheduler_limits = SchedulerLimits {
         capacity: config.pool.max_sessions,
         max_queue_per_client: config.scheduler.max_queue_per_client,
         max_queue_total: config.scheduler.max_queue_total,
         queue_timeout: secs(config.scheduler.queue_timeout_secs),
         warehouse_caps,
-    });
+    };
     let metrics = Arc::new(snowflake_mcp::observe::metrics::Metrics::default());
     for client in clients.entries() {
         let kinds: Vec<&str> = client
@@ -401,14 +356,23 @@ fn app(
             .collect();
         metrics.prepare_client(&client.id, &kinds, client.access.limits_scans());
     }
+    // Cortex calls queue fairly among themselves, for places of their own.
+    let cortex = config.cortex.any().then(|| {
+        Scheduler::new(SchedulerLimits {
+            capacity: config.cortex.max_concurrent,
+            warehouse_caps: Default::default(),
+            ..scheduler_limits.clone()
+        })
+    });
     let gateway = Gateway::new(
         backend,
-        scheduler,
+        Scheduler::new(scheduler_limits),
         secs(config.cache.metadata_ttl_secs),
         config.cache.max_entries,
         metrics,
     )
-    .with_cluster(cluster.clone());
+    .with_cluster(cluster.clone())
+    .with_cortex(cortex);
     let registry = Registry::new(SessionLimits {
         max_total: config.sessions.max_total,
         max_per_client: config.sessions.max_per_client,
@@ -449,6 +413,7 @@ fn app(
             Auditor::new(store, config.audit.jsonl_path.as_deref())?,
             gateway,
             config.query.clone(),
+            config.cortex.clone(),
         ),
         registry,
         clients,
@@ -461,6 +426,7 @@ fn app(
             if config.query.semantic_views {
                 list.extend(semantic_definitions());
             }
+            list.extend(cortex_definitions(&config.cortex));
             list
         },
         in_flight: Default::default(),

@@ -45,10 +45,30 @@ pub const REVENUE: [(&str, f64); 3] = [("AMER", 3400.0), ("EMEA", 1200.5), ("APA
 pub const REVENUE_SQL: &str = "SELECT REGION, SUM(AMOUNT) AS REVENUE FROM DB1.PUBLIC.ORDERS WHERE ORDER_DATE >= '2026-07-01' AND ORDER_DATE < '2026-10-01' GROUP BY REGION ORDER BY REVENUE DESC";
 
 const DOCS: [(&str, &str, &str, &str); 4] = [
-    ("KB-1", "Refund policy", "Refunds are paid within 30 days of a return.", "EMEA"),
-    ("KB-2", "Refunds in the Americas", "Refunds in AMER are paid to the original card.", "AMER"),
-    ("KB-3", "Shipping times", "Orders ship within two days.", "EMEA"),
-    ("KB-4", "Warranty", "Every product carries a two-year warranty.", "APAC"),
+    (
+        "KB-1",
+        "Refund policy",
+        "Refunds are paid within 30 days of a return.",
+        "EMEA",
+    ),
+    (
+        "KB-2",
+        "Refunds in the Americas",
+        "Refunds in AMER are paid to the original card.",
+        "AMER",
+    ),
+    (
+        "KB-3",
+        "Shipping times",
+        "Orders ship within two days.",
+        "EMEA",
+    ),
+    (
+        "KB-4",
+        "Warranty",
+        "Every product carries a two-year warranty.",
+        "APAC",
+    ),
 ];
 
 fn refuse(status: u16, message: &str) -> Reply {
@@ -63,7 +83,10 @@ fn request_id() -> String {
 }
 
 /// The Cortex answer to `r`, or `None` when it is not a Cortex call.
-pub(crate) fn answer(r: &Request, state: &std::sync::Mutex<crate::warehouse::State>) -> Option<Reply> {
+pub(crate) fn answer(
+    r: &Request,
+    state: &std::sync::Mutex<crate::warehouse::State>,
+) -> Option<Reply> {
     let path = r.path.as_str();
     if !path.starts_with("/api/v2/") {
         return None;
@@ -74,7 +97,11 @@ pub(crate) fn answer(r: &Request, state: &std::sync::Mutex<crate::warehouse::Sta
     if r.headers.get("authorization").map(String::as_str) != Some("Snowflake Token=\"wh-token\"") {
         return Some(refuse(401, "Authentication token is missing or invalid."));
     }
-    if !r.headers.get("content-type").is_some_and(|t| t.starts_with("application/json")) {
+    if !r
+        .headers
+        .get("content-type")
+        .is_some_and(|t| t.starts_with("application/json"))
+    {
         return Some(refuse(415, "Content-Type must be application/json"));
     }
     if path == "/api/v2/cortex/analyst/message" {
@@ -138,12 +165,20 @@ fn conversation(body: &Value, reply_role: &str) -> Result<String, Reply> {
             return Err(refuse(400, &format!("messages[{i}].role must be '{role}'")));
         }
         let Some(content) = m["content"].as_array().filter(|c| !c.is_empty()) else {
-            return Err(refuse(400, &format!("messages[{i}].content must be a non-empty array")));
+            return Err(refuse(
+                400,
+                &format!("messages[{i}].content must be a non-empty array"),
+            ));
         };
         for c in content {
             match (c["type"].as_str(), c["text"].as_str()) {
                 (Some("text"), Some(text)) => last = text.to_string(),
-                _ => return Err(refuse(400, &format!("messages[{i}].content items are {{type: text, text}}"))),
+                _ => {
+                    return Err(refuse(
+                        400,
+                        &format!("messages[{i}].content items are {{type: text, text}}"),
+                    ))
+                }
             }
         }
     }
@@ -154,8 +189,23 @@ fn conversation(body: &Value, reply_role: &str) -> Result<String, Reply> {
 }
 
 fn analyst(body: &Value) -> Result<Reply, Reply> {
-    only_fields(body, &["messages", "semantic_view", "semantic_model_file", "semantic_model", "semantic_models", "stream"])?;
-    let models = ["semantic_view", "semantic_model_file", "semantic_model", "semantic_models"];
+    only_fields(
+        body,
+        &[
+            "messages",
+            "semantic_view",
+            "semantic_model_file",
+            "semantic_model",
+            "semantic_models",
+            "stream",
+        ],
+    )?;
+    let models = [
+        "semantic_view",
+        "semantic_model_file",
+        "semantic_model",
+        "semantic_models",
+    ];
     if models.iter().filter(|k| !body[**k].is_null()).count() != 1 {
         return Err(refuse(400, "exactly one of semantic_view, semantic_model_file, semantic_model, semantic_models is required"));
     }
@@ -165,7 +215,11 @@ fn analyst(body: &Value) -> Result<Reply, Reply> {
     let Some(view) = body["semantic_view"].as_str() else {
         return Err(refuse(400, "this account answers semantic_view only"));
     };
-    known(&view.to_ascii_uppercase(), "DB1.PUBLIC.SALES_SV", "Semantic view")?;
+    known(
+        &view.to_ascii_uppercase(),
+        "DB1.PUBLIC.SALES_SV",
+        "Semantic view",
+    )?;
     let question = conversation(body, "analyst")?.to_ascii_lowercase();
     let turns = body["messages"].as_array().map_or(0, Vec::len);
     let content = if question.contains("revenue") || (turns > 1 && question.contains("emea")) {
@@ -193,11 +247,19 @@ fn analyst(body: &Value) -> Result<Reply, Reply> {
 }
 
 fn matches(doc: &Value, filter: &Value) -> Result<bool, Reply> {
-    let Some((op, arg)) = filter.as_object().filter(|m| m.len() == 1).and_then(|m| m.iter().next()) else {
+    let Some((op, arg)) = filter
+        .as_object()
+        .filter(|m| m.len() == 1)
+        .and_then(|m| m.iter().next())
+    else {
         return Err(refuse(400, "a filter is an object with one operator"));
     };
     let field = |arg: &Value| -> Result<(String, Value), Reply> {
-        match arg.as_object().filter(|m| m.len() == 1).and_then(|m| m.iter().next()) {
+        match arg
+            .as_object()
+            .filter(|m| m.len() == 1)
+            .and_then(|m| m.iter().next())
+        {
             Some((k, v)) => Ok((k.clone(), v.clone())),
             None => Err(refuse(400, &format!("{op} takes one column and a value"))),
         }
@@ -209,7 +271,11 @@ fn matches(doc: &Value, filter: &Value) -> Result<bool, Reply> {
             };
             let results: Result<Vec<bool>, Reply> = items.iter().map(|f| matches(doc, f)).collect();
             let results = results?;
-            if op == "@and" { results.iter().all(|b| *b) } else { results.iter().any(|b| *b) }
+            if op == "@and" {
+                results.iter().all(|b| *b)
+            } else {
+                results.iter().any(|b| *b)
+            }
         }
         "@not" => !matches(doc, arg)?,
         "@eq" => {
@@ -218,19 +284,36 @@ fn matches(doc: &Value, filter: &Value) -> Result<bool, Reply> {
         }
         "@contains" => {
             let (k, v) = field(arg)?;
-            doc[&k].as_str().zip(v.as_str()).is_some_and(|(d, v)| d.contains(v))
+            doc[&k]
+                .as_str()
+                .zip(v.as_str())
+                .is_some_and(|(d, v)| d.contains(v))
         }
         "@gte" | "@lte" => {
             let (k, v) = field(arg)?;
             let (d, v) = (doc[&k].as_str().unwrap_or(""), v.as_str().unwrap_or(""));
-            if op == "@gte" { d >= v } else { d <= v }
+            if op == "@gte" {
+                d >= v
+            } else {
+                d <= v
+            }
         }
         other => return Err(refuse(400, &format!("unknown filter operator '{other}'"))),
     })
 }
 
 fn search(service: &str, body: &Value) -> Result<Reply, Reply> {
-    only_fields(body, &["query", "columns", "filter", "limit", "scoring_config", "scoring_profile"])?;
+    only_fields(
+        body,
+        &[
+            "query",
+            "columns",
+            "filter",
+            "limit",
+            "scoring_config",
+            "scoring_profile",
+        ],
+    )?;
     known(service, "DB1.PUBLIC.SUPPORT_DOCS", "Cortex Search Service")?;
     let Some(query) = body["query"].as_str().filter(|q| !q.trim().is_empty()) else {
         return Err(refuse(400, "query is required"));
@@ -244,12 +327,18 @@ fn search(service: &str, body: &Value) -> Result<Reply, Reply> {
     };
     let columns: Vec<String> = match &body["columns"] {
         Value::Null => vec!["BODY".into()],
-        Value::Array(c) if c.iter().all(Value::is_string) => {
-            c.iter().filter_map(Value::as_str).map(str::to_string).collect()
-        }
+        Value::Array(c) if c.iter().all(Value::is_string) => c
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
         _ => return Err(refuse(400, "columns must be an array of column names")),
     };
-    let words: Vec<String> = query.to_ascii_lowercase().split_whitespace().map(str::to_string).collect();
+    let words: Vec<String> = query
+        .to_ascii_lowercase()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
     let mut hits = Vec::new();
     for (id, title, text, region) in DOCS {
         let doc = json!({"DOC_ID": id, "TITLE": title, "BODY": text, "REGION": region});
@@ -257,7 +346,10 @@ fn search(service: &str, body: &Value) -> Result<Reply, Reply> {
             continue;
         }
         let haystack = format!("{title} {text}").to_ascii_lowercase();
-        let score = words.iter().filter(|w| haystack.contains(w.as_str())).count();
+        let score = words
+            .iter()
+            .filter(|w| haystack.contains(w.as_str()))
+            .count();
         if score > 0 {
             hits.push((score, doc));
         }
@@ -265,23 +357,39 @@ fn search(service: &str, body: &Value) -> Result<Reply, Reply> {
     hits.sort_by(|a, b| b.0.cmp(&a.0));
     for c in &columns {
         if !["DOC_ID", "TITLE", "BODY", "REGION"].contains(&c.as_str()) {
-            return Err(refuse(400, &format!("column '{c}' is not an attribute of the service")));
+            return Err(refuse(
+                400,
+                &format!("column '{c}' is not an attribute of the service"),
+            ));
         }
     }
     let results: Vec<Value> = hits
         .into_iter()
         .take(limit)
         .map(|(_, doc)| {
-            let row: serde_json::Map<String, Value> =
-                columns.iter().map(|c| (c.clone(), doc[c].clone())).collect();
+            let row: serde_json::Map<String, Value> = columns
+                .iter()
+                .map(|c| (c.clone(), doc[c].clone()))
+                .collect();
             Value::Object(row)
         })
         .collect();
-    Ok(Reply::json(json!({"results": results, "request_id": request_id()})))
+    Ok(Reply::json(
+        json!({"results": results, "request_id": request_id()}),
+    ))
 }
 
 fn agent_run(agent: &str, body: &Value, state: &mut CortexState) -> Result<Reply, Reply> {
-    only_fields(body, &["messages", "thread_id", "parent_message_id", "tool_choice", "stream"])?;
+    only_fields(
+        body,
+        &[
+            "messages",
+            "thread_id",
+            "parent_message_id",
+            "tool_choice",
+            "stream",
+        ],
+    )?;
     known(agent, "DB1.PUBLIC.SALES_AGENT", "Agent")?;
     let question = conversation(body, "assistant")?;
     if !body["tool_choice"].is_null() && !body["tool_choice"]["type"].is_string() {
@@ -311,32 +419,67 @@ fn agent_run(agent: &str, body: &Value, state: &mut CortexState) -> Result<Reply
     let failing = question.to_ascii_lowercase().contains("fail");
     let (head, tail) = answer.split_at(answer.len() / 2);
     let mut events = vec![
-        ("response.status", json!({"status": "planning", "message": "Planning the next steps"})),
-        ("response.thinking.delta", json!({"content_index": 0, "text": "The question asks for revenue by region."})),
-        ("response.tool_use", json!({"content_index": 1, "tool_use_id": "toolu_1", "type": "cortex_analyst_text_to_sql", "name": "sales_analyst", "input": {"query": question}})),
-        ("response.tool_result.status", json!({"tool_use_id": "toolu_1", "tool_type": "cortex_analyst_text_to_sql", "status": "executing_sql", "message": "Executing SQL"})),
+        (
+            "response.status",
+            json!({"status": "planning", "message": "Planning the next steps"}),
+        ),
+        (
+            "response.thinking.delta",
+            json!({"content_index": 0, "text": "The question asks for revenue by region."}),
+        ),
+        (
+            "response.tool_use",
+            json!({"content_index": 1, "tool_use_id": "toolu_1", "type": "cortex_analyst_text_to_sql", "name": "sales_analyst", "input": {"query": question}}),
+        ),
+        (
+            "response.tool_result.status",
+            json!({"tool_use_id": "toolu_1", "tool_type": "cortex_analyst_text_to_sql", "status": "executing_sql", "message": "Executing SQL"}),
+        ),
     ];
     if failing {
         events.push(("error", json!({"code": "399505", "message": "The agent's tool failed.", "request_id": request_id()})));
     } else {
         events.extend([
-            ("response.tool_result", json!({"content_index": 2}).as_object().map(|m| {
-                let mut m = m.clone();
-                m.extend(tool_result.as_object().cloned().unwrap_or_default());
-                Value::Object(m)
-            }).unwrap_or_default()),
-            ("response.table", json!({"content_index": 3, "tool_use_id": "toolu_1", "result_set": table})),
-            ("response.status", json!({"status": "proceeding_to_answer", "message": "Forming the answer"})),
-            ("response.text.delta", json!({"content_index": 4, "text": head})),
-            ("response.text.delta", json!({"content_index": 4, "text": tail})),
-            ("response.text.annotation", json!({"content_index": 4, "annotation_index": 0, "annotation": citation})),
+            (
+                "response.tool_result",
+                json!({"content_index": 2})
+                    .as_object()
+                    .map(|m| {
+                        let mut m = m.clone();
+                        m.extend(tool_result.as_object().cloned().unwrap_or_default());
+                        Value::Object(m)
+                    })
+                    .unwrap_or_default(),
+            ),
+            (
+                "response.table",
+                json!({"content_index": 3, "tool_use_id": "toolu_1", "result_set": table}),
+            ),
+            (
+                "response.status",
+                json!({"status": "proceeding_to_answer", "message": "Forming the answer"}),
+            ),
+            (
+                "response.text.delta",
+                json!({"content_index": 4, "text": head}),
+            ),
+            (
+                "response.text.delta",
+                json!({"content_index": 4, "text": tail}),
+            ),
+            (
+                "response.text.annotation",
+                json!({"content_index": 4, "annotation_index": 0, "annotation": citation}),
+            ),
             ("response.unknown_future_event", json!({"anything": true})),
             ("response", last),
         ]);
     }
     let pace = state.agent_pace;
     let start = Instant::now();
-    state.agent_runs.push((start, start + pace * events.len() as u32));
+    state
+        .agent_runs
+        .push((start, start + pace * events.len() as u32));
     Ok(Reply::events(
         events
             .into_iter()
@@ -347,7 +490,8 @@ fn agent_run(agent: &str, body: &Value, state: &mut CortexState) -> Result<Reply
 
 /// The most agent runs whose streams overlapped at any moment.
 pub(crate) fn max_overlap(runs: &[(Instant, Instant)]) -> usize {
-    let mut edges: Vec<(Instant, i32)> = runs.iter().flat_map(|(s, e)| [(*s, 1), (*e, -1)]).collect();
+    let mut edges: Vec<(Instant, i32)> =
+        runs.iter().flat_map(|(s, e)| [(*s, 1), (*e, -1)]).collect();
     edges.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
     let (mut now, mut most) = (0i32, 0i32);
     for (_, step) in edges {

@@ -55,7 +55,10 @@ impl Reply {
             parts: events
                 .into_iter()
                 .map(|(pause, event, data)| {
-                    (pause, format!("event: {event}\ndata: {data}\n\n").into_bytes())
+                    (
+                        pause,
+                        format!("event: {event}\ndata: {data}\n\n").into_bytes(),
+                    )
                 })
                 .collect(),
         }

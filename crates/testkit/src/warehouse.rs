@@ -291,10 +291,12 @@ fn result(st: &State, id: &str) -> Reply {
             "rowset": [[format!("waited {n} seconds")]]}}));
     }
     if upper.contains("SUM(AMOUNT) AS REVENUE") {
-        let regions = crate::cortex::REVENUE
-            .iter()
-            .filter(|(r, _)| !upper.contains("REGION = '") || upper.contains(&format!("REGION = '{r}'")));
-        let rows: Vec<Value> = regions.map(|(r, v)| json!([r, format!("{v:.2}")])).collect();
+        let regions = crate::cortex::REVENUE.iter().filter(|(r, _)| {
+            !upper.contains("REGION = '") || upper.contains(&format!("REGION = '{r}'"))
+        });
+        let rows: Vec<Value> = regions
+            .map(|(r, v)| json!([r, format!("{v:.2}")]))
+            .collect();
         return Reply::json(json!({"success": true, "data": {
             "queryId": id, "queryResultFormat": "json", "total": rows.len(),
             "rowtype": [{"name": "REGION", "type": "text", "nullable": true},

@@ -81,10 +81,12 @@ async fn read_answer(
     let mut read = 0usize;
     loop {
         let chunk = match tokio::time::timeout_at(deadline, response.chunk()).await {
-            Err(_) => return Err(Error::new(
-                crate::ErrorKind::Timeout,
-                "Snowflake's answer did not end in time",
-            )),
+            Err(_) => {
+                return Err(Error::new(
+                    crate::ErrorKind::Timeout,
+                    "Snowflake's answer did not end in time",
+                ))
+            }
             Ok(Err(e)) => return Err(crate::http::network_error(&e)),
             Ok(Ok(None)) => break,
             Ok(Ok(Some(chunk))) => chunk,

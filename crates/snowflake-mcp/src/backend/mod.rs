@@ -29,6 +29,7 @@ use crate::error::ToolError;
 use crate::ident::Ident;
 
 use crate::Context;
+pub use snowflake_client::ApiEvent;
 
 /// Standard warehouses' credits per hour by size (Snowflake bills per second, with a 60-second
 /// minimum each time a warehouse resumes, so per-statement figures are estimates).
@@ -306,6 +307,26 @@ pub trait Backend: Send + Sync + 'static {
     /// Check that `target` can be used (objects exist, role and warehouse usable) and return the
     /// context as the engine reports it once applied.
     async fn resolve_context(&self, target: &Context) -> Result<Context, ToolError>;
+
+    /// Call Snowflake's REST API `path` (`api/v2/...`: Cortex) with `body`, as the caller's
+    /// identity and context, within `timeout`: a JSON answer, or `Null` once an event stream
+    /// (handed to `on_event` as it comes) ends.
+    async fn call_api(
+        &self,
+        _ctx: &Context,
+        _path: &str,
+        _body: &Value,
+        _timeout: Duration,
+        _on_event: &mut (dyn FnMut(ApiEvent) + Send),
+    ) -> Result<Value, ToolError> {
+        Err(ToolError::new(
+            "unavailable",
+            format!(
+                "Snowflake's Cortex services need a Snowflake account; the {} backend has none",
+                self.name()
+            ),
+        ))
+    }
 
     /// Release everything (log out of Snowflake) before the process exits.
     async fn shutdown(&self) {}

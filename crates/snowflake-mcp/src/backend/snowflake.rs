@@ -19,9 +19,10 @@ use super::{
 use crate::error::ToolError;
 use crate::ident::{string_literal, Ident};
 
+mod open;
 mod run;
 
-use run::{run_on, stored_on};
+use run::{api_on, run_on, stored_on};
 
 /// Metadata answers are capped too; a catalogue bigger than this is truncated.
 const METADATA_ROWS: usize = 10_000;
@@ -36,6 +37,9 @@ pub struct SnowflakeBackend {
     people: Option<Arc<People>>,
     metadata_timeout: std::time::Duration,
     default_context: OnceCell<Context>,
+    /// Sessions that call Cortex (`[cortex] max_concurrent` of them), apart from the
+    /// statements' pool so a long agent run never holds a session a statement waits for.
+    cortex: Option<SnowflakePool>,
 }
 
 impl SnowflakeBackend {
@@ -45,7 +49,19 @@ impl SnowflakeBackend {
             people: None,
             metadata_timeout,
             default_context: OnceCell::new(),
+            cortex: None,
         }
+    }
+
+    /// Call Cortex on sessions of `pool` (with `[cortex]`).
+    pub fn with_cortex(mut self, pool: Option<SnowflakePool>) -> Self {
+        self.cortex = pool;
+        self
+    }
+
+    /// The pool Cortex calls lease from, when configured.
+    pub fn cortex_pool(&self) -> Option<&SnowflakePool> {
+        self.cortex.as_ref()
     }
 
     /// Run signed-in people's statements on their own Snowflake sessions.
@@ -150,6 +166,27 @@ impl Table {
 
 #[async_trait]
 impl Backend for SnowflakeBackend {
+    async fn call_api(
+        &self,
+        ctx: &Context,
+        path: &str,
+        body: &Value,
+        timeout: std::time::Duration,
+        on_event: &mut (dyn FnMut(super::ApiEvent) + Send),
+    ) -> Result<Value, ToolError> {
+        // A signed-in person's call runs as them, on one of their own sessions.
+        if let Some(pool) = self.person_pool()? {
+            return api_on(&pool, ctx, path, body, timeout, on_event).await;
+        }
+        match &self.cortex {
+            Some(pool) => api_on(pool, ctx, path, body, timeout, on_event).await,
+            None => Err(ToolError::new(
+                "unavailable",
+                "Cortex is not configured ([cortex])",
+            )),
+        }
+    }
+
     fn name(&self) -> &'static str {
         "snowflake"
     }
@@ -338,6 +375,9 @@ impl Backend for SnowflakeBackend {
         if let Some(people) = &self.people {
             people.shutdown().await;
         }
+        if let Some(cortex) = &self.cortex {
+            cortex.shutdown(std::time::Duration::from_secs(10)).await;
+        }
         self.pool.shutdown(std::time::Duration::from_secs(10)).await;
     }
 
@@ -360,9 +400,13 @@ impl Backend for SnowflakeBackend {
         let stats = self.pool.stats();
         // People's own sessions count too: they are Snowflake sessions this server holds.
         let (people_in_use, people_idle) = self.people.as_ref().map_or((0, 0), |p| p.gauges());
+        let (cortex_in_use, cortex_idle) = self
+            .cortex
+            .as_ref()
+            .map_or((0, 0), |p| (p.in_use(), p.idle_count()));
         Some((
-            self.pool.in_use() + people_in_use,
-            self.pool.idle_count() + people_idle,
+            self.pool.in_use() + people_in_use + cortex_in_use,
+            self.pool.idle_count() + people_idle + cortex_idle,
             stats.logins.load(Relaxed),
             stats.context_switches.load(Relaxed),
         ))

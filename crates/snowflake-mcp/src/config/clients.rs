@@ -58,6 +58,15 @@ pub struct ClientConfig {
     pub allowed_databases: Option<Vec<String>>,
     /// Semantic views (`DB.SCHEMA.VIEW`) this client may describe and query; all when unset.
     pub allowed_semantic_views: Option<Vec<String>>,
+    /// Cortex tools (`ask_analyst`, and `[[cortex.search]]` / `[[cortex.agents]]` names) this
+    /// client may call; all configured ones when unset.
+    pub allowed_cortex: Option<Vec<String>>,
+    /// Whether `ask_analyst` may run the SQL Cortex Analyst writes (on the `run_query` path).
+    #[serde(default)]
+    pub analyst_execute: bool,
+    /// Cortex calls (Analyst, Search, Agents) per UTC day and hour.
+    pub cortex_calls_per_day: Option<u64>,
+    pub cortex_calls_per_hour: Option<u64>,
     /// Roles this client may switch to; all when unset.
     pub allowed_roles: Option<Vec<String>>,
     /// Warehouses this client may switch to; all when unset.

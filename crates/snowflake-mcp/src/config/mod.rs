@@ -17,11 +17,13 @@ use serde::Deserialize;
 use snowflake_client::{ConnectionSettings, Error};
 
 mod clients;
+mod cortex;
 mod oauth;
 mod service;
 mod writes;
 
 pub use clients::{AnonymousConfig, ClientConfig, ContextConfig};
+pub use cortex::{AgentConfig, CortexConfig, SearchService};
 pub use oauth::{check_provider_url, OAuthConfig};
 pub use service::{
     AuditConfig, CacheConfig, PoolConfig, QueryConfig, SchedulerConfig, ServerConfig,
@@ -78,6 +80,9 @@ pub struct Config {
     pub oauth: Option<OAuthConfig>,
     /// The operator's console (off unless configured).
     pub console: Option<ConsoleConfig>,
+    /// Snowflake's Cortex services as tools (none unless configured).
+    #[serde(default)]
+    pub cortex: CortexConfig,
 }
 
 /// `[console]`: the operator's console and its JSON API.
@@ -118,6 +123,7 @@ impl Config {
     /// Values serde cannot check.
     pub fn check(&self) -> Result<(), String> {
         self.query.check()?;
+        self.cortex.check()?;
         if self.pool.max_sessions == 0
             || self.pool.max_lifetime_secs == 0
             || self.pool.heartbeat_secs == 0
@@ -201,6 +207,19 @@ impl Config {
                 }
             }
             c.check_writes()?;
+            let cortex_tools = self.cortex.tool_names();
+            if let Some(unknown) = c
+                .allowed_cortex
+                .iter()
+                .flatten()
+                .find(|n| !cortex_tools.contains(&n.as_str()))
+            {
+                return Err(format!(
+                    "client '{}': allowed_cortex names '{unknown}', which is not a configured Cortex tool ({})",
+                    c.id,
+                    cortex_tools.join(", ")
+                ));
+            }
             if c.weight == 0 || c.max_concurrent == 0 {
                 return Err(format!(
                     "client '{}': weight and max_concurrent must be at least 1",

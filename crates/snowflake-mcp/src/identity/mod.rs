@@ -230,6 +230,8 @@ fn policy_of(c: &crate::config::ClientConfig) -> ClientPolicy {
                 seconds: c.statement_seconds_per_hour,
                 microcredits: c.credits_per_hour,
             },
+            cortex_per_day: c.cortex_calls_per_day,
+            cortex_per_hour: c.cortex_calls_per_hour,
         },
         access: Access {
             databases: normalize_list(&c.allowed_databases),
@@ -245,6 +247,8 @@ fn policy_of(c: &crate::config::ClientConfig) -> ClientPolicy {
                     })
                     .collect()
             }),
+            cortex: c.allowed_cortex.clone(),
+            analyst_execute: c.analyst_execute,
             roles: normalize_list(&c.allowed_roles),
             warehouses: normalize_list(&c.allowed_warehouses),
             max_rows: c.max_rows,

@@ -168,10 +168,38 @@ impl Admission {
         }
         let now = Utc::now();
         let windows = client.quotas.windows(now);
+        self.reserve_in(client, client.id.clone(), windows, (want, cost), None, now)
+            .await
+    }
+
+    /// Reserve one Cortex call against `client`'s `cortex_calls_per_*`, counted apart from its
+    /// queries (under a key of its own in the store); settled like a query's ticket.
+    pub async fn reserve_cortex(&self, client: &ClientPolicy) -> Result<Option<Ticket>, ToolError> {
+        let now = Utc::now();
+        let windows = client.quotas.cortex_windows(now);
+        if windows.is_empty() {
+            return Ok(None);
+        }
+        let key: Arc<str> = format!("{}\u{1f}cortex", client.id).into();
+        let want = (Amounts::default(), Cost::default());
+        self.reserve_in(client, key, windows, want, Some("Cortex calls"), now)
+            .await
+    }
+
+    /// Reserve `want` under `key` in `windows`; a refusal names the quota `noun` when given.
+    async fn reserve_in(
+        &self,
+        client: &ClientPolicy,
+        key: Arc<str>,
+        windows: Vec<(String, crate::state::WindowLimits)>,
+        (want, cost): (Amounts, Cost),
+        noun: Option<&'static str>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Ticket>, ToolError> {
         // A locked or slow state store fails this call clearly instead of stalling everyone.
         let reserved = tokio::time::timeout(
             QUOTA_DEADLINE,
-            self.store.reserve(&client.id, &windows, want, cost),
+            self.store.reserve(&key, &windows, want, cost),
         )
         .await
         .map_err(|_| {
@@ -188,7 +216,7 @@ impl Admission {
         match reserved.map_err(store_error)? {
             Ok(granted) => Ok(Some(Ticket {
                 store: self.store.clone(),
-                client: client.id.clone(),
+                client: key,
                 windows: windows.into_iter().map(|(w, _)| w).collect(),
                 granted,
                 reached: crate::observe::progress::tracker(),
@@ -221,7 +249,7 @@ impl Admission {
                         "client '{}' has used its quota of {} {} per {period}{running}; it resets at {} UTC (in {})",
                         client.id,
                         limit,
-                        exceeded.quota,
+                        noun.unwrap_or(exceeded.quota),
                         reset.format("%Y-%m-%d %H:%M"),
                         human(wait)
                     ),

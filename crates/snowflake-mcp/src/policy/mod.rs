@@ -85,6 +85,10 @@ pub struct Access {
     pub max_scan_partitions: Option<u64>,
     /// What it may write, and where (nothing by default).
     pub writes: writes::Writes,
+    /// Cortex tools it may call (`ask_analyst`, search and agent names); all when `None`.
+    pub cortex: Option<Vec<String>>,
+    /// Whether `ask_analyst` runs the SQL Cortex Analyst writes.
+    pub analyst_execute: bool,
 }
 
 impl Access {
@@ -96,6 +100,24 @@ impl Access {
                 format!(
                     "client '{client}' may not use semantic view {view}; it may use: {}",
                     allowed.join(", ")
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// `not_allowed` unless this client may call Cortex tool `tool`.
+    pub fn check_cortex(&self, client: &str, tool: &str) -> Result<(), ToolError> {
+        match &self.cortex {
+            Some(allowed) if !allowed.iter().any(|t| t == tool) => Err(ToolError::new(
+                "not_allowed",
+                format!(
+                    "client '{client}' may not call {tool}; its Cortex tools are: {}",
+                    if allowed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        allowed.join(", ")
+                    }
                 ),
             )),
             _ => Ok(()),
@@ -264,6 +286,9 @@ impl RatePolicy {
 pub struct QuotaPolicy {
     pub per_day: WindowLimits,
     pub per_hour: WindowLimits,
+    /// Cortex calls per UTC day and hour (`cortex_calls_per_*`), counted apart from queries.
+    pub cortex_per_day: Option<u64>,
+    pub cortex_per_hour: Option<u64>,
 }
 
 impl QuotaPolicy {
@@ -278,27 +303,45 @@ impl QuotaPolicy {
 
     /// The windows `now` falls in that have limits, with those limits.
     pub fn windows(&self, now: DateTime<Utc>) -> Vec<(String, WindowLimits)> {
-        let mut w = Vec::new();
-        if self.per_day != WindowLimits::default() {
-            w.push((
-                format!("d:{:04}-{:02}-{:02}", now.year(), now.month(), now.day()),
-                self.per_day,
-            ));
-        }
-        if self.per_hour != WindowLimits::default() {
-            w.push((
-                format!(
-                    "h:{:04}-{:02}-{:02}T{:02}",
-                    now.year(),
-                    now.month(),
-                    now.day(),
-                    now.hour()
-                ),
-                self.per_hour,
-            ));
-        }
-        w
+        windows_of(self.per_day, self.per_hour, now)
     }
+
+    /// The Cortex-call windows `now` falls in that have limits (counted as `queries`).
+    pub fn cortex_windows(&self, now: DateTime<Utc>) -> Vec<(String, WindowLimits)> {
+        let calls = |queries| WindowLimits {
+            queries,
+            ..WindowLimits::default()
+        };
+        windows_of(calls(self.cortex_per_day), calls(self.cortex_per_hour), now)
+    }
+}
+
+/// The day and hour windows `now` falls in, each with its limits when it has any.
+fn windows_of(
+    per_day: WindowLimits,
+    per_hour: WindowLimits,
+    now: DateTime<Utc>,
+) -> Vec<(String, WindowLimits)> {
+    let mut w = Vec::new();
+    if per_day != WindowLimits::default() {
+        w.push((
+            format!("d:{:04}-{:02}-{:02}", now.year(), now.month(), now.day()),
+            per_day,
+        ));
+    }
+    if per_hour != WindowLimits::default() {
+        w.push((
+            format!(
+                "h:{:04}-{:02}-{:02}T{:02}",
+                now.year(),
+                now.month(),
+                now.day(),
+                now.hour()
+            ),
+            per_hour,
+        ));
+    }
+    w
 }
 
 /// A client limited to some roles (warehouses) runs as one of them from its first statement:

@@ -41,6 +41,8 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     /// With several replicas: the cluster-wide places a granted statement also needs.
     cluster: Option<Arc<Cluster>>,
+    /// With `[cortex]`: Cortex calls' own places (`max_concurrent`), shared fairly by weight.
+    cortex: Option<Scheduler>,
 }
 
 impl Gateway {
@@ -57,8 +59,55 @@ impl Gateway {
             scheduler,
             metrics,
             cluster: None,
+            cortex: None,
             cache: MetadataCache::new(ttl, max_entries),
         }
+    }
+
+    /// Schedule Cortex calls on `scheduler`, apart from statements.
+    pub fn with_cortex(mut self, scheduler: Option<Scheduler>) -> Self {
+        self.cortex = scheduler;
+        self
+    }
+
+    /// The Cortex calls' scheduler, when Cortex is configured.
+    pub fn cortex_scheduler(&self) -> Option<&Scheduler> {
+        self.cortex.as_ref()
+    }
+
+    /// Call Cortex's REST API `path` for `client` once it holds one of the Cortex places: a
+    /// scheduler of their own (`[cortex] max_concurrent`, fair by weight in held time like the
+    /// statements'), so a burst of agent runs queues among itself and never takes a place a
+    /// statement needs. Cortex places are per replica.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn call_api(
+        &self,
+        client: &ClientShare,
+        ctx: &Context,
+        tool: &str,
+        path: &str,
+        body: &serde_json::Value,
+        timeout: Duration,
+        on_event: &mut (dyn FnMut(crate::backend::ApiEvent) + Send),
+    ) -> Result<serde_json::Value, ToolError> {
+        self.backend.available()?;
+        let Some(scheduler) = &self.cortex else {
+            return Err(ToolError::new(
+                "unavailable",
+                "Cortex is not configured on this server ([cortex])",
+            ));
+        };
+        let queued = Instant::now();
+        crate::observe::progress::report(crate::observe::progress::Stage::Queued);
+        let _permit = scheduler.acquire(client).await?;
+        self.metrics.observe("queue_wait", tool, queued.elapsed());
+        let started = Instant::now();
+        let result = self
+            .backend
+            .call_api(ctx, path, body, timeout, on_event)
+            .await;
+        self.metrics.observe("snowflake", tool, started.elapsed());
+        result
     }
 
     /// Hold statements to cluster-wide caps too (several replicas on a shared store).

@@ -14,6 +14,7 @@
 //! identifiers validated and quoted by [`crate::ident`], and SQL checked by [`crate::tools::guard`]
 //! before any of it reaches a [`Backend`](crate::backend::Backend).
 
+mod cortex;
 mod cost;
 pub mod guard;
 pub mod render;
@@ -50,6 +51,8 @@ pub struct Tools {
     pub results: Results,
     /// Clients an operator paused.
     pub pauses: Arc<crate::policy::pause::Pauses>,
+    /// The Cortex tools configured (`[cortex]`).
+    pub cortex: crate::config::CortexConfig,
 }
 
 /// Who is calling: the client (policy, limits) and its MCP session's context.
@@ -88,6 +91,7 @@ impl Tools {
         auditor: Auditor,
         gateway: Gateway,
         limits: QueryConfig,
+        cortex: crate::config::CortexConfig,
     ) -> Arc<Tools> {
         let results = Results::new(admission.store().clone());
         let pauses = crate::policy::pause::Pauses::new(admission.store().clone());
@@ -98,6 +102,7 @@ impl Tools {
             limits,
             results,
             pauses,
+            cortex,
         });
         let weak = Arc::downgrade(&tools);
         crate::spawn_every(std::time::Duration::from_secs(60), move || {
@@ -139,6 +144,7 @@ impl Tools {
                 let work = async { self.cancel_query(parse(args)?, caller).await };
                 self.audited(name, None, caller, work).await
             }
+            _ if self.cortex.tool_names().contains(&name) => self.cortex(name, args, caller).await,
             _ => self.call_now(name, args, caller).await,
         }
     }
@@ -501,6 +507,7 @@ fn context_result(ctx: &Context, limits: Option<Value>, note: Option<&str>) -> C
 
 mod arguments;
 mod definitions;
+pub use cortex::cortex_definitions;
 pub use definitions::{
     definitions, definitions_for, semantic_definitions, with_viewer, VIEWER_URI,
 };

@@ -1,5 +1,6 @@
-//! Running one statement, and reading one kept result, on a session leased from a pool —
-//! each bounded by one deadline, and aborted on Snowflake if its call goes away.
+//! Running one statement, reading one kept result, and calling one REST API (Cortex), on a
+//! session leased from a pool — each bounded by one deadline; a statement is aborted on
+//! Snowflake if its call goes away.
 
 use snowflake_client::{QueryOptions, RowLimits, Rows};
 
@@ -122,5 +123,51 @@ async fn report_status(
                 _ => format!("Snowflake: {status}"),
             });
         }
+    }
+}
+
+/// Call Snowflake's REST API `path` with `body` as a session leased from `pool` (so as its
+/// user, and the role and warehouse of `ctx`), within `timeout`: a JSON answer, or `Null` once
+/// an event stream handed to `on_event` ends. The session does nothing else meanwhile.
+pub(super) async fn api_on<C: Connector<Session = snowflake_client::Session>>(
+    pool: &Pool<C>,
+    ctx: &Context,
+    path: &str,
+    body: &serde_json::Value,
+    timeout: std::time::Duration,
+    on_event: &mut (dyn FnMut(snowflake_client::ApiEvent) + Send),
+) -> Result<serde_json::Value, ToolError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut lease = pool.lease_by(ctx, deadline).await?;
+    crate::observe::progress::report(crate::observe::progress::Stage::Running);
+    match lease.session().api(path, body, deadline, on_event).await {
+        Ok(answer) => {
+            lease.succeeded();
+            Ok(answer)
+        }
+        Err(e) => {
+            lease.retire_if_broken(&e);
+            Err(api_error(e))
+        }
+    }
+}
+
+/// A REST API's refusal in the words a model can act on; other failures as any Snowflake error.
+fn api_error(e: snowflake_client::Error) -> ToolError {
+    let said = e.message().to_string();
+    match e.http_status() {
+        Some(400 | 409 | 422) => ToolError::invalid(format!("Snowflake refused the request: {said}")),
+        Some(403) => ToolError::refused(format!(
+            "Snowflake refused it for this role: {said} (the role needs USAGE on the Cortex object, or SELECT on the semantic view)"
+        )),
+        Some(404) => ToolError::invalid(format!(
+            "Snowflake does not know it, or this role may not see it: {said}"
+        )),
+        Some(429) => {
+            let mut busy = ToolError::new("busy", format!("Snowflake is rate limiting Cortex calls: {said}"));
+            busy.retry_after_ms = Some(5_000);
+            busy
+        }
+        _ => ToolError::from(e),
     }
 }

@@ -76,6 +76,7 @@ fn windows_and_their_edges() {
             rows: Some(10),
             ..Default::default()
         },
+        ..Default::default()
     };
     let just_before_midnight = Utc.with_ymd_and_hms(2026, 11, 24, 23, 59, 59).unwrap();
     let w = q.windows(just_before_midnight);
