@@ -403,3 +403,63 @@ fn a_bad_cortex_config_is_refused_at_start() {
         assert!(stderr.contains(said), "{bad}: {stderr}");
     }
 }
+
+/// Fifty agent runs at once queue for the Cortex places (`max_concurrent = 2`) among
+/// themselves; a SQL client's statements meanwhile take as long as they take alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_agent_runs_do_not_hold_up_a_sql_client() {
+    let wh = testkit::Warehouse::start().await;
+    // 13 events 40 ms apart: each run streams for about half a second.
+    wh.set_agent_pace(std::time::Duration::from_millis(40));
+    let extra = "\n[pool]\nmax_sessions = 2\n";
+    let server = Server::start(
+        &["--config", &config("cortex-fair", extra)],
+        &warehouse_env(wh.port()),
+    )
+    .await;
+    let viewer = server.client_with_token("viewer-token").await;
+    let statement = "SELECT SYSTEM$WAIT(1)";
+    let alone = std::time::Instant::now();
+    ok(&viewer, "run_query", json!({"sql": statement})).await;
+    let alone = alone.elapsed();
+
+    let analyst = server.client_with_token("analyst-token").await;
+    let runs: Vec<_> = (0..50)
+        .map(|i| {
+            let peer = analyst.peer().clone();
+            tokio::spawn(async move {
+                let args = json!({"question": format!("sales, take {i}")});
+                let request = rmcp::model::CallToolRequestParams::new("sales_agent")
+                    .with_arguments(args.as_object().unwrap().clone());
+                peer.call_tool(request).await.unwrap()
+            })
+        })
+        .collect();
+    wait_for("the agent runs to start", || async { wh.agent_runs() >= 2 }).await;
+    let mut slowest = std::time::Duration::ZERO;
+    for _ in 0..4 {
+        let started = std::time::Instant::now();
+        ok(&viewer, "run_query", json!({"sql": statement})).await;
+        slowest = slowest.max(started.elapsed());
+    }
+    let during = wh.agent_runs();
+    assert!(
+        during < 50,
+        "the SQL ran while agents were still queued ({during} started)"
+    );
+    for run in runs {
+        let result = run.await.unwrap();
+        assert_ne!(result.is_error, Some(true), "{}", text(&result));
+    }
+    assert_eq!(wh.agent_runs(), 50);
+    assert!(
+        wh.agent_max_overlap() <= 2,
+        "at most max_concurrent agent runs at once: {}",
+        wh.agent_max_overlap()
+    );
+    // Within one statement's length of running alone.
+    assert!(
+        slowest < alone + std::time::Duration::from_secs(1),
+        "a statement took {slowest:?} beside 50 agent runs, {alone:?} alone"
+    );
+}

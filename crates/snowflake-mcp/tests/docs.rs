@@ -174,7 +174,12 @@ fn every_config_key_the_server_accepts_is_in_the_configuration_reference() {
         .into_iter()
         .filter(|key| {
             let as_key = format!("{key} =");
-            let as_section = [format!("[{key}]"), format!("[[{key}]]"), format!("[{key}.")];
+            let as_section = [
+                format!("[{key}]"),
+                format!("[[{key}]]"),
+                format!("[{key}."),
+                format!(".{key}]]"),
+            ];
             !reference.contains(&as_key) && !as_section.iter().any(|s| reference.contains(s))
         })
         .collect();

@@ -354,7 +354,7 @@ fn search(service: &str, body: &Value) -> Result<Reply, Reply> {
             hits.push((score, doc));
         }
     }
-    hits.sort_by(|a, b| b.0.cmp(&a.0));
+    hits.sort_by_key(|h| std::cmp::Reverse(h.0));
     for c in &columns {
         if !["DOC_ID", "TITLE", "BODY", "REGION"].contains(&c.as_str()) {
             return Err(refuse(

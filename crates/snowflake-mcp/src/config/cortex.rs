@@ -18,7 +18,7 @@ pub struct CortexConfig {
     /// 15 minutes).
     pub timeout_secs: u64,
     /// One tool per Cortex Search service.
-    pub search: Vec<SearchService>,
+    pub search: Vec<SearchConfig>,
     /// One tool per Cortex Agent.
     pub agents: Vec<AgentConfig>,
 }
@@ -39,7 +39,7 @@ impl Default for CortexConfig {
 /// `[[cortex.search]]`: a Cortex Search service as a tool.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct SearchService {
+pub struct SearchConfig {
     /// The tool's name.
     pub name: String,
     /// `DB.SCHEMA.SERVICE`.

@@ -23,7 +23,7 @@ mod service;
 mod writes;
 
 pub use clients::{AnonymousConfig, ClientConfig, ContextConfig};
-pub use cortex::{AgentConfig, CortexConfig, SearchService};
+pub use cortex::{AgentConfig, CortexConfig, SearchConfig};
 pub use oauth::{check_provider_url, OAuthConfig};
 pub use service::{
     AuditConfig, CacheConfig, PoolConfig, QueryConfig, SchedulerConfig, ServerConfig,

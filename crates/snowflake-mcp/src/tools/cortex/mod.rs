@@ -328,7 +328,7 @@ impl Tools {
 
     async fn search(
         &self,
-        service: &crate::config::SearchService,
+        service: &crate::config::SearchConfig,
         a: Search,
         caller: &Caller,
     ) -> Result<Outcome, ToolError> {
