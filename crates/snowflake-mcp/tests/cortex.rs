@@ -14,13 +14,7 @@ fn config(name: &str, extra: &str) -> String {
     write_config(
         name,
         &format!(
-            "[cortex]\nanalyst = true\ndefault_semantic_view = \"DB1.PUBLIC.SALES_SV\"\nmax_concurrent = 2\n\n\
-             [[cortex.search]]\nname = \"support_docs\"\nservice = \"DB1.PUBLIC.SUPPORT_DOCS\"\n\
-             description = \"the support knowledge base: refunds, shipping, warranty\"\n\
-             columns = [\"DOC_ID\", \"TITLE\", \"BODY\", \"REGION\"]\nmax_results = 5\n\n\
-             [[cortex.search]]\nname = \"locked_docs\"\nservice = \"DB1.PUBLIC.LOCKED\"\ndescription = \"documents this role may not read\"\n\n\
-             [[cortex.agents]]\nname = \"sales_agent\"\nagent = \"DB1.PUBLIC.SALES_AGENT\"\n\
-             description = \"answers questions about sales and refunds\"\n\n\
+            "{CORTEX_CONFIG}\
              [[clients]]\nid = \"analyst\"\ntoken_sha256 = \"{}\"\nanalyst_execute = true\n\n\
              [[clients]]\nid = \"viewer\"\ntoken_sha256 = \"{}\"\n\n\
              [[clients]]\nid = \"bot\"\ntoken_sha256 = \"{}\"\nallowed_cortex = [\"support_docs\"]\ncortex_calls_per_day = 3\n\n\

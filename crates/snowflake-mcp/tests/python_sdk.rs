@@ -147,3 +147,19 @@ async fn the_python_sdk_calls_the_semantic_view_tools() {
     }
     server.stop().await;
 }
+
+/// The Cortex tools (issue 26) through the SDK, in both protocol modes, on the scripted
+/// Snowflake (`tests/py/cortex_client.py`): the analyst's SQL, a filtered search, an agent's run
+/// with its progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_calls_the_cortex_tools() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/cortex_client.py");
+    let wh = testkit::Warehouse::start().await;
+    let config = write_config("py-cortex", CORTEX_CONFIG);
+    let server = Server::start(&["--config", &config], &warehouse_env(wh.port())).await;
+    let url = format!("{}/mcp", server.base);
+    for mode in ["legacy", "2026-07-28"] {
+        run_script(script, "PY_CORTEX_OK", &[mode, &url]).await;
+    }
+    server.stop().await;
+}

@@ -285,3 +285,15 @@ async fn the_typescript_sdk_calls_the_semantic_view_tools() {
     node_script(SEMANTIC, &[&server.url], "TS_SEMANTIC_OK").await;
     server.stop().await;
 }
+
+/// The Cortex tools (issue 26) through the TypeScript SDK, on the scripted Snowflake
+/// (`tests/js/cortex_client.mjs`): the analyst's SQL, a search, an agent's run and its progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_sdk_calls_the_cortex_tools() {
+    const CORTEX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js/cortex_client.mjs");
+    let wh = testkit::Warehouse::start().await;
+    let config = write_config("ts-cortex", CORTEX_CONFIG);
+    let server = Server::start(&["--config", &config], &warehouse_env(wh.port())).await;
+    node_script(CORTEX, &[&server.url], "TS_CORTEX_OK").await;
+    server.stop().await;
+}

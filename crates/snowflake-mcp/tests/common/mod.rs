@@ -457,6 +457,16 @@ pub fn session_of(head: &str) -> String {
 }
 
 /// How long [`wait_for`] waits for an event before the test fails.
+/// `[cortex]` for the scripted Snowflake's Cortex services (`testkit::cortex`): the analyst,
+/// the search services `support_docs` and `locked_docs` (403), the agent `sales_agent`.
+pub const CORTEX_CONFIG: &str = "[cortex]\nanalyst = true\ndefault_semantic_view = \"DB1.PUBLIC.SALES_SV\"\nmax_concurrent = 2\n\n\
+    [[cortex.search]]\nname = \"support_docs\"\nservice = \"DB1.PUBLIC.SUPPORT_DOCS\"\n\
+    description = \"the support knowledge base: refunds, shipping, warranty\"\n\
+    columns = [\"DOC_ID\", \"TITLE\", \"BODY\", \"REGION\"]\nmax_results = 5\n\n\
+    [[cortex.search]]\nname = \"locked_docs\"\nservice = \"DB1.PUBLIC.LOCKED\"\ndescription = \"documents this role may not read\"\n\n\
+    [[cortex.agents]]\nname = \"sales_agent\"\nagent = \"DB1.PUBLIC.SALES_AGENT\"\n\
+    description = \"answers questions about sales and refunds\"\n\n";
+
 pub const WAIT: Duration = Duration::from_secs(30);
 
 /// Wait until `condition` holds, polling it every 25 ms; fail the test after [`WAIT`].
