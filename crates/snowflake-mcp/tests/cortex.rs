@@ -457,3 +457,73 @@ async fn fifty_agent_runs_do_not_hold_up_a_sql_client() {
         "a statement took {slowest:?} beside 50 agent runs, {alone:?} alone"
     );
 }
+
+/// With `[oauth] snowflake_identity = "token_exchange"`, a person's Cortex calls run as them:
+/// on a session logged in with the Snowflake token exchanged for them, never the service
+/// user's and never another person's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persons_cortex_calls_run_as_them() {
+    use base64::Engine;
+    let wh = testkit::Warehouse::start().await;
+    let idp = testkit::TestIdp::start().await;
+    let port = testkit::free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let secret = std::env::temp_dir().join(format!("snowflake-mcp-cortex-exchange-{port}"));
+    std::fs::write(&secret, testkit::EXCHANGE_CLIENT.1).unwrap();
+    let config = write_config(
+        "cortex-people",
+        &format!(
+            "{CORTEX_CONFIG}[oauth]\nissuer = \"{}\"\nresource = \"{resource}\"\nclient_claim = \"email\"\n\
+             snowflake_identity = \"token_exchange\"\nclient_id = \"{}\"\nclient_secret_file = \"{}\"\n\
+             snowflake_audience = \"https://snowflake.test/oauth\"\n\n\
+             [[clients]]\nid = \"analysts\"\nmatch = {{ groups = \"analysts\" }}\n",
+            idp.issuer,
+            testkit::EXCHANGE_CLIENT.0,
+            secret.display()
+        ),
+    );
+    let server = Server::start_on(
+        &format!("127.0.0.1:{port}"),
+        &["--config", &config],
+        &warehouse_env(wh.port()),
+    )
+    .await;
+    let person = |email: &str| {
+        let mut c = idp.claims(email, &resource);
+        c["groups"] = json!(["analysts"]);
+        idp.token(&c)
+    };
+    let email_of = |token: &Option<String>| {
+        let payload = token
+            .as_deref()
+            .unwrap_or_default()
+            .split('.')
+            .nth(1)
+            .unwrap_or_default();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap_or_default();
+        let claims: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        assert_eq!(claims["aud"], "https://snowflake.test/oauth", "{claims}");
+        claims["email"].as_str().unwrap_or_default().to_string()
+    };
+    let (ana_token, bob_token) = (person("ana@corp.com"), person("bob@corp.com"));
+    let ana = server.client_with_token(&ana_token).await;
+    let bob = server.client_with_token(&bob_token).await;
+    ok(&ana, "sales_agent", json!({"question": "sales?"})).await;
+    ok(&bob, "support_docs", json!({"query": "warranty"})).await;
+    ok(&ana, "support_docs", json!({"query": "refund"})).await;
+
+    let agent_callers = wh.cortex_callers(AGENT);
+    assert_eq!(agent_callers.len(), 1);
+    assert_eq!(email_of(&agent_callers[0]), "ana@corp.com");
+    let search_callers: Vec<String> = wh.cortex_callers(SEARCH).iter().map(email_of).collect();
+    assert_eq!(search_callers, ["bob@corp.com", "ana@corp.com"]);
+    for caller in wh.cortex_callers(SEARCH) {
+        let sent = caller.unwrap();
+        assert!(
+            sent != ana_token && sent != bob_token,
+            "a client's own token reached Snowflake"
+        );
+    }
+}

@@ -18,8 +18,9 @@
 //!   or `error`; with `stream: false` answers that last object as JSON.
 //!
 //! Requests are checked field by field: anything the documentation does not allow is answered
-//! 400 with Snowflake's error shape `{code, message, request_id}`. Every call must carry the
-//! session's token (`Authorization: Snowflake Token="wh-token"`). Known objects: the semantic
+//! 400 with Snowflake's error shape `{code, message, request_id}`. Every call must carry a
+//! session's token (`Authorization: Snowflake Token="wh-token"`, or `wh-token-N` of the Nth
+//! OAuth login). Known objects: the semantic
 //! view `DB1.PUBLIC.SALES_SV`, the search service `DB1.PUBLIC.SUPPORT_DOCS`, the agent
 //! `DB1.PUBLIC.SALES_AGENT`; `DB1.PUBLIC.LOCKED` (any kind) answers 403, anything else 404.
 
@@ -36,6 +37,8 @@ pub(crate) struct CortexState {
     pub(crate) agent_pace: Duration,
     /// When each agent run started and when its stream ends.
     pub(crate) agent_runs: Vec<(Instant, Instant)>,
+    /// The tokens of logins that sent one (OAuth); login `n` got session token `wh-token-n`.
+    pub(crate) logins: Vec<String>,
 }
 
 /// The answer revenue-by-region SQL gets from the warehouse: (region, revenue).
@@ -94,7 +97,23 @@ pub(crate) fn answer(
     if r.method != "POST" {
         return Some(refuse(405, "method not allowed"));
     }
-    if r.headers.get("authorization").map(String::as_str) != Some("Snowflake Token=\"wh-token\"") {
+    let auth = r
+        .headers
+        .get("authorization")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let session = auth
+        .strip_prefix("Snowflake Token=\"wh-token")
+        .and_then(|rest| rest.strip_suffix('"'));
+    let known = match session {
+        Some("") => true,
+        Some(n) => n
+            .strip_prefix('-')
+            .and_then(|n| n.parse::<usize>().ok())
+            .is_some_and(|n| n >= 1 && n <= state.lock().unwrap().cortex.logins.len()),
+        None => false,
+    };
+    if !known {
         return Some(refuse(401, "Authentication token is missing or invalid."));
     }
     if !r

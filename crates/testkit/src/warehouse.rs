@@ -107,6 +107,24 @@ impl Warehouse {
         crate::cortex::max_overlap(&self.state.lock().unwrap().cortex.agent_runs)
     }
 
+    /// For each Cortex call to `path`: the token its session logged in with (`None`: a password
+    /// login).
+    pub fn cortex_callers(&self, path: &str) -> Vec<Option<String>> {
+        let st = self.state.lock().unwrap();
+        self.server
+            .requests()
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| {
+                let auth = r.headers.get("authorization").cloned().unwrap_or_default();
+                let n: Option<usize> = auth
+                    .strip_prefix("Snowflake Token=\"wh-token-")
+                    .and_then(|rest| rest.trim_end_matches('"').parse().ok());
+                n.and_then(|n| st.cortex.logins.get(n - 1).cloned())
+            })
+            .collect()
+    }
+
     /// Result chunks downloaded so far.
     pub fn chunk_downloads(&self) -> usize {
         self.server
@@ -145,8 +163,18 @@ fn answer(r: &Request, state: &Mutex<State>) -> Reply {
     }
     let path = r.path.as_str();
     if path == "/session/v1/login-request" {
+        // A login with a token (OAuth) gets a session token of its own, so what that session
+        // does can be traced back to the token it logged in with.
+        let token = match r.body["data"]["TOKEN"].as_str() {
+            Some(sent) => {
+                let mut st = state.lock().unwrap();
+                st.cortex.logins.push(sent.to_string());
+                format!("wh-token-{}", st.cortex.logins.len())
+            }
+            None => "wh-token".to_string(),
+        };
         return Reply::json(json!({"success": true, "data": {
-            "token": "wh-token", "masterToken": "wh-master", "validityInSeconds": 3600,
+            "token": token, "masterToken": "wh-master", "validityInSeconds": 3600,
             "sessionInfo": {"databaseName": "DB1", "schemaName": "PUBLIC", "warehouseName": "WH", "roleName": "R"}}}));
     }
     if path == "/session/heartbeat" || path == "/session" {
