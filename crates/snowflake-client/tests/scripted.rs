@@ -1,27 +1,21 @@
 //! What the emulator never does — token expiry, long-running statements, result chunks,
 //! retries, aborts, refused logins — against a scripted Snowflake (`testkit::Scripted`).
 
+mod common;
+
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use snowflake_client::{
-    Client, ConnectionSettings, ErrorKind, QueryOptions, RowLimits, Secret, Value,
-};
+use snowflake_client::{Client, ConnectionSettings, ErrorKind, QueryOptions, RowLimits, Value};
 use testkit::{Reply, Request, Scripted};
 
 fn settings(server: &Scripted) -> ConnectionSettings {
     ConnectionSettings {
-        account: Some("acct".into()),
-        user: Some("u".into()),
-        password: Some(Secret::new("pw")),
-        host: Some("127.0.0.1".into()),
-        port: Some(server.addr.port()),
-        protocol: Some("http".into()),
         database: Some("DB1".into()),
-        ..Default::default()
+        ..common::settings(server.addr.port())
     }
 }
 

@@ -2,10 +2,13 @@
 //! every request still ends by its deadline, the statement is abandoned as unanswered, and the
 //! session refuses further statements (it may still be running one).
 
+mod common;
+
+use common::settings;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use snowflake_client::{Client, ConnectionSettings, ErrorKind, QueryOptions, Secret};
+use snowflake_client::{Client, ErrorKind, QueryOptions};
 use testkit::{Fault, FaultProxy, Reply, Scripted};
 
 fn rows() -> Reply {
@@ -27,18 +30,6 @@ async fn scripted() -> Scripted {
         _ => Reply::json(json!({"success": true, "data": {}})),
     })
     .await
-}
-
-fn settings(port: u16) -> ConnectionSettings {
-    ConnectionSettings {
-        account: Some("acct".into()),
-        user: Some("u".into()),
-        password: Some(Secret::new("pw")),
-        host: Some("127.0.0.1".into()),
-        port: Some(port),
-        protocol: Some("http".into()),
-        ..Default::default()
-    }
 }
 
 #[tokio::test]

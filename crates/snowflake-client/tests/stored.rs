@@ -2,25 +2,14 @@
 //! their result read again by query id (pages deep in a chunked result without the chunks
 //! before), and aborted — against a scripted Snowflake (`testkit::Warehouse`).
 
+mod common;
+
+use common::settings;
 use std::time::Duration;
 
-use snowflake_client::{
-    Client, ConnectionSettings, QueryIdCell, QueryOptions, RowLimits, Secret, Stored, Value,
-};
+use snowflake_client::{Client, QueryIdCell, QueryOptions, RowLimits, Stored, Value};
 use testkit::Warehouse;
 use tokio::time::Instant;
-
-fn settings(port: u16) -> ConnectionSettings {
-    ConnectionSettings {
-        account: Some("acct".into()),
-        user: Some("u".into()),
-        password: Some(Secret::new("pw")),
-        host: Some("127.0.0.1".into()),
-        port: Some(port),
-        protocol: Some("http".into()),
-        ..Default::default()
-    }
-}
 
 fn soon() -> Instant {
     Instant::now() + Duration::from_secs(10)

@@ -324,6 +324,23 @@ async fn an_agents_run_streams_progress_and_ends_with_its_answer_sql_and_citatio
     let (kind, message) = err(&analyst, "sales_agent", json!({"question": "please fail"})).await;
     assert_eq!(kind, "backend_error");
     assert!(message.contains("The agent's tool failed."), "{message}");
+    server.stop().await;
+
+    // A run longer than [cortex] timeout_secs is cut off at it, and says so.
+    wh.set_agent_pace(std::time::Duration::from_millis(300));
+    let config = config("cortex-agent-slow", "");
+    let slow = std::fs::read_to_string(&config).unwrap().replace(
+        "max_concurrent = 2\n",
+        "max_concurrent = 2\ntimeout_secs = 1\n",
+    );
+    std::fs::write(&config, slow).unwrap();
+    let server = Server::start(&["--config", &config], &warehouse_env(wh.port())).await;
+    let analyst = server.client_with_token("analyst-token").await;
+    let started = std::time::Instant::now();
+    let (kind, message) = err(&analyst, "sales_agent", json!({"question": "sales?"})).await;
+    assert_eq!(kind, "timeout", "{message}");
+    assert!(message.contains("timeout_secs"), "{message}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -145,6 +145,16 @@ pub(super) async fn api_on<C: Connector<Session = snowflake_client::Session>>(
             lease.succeeded();
             Ok(answer)
         }
+        Err(e) if e.kind() == snowflake_client::ErrorKind::Timeout => {
+            lease.retire_if_broken(&e);
+            Err(ToolError::new(
+                "timeout",
+                format!(
+                    "Snowflake's Cortex answer did not end within {} s ([cortex] timeout_secs); ask something narrower, or try again",
+                    timeout.as_secs()
+                ),
+            ))
+        }
         Err(e) => {
             lease.retire_if_broken(&e);
             Err(api_error(e))
