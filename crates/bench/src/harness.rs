@@ -76,7 +76,7 @@ pub async fn start_server_with_state(
         || path.with_extension("db").into_os_string(),
         std::ffi::OsString::from,
     );
-    let mut child = tokio::process::Command::new(bin)
+    let child = tokio::process::Command::new(bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&path)
         .arg("--state")
@@ -93,6 +93,24 @@ pub async fn start_server_with_state(
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot start {bin}: {e} (build it with cargo build --release)"))?;
+    listening(child).await
+}
+
+/// The bare MCP server of [`crate::floor`], as a child process of this benchmark's binary.
+pub async fn start_floor() -> Result<Server, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let child = tokio::process::Command::new(me)
+        .args(["floor"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start the floor server: {e}"))?;
+    listening(child).await
+}
+
+/// `child` once it says where it listens (`listening on <url>` on stderr), its stderr drained.
+async fn listening(mut child: tokio::process::Child) -> Result<Server, String> {
     let pid = child.id().unwrap_or(0);
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let url = tokio::time::timeout(Duration::from_secs(30), async {

@@ -7,9 +7,12 @@
 //! This file is the command line and its dispatch; `harness` starts the responder and the
 //! servers, `load` is the load generator, and each scenario has a module of its own.
 
+mod capacity;
+mod checks;
 mod cost;
 mod external;
 mod fairness;
+mod floor;
 mod harness;
 mod isolation;
 mod load;
@@ -38,6 +41,11 @@ struct Cli {
     /// Seconds each measured load runs (default 10; for `soak`, 300).
     #[arg(long, global = true)]
     seconds: Option<u64>,
+    /// Hold the run to its targets (overhead above the floor, capacity against the bare
+    /// server, throughput against the pool, fairness): print them and exit non-zero when one
+    /// is missed.
+    #[arg(long, global = true)]
+    check: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,8 +54,12 @@ struct Cli {
 enum Command {
     /// Every scenario, as a Markdown report.
     All,
-    /// The server's own added latency per call.
+    /// The server's own added latency per call, above a bare MCP server's (the floor).
     Overhead,
+    /// Calls per second with an instant backend, against a bare MCP server.
+    Capacity,
+    /// The fast path: overhead, capacity and throughput (what `--check` guards).
+    Fast,
     /// Throughput against pool size at a fixed backend delay.
     Throughput,
     /// Fairness with equal weights and with weights 1:2:4.
@@ -72,6 +84,9 @@ enum Command {
     /// Many sessions for minutes with queries, catalogue calls, cancellations, disconnects and
     /// reconnects: errors, RSS over time, Snowflake sessions, logins against logouts.
     Soak(soak::Options),
+    /// The bare MCP server the overhead and capacity are measured against (run by them).
+    #[command(hide = true)]
+    Floor,
     /// Only the responder, for manual runs: SNOWFLAKE_HOST=127.0.0.1 SNOWFLAKE_PORT=<port>.
     Responder {
         #[arg(long, default_value_t = 0)]
@@ -91,6 +106,7 @@ async fn main() {
         Command::All => {
             async {
                 overhead::overhead(&cli.server, &mut out).await?;
+                capacity::capacity(&cli.server, secs, &mut out).await?;
                 throughput::throughput(&cli.server, secs, &mut out).await?;
                 fairness::fairness(&cli.server, secs, &mut out).await?;
                 isolation::isolation(&cli.server, secs, &mut out).await?;
@@ -99,6 +115,22 @@ async fn main() {
             .await
         }
         Command::Overhead => overhead::overhead(&cli.server, &mut out).await,
+        Command::Capacity => capacity::capacity(&cli.server, secs, &mut out).await,
+        Command::Fast => {
+            async {
+                overhead::overhead(&cli.server, &mut out).await?;
+                capacity::capacity(&cli.server, secs, &mut out).await?;
+                throughput::throughput(&cli.server, secs, &mut out).await
+            }
+            .await
+        }
+        Command::Floor => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            floor::run(listener).await;
+            Ok(())
+        }
         Command::Throughput => throughput::throughput(&cli.server, secs, &mut out).await,
         Command::Fairness => fairness::fairness(&cli.server, secs, &mut out).await,
         Command::Isolation => isolation::isolation(&cli.server, secs, &mut out).await,
@@ -132,9 +164,14 @@ async fn main() {
             Ok(())
         }
     };
+    let held = !cli.check || checks::report(&mut out);
     print!("{out}");
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
+    }
+    if !held {
+        eprintln!("error: a target was missed (see Targets)");
+        std::process::exit(2);
     }
 }

@@ -38,6 +38,10 @@ pub async fn throughput(bin: &str, secs: Duration, out: &mut String) -> Result<(
         if let Some(e) = &reports[0].first_error {
             first_errors.push(format!("- pool {pool}, {clients} clients: `{e}`"));
         }
+        let row = format!("pool {pool}, {clients} clients");
+        crate::checks::at_least(format!("throughput / ideal, {row}"), s.1 / ideal, 0.98);
+        crate::checks::at_most(format!("errors, {row}"), s.5 as f64, 0.0);
+        crate::checks::at_least(format!("Jain's index, {row}"), jain(&per_client), 0.99);
         let _ = writeln!(
             out,
             "| {pool} | {clients} | {:.1} | {ideal:.0} | {:.3} | {:.1} | {:.1} | {} | {:.4} |",
