@@ -410,7 +410,8 @@ fn app(
         console,
         tools: Tools::new(
             Admission::new(store.clone(), config.server.rate_per_minute, cluster),
-            Auditor::new(store, config.audit.jsonl_path.as_deref())?,
+            Auditor::new(store, config.audit.jsonl_path.as_deref())?
+                .waiting_for_commit(config.audit.wait_for_commit),
             gateway,
             config.query.clone(),
             config.cortex.clone(),
