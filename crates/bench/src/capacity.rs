@@ -51,7 +51,11 @@ pub async fn capacity(bin: &str, secs: Duration, out: &mut String) -> Result<(),
                 0.8,
             );
         }
-        crate::checks::at_most(format!("errors at capacity, {clients} clients"), errors as f64, 0.0);
+        crate::checks::at_most(
+            format!("errors at capacity, {clients} clients"),
+            errors as f64,
+            0.0,
+        );
     }
     let _ = writeln!(out);
     Ok(())

@@ -67,8 +67,14 @@ pub async fn overhead(bin: &str, out: &mut String) -> Result<(), String> {
     let _ = writeln!(out, "| path | p50 ms | p99 ms |\n|---|---|---|");
     for (what, v) in [
         ("direct snowflake-client call to the responder", &direct),
-        ("MCP `run_query` through a bare rmcp server answering at once (the floor)", &bare),
-        ("MCP `run_query` through snowflake-mcp (HTTP, rmcp client)", &via),
+        (
+            "MCP `run_query` through a bare rmcp server answering at once (the floor)",
+            &bare,
+        ),
+        (
+            "MCP `run_query` through snowflake-mcp (HTTP, rmcp client)",
+            &via,
+        ),
     ] {
         let _ = writeln!(out, "| {what} | {:.3} | {:.3} |", p(v, 0.5), p(v, 0.99));
     }
