@@ -5,22 +5,40 @@
 //! server does per call is CPU taken from the next call.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::harness::{start_floor, start_responder, start_server};
+use crate::harness::{cpu_time, start_floor, start_responder, start_server, Server};
 use crate::load::{self, summarize, Class};
 
-/// Calls per second (and errors) of `clients` closed-loop sessions on `url` for `secs`.
-async fn rate(url: &str, clients: usize, secs: Duration) -> Result<(f64, usize, f64), String> {
+/// What one run of closed-loop sessions gave.
+struct Rate {
+    calls_per_sec: f64,
+    errors: usize,
+    p50_ms: f64,
+    /// The server's CPU time per call (over the whole run, warm-up included).
+    cpu_per_call: Duration,
+}
+
+/// Calls per second, errors, p50 and CPU per call of `clients` closed-loop sessions on
+/// `server` for `secs`.
+async fn rate(server: &Server, clients: usize, secs: Duration) -> Result<Rate, String> {
     let classes = [Class {
         name: "all".into(),
         sessions: clients,
         token: None,
         in_flight: 1,
     }];
-    let reports = load::run(url, &classes, secs, Duration::from_secs(2)).await?;
+    let (cpu, started) = (cpu_time(server.pid), Instant::now());
+    let reports = load::run(&server.url, &classes, secs, Duration::from_secs(2)).await?;
+    let cores =
+        cpu_time(server.pid).saturating_sub(cpu).as_secs_f64() / started.elapsed().as_secs_f64();
     let s = &summarize(&reports, secs.as_secs_f64())[0];
-    Ok((s.1, s.5, s.2))
+    Ok(Rate {
+        calls_per_sec: s.1,
+        errors: s.5,
+        p50_ms: s.2,
+        cpu_per_call: Duration::from_secs_f64(cores / s.1.max(1.0)),
+    })
 }
 
 pub async fn capacity(bin: &str, secs: Duration, out: &mut String) -> Result<(), String> {
@@ -30,20 +48,28 @@ pub async fn capacity(bin: &str, secs: Duration, out: &mut String) -> Result<(),
         "## Capacity with an instant backend (responder delay 0, pool 64, {} s per row)\n",
         secs.as_secs()
     );
-    let _ = writeln!(out, "| clients | bare rmcp server calls/s | snowflake-mcp calls/s | ratio | snowflake-mcp p50 ms | errors |\n|---|---|---|---|---|---|");
+    let _ = writeln!(out, "| clients | bare rmcp server calls/s | snowflake-mcp calls/s | ratio | CPU per call, bare ms | CPU per call, snowflake-mcp ms | snowflake-mcp p50 ms | errors |\n|---|---|---|---|---|---|---|---|");
     for clients in [50usize, 200, 1000] {
         let floor = start_floor().await?;
-        let (bare, _, _) = rate(&floor.url, clients, secs).await?;
+        let bare = rate(&floor, clients, secs).await?;
         drop(floor);
         let config = format!("[server]\nmax_connections = 8192\n[pool]\nmax_sessions = 64\n[scheduler]\nqueue_timeout_secs = 120\nmax_queue_total = 100000\n[anonymous]\nmax_concurrent_total = {clients}\n");
         let server = start_server(bin, port, &config).await?;
-        let (ours, errors, p50) = rate(&server.url, clients, secs).await?;
+        let ours = rate(&server, clients, secs).await?;
         drop(server);
-        let ratio = ours / bare.max(1.0);
+        let ratio = ours.calls_per_sec / bare.calls_per_sec.max(1.0);
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let _ = writeln!(
             out,
-            "| {clients} | {bare:.0} | {ours:.0} | {ratio:.3} | {p50:.1} | {errors} |"
+            "| {clients} | {:.0} | {:.0} | {ratio:.3} | {:.3} | {:.3} | {:.1} | {} |",
+            bare.calls_per_sec,
+            ours.calls_per_sec,
+            ms(bare.cpu_per_call),
+            ms(ours.cpu_per_call),
+            ours.p50_ms,
+            ours.errors
         );
+        let errors = ours.errors;
         if clients != 200 {
             crate::checks::at_least(
                 format!("capacity against the bare server, {clients} clients"),

@@ -7,24 +7,27 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use crate::harness::{start_floor, start_responder, start_server};
+use crate::harness::{cpu_time, start_floor, start_responder, start_server, Server};
 use crate::load::{self, percentile_ms, sorted};
 
 const CALLS: usize = 2000;
 
-/// `CALLS` sequential `run_query` calls on one MCP session at `url`, after a warm-up.
-async fn sequential(url: &str) -> Result<Vec<Duration>, String> {
-    let client = load::connect(url, None).await?;
+/// `CALLS` sequential `run_query` calls on one MCP session to `server`, after a warm-up, and
+/// the CPU time the server spent per call meanwhile.
+async fn sequential(server: &Server) -> Result<(Vec<Duration>, Duration), String> {
+    let client = load::connect(&server.url, None).await?;
     for _ in 0..50 {
         load::call(&client, "SELECT 1").await?;
     }
     let mut took = Vec::with_capacity(CALLS);
+    let cpu = cpu_time(server.pid);
     for _ in 0..CALLS {
         let t = Instant::now();
         load::call(&client, "SELECT 1").await?;
         took.push(t.elapsed());
     }
-    Ok(sorted(took))
+    let cpu = cpu_time(server.pid).saturating_sub(cpu) / CALLS as u32;
+    Ok((sorted(took), cpu))
 }
 
 pub async fn overhead(bin: &str, out: &mut String) -> Result<(), String> {
@@ -54,29 +57,44 @@ pub async fn overhead(bin: &str, out: &mut String) -> Result<(), String> {
     }
     let direct = sorted(direct);
     let floor = start_floor().await?;
-    let bare = sequential(&floor.url).await?;
+    let (bare, bare_cpu) = sequential(&floor).await?;
     drop(floor);
     let server = start_server(bin, port, "[pool]\nmax_sessions = 4\n").await?;
-    let via = sequential(&server.url).await?;
+    let (via, via_cpu) = sequential(&server).await?;
     drop(server);
     let p = |v: &[Duration], q: f64| percentile_ms(v, q);
     let _ = writeln!(
         out,
         "## Added latency per call (backend delay 0, {CALLS} sequential calls)\n"
     );
-    let _ = writeln!(out, "| path | p50 ms | p99 ms |\n|---|---|---|");
-    for (what, v) in [
-        ("direct snowflake-client call to the responder", &direct),
+    let _ = writeln!(
+        out,
+        "| path | p50 ms | p99 ms | server CPU per call ms |\n|---|---|---|---|"
+    );
+    for (what, v, cpu) in [
+        (
+            "direct snowflake-client call to the responder",
+            &direct,
+            None,
+        ),
         (
             "MCP `run_query` through a bare rmcp server answering at once (the floor)",
             &bare,
+            Some(bare_cpu),
         ),
         (
             "MCP `run_query` through snowflake-mcp (HTTP, rmcp client)",
             &via,
+            Some(via_cpu),
         ),
     ] {
-        let _ = writeln!(out, "| {what} | {:.3} | {:.3} |", p(v, 0.5), p(v, 0.99));
+        let cpu = cpu.map_or("–".into(), |c| format!("{:.3}", c.as_secs_f64() * 1e3));
+        let _ = writeln!(
+            out,
+            "| {what} | {:.3} | {:.3} | {cpu} |",
+            p(v, 0.5),
+            p(v, 0.99)
+        );
     }
     // The server's own part: above the floor, less the Snowflake round trip it must make.
     let added = |q: f64| p(&via, q) - p(&bare, q) - p(&direct, q);
