@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use crate::harness::{cpu_time, start_floor, start_responder, start_server, Server};
+use crate::harness::{start_floor, start_responder, start_server, Server, Usage};
 use crate::load::{self, summarize, Class};
 
 /// What one run of closed-loop sessions gave.
@@ -28,10 +28,13 @@ async fn rate(server: &Server, clients: usize, secs: Duration) -> Result<Rate, S
         token: None,
         in_flight: 1,
     }];
-    let (cpu, started) = (cpu_time(server.pid), Instant::now());
+    let (before, started) = (Usage::of(server.pid), Instant::now());
     let reports = load::run(&server.url, &classes, secs, Duration::from_secs(2)).await?;
-    let cores =
-        cpu_time(server.pid).saturating_sub(cpu).as_secs_f64() / started.elapsed().as_secs_f64();
+    let cores = Usage::of(server.pid)
+        .cpu
+        .saturating_sub(before.cpu)
+        .as_secs_f64()
+        / started.elapsed().as_secs_f64();
     let s = &summarize(&reports, secs.as_secs_f64())[0];
     Ok(Rate {
         calls_per_sec: s.1,

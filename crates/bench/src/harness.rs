@@ -145,19 +145,44 @@ pub fn sha(token: &str) -> String {
         .collect()
 }
 
-/// CPU time `pid` has used so far, all its threads (from `/proc/<pid>/task/*/schedstat`, in
-/// nanoseconds; threads that already exited are not counted, and the servers measured keep
-/// theirs).
-pub fn cpu_time(pid: u32) -> Duration {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Duration::ZERO;
-    };
-    let ns: u64 = tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    Duration::from_nanos(ns)
+/// What a process has used of the CPU so far, all its threads (from
+/// `/proc/<pid>/task/*/schedstat`; threads that already exited are not counted, and the servers
+/// measured keep theirs).
+#[derive(Clone, Copy, Default)]
+pub struct Usage {
+    /// Time on a CPU.
+    pub cpu: Duration,
+    /// Times a thread was put on a CPU: each is a wake-up (a context switch in).
+    pub runs: u64,
+}
+
+impl Usage {
+    pub fn of(pid: u32) -> Usage {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return Usage::default();
+        };
+        let mut usage = Usage::default();
+        for stat in tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        {
+            let mut fields = stat
+                .split_whitespace()
+                .map(|f| f.parse::<u64>().unwrap_or(0));
+            usage.cpu += Duration::from_nanos(fields.next().unwrap_or(0));
+            usage.runs += fields.nth(1).unwrap_or(0);
+        }
+        usage
+    }
+
+    /// What was used since `earlier`, per one of `calls`.
+    pub fn per_call_since(self, earlier: Usage, calls: usize) -> Usage {
+        let calls = calls.max(1);
+        Usage {
+            cpu: self.cpu.saturating_sub(earlier.cpu) / calls as u32,
+            runs: self.runs.saturating_sub(earlier.runs) / calls as u64,
+        }
+    }
 }
 
 pub fn rss_kib(pid: u32) -> u64 {

@@ -7,27 +7,27 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use crate::harness::{cpu_time, start_floor, start_responder, start_server, Server};
+use crate::harness::{start_floor, start_responder, start_server, Server, Usage};
 use crate::load::{self, percentile_ms, sorted};
 
 const CALLS: usize = 2000;
 
 /// `CALLS` sequential `run_query` calls on one MCP session to `server`, after a warm-up, and
 /// the CPU time the server spent per call meanwhile.
-async fn sequential(server: &Server) -> Result<(Vec<Duration>, Duration), String> {
+async fn sequential(server: &Server) -> Result<(Vec<Duration>, Usage), String> {
     let client = load::connect(&server.url, None).await?;
     for _ in 0..50 {
         load::call(&client, "SELECT 1").await?;
     }
     let mut took = Vec::with_capacity(CALLS);
-    let cpu = cpu_time(server.pid);
+    let before = Usage::of(server.pid);
     for _ in 0..CALLS {
         let t = Instant::now();
         load::call(&client, "SELECT 1").await?;
         took.push(t.elapsed());
     }
-    let cpu = cpu_time(server.pid).saturating_sub(cpu) / CALLS as u32;
-    Ok((sorted(took), cpu))
+    let used = Usage::of(server.pid).per_call_since(before, CALLS);
+    Ok((sorted(took), used))
 }
 
 pub async fn overhead(bin: &str, out: &mut String) -> Result<(), String> {
@@ -69,7 +69,7 @@ pub async fn overhead(bin: &str, out: &mut String) -> Result<(), String> {
     );
     let _ = writeln!(
         out,
-        "| path | p50 ms | p99 ms | server CPU per call ms |\n|---|---|---|---|"
+        "| path | p50 ms | p99 ms | server CPU per call ms | server thread wake-ups per call |\n|---|---|---|---|---|"
     );
     for (what, v, cpu) in [
         (
@@ -88,10 +88,15 @@ pub async fn overhead(bin: &str, out: &mut String) -> Result<(), String> {
             Some(via_cpu),
         ),
     ] {
-        let cpu = cpu.map_or("–".into(), |c| format!("{:.3}", c.as_secs_f64() * 1e3));
+        let (cpu, runs) = cpu.map_or(("–".into(), "–".into()), |u: Usage| {
+            (
+                format!("{:.3}", u.cpu.as_secs_f64() * 1e3),
+                u.runs.to_string(),
+            )
+        });
         let _ = writeln!(
             out,
-            "| {what} | {:.3} | {:.3} | {cpu} |",
+            "| {what} | {:.3} | {:.3} | {cpu} | {runs} |",
             p(v, 0.5),
             p(v, 0.99)
         );

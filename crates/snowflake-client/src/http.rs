@@ -17,11 +17,8 @@
 //! statements — repeated only when the request cannot have reached Snowflake (the connection
 //! was refused) or Snowflake refused it before starting (HTTP 429 or 503).
 
-use std::io::Write;
 use std::time::Duration;
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use reqwest::header::{
     HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT,
 };
@@ -357,12 +354,7 @@ fn headers(token: Option<&Secret>) -> HeaderMap {
 }
 
 fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
-    let mut enc = GzEncoder::new(
-        Vec::with_capacity(bytes.len() / 4 + 64),
-        Compression::fast(),
-    );
-    enc.write_all(bytes)
-        .and_then(|_| enc.finish())
+    crate::gzip::gzip(bytes)
         .map_err(|e| Error::protocol(format!("cannot compress the request: {e}")))
 }
 

@@ -50,6 +50,7 @@
 mod arrow;
 mod auth;
 mod error;
+mod gzip;
 mod http;
 mod result;
 mod session;

@@ -152,7 +152,8 @@ async fn a_sessionless_client_explores_sets_a_context_and_queries() {
     let (other, _) = call_tool(&base, b, "get_context", json!({}), json!({})).await;
     assert_eq!(other["structuredContent"]["schema"], "PUBLIC", "{other}");
 
-    // A query with a progress token reports its stages before the result.
+    // A query with a progress token that answers at once is not told its stages: they would
+    // only be noise before the result (a longer one hears them: results.rs).
     let (rows, all) = call_tool(
         &base,
         a,
@@ -173,7 +174,7 @@ async fn a_sessionless_client_explores_sets_a_context_and_queries() {
             m["params"]["message"].as_str().unwrap()
         })
         .collect();
-    assert_eq!(stages, ["queued", "running", "fetching rows"], "{all:?}");
+    assert!(stages.is_empty(), "{all:?}");
 
     // Quotas and errors apply as with sessions, in the shape every SDK reads.
     for i in 0..2 {

@@ -5,8 +5,10 @@
 //! transaction for all waiting records; the JSON lines are written on the blocking pool, never
 //! on the async runtime). By default a call answers once its record is queued: the writer
 //! commits it a moment later, with whatever else queued meanwhile, so the commit is not on the
-//! call's path (it was about a third of a millisecond of each call; BENCHMARKS.md). A `kill -9`
-//! can then lose the records of the last moment's calls; a graceful stop flushes them, and
+//! call's path (it was about a third of a millisecond of each call; BENCHMARKS.md), and gathers
+//! for up to [`LINGER`] first, so a busy server commits a few dozen times a second instead of
+//! once per call. A `kill -9` can then lose the records of the last 20 ms or so of calls; a
+//! graceful stop flushes them, and
 //! `query_history` flushes before it reads. With `[audit] wait_for_commit = true` a call
 //! instead waits for its record's batch — so a `kill -9` right after an answer still finds its
 //! record — but never longer than [`AUDIT_WAIT`]: a locked or slow state store delays the
@@ -32,6 +34,8 @@ const BUFFER: usize = 10_000;
 const BATCH: usize = 512;
 /// The longest a call waits for its audit record to be committed.
 pub const AUDIT_WAIT: Duration = Duration::from_millis(500);
+/// How long the writer gathers records into a batch that nobody waits for.
+const LINGER: Duration = Duration::from_millis(20);
 
 enum Message {
     Record(Box<AuditRecord>, Option<oneshot::Sender<()>>),
@@ -141,18 +145,30 @@ async fn write_batches(
     while let Some(first) = inbox.recv().await {
         let mut records = Vec::new();
         let mut acks = Vec::new();
-        let mut take = |m: Message, records: &mut Vec<AuditRecord>| match m {
+        let take = |m: Message, records: &mut Vec<AuditRecord>, acks: &mut Vec<_>| match m {
             Message::Record(r, done) => {
                 records.push(*r);
                 acks.extend(done);
             }
             Message::Flush(done) => acks.push(done),
         };
-        take(first, &mut records);
+        take(first, &mut records, &mut acks);
+        // Nobody waits for this batch: gather what comes in the next moment into it, so a
+        // steady stream of calls costs one commit per `LINGER`, not one per call.
+        let gather_until = tokio::time::Instant::now() + LINGER;
         while records.len() < BATCH {
-            match inbox.try_recv() {
-                Ok(m) => take(m, &mut records),
-                Err(_) => break,
+            let next = match inbox.try_recv() {
+                Ok(m) => Some(m),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) if acks.is_empty() => tokio::select! {
+                    m = inbox.recv() => m,
+                    () = tokio::time::sleep_until(gather_until) => None,
+                },
+                Err(mpsc::error::TryRecvError::Empty) => None,
+            };
+            match next {
+                Some(m) => take(m, &mut records, &mut acks),
+                None => break,
             }
         }
         if !records.is_empty() {

@@ -9,10 +9,17 @@
 //! settlement whether a cancelled call ever reached Snowflake. Sending never blocks the
 //! call: stages go through a small channel to one sender task that writes them in order, and
 //! each stage is sent at most once, in increasing order (MCP requires progress to increase).
+//!
+//! A call that answers within [`QUIET`] sends no stages at all: three notifications for a
+//! statement that took a few milliseconds show the person nothing, yet cost as much to send as
+//! the answer (serialised, buffered for resumption, written). Until then the sender holds only
+//! the latest stage and sends it when `QUIET` is over; an update with news in it (a queue
+//! length, Snowflake's status, an agent's step) is sent at once, after the stage it belongs to.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rmcp::model::{ProgressNotificationParam, ProgressToken};
 use rmcp::{Peer, RoleServer};
@@ -39,6 +46,19 @@ impl Stage {
     }
 }
 
+/// How long a call may take before its stages are sent.
+pub const QUIET: Duration = Duration::from_millis(200);
+
+/// One update to send: progress, message, and whether it is only a stage (which may wait out
+/// [`QUIET`], replaced by a later one) or news (sent at once).
+type Update = (f64, String, Kind);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Stage,
+    News,
+}
+
 /// One call's progress: the [`Reporter`] the call's task reports to, and the task that sends
 /// the notifications.
 pub struct Progress {
@@ -49,20 +69,62 @@ pub struct Progress {
 impl Progress {
     /// Progress for the call that carried `token`, sent through `peer`.
     pub fn new(peer: Peer<RoleServer>, token: ProgressToken) -> Progress {
-        let (stages, mut receiver) = mpsc::channel::<(f64, String)>(4);
-        let sender = tokio::spawn(async move {
-            while let Some((progress, message)) = receiver.recv().await {
-                let param = ProgressNotificationParam::new(token.clone(), progress)
+        let (stages, receiver) = mpsc::channel::<Update>(4);
+        let sender = tokio::spawn(forward(receiver, QUIET, move |progress, message| {
+            let (peer, token) = (peer.clone(), token.clone());
+            async move {
+                let param = ProgressNotificationParam::new(token, progress)
                     .with_total(Stage::Fetching as u8 as f64)
                     .with_message(message);
-                if peer.notify_progress(param).await.is_err() {
-                    break; // the client is gone; the call notices on its own
-                }
+                peer.notify_progress(param).await.is_ok()
             }
-        });
+        }));
         Progress {
             reporter: Reporter::new(stages),
             sender,
+        }
+    }
+}
+
+/// Sends what arrives on `updates` with `send`, in order, until the channel closes or `send`
+/// fails (the client is gone; the call notices on its own). For the first `quiet`, a stage is
+/// held rather than sent (a later stage replaces it); news sends the held stage and itself.
+async fn forward<F, Fut>(mut updates: mpsc::Receiver<Update>, quiet: Duration, mut send: F)
+where
+    F: FnMut(f64, String) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let quiet_until = tokio::time::Instant::now() + quiet;
+    let mut held: Option<(f64, String)> = None;
+    loop {
+        let update = tokio::select! {
+            update = updates.recv() => update,
+            () = tokio::time::sleep_until(quiet_until) => break,
+        };
+        match update {
+            None => return, // answered within `quiet`: nothing to say
+            Some((progress, message, Kind::Stage)) => held = Some((progress, message)),
+            Some((progress, message, Kind::News)) => {
+                if let Some((p, m)) = held.take() {
+                    if !send(p, m).await {
+                        return;
+                    }
+                }
+                if !send(progress, message).await {
+                    return;
+                }
+                break;
+            }
+        }
+    }
+    if let Some((p, m)) = held {
+        if !send(p, m).await {
+            return;
+        }
+    }
+    while let Some((progress, message, _)) = updates.recv().await {
+        if !send(progress, message).await {
+            break;
         }
     }
 }
@@ -73,19 +135,19 @@ struct Reporter {
     /// Taken when the call answered: a statement it left running reports no more under its
     /// progress token (MCP allows progress only while the request is open), and the sender
     /// task ends.
-    stages: std::sync::Mutex<Option<mpsc::Sender<(f64, String)>>>,
+    stages: std::sync::Mutex<Option<mpsc::Sender<Update>>>,
     last: std::sync::Mutex<(Option<Stage>, f64)>,
 }
 
 impl Reporter {
-    fn new(stages: mpsc::Sender<(f64, String)>) -> Reporter {
+    fn new(stages: mpsc::Sender<Update>) -> Reporter {
         Reporter {
             stages: std::sync::Mutex::new(Some(stages)),
             last: std::sync::Mutex::new((None, 0.0)),
         }
     }
 
-    fn send(&self, update: (f64, String)) {
+    fn send(&self, update: Update) {
         if let Some(stages) = crate::lock(&self.stages).as_ref() {
             let _ = stages.try_send(update);
         }
@@ -101,7 +163,7 @@ impl Reporter {
             return;
         }
         *last = (Some(stage), stage as u8 as f64);
-        self.send((last.1, stage.message().to_string()));
+        self.send((last.1, stage.message().to_string(), Kind::Stage));
     }
 
     /// An update within the current stage (`queued` or `running`): creeps towards the next
@@ -113,7 +175,7 @@ impl Reporter {
         }
         let next = stage as u8 as f64 + 1.0;
         last.1 += (next - last.1) / 10.0;
-        self.send((last.1, message));
+        self.send((last.1, message, Kind::News));
     }
 }
 
@@ -304,7 +366,7 @@ mod tests {
         while let Ok(s) = receiver.try_recv() {
             got.push(s);
         }
-        let messages: Vec<&str> = got.iter().map(|(_, m)| m.as_str()).collect();
+        let messages: Vec<&str> = got.iter().map(|(_, m, _)| m.as_str()).collect();
         assert_eq!(
             messages,
             [
@@ -319,6 +381,75 @@ mod tests {
         assert!(
             got.windows(2).all(|w| w[0].0 < w[1].0),
             "progress always increases: {got:?}"
+        );
+    }
+
+    /// Runs `forward` over `updates` (each after its delay), with a quiet period of 100 ms,
+    /// and returns what it sent.
+    async fn forwarded(updates: Vec<(u64, Update)>) -> Vec<String> {
+        let (tx, rx) = mpsc::channel(8);
+        let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = sent.clone();
+        let sender = tokio::spawn(forward(rx, Duration::from_millis(100), move |_, m| {
+            log.lock().unwrap().push(m);
+            async { true }
+        }));
+        for (after_ms, update) in updates {
+            tokio::time::sleep(Duration::from_millis(after_ms)).await;
+            tx.send(update).await.unwrap();
+        }
+        drop(tx);
+        sender.await.unwrap();
+        let sent = sent.lock().unwrap().clone();
+        sent
+    }
+
+    fn stage(p: f64, m: &str) -> Update {
+        (p, m.into(), Kind::Stage)
+    }
+
+    fn news(p: f64, m: &str) -> Update {
+        (p, m.into(), Kind::News)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_answered_within_the_quiet_period_sends_nothing() {
+        let sent = forwarded(vec![
+            (0, stage(1.0, "queued")),
+            (10, stage(2.0, "running")),
+            (10, stage(3.0, "fetching rows")),
+        ])
+        .await;
+        assert!(sent.is_empty(), "{sent:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_longer_call_hears_its_latest_stage_when_the_quiet_period_ends_then_everything() {
+        let sent = forwarded(vec![
+            (0, stage(1.0, "queued")),
+            (10, stage(2.0, "running")),
+            (200, news(2.1, "running for 5 s")),
+            (10, stage(3.0, "fetching rows")),
+        ])
+        .await;
+        assert_eq!(sent, ["running", "running for 5 s", "fetching rows"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn news_within_the_quiet_period_goes_out_at_once_after_its_stage() {
+        let sent = forwarded(vec![
+            (0, stage(2.0, "running")),
+            (5, news(2.1, "agent: Planning the next steps")),
+            (5, news(2.2, "agent: using search")),
+        ])
+        .await;
+        assert_eq!(
+            sent,
+            [
+                "running",
+                "agent: Planning the next steps",
+                "agent: using search"
+            ]
         );
     }
 }

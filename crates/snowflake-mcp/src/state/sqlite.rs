@@ -344,12 +344,15 @@ impl StateStore for SqliteStore {
         let records = records.to_vec();
         self.with(move |c| {
             let tx = c.transaction()?;
-            for r in &records {
-                tx.execute(
+            {
+                // Cached: one parse for the life of the connection, not one per record.
+                let mut insert = tx.prepare_cached(
                     "INSERT INTO audit (time_ms, client_id, session_id, tool, statement, query_id, status, rows, bytes, duration_ms, error_code, write_target, confirmed)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                    params![r.time_ms, r.client_id, r.session_id, r.tool, r.statement, r.query_id, r.status, r.rows as i64, r.bytes as i64, r.duration_ms as i64, r.error_code, r.write, r.confirmed],
                 )?;
+                for r in &records {
+                    insert.execute(params![r.time_ms, r.client_id, r.session_id, r.tool, r.statement, r.query_id, r.status, r.rows as i64, r.bytes as i64, r.duration_ms as i64, r.error_code, r.write, r.confirmed])?;
+                }
             }
             tx.commit()?;
             Ok(())
