@@ -12,14 +12,30 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::responder;
 
-/// A responder with `delay`, on a free port.
+/// A responder with `delay`, on a free port, on a thread and runtime of its own: the load
+/// generator's thousand clients share the bench's runtime, and Snowflake's answers must not
+/// wait in their queue (that would be counted as the server's hand-over time).
 pub async fn start_responder(delay: Duration) -> (u16, Arc<responder::ResponderStats>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind responder");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind responder");
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking responder");
     let port = listener.local_addr().unwrap().port();
     let stats: Arc<responder::ResponderStats> = Arc::default();
-    tokio::spawn(responder::run(listener, delay, stats.clone()));
+    let serving = stats.clone();
+    std::thread::Builder::new()
+        .name("responder".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("the responder's runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                responder::run(listener, delay, serving).await
+            });
+        })
+        .expect("the responder's thread");
     (port, stats)
 }
 

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::Query;
@@ -38,9 +38,39 @@ pub struct ResponderStats {
     pub peak_open: AtomicU64,
     /// Statements running per session token, and what wakes them on an abort.
     running: Mutex<HashMap<String, (u32, Arc<Notify>)>>,
+    /// When each session's last statement was answered: the start of its idle time.
+    answered: Mutex<HashMap<String, Instant>>,
+    /// Idle time between a session's answer and its next statement (µs, summed), and how many
+    /// such gaps: the server's hand-over from one statement to the next.
+    gap_us: AtomicU64,
+    gaps: AtomicU64,
+    /// Time statements spent at the responder (µs, summed), and how many.
+    busy_us: AtomicU64,
+    timed: AtomicU64,
+}
+
+/// A session's average cycle as the responder saw it since the last [`ResponderStats::take_cycle`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cycle {
+    /// Mean time a statement took at the responder, ms.
+    pub busy_ms: f64,
+    /// Mean time from a session's answer to its next statement, ms.
+    pub gap_ms: f64,
 }
 
 impl ResponderStats {
+    /// The mean statement and hand-over times since the last call, and start counting anew.
+    pub fn take_cycle(&self) -> Cycle {
+        let mean = |sum: &AtomicU64, n: &AtomicU64| {
+            let (sum, n) = (sum.swap(0, Ordering::SeqCst), n.swap(0, Ordering::SeqCst));
+            sum as f64 / 1e3 / n.max(1) as f64
+        };
+        Cycle {
+            busy_ms: mean(&self.busy_us, &self.timed),
+            gap_ms: mean(&self.gap_us, &self.gaps),
+        }
+    }
+
     /// Sessions logged in and not logged out now.
     pub fn open(&self) -> u64 {
         let logouts = self.logouts.load(Ordering::SeqCst);
@@ -116,6 +146,7 @@ struct Running<'a> {
     stats: &'a ResponderStats,
     token: String,
     wake: Arc<Notify>,
+    started: Instant,
 }
 
 impl<'a> Running<'a> {
@@ -130,12 +161,29 @@ impl<'a> Running<'a> {
         *n += 1;
         let wake = wake.clone();
         drop(running);
-        Running { stats, token, wake }
+        let started = Instant::now();
+        if let Some(answered) = stats.answered.lock().unwrap().remove(&token) {
+            let gap = started.duration_since(answered).as_micros() as u64;
+            stats.gap_us.fetch_add(gap, Ordering::Relaxed);
+            stats.gaps.fetch_add(1, Ordering::Relaxed);
+        }
+        Running {
+            stats,
+            token,
+            wake,
+            started,
+        }
     }
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
+        let now = Instant::now();
+        let busy = now.duration_since(self.started).as_micros() as u64;
+        self.stats.busy_us.fetch_add(busy, Ordering::Relaxed);
+        self.stats.timed.fetch_add(1, Ordering::Relaxed);
+        let token = self.token.clone();
+        self.stats.answered.lock().unwrap().insert(token, now);
         let mut running = self.stats.running.lock().unwrap();
         if let Some((n, _)) = running.get_mut(&self.token) {
             *n -= 1;

@@ -1,7 +1,11 @@
 //! `throughput`: calls per second against pool size at a fixed backend delay (50 ms), each pool
 //! size with a fixed number of concurrent anonymous clients (100 to 1,000), compared with the
 //! ideal of pool size over delay; also latency percentiles, Jain's index over the clients, and
-//! how many statements the responder saw overlapping on one Snowflake session.
+//! how many statements the responder saw overlapping on one Snowflake session. The responder
+//! also times each session's cycle: how long its statements took there (the delay, plus the
+//! timer's rounding) and the hand-over — from a statement's answer to the session's next
+//! statement, which is all the server's doing (reading the answer, replying, granting the
+//! session to the next waiter, sending its statement).
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -19,7 +23,7 @@ pub async fn throughput(bin: &str, secs: Duration, out: &mut String) -> Result<(
         secs.as_secs()
     );
     let mut first_errors = Vec::new();
-    let _ = writeln!(out, "| pool | concurrent clients | calls/s | ideal (pool / delay) | ratio | p50 ms | p99 ms | errors | Jain's index over clients |\n|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "| pool | concurrent clients | calls/s | ideal (pool / delay) | ratio | p50 ms | p99 ms | errors | Jain's index over clients | statement at the responder ms | hand-over ms |\n|---|---|---|---|---|---|---|---|---|---|---|");
     for (pool, clients) in [(4usize, 100usize), (16, 200), (64, 400), (64, 1000)] {
         // Every session is its own anonymous client; their group cap must not be the limit, nor
         // the cap on connections (each session holds about two: its calls and its SSE stream).
@@ -31,7 +35,10 @@ pub async fn throughput(bin: &str, secs: Duration, out: &mut String) -> Result<(
             token: None,
             in_flight: 1,
         }];
+        stats.take_cycle();
         let reports = load::run(&server.url, &classes, secs, Duration::from_secs(2)).await?;
+        // A session's cycle: its statement, then the time until its next one arrives.
+        let cycle = stats.take_cycle();
         let s = &summarize(&reports, secs.as_secs_f64())[0];
         let ideal = pool as f64 / delay.as_secs_f64();
         let per_client: Vec<f64> = reports[0].per_session.iter().map(|&n| n as f64).collect();
@@ -44,13 +51,15 @@ pub async fn throughput(bin: &str, secs: Duration, out: &mut String) -> Result<(
         crate::checks::at_least(format!("Jain's index, {row}"), jain(&per_client), 0.99);
         let _ = writeln!(
             out,
-            "| {pool} | {clients} | {:.1} | {ideal:.0} | {:.3} | {:.1} | {:.1} | {} | {:.4} |",
+            "| {pool} | {clients} | {:.1} | {ideal:.0} | {:.3} | {:.1} | {:.1} | {} | {:.4} | {:.2} | {:.2} |",
             s.1,
             s.1 / ideal,
             s.2,
             s.4,
             s.5,
-            jain(&per_client)
+            jain(&per_client),
+            cycle.busy_ms,
+            cycle.gap_ms
         );
     }
     if !first_errors.is_empty() {

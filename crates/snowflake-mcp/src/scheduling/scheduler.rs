@@ -170,6 +170,7 @@ impl Drop for Permit {
             -1,
         );
         self.inner.dispatch(&mut state);
+        forget_if_idle(&mut state, &self.client);
     }
 }
 
@@ -278,6 +279,7 @@ impl Scheduler {
             c.share = client.clone();
             if c.waiters.len() >= limits.max_queue_per_client {
                 let n = limits.max_queue_per_client;
+                forget_if_idle(&mut state, &client.id);
                 drop(state);
                 return Err(busy(
                     format!("{n} of your requests are already waiting; retry when some finish"),
@@ -285,6 +287,7 @@ impl Scheduler {
                 ));
             }
             if state.queued >= limits.max_queue_total {
+                forget_if_idle(&mut state, &client.id);
                 drop(state);
                 return Err(busy(
                     "the server's queue is full".into(),
@@ -412,9 +415,11 @@ impl Inner {
                         .waiters
                         .iter()
                         .position(|w| self.warehouse_has_room(state, w.warehouse.as_deref()))?;
-                    Some(((c.vtime, c.waiters[pos].id), id.clone(), pos))
+                    Some(((c.vtime, c.waiters[pos].id), id, pos))
                 })
-                .min_by_key(|(key, _, _)| *key);
+                .min_by_key(|(key, _, _)| *key)
+                // Only the winner's id is copied: this scan visits every client with a request.
+                .map(|(key, id, pos)| (key, id.clone(), pos));
             let Some((_, id, pos)) = next else { break };
             let c = state.clients.get_mut(&id).expect("picked from the map");
             let waiter = c.waiters.remove(pos).expect("picked from the queue");
@@ -433,10 +438,19 @@ impl Inner {
             state.now = state.now.max(c.vtime);
             c.vtime += cost(charge, c.share.weight);
         }
-        // Forget clients with nothing running or waiting (their virtual time restarts at `now`).
-        state
-            .clients
-            .retain(|_, c| c.running > 0 || !c.waiters.is_empty());
+    }
+}
+
+/// Forget `client` if it has nothing running or waiting (its virtual time restarts at `now`).
+/// Only the client whose request ended or left can have become idle, so only it is looked at:
+/// sweeping every client here made each grant cost as much as there are clients.
+fn forget_if_idle(state: &mut State, client: &str) {
+    if state
+        .clients
+        .get(client)
+        .is_some_and(|c| c.running == 0 && c.waiters.is_empty())
+    {
+        state.clients.remove(client);
     }
 }
 
@@ -474,6 +488,7 @@ impl Drop for WaitGuard<'_> {
             }
         }
         self.inner.dispatch(&mut state);
+        forget_if_idle(&mut state, self.client);
     }
 }
 

@@ -149,6 +149,11 @@ async fn queues_are_bounded_and_waits_time_out() {
     );
     drop(held);
     assert_eq!(s.stats(), SchedulerStats::default());
+    // Every client that ended, gave up or was refused is forgotten: nothing left per client.
+    assert!(
+        lock(&s.inner.state).clients.is_empty(),
+        "idle clients are kept"
+    );
 }
 
 #[tokio::test(start_paused = true)]
