@@ -214,6 +214,11 @@ pub async fn serve(
                     .await
             }
             None => {
+                // An SSE response is written event by event; without TCP_NODELAY, Nagle's
+                // algorithm holds a small event back until the previous one is acknowledged.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 axum::serve(GuardedListener::new(listener, slots), router)
                     .with_graceful_shutdown(stop)
                     .await

@@ -82,6 +82,8 @@ impl TlsListener {
                     drop(tcp);
                     continue;
                 };
+                // As on plain TCP (server.rs): each SSE event goes out as it is written.
+                let _ = tcp.set_nodelay(true);
                 let (acceptor, handed) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     let _slot = slot;
