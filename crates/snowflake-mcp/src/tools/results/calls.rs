@@ -4,8 +4,6 @@
 //! A page read from a kept result is admitted like a query (its rows and bytes reserved and
 //! charged; the query itself given back) and scheduled like one, under the caller's share.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,52 +33,13 @@ fn wait_bound(asked: Option<f64>, default_secs: u64) -> Result<Duration, ToolErr
     }
 }
 
-/// A job's task, run inside its call's own task for as long as the call waits for it: most
-/// statements end well within the wait, and then a task of their own would only cost a spawn
-/// and a wake-up. Past the wait it moves to a task of its own ([`Inline::move_to_background`]) and
-/// runs on after the call answers with its handle. A call that goes away first (cancelled,
-/// client gone) stops the job — nobody else knows its handle — and the job's task is moved to
-/// the background to end as a stopped job does (its audit record, its quota settled).
-struct Inline {
-    task: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
-    /// Cleared once the call has answered.
-    job: Option<Arc<Job>>,
-}
+/// Stops a job whose call went away before answering: nobody else knows its handle.
+struct StopUnlessAnswered(Option<Arc<Job>>);
 
-impl Inline {
-    /// Run the task for at most `wait`; true when it ended.
-    async fn run_for(&mut self, wait: Duration) -> bool {
-        let Some(task) = self.task.as_mut() else {
-            return true;
-        };
-        let ended = tokio::select! {
-            biased;
-            () = task => true,
-            () = tokio::time::sleep(wait) => false,
-        };
-        if ended {
-            self.task = None;
-        }
-        ended
-    }
-
-    fn move_to_background(&mut self) {
-        if let Some(task) = self.task.take() {
-            tokio::spawn(task);
-        }
-    }
-}
-
-impl Drop for Inline {
+impl Drop for StopUnlessAnswered {
     fn drop(&mut self) {
-        if let Some(job) = self.job.take() {
+        if let Some(job) = self.0.take() {
             job.cancel();
-        }
-        if let Some(task) = self.task.take() {
-            // Not at a runtime's shutdown: there the task is dropped, as every task is.
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(task);
-            }
         }
     }
 }
@@ -149,15 +108,14 @@ impl Tools {
             let answer = async { work.await.map(|o| (o.result, o.returned)) };
             task.run(&tools.results, answer).await;
         });
-        let mut inline = Inline {
-            task: Some(Box::pin(attribution::scope(client, tag, work))),
-            job: Some(job.clone()),
-        };
-        let finished = inline.run_for(wait).await || {
-            inline.move_to_background();
-            job.detach().await
-        };
-        inline.job = None;
+        // A task of its own even when the statement ends at once: running it inside the call's
+        // task (to save the spawn) nests the whole statement path under rmcp's request futures,
+        // and the demo engine's planner then overflowed a worker's stack (tried 2026-12-03).
+        tokio::spawn(attribution::scope(client, tag, work));
+
+        let mut stop = StopUnlessAnswered(Some(job.clone()));
+        let finished = job.wait(wait).await || job.detach().await;
+        stop.0 = None;
         if !finished {
             return Ok(running(&job.id, job.query_id(), job.elapsed_ms()));
         }
