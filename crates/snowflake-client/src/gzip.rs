@@ -13,6 +13,8 @@ use std::cell::RefCell;
 
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 
+use crate::error::{Error, Result};
+
 thread_local! {
     static DEFLATE: RefCell<Compress> = RefCell::new(Compress::new(Compression::fast(), false));
 }
@@ -25,7 +27,7 @@ const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 const STORE_UP_TO: usize = 2048;
 
 /// `bytes` as one gzip member.
-pub(crate) fn gzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
     if bytes.len() <= STORE_UP_TO {
         // One final stored block: BFINAL = 1 and BTYPE = 00 in the first byte (the rest of it
         // is padding), then LEN and its one's complement, then the bytes as they are.
@@ -51,7 +53,7 @@ pub(crate) fn gzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
             match deflate.compress_vec(&bytes[consumed..], &mut out, FlushCompress::Finish) {
                 Ok(Status::StreamEnd) => return Ok(()),
                 Ok(Status::Ok | Status::BufError) => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(Error::protocol(format!("cannot compress the request: {e}"))),
             }
         }
     })?;

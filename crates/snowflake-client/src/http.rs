@@ -29,6 +29,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::gzip::gzip;
 use crate::settings::Secret;
 
 /// How a request may be repeated after a failure.
@@ -351,11 +352,6 @@ fn headers(token: Option<&Secret>) -> HeaderMap {
         }
     }
     h
-}
-
-fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
-    crate::gzip::gzip(bytes)
-        .map_err(|e| Error::protocol(format!("cannot compress the request: {e}")))
 }
 
 /// 100 ms, 200 ms, 400 ms, ... with up to 50% random jitter so retries do not march in step.

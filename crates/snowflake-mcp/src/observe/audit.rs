@@ -8,8 +8,7 @@
 //! call's path (it was about a third of a millisecond of each call; BENCHMARKS.md), and gathers
 //! for up to [`LINGER`] first, so a busy server commits a few dozen times a second instead of
 //! once per call. A `kill -9` can then lose the records of the last 20 ms or so of calls; a
-//! graceful stop flushes them, and
-//! `query_history` flushes before it reads. With `[audit] wait_for_commit = true` a call
+//! graceful stop flushes them, and `query_history` flushes before it reads. With `[audit] wait_for_commit = true` a call
 //! instead waits for its record's batch — so a `kill -9` right after an answer still finds its
 //! record — but never longer than [`AUDIT_WAIT`]: a locked or slow state store delays the
 //! audit, not the clients. A full buffer drops the record and counts it

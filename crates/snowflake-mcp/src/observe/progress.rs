@@ -47,7 +47,7 @@ impl Stage {
 }
 
 /// How long a call may take before its stages are sent.
-pub const QUIET: Duration = Duration::from_millis(200);
+const QUIET: Duration = Duration::from_millis(200);
 
 /// One update to send: progress, message, and whether it is only a stage (which may wait out
 /// [`QUIET`], replaced by a later one) or news (sent at once).
@@ -95,7 +95,7 @@ where
     Fut: Future<Output = bool>,
 {
     let quiet_until = tokio::time::Instant::now() + quiet;
-    let mut held: Option<(f64, String)> = None;
+    let (mut held, mut news) = (None, None);
     loop {
         let update = tokio::select! {
             update = updates.recv() => update,
@@ -105,20 +105,13 @@ where
             None => return, // answered within `quiet`: nothing to say
             Some((progress, message, Kind::Stage)) => held = Some((progress, message)),
             Some((progress, message, Kind::News)) => {
-                if let Some((p, m)) = held.take() {
-                    if !send(p, m).await {
-                        return;
-                    }
-                }
-                if !send(progress, message).await {
-                    return;
-                }
+                news = Some((progress, message));
                 break;
             }
         }
     }
-    if let Some((p, m)) = held {
-        if !send(p, m).await {
+    for (progress, message) in held.into_iter().chain(news) {
+        if !send(progress, message).await {
             return;
         }
     }
