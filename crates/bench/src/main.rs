@@ -19,6 +19,7 @@ mod load;
 mod memory;
 mod mixed;
 mod overhead;
+mod precise;
 mod replicas;
 mod responder;
 mod soak;

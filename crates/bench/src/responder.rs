@@ -2,7 +2,8 @@
 //!
 //! It speaks just enough of the connector REST protocol for the server to log in, switch
 //! context, run statements, abort them and log out: every statement waits `delay`, or the
-//! `N` of a `/* delay_ms=N */` comment in its text (`USE` statements answer at once) and returns
+//! `N` of a `/* delay_ms=N */` comment in its text (`USE` statements answer at once; the wait is
+//! [`crate::precise`], not tokio's millisecond-rounded timer) and returns
 //! `[[1]]`. Like Snowflake, it stops a statement at its `STATEMENT_TIMEOUT_IN_SECONDS` with
 //! error 000630. `SHOW WAREHOUSES LIKE 'W'` returns W with a size read from its name's last
 //! part (`BENCH_MEDIUM` is Medium, X-Small when none); other `SHOW` and `DESCRIBE` statements
@@ -90,8 +91,9 @@ pub async fn run(listener: tokio::net::TcpListener, delay: Duration, stats: Arc<
                 async move {
                     stats.logins.fetch_add(1, Ordering::SeqCst);
                     stats.peak_open.fetch_max(stats.open(), Ordering::SeqCst);
-                    let token = format!("tok-{}", next_token.fetch_add(1, Ordering::Relaxed));
-                    Json(json!({"success": true, "data": {"token": token, "serverVersion": "bench",
+                    let n = next_token.fetch_add(1, Ordering::Relaxed);
+                    let token = format!("tok-{n}");
+                    Json(json!({"success": true, "data": {"token": token, "serverVersion": "bench", "sessionId": n,
                         "sessionInfo": {"databaseName": "BENCH", "schemaName": "PUBLIC", "warehouseName": "WH", "roleName": "R"}}}))
                 }
             }),
@@ -212,7 +214,7 @@ async fn statement(
         let stop = timeout.filter(|t| *t < delay);
         let aborted = running.wake.notified();
         tokio::select! {
-            _ = tokio::time::sleep(stop.unwrap_or(delay)) => {
+            _ = crate::precise::sleep(stop.unwrap_or(delay)) => {
                 if let Some(t) = stop {
                     stats.timeouts.fetch_add(1, Ordering::Relaxed);
                     let s = t.as_secs();

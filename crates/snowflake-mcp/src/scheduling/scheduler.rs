@@ -149,10 +149,20 @@ pub struct Permit {
     warehouse: Option<Arc<str>>,
     granted: Instant,
     charged_us: u64,
+    /// Given back by [`Permit::release`] already.
+    released: bool,
 }
 
-impl Drop for Permit {
-    fn drop(&mut self) {
+impl Permit {
+    /// Give the permit back now. True when that let a waiting request in: its task has been
+    /// woken, and the caller should let it run before going on (see `Gateway::scheduled`).
+    pub fn release(mut self) -> bool {
+        self.released = true;
+        self.give_back() > 0
+    }
+
+    /// Charge what was held, free the slot and grant it on; how many waiters that let in.
+    fn give_back(&mut self) -> usize {
         let held = self.granted.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
         let mut state = lock(&self.inner.state);
         if let Some(c) = state.clients.get_mut(&self.client) {
@@ -169,8 +179,17 @@ impl Drop for Permit {
             },
             -1,
         );
-        self.inner.dispatch(&mut state);
+        let granted = self.inner.dispatch(&mut state);
         forget_if_idle(&mut state, &self.client);
+        granted
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if !self.released {
+            self.give_back();
+        }
     }
 }
 
@@ -335,6 +354,7 @@ impl Scheduler {
                     warehouse: warehouse.clone(),
                     granted: Instant::now(),
                     charged_us,
+                    released: false,
                 })
             }
             Ok(Err(_)) => {
@@ -394,7 +414,9 @@ impl Inner {
     }
 
     /// Hand free permits to waiting clients, smallest virtual time first.
-    fn dispatch(&self, state: &mut State) {
+    /// Grant free permits to waiters, fairest first; how many were granted.
+    fn dispatch(&self, state: &mut State) -> usize {
+        let mut granted = 0;
         while state.running < self.limits.capacity {
             // For each client with room: its first request whose warehouse has room too (a
             // request for a full warehouse never blocks the client's others). Then the smallest
@@ -437,7 +459,9 @@ impl Inner {
             let c = state.clients.get_mut(&id).expect("present");
             state.now = state.now.max(c.vtime);
             c.vtime += cost(charge, c.share.weight);
+            granted += 1;
         }
+        granted
     }
 }
 

@@ -378,3 +378,26 @@ async fn a_warehouse_at_its_cap_never_holds_up_another_warehouse() {
         "a freed warehouse slot goes to its waiter"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn release_says_whether_it_let_a_waiter_in() {
+    let s = Scheduler::new(limits(1));
+    // Nobody waits: giving the permit back grants nothing.
+    let alone = s.acquire(&client("a", 1, 4)).await.unwrap();
+    assert!(!alone.release());
+    assert_eq!(s.stats(), SchedulerStats::default());
+    // Someone waits: the release grants it, and the permit is not given back twice.
+    let held = s.acquire(&client("a", 1, 4)).await.unwrap();
+    let waiter = {
+        let s = s.clone();
+        tokio::spawn(async move { s.acquire(&client("b", 1, 4)).await.map(|p| p.release()) })
+    };
+    tokio::task::yield_now().await;
+    assert_eq!(s.stats().queued, 1);
+    assert!(held.release());
+    assert!(
+        !waiter.await.unwrap().unwrap(),
+        "nobody else waited behind b"
+    );
+    assert_eq!(s.stats(), SchedulerStats::default());
+}
