@@ -99,12 +99,6 @@ enum Command {
     },
 }
 
-/// mimalloc rather than glibc's malloc: a call allocates and frees many small, short-lived
-/// buffers across threads (requests, JSON, futures), where glibc's arenas cost 18 % of the
-/// server's CPU at load (BENCHMARKS.md, the fast path).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs go to stderr: stdout belongs to the MCP stream in stdio mode.
