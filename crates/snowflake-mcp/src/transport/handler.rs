@@ -440,7 +440,8 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        if self.get_tool(&request.name).is_none() {
+        // Looked up, not copied: `get_tool` clones the whole definition, schema included.
+        if !self.app.tool_list.iter().any(|t| t.name == request.name) {
             return Err(McpError::invalid_params(
                 format!("unknown tool '{}'", request.name),
                 None,
