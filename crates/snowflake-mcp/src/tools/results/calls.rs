@@ -103,11 +103,17 @@ impl Tools {
         self.results.remember(&job);
         let (tools, who, task) = (self.clone(), caller.clone(), job.clone());
         let (client, tag) = attribution::fork();
-        let work = progress::forked(progress::fork(), async move {
-            let work = tools.call_now("run_query", args, &who);
-            let answer = async { work.await.map(|o| (o.result, o.returned)) };
-            task.run(&tools.results, answer).await;
-        });
+        // Boxed where it is made: the statement path's future is large, and unboxed it was
+        // copied whole into each task-local scope and again into the task (`memmove` under
+        // spawn and the scopes was ~2 % of the server's CPU in perf at load; BENCHMARKS.md).
+        let work = progress::forked(
+            progress::fork(),
+            Box::pin(async move {
+                let work = tools.call_now("run_query", args, &who);
+                let answer = async { work.await.map(|o| (o.result, o.returned)) };
+                task.run(&tools.results, answer).await;
+            }),
+        );
         // A task of its own even when the statement ends at once: running it inside the call's
         // task (to save the spawn) nests the whole statement path under rmcp's request futures,
         // and the demo engine's planner then overflowed a worker's stack (tried 2026-12-03).
