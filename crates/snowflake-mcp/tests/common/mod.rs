@@ -87,7 +87,19 @@ pub struct Server {
 pub fn temp_state() -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("snowflake-mcp-test-state-{}", std::process::id()));
+    // The process id alone is reused by later runs, whose servers then opened an earlier
+    // run's state (a stored context from another test leaked into a stdio test); the start time
+    // makes the directory this process's own.
+    static STARTED: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    let started = STARTED.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    });
+    let dir = std::env::temp_dir().join(format!(
+        "snowflake-mcp-test-state-{}-{started}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(format!("state-{}.db", N.fetch_add(1, Ordering::SeqCst)))
         .display()
