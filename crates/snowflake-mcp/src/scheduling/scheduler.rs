@@ -413,8 +413,7 @@ impl Inner {
             .sum()
     }
 
-    /// Hand free permits to waiting clients, smallest virtual time first.
-    /// Grant free permits to waiters, fairest first; how many were granted.
+    /// Hand free permits to waiting clients, smallest virtual time first; how many were granted.
     fn dispatch(&self, state: &mut State) -> usize {
         let mut granted = 0;
         while state.running < self.limits.capacity {
