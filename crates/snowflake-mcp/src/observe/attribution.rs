@@ -12,8 +12,6 @@
 
 use std::future::Future;
 
-use sha2::{Digest, Sha256};
-
 tokio::task_local! {
     static TAG: String;
     /// The client the call runs for (the backend picks a signed-in person's own Snowflake
@@ -26,26 +24,33 @@ pub const APP_TAG: &str = r#"{"app":"snowflake-mcp"}"#;
 
 /// A stable, non-reversible short name for an MCP session id.
 pub fn fingerprint(session_id: &str) -> String {
-    Sha256::digest(session_id.as_bytes())
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let mut hex = crate::sha256_hex(session_id);
+    hex.truncate(12);
+    hex
 }
 
 /// The `QUERY_TAG` of one tool call. A signed-in person's client is their key
 /// (`person:<hash of issuer and subject>`); `person` adds what their token calls them.
 pub fn tag(client: &str, person: Option<&str>, session_id: Option<&str>, tool: &str) -> String {
-    let mut tag = serde_json::json!({
-        "app": "snowflake-mcp",
-        "client": client,
-        "session": session_id.map(fingerprint),
-        "tool": tool,
-    });
-    if let Some(name) = person {
-        tag["person"] = name.into();
+    /// Serialised straight from a struct (made on every call), its keys in the order a JSON
+    /// object's sorted keys had.
+    #[derive(serde::Serialize)]
+    struct Tag<'a> {
+        app: &'static str,
+        client: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        person: Option<&'a str>,
+        session: Option<String>,
+        tool: &'a str,
     }
-    tag.to_string()
+    let tag = Tag {
+        app: "snowflake-mcp",
+        client,
+        person,
+        session: session_id.map(fingerprint),
+        tool,
+    };
+    serde_json::to_string(&tag).unwrap_or_else(|_| APP_TAG.to_string())
 }
 
 /// Run `call` for `client`, with statements tagged `tag`.
@@ -93,6 +98,10 @@ mod tests {
         assert!(
             !seen.contains("secret"),
             "the session id itself is not in the tag"
+        );
+        assert_eq!(
+            tag("a\"b", Some("Ann"), None, "t"),
+            r#"{"app":"snowflake-mcp","client":"a\"b","person":"Ann","session":null,"tool":"t"}"#
         );
     }
 }

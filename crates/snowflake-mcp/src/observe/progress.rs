@@ -7,8 +7,10 @@
 //! call's task with [`scope`], and [`report`] is a no-op outside one. The furthest stage reached
 //! is kept whether or not the client asked for notifications: a [`Tracker`] tells quota
 //! settlement whether a cancelled call ever reached Snowflake. Sending never blocks the
-//! call: stages go through a small channel to one sender task that writes them in order, and
-//! each stage is sent at most once, in increasing order (MCP requires progress to increase).
+//! call: stages go through a small channel to one sender that writes them in order, and each
+//! stage is sent at most once, in increasing order (MCP requires progress to increase). The
+//! sender is polled beside the call in the call's own task ([`scope`]): a task of its own cost
+//! a spawn and a wake-up on every call, most of which send nothing (see below).
 //!
 //! A call that answers within [`QUIET`] sends no stages at all: three notifications for a
 //! statement that took a few milliseconds show the person nothing, yet cost as much to send as
@@ -59,18 +61,18 @@ enum Kind {
     News,
 }
 
-/// One call's progress: the [`Reporter`] the call's task reports to, and the task that sends
-/// the notifications.
+/// One call's progress: the [`Reporter`] the call's task reports to, and the sender of the
+/// notifications, polled by [`scope`] beside the call.
 pub struct Progress {
     reporter: Reporter,
-    sender: tokio::task::JoinHandle<()>,
+    sender: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 impl Progress {
     /// Progress for the call that carried `token`, sent through `peer`.
     pub fn new(peer: Peer<RoleServer>, token: ProgressToken) -> Progress {
         let (stages, receiver) = mpsc::channel::<Update>(4);
-        let sender = tokio::spawn(forward(receiver, QUIET, move |progress, message| {
+        let sender = Box::pin(forward(receiver, QUIET, move |progress, message| {
             let (peer, token) = (peer.clone(), token.clone());
             async move {
                 let param = ProgressNotificationParam::new(token, progress)
@@ -127,7 +129,7 @@ where
 struct Reporter {
     /// Taken when the call answered: a statement it left running reports no more under its
     /// progress token (MCP allows progress only while the request is open), and the sender
-    /// task ends.
+    /// ends.
     stages: std::sync::Mutex<Option<mpsc::Sender<Update>>>,
     last: std::sync::Mutex<(Option<Stage>, f64)>,
 }
@@ -214,23 +216,38 @@ tokio::task_local! {
     static CALL: Call;
 }
 
-/// Run `call` with `progress` (if any) receiving its stages. Before the output is returned,
-/// the stages reported are sent (waiting at most 200 ms): progress must reach the client before
-/// the call's result, after which the stream closes.
+/// Run `call` with `progress` (if any) receiving its stages, sending them while the call runs.
+/// Before the output is returned, the stages reported are sent (waiting at most 200 ms):
+/// progress must reach the client before the call's result, after which the stream closes.
 pub async fn scope<F: Future>(progress: Option<Progress>, call: F) -> F::Output {
-    let (notify, sender) = match progress {
-        Some(Progress { reporter, sender }) => (Some(Arc::new(reporter)), Some(sender)),
-        None => (None, None),
+    let Some(Progress {
+        reporter,
+        mut sender,
+    }) = progress
+    else {
+        let state = Call {
+            reached: Tracker::default(),
+            notify: None,
+        };
+        return CALL.scope(state, call).await;
     };
+    let notify = Arc::new(reporter);
     let state = Call {
         reached: Tracker::default(),
-        notify: notify.clone(),
+        notify: Some(notify.clone()),
     };
-    let output = CALL.scope(state, call).await;
-    if let Some(notify) = notify {
-        notify.close();
-    }
-    if let Some(sender) = sender {
+    let call = CALL.scope(state, call);
+    tokio::pin!(call);
+    let mut sent_all = false;
+    let output = loop {
+        tokio::select! {
+            biased;
+            output = &mut call => break output,
+            () = &mut sender, if !sent_all => sent_all = true,
+        }
+    };
+    notify.close();
+    if !sent_all {
         let _ = tokio::time::timeout(std::time::Duration::from_millis(200), sender).await;
     }
     output
@@ -337,7 +354,7 @@ mod tests {
         let (stages, mut receiver) = mpsc::channel(8);
         let progress = Progress {
             reporter: Reporter::new(stages),
-            sender: tokio::spawn(async {}),
+            sender: Box::pin(async {}),
         };
         scope(Some(progress), async {
             assert!(!tracker().reached(Stage::Queued));

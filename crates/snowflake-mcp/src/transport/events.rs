@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rmcp::transport::common::server_side_http::ServerSseMessage;
@@ -47,21 +47,23 @@ pub struct StreamOwner {
     pub session: Option<String>,
 }
 
+/// Ids are shared between the maps (`Arc<str>`): storing an event, which every call does, then
+/// allocates its id and, for a new stream, the stream's id once each.
 #[derive(Default)]
 struct Inner {
     /// Stream id -> its events, oldest first.
-    streams: HashMap<String, VecDeque<Stored>>,
+    streams: HashMap<Arc<str>, VecDeque<Stored>>,
     /// Stream id -> its owner, from the first event id the door saw go out on it.
-    owners: HashMap<String, StreamOwner>,
+    owners: HashMap<Arc<str>, StreamOwner>,
     /// Event id -> its stream.
-    index: HashMap<String, String>,
+    index: HashMap<Arc<str>, Arc<str>>,
     /// Every kept event, oldest first: (stored at, event id), for age and size eviction.
-    order: VecDeque<(Instant, String)>,
+    order: VecDeque<(Instant, Arc<str>)>,
     bytes: usize,
 }
 
 struct Stored {
-    id: String,
+    id: Arc<str>,
     event: ServerSseMessage,
     size: usize,
 }
@@ -83,11 +85,14 @@ impl EventBuffer {
     /// Record `owner` as the owner of the stream event `event_id` was sent on, unless the stream
     /// already has one (the first claim stands).
     pub fn claim(&self, event_id: &str, owner: &StreamOwner) {
-        let mut inner = lock(&self.inner);
-        let Some(stream) = inner.index.get(event_id).cloned() else {
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
+        let Some(stream) = inner.index.get(event_id) else {
             return;
         };
-        inner.owners.entry(stream).or_insert_with(|| owner.clone());
+        if !inner.owners.contains_key(stream) {
+            inner.owners.insert(stream.clone(), owner.clone());
+        }
     }
 
     /// True when the stream of `event_id` is kept and belongs to `owner`.
@@ -108,7 +113,7 @@ impl Inner {
             return;
         };
         if let Some(events) = self.streams.get_mut(&stream) {
-            if let Some(pos) = events.iter().position(|e| e.id == id) {
+            if let Some(pos) = events.iter().position(|e| &*e.id == id) {
                 if let Some(gone) = events.remove(pos) {
                     self.bytes -= gone.size;
                 }
@@ -163,7 +168,7 @@ fn wire_size(event: &ServerSseMessage) -> usize {
 #[derive(Default)]
 pub struct SseIds {
     line: Vec<u8>,
-    /// The carried line grew past any id: skip to its end.
+    /// The carried line is no `id:` line, or grew past any id: skip to its end.
     skipping: bool,
 }
 
@@ -174,26 +179,41 @@ impl SseIds {
     /// The event ids completed by `bytes`.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<String> {
         let mut ids = Vec::new();
-        for &b in bytes {
-            if b == b'\n' || b == b'\r' {
-                if !self.skipping {
-                    if let Some(id) = self.line.strip_prefix(b"id:") {
-                        let id = String::from_utf8_lossy(id).trim().to_string();
-                        if !id.is_empty() {
-                            ids.push(id);
-                        }
-                    }
-                }
-                self.line.clear();
-                self.skipping = false;
-            } else if !self.skipping {
-                if self.line.len() >= MAX_ID_LINE {
+        let mut rest = bytes;
+        loop {
+            let end = rest.iter().position(|&b| b == b'\n' || b == b'\r');
+            let part = end.map_or(rest, |at| &rest[..at]);
+            if !self.skipping {
+                // A line longer than any id, or one that is not an `id:` line once its first
+                // bytes are in (a `data:` line holds the whole message), is skipped, not kept.
+                let id_so_far = self
+                    .line
+                    .iter()
+                    .chain(part)
+                    .take(3)
+                    .zip(b"id:")
+                    .all(|(a, b)| a == b);
+                if self.line.len() + part.len() > MAX_ID_LINE || !id_so_far {
                     self.line.clear();
                     self.skipping = true;
                 } else {
-                    self.line.push(b);
+                    self.line.extend_from_slice(part);
                 }
             }
+            let Some(at) = end else {
+                break;
+            };
+            if !self.skipping {
+                if let Some(id) = self.line.strip_prefix(b"id:") {
+                    let id = String::from_utf8_lossy(id).trim().to_string();
+                    if !id.is_empty() {
+                        ids.push(id);
+                    }
+                }
+            }
+            self.line.clear();
+            self.skipping = false;
+            rest = &rest[at + 1..];
         }
         ids
     }
@@ -210,17 +230,23 @@ impl EventStore for EventBuffer {
         let mut stored = event.clone();
         stored.event_id = Some(id.clone());
         let size = wire_size(&stored);
+        let shared: Arc<str> = Arc::from(id.as_str());
         let now = Instant::now();
-        let mut inner = lock(&self.inner);
-        let events = inner.streams.entry(stream_id.to_string()).or_default();
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
+        let stream = match inner.streams.get_key_value(stream_id) {
+            Some((known, _)) => known.clone(),
+            None => Arc::from(stream_id),
+        };
+        let events = inner.streams.entry(stream.clone()).or_default();
         events.push_back(Stored {
-            id: id.clone(),
+            id: shared.clone(),
             event: stored,
             size,
         });
         let dropped = (events.len() > self.limits.per_stream).then(|| events[0].id.clone());
-        inner.index.insert(id.clone(), stream_id.to_string());
-        inner.order.push_back((now, id.clone()));
+        inner.index.insert(shared.clone(), stream);
+        inner.order.push_back((now, shared));
         inner.bytes += size;
         if let Some(oldest) = dropped {
             inner.forget(&oldest);
@@ -241,7 +267,7 @@ impl EventStore for EventBuffer {
         let events = inner.streams.get(stream).ok_or("the stream is gone")?;
         let later: Vec<ServerSseMessage> = events
             .iter()
-            .skip_while(|e| e.id != last_event_id)
+            .skip_while(|e| &*e.id != last_event_id)
             .skip(1)
             .map(|e| e.event.clone())
             .collect();
@@ -372,6 +398,11 @@ mod tests {
         assert!(ids.feed(long.as_bytes()).is_empty());
         assert!(ids.feed(b"data: {\"id: no\"}\n").is_empty());
         assert_eq!(ids.feed(b"id: 0/3\n"), ["0/3"]);
+        // Split inside the `id:` prefix, and a line that only starts like one.
+        assert!(ids.feed(b"i").is_empty());
+        assert_eq!(ids.feed(b"d: gh\nda"), ["gh"]);
+        assert!(ids.feed(b"ta: id: no\nidx: no\n").is_empty());
+        assert_eq!(ids.feed(b"\r\nid:\nid: ij\r"), ["ij"]);
     }
 
     async fn futures_ids(b: &EventBuffer, stream: &str, n: usize) -> Vec<String> {

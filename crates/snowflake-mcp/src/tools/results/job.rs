@@ -38,6 +38,8 @@ enum Phase {
 
 pub struct Job {
     pub(super) id: String,
+    /// The store's key for `id` ([`super::digest`]), computed once.
+    pub(super) digest: String,
     pub(super) owner: Arc<str>,
     /// The statement, for the operator's console.
     pub(super) sql: String,
@@ -57,6 +59,7 @@ pub struct Job {
 impl Job {
     pub(super) fn new(id: String, owner: Arc<str>, sql: String, context: Context) -> Arc<Job> {
         Arc::new(Job {
+            digest: super::digest(&id),
             id,
             owner,
             sql,

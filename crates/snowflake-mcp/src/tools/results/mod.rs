@@ -158,7 +158,7 @@ impl Results {
 
     /// Forget `job` at once (nobody holds its handle).
     fn forget(&self, job: &Job) {
-        lock(&self.jobs).remove(&digest(&job.id));
+        lock(&self.jobs).remove(&job.digest);
     }
 
     /// Forget finished jobs kept past [`KEEP_FINISHED`] (their records stay in the store).
@@ -174,7 +174,7 @@ impl Results {
         if jobs.len() >= MAX_JOBS {
             jobs.retain(|_, job| !job.finished_before(Duration::ZERO));
         }
-        jobs.insert(digest(&job.id), job.clone());
+        jobs.insert(job.digest.clone(), job.clone());
     }
 
     /// The statements running on this replica now, longest-running first (for the console).
