@@ -428,12 +428,7 @@ mod tests {
 
     #[test]
     fn tokens_resolve_to_their_client_only() {
-        let hash = |t: &str| {
-            Sha256::digest(t.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        let hash = crate::sha256_hex;
         let c = config(&format!(
             "[[clients]]\nid = \"analyst\"\ntoken_sha256 = \"{}\"\nweight = 2\ndefault_context = {{ warehouse = \"an_wh\" }}\n\n[[clients]]\nid = \"bot\"\ntoken_sha256 = \"{}\"\n",
             hash("tok-a"),

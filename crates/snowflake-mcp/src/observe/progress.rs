@@ -220,23 +220,15 @@ tokio::task_local! {
 /// Before the output is returned, the stages reported are sent (waiting at most 200 ms):
 /// progress must reach the client before the call's result, after which the stream closes.
 pub async fn scope<F: Future>(progress: Option<Progress>, call: F) -> F::Output {
-    let Some(Progress {
-        reporter,
-        mut sender,
-    }) = progress
-    else {
-        let state = Call {
-            reached: Tracker::default(),
-            notify: None,
-        };
-        return CALL.scope(state, call).await;
-    };
-    let notify = Arc::new(reporter);
+    let progress = progress.map(|Progress { reporter, sender }| (Arc::new(reporter), sender));
     let state = Call {
         reached: Tracker::default(),
-        notify: Some(notify.clone()),
+        notify: progress.as_ref().map(|(notify, _)| notify.clone()),
     };
     let call = CALL.scope(state, call);
+    let Some((notify, mut sender)) = progress else {
+        return call.await;
+    };
     tokio::pin!(call);
     let mut sent_all = false;
     let output = loop {
