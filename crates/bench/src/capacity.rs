@@ -2,7 +2,9 @@
 //! 200 and 1,000 closed-loop MCP clients, through snowflake-mcp and through the bare MCP server
 //! of [`crate::floor`] under the same load generator in the same run. Their ratio is how much
 //! of the protocol's own capacity the server keeps: with nothing to wait for, everything the
-//! server does per call is CPU taken from the next call.
+//! server does per call is CPU taken from the next call. The relay floor (the bare server
+//! plus one Snowflake round trip per call, see [`crate::floor`]) runs beside them, to show how
+//! much of the distance is the Snowflake exchange itself and how much the server's own.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -51,23 +53,29 @@ pub async fn capacity(bin: &str, secs: Duration, out: &mut String) -> Result<(),
         "## Capacity with an instant backend (responder delay 0, pool 64, {} s per row)\n",
         secs.as_secs()
     );
-    let _ = writeln!(out, "| clients | bare rmcp server calls/s | snowflake-mcp calls/s | ratio | CPU per call, bare ms | CPU per call, snowflake-mcp ms | snowflake-mcp p50 ms | errors |\n|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "| clients | bare rmcp server calls/s | relay floor calls/s | snowflake-mcp calls/s | ratio to bare | ratio to relay | CPU per call, bare / relay / snowflake-mcp ms | snowflake-mcp p50 ms | errors |\n|---|---|---|---|---|---|---|---|---|");
     for clients in [50usize, 200, 1000] {
-        let floor = start_floor().await?;
+        let floor = start_floor(None).await?;
         let bare = rate(&floor, clients, secs).await?;
+        drop(floor);
+        let floor = start_floor(Some(port)).await?;
+        let relay = rate(&floor, clients, secs).await?;
         drop(floor);
         let config = format!("[server]\nmax_connections = 8192\n[pool]\nmax_sessions = 64\n[scheduler]\nqueue_timeout_secs = 120\nmax_queue_total = 100000\n[anonymous]\nmax_concurrent_total = {clients}\n");
         let server = start_server(bin, port, &config).await?;
         let ours = rate(&server, clients, secs).await?;
         drop(server);
         let ratio = ours.calls_per_sec / bare.calls_per_sec.max(1.0);
+        let to_relay = ours.calls_per_sec / relay.calls_per_sec.max(1.0);
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let _ = writeln!(
             out,
-            "| {clients} | {:.0} | {:.0} | {ratio:.3} | {:.3} | {:.3} | {:.1} | {} |",
+            "| {clients} | {:.0} | {:.0} | {:.0} | {ratio:.3} | {to_relay:.3} | {:.3} / {:.3} / {:.3} | {:.1} | {} |",
             bare.calls_per_sec,
+            relay.calls_per_sec,
             ours.calls_per_sec,
             ms(bare.cpu_per_call),
+            ms(relay.cpu_per_call),
             ms(ours.cpu_per_call),
             ours.p50_ms,
             ours.errors

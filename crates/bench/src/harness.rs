@@ -112,11 +112,29 @@ pub async fn start_server_with_state(
     listening(child).await
 }
 
-/// The bare MCP server of [`crate::floor`], as a child process of this benchmark's binary.
-pub async fn start_floor() -> Result<Server, String> {
+/// snowflake-client's settings for the responder on `port`.
+pub fn responder_settings(port: u16) -> snowflake_client::ConnectionSettings {
+    snowflake_client::ConnectionSettings {
+        account: Some("bench".into()),
+        user: Some("bench".into()),
+        password: Some(snowflake_client::Secret::new("bench")),
+        host: Some("127.0.0.1".into()),
+        port: Some(port),
+        protocol: Some("http".into()),
+        ..Default::default()
+    }
+}
+
+/// The bare MCP server of [`crate::floor`], as a child process of this benchmark's binary;
+/// with `backend`, the relay floor that runs each call on the responder on that port.
+pub async fn start_floor(backend: Option<u16>) -> Result<Server, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut args = vec!["floor".to_string()];
+    if let Some(port) = backend {
+        args.extend(["--backend".into(), port.to_string()]);
+    }
     let child = tokio::process::Command::new(me)
-        .args(["floor"])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)

@@ -87,7 +87,11 @@ enum Command {
     Soak(soak::Options),
     /// The bare MCP server the overhead and capacity are measured against (run by them).
     #[command(hide = true)]
-    Floor,
+    Floor {
+        /// Relay each call to the responder on this port first (the relay floor).
+        #[arg(long)]
+        backend: Option<u16>,
+    },
     /// Only the responder, for manual runs: SNOWFLAKE_HOST=127.0.0.1 SNOWFLAKE_PORT=<port>.
     Responder {
         #[arg(long, default_value_t = 0)]
@@ -125,11 +129,11 @@ async fn main() {
             }
             .await
         }
-        Command::Floor => {
+        Command::Floor { backend } => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");
-            floor::run(listener).await;
+            floor::run(listener, backend).await;
             Ok(())
         }
         Command::Throughput => throughput::throughput(&cli.server, secs, &mut out).await,

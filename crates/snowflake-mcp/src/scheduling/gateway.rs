@@ -159,7 +159,7 @@ impl Gateway {
             tokio::select! {
                 permit = &mut acquire => break permit?,
                 _ = tick.tick() => {
-                    let waiting = self.scheduler.stats().queued;
+                    let waiting = self.scheduler.queued();
                     crate::observe::progress::waiting(format!("queued: {waiting} requests waiting for a Snowflake session"));
                 }
             }

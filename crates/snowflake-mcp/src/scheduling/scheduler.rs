@@ -40,6 +40,7 @@ use crate::policy::ClientShare;
 pub use held::ClientTime;
 
 mod held;
+mod ready;
 
 /// Virtual-time units per microsecond of session-time at weight 1.
 const SCALE: u128 = 1 << 10;
@@ -79,6 +80,8 @@ struct State {
     now: u128,
     next_waiter: u64,
     clients: HashMap<Arc<str>, ClientState>,
+    /// The clients with waiting requests, in serving order (see [`ready`]).
+    ready: ready::Ready,
     /// Permits held per group.
     groups: HashMap<Arc<str>, usize>,
     /// Permits held per warehouse.
@@ -88,6 +91,10 @@ struct State {
 }
 
 struct ClientState {
+    /// The client's id, as the map's key (for [`ready::Ready`]).
+    id: Arc<str>,
+    /// Where it stands in [`State::ready`] (as last recorded there).
+    place: Option<ready::Place>,
     share: ClientShare,
     running: usize,
     vtime: u128,
@@ -114,6 +121,16 @@ fn cost(us: u64, weight: u32) -> u128 {
 }
 
 impl State {
+    /// Record `client`'s place in the serving order after its virtual time or queue changed.
+    fn replace(&mut self, client: &str) {
+        let Some(c) = self.clients.get_mut(client) else {
+            return;
+        };
+        let place = c.place();
+        self.ready.moved(&c.id, c.place, place);
+        c.place = place;
+    }
+
     /// One permit of `who` more (`+1`) or less (`-1`), in its client's, group's and warehouse's
     /// counts.
     fn count(&mut self, who: Holder<'_>, delta: isize) {
@@ -171,6 +188,7 @@ impl Permit {
             c.vtime = (c.vtime + cost(held, weight)).saturating_sub(cost(self.charged_us, weight));
             c.estimate_us = (c.estimate_us.saturating_mul(3) + held) / 4;
         }
+        state.replace(&self.client);
         state.held.add(&self.label, self.warehouse.as_ref(), held);
         state.count(
             Holder {
@@ -239,6 +257,11 @@ impl Scheduler {
         }
     }
 
+    /// Requests waiting now.
+    pub fn queued(&self) -> usize {
+        lock(&self.inner.state).queued
+    }
+
     /// The warehouses with a cap, and their caps.
     pub fn warehouse_caps(&self) -> &HashMap<String, usize> {
         &self.inner.limits.warehouse_caps
@@ -289,6 +312,8 @@ impl Scheduler {
                 .clients
                 .entry(client.id.clone())
                 .or_insert_with(|| ClientState {
+                    id: client.id.clone(),
+                    place: None,
                     share: client.clone(),
                     running: 0,
                     vtime: now,
@@ -332,6 +357,7 @@ impl Scheduler {
                     grant: tx,
                 });
             state.queued += 1;
+            state.replace(&client.id);
             // Grants at once when there is room and nobody is ahead.
             self.inner.dispatch(&mut state);
             (id, rx)
@@ -389,15 +415,6 @@ fn busy(message: String, timeout: Duration) -> ToolError {
 }
 
 impl Inner {
-    /// Whether `warehouse` may take one more statement.
-    fn warehouse_has_room(&self, state: &State, warehouse: Option<&str>) -> bool {
-        let Some(w) = warehouse else { return true };
-        match self.limits.warehouse_caps.get(w) {
-            None => true,
-            Some(cap) => state.warehouses.get(w).copied().unwrap_or(0) < (*cap).max(1),
-        }
-    }
-
     /// Waiters of other clients that would be served before waiter `id` of `client` now.
     fn ahead_of(&self, client: &str, id: u64) -> usize {
         let state = lock(&self.state);
@@ -417,31 +434,9 @@ impl Inner {
     fn dispatch(&self, state: &mut State) -> usize {
         let mut granted = 0;
         while state.running < self.limits.capacity {
-            // For each client with room: its first request whose warehouse has room too (a
-            // request for a full warehouse never blocks the client's others). Then the smallest
-            // virtual time; among equals, whoever has waited longest (waiter ids grow).
-            let groups = &state.groups;
-            let next = state
-                .clients
-                .iter()
-                .filter(|(_, c)| {
-                    !c.waiters.is_empty()
-                        && c.running < c.share.max_concurrent.max(1)
-                        && c.share.group.as_ref().is_none_or(|(g, cap)| {
-                            groups.get(g).copied().unwrap_or(0) < (*cap).max(1)
-                        })
-                })
-                .filter_map(|(id, c)| {
-                    let pos = c
-                        .waiters
-                        .iter()
-                        .position(|w| self.warehouse_has_room(state, w.warehouse.as_deref()))?;
-                    Some(((c.vtime, c.waiters[pos].id), id, pos))
-                })
-                .min_by_key(|(key, _, _)| *key)
-                // Only the winner's id is copied: this scan visits every client with a request.
-                .map(|(key, id, pos)| (key, id.clone(), pos));
-            let Some((_, id, pos)) = next else { break };
+            let Some((id, pos)) = self.next_grant(state) else {
+                break;
+            };
             let c = state.clients.get_mut(&id).expect("picked from the map");
             let waiter = c.waiters.remove(pos).expect("picked from the queue");
             let charge = c.estimate_us;
@@ -458,6 +453,7 @@ impl Inner {
             let c = state.clients.get_mut(&id).expect("present");
             state.now = state.now.max(c.vtime);
             c.vtime += cost(charge, c.share.weight);
+            state.replace(&id);
             granted += 1;
         }
         granted
@@ -473,7 +469,9 @@ fn forget_if_idle(state: &mut State, client: &str) {
         .get(client)
         .is_some_and(|c| c.running == 0 && c.waiters.is_empty())
     {
-        state.clients.remove(client);
+        if let Some(c) = state.clients.remove(client) {
+            state.ready.moved(&c.id, c.place, None);
+        }
     }
 }
 
@@ -498,7 +496,10 @@ impl Drop for WaitGuard<'_> {
             c.waiters.remove(pos)
         });
         match removed {
-            Some(_) => state.queued -= 1,
+            Some(_) => {
+                state.queued -= 1;
+                state.replace(self.client);
+            }
             None => {
                 // Granted between the timeout and now: give the slot back.
                 state.count(

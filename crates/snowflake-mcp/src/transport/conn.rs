@@ -193,7 +193,17 @@ impl Slots {
                 }
             }
         }
-        state.waiting_for_headers.retain(|w| w.strong_count() > 0);
+        // Pruning on every close made each close cost as much as there are connections (2 %
+        // of the server's CPU at 1,000 clients, which open a connection per request). Pruned
+        // once it has grown to twice the open connections, the queue stays bounded at an
+        // amortised constant cost per close. Connections that have sent a head are never
+        // evicted, so they go too.
+        if state.waiting_for_headers.len() > 2 * state.open + 64 {
+            state.waiting_for_headers.retain(|w| {
+                w.upgrade()
+                    .is_some_and(|c| !c.headers_seen.load(Ordering::SeqCst))
+            });
+        }
         self.metrics.connection_closed();
     }
 

@@ -401,3 +401,104 @@ async fn release_says_whether_it_let_a_waiter_in() {
     );
     assert_eq!(s.stats(), SchedulerStats::default());
 }
+
+/// The scan [`ready`] replaced: every client with a waiting request that may take a permit,
+/// smallest (virtual time, chosen request's id) first.
+fn next_grant_by_scan(inner: &Inner, state: &State) -> Option<(Arc<str>, usize)> {
+    state
+        .clients
+        .iter()
+        .filter(|(_, c)| !c.waiters.is_empty() && inner.may_take(state, c))
+        .filter_map(|(id, c)| {
+            let pos = c
+                .waiters
+                .iter()
+                .position(|w| inner.warehouse_has_room(state, w.warehouse.as_deref()))?;
+            Some(((c.vtime, c.waiters[pos].id), id.clone(), pos))
+        })
+        .min_by_key(|(key, _, _)| *key)
+        .map(|(_, id, pos)| (id, pos))
+}
+
+/// The serving-order index holds exactly the waiting clients at their current places, and
+/// picks whom the full scan would pick; whether the pick is a real one.
+fn check_index(s: &Scheduler) -> bool {
+    let state = lock(&s.inner.state);
+    let mut expected: Vec<_> = state
+        .clients
+        .values()
+        .filter_map(|c| c.place().map(|p| (p, c.id.clone())))
+        .collect();
+    expected.sort();
+    assert_eq!(state.ready.entries(), expected);
+    for c in state.clients.values() {
+        assert_eq!(c.place, c.place(), "client {} out of place", c.id);
+    }
+    let picked = s.inner.next_grant(&state);
+    assert_eq!(picked, next_grant_by_scan(&s.inner, &state));
+    picked.is_some()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_serving_order_index_agrees_with_a_full_scan() {
+    let mut caps = limits(3);
+    caps.warehouse_caps.insert("W1".into(), 1);
+    let s = Scheduler::new(caps);
+    // Weights 1–3, caps of 1 and 2, a group of four capped at 2, three warehouses (one capped).
+    let shares: Vec<ClientShare> = (0..12)
+        .map(|i| ClientShare {
+            group: (i % 3 == 0).then(|| ("g".into(), 2)),
+            ..client(&format!("c{i}"), 1 + (i % 3) as u32, 1 + i % 2)
+        })
+        .collect();
+    let warehouses = [None, Some("W1"), Some("W2")];
+    let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut pick = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut requests = Vec::new();
+    let mut contended = 0;
+    for _ in 0..3_000 {
+        match pick(4) {
+            // A request that holds its permit until its sender is dropped.
+            0 | 1 => {
+                let (s, share) = (s.clone(), shares[pick(shares.len())].clone());
+                let warehouse = warehouses[pick(warehouses.len())];
+                let (release, held) = oneshot::channel::<()>();
+                let task = tokio::spawn(async move {
+                    if let Ok(_permit) = s.acquire_on(&share, warehouse).await {
+                        let _ = held.await;
+                    }
+                });
+                requests.push((task, release));
+            }
+            // One ends: its statement finishes, or its caller goes away (waiting or running).
+            _ if !requests.is_empty() => {
+                let (task, release) = requests.swap_remove(pick(requests.len()));
+                if pick(2) == 0 {
+                    task.abort();
+                }
+                drop(release);
+            }
+            _ => {}
+        }
+        tokio::time::advance(Duration::from_millis(pick(5) as u64)).await;
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        contended += usize::from(check_index(&s));
+    }
+    assert!(
+        contended > 500,
+        "only {contended} checks had a waiting client that could go next"
+    );
+    requests.clear();
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(s.stats(), SchedulerStats::default());
+    assert!(lock(&s.inner.state).ready.entries().is_empty());
+}
