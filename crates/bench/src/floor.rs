@@ -143,7 +143,11 @@ pub async fn run(listener: tokio::net::TcpListener, backend: Option<u16>) {
         .disable_allowed_hosts()
         .disable_allowed_origins();
     let service = StreamableHttpService::new(
-        move || Ok(Floor { relay: relay.clone() }),
+        move || {
+            Ok(Floor {
+                relay: relay.clone(),
+            })
+        },
         Arc::new(LocalSessionManager::default()),
         config,
     );

@@ -13,9 +13,10 @@
 //! restore its session a few seconds after it was parked. This server never sends anything on
 //! that stream. Parked sessions still expire after `idle_timeout_secs`.
 //!
-//! Memory given back by many sessions stays with the allocator: glibc keeps freed pages
-//! resident. After a sweep during which sessions were parked or ended, it is asked to return
-//! them to the system (`malloc_trim`).
+//! Memory given back by many sessions stays with the allocator for a while: jemalloc returns
+//! freed pages only after its decay time, and only while it is busy. After a sweep during which
+//! sessions were parked or ended, it is asked to return them at once
+//! ([`crate::release_free_memory`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,24 +49,8 @@ pub fn spawn(registry: Arc<Registry>, sessions: Arc<LocalSessionManager>, after:
                 tracing::info!(sessions = parked, "parked idle sessions");
             }
             if parked > 0 || churn {
-                let _ = tokio::task::spawn_blocking(release_free_memory).await;
+                let _ = tokio::task::spawn_blocking(crate::release_free_memory).await;
             }
         }
     });
 }
-
-/// Hand the allocator's free pages back to the system.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn release_free_memory() {
-    extern "C" {
-        fn malloc_trim(pad: usize) -> std::os::raw::c_int;
-    }
-    // SAFETY: glibc's `malloc_trim` takes no pointers and may be called from any thread at any
-    // time; it only releases free memory.
-    unsafe {
-        malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn release_free_memory() {}

@@ -69,9 +69,10 @@ impl Inner {
     /// Whether `c` may hold one more permit: under its own cap and its group's.
     pub(super) fn may_take(&self, state: &State, c: &ClientState) -> bool {
         c.running < c.share.max_concurrent.max(1)
-            && c.share.group.as_ref().is_none_or(|(g, cap)| {
-                state.groups.get(g).copied().unwrap_or(0) < (*cap).max(1)
-            })
+            && c.share
+                .group
+                .as_ref()
+                .is_none_or(|(g, cap)| state.groups.get(g).copied().unwrap_or(0) < (*cap).max(1))
     }
 
     /// The client whose request is granted next and that request's position in its queue:
