@@ -122,7 +122,7 @@ fn cost(us: u64, weight: u32) -> u128 {
 
 impl State {
     /// Record `client`'s place in the serving order after its virtual time or queue changed.
-    fn replace(&mut self, client: &str) {
+    fn reposition(&mut self, client: &str) {
         let Some(c) = self.clients.get_mut(client) else {
             return;
         };
@@ -188,7 +188,7 @@ impl Permit {
             c.vtime = (c.vtime + cost(held, weight)).saturating_sub(cost(self.charged_us, weight));
             c.estimate_us = (c.estimate_us.saturating_mul(3) + held) / 4;
         }
-        state.replace(&self.client);
+        state.reposition(&self.client);
         state.held.add(&self.label, self.warehouse.as_ref(), held);
         state.count(
             Holder {
@@ -357,7 +357,7 @@ impl Scheduler {
                     grant: tx,
                 });
             state.queued += 1;
-            state.replace(&client.id);
+            state.reposition(&client.id);
             // Grants at once when there is room and nobody is ahead.
             self.inner.dispatch(&mut state);
             (id, rx)
@@ -453,7 +453,7 @@ impl Inner {
             let c = state.clients.get_mut(&id).expect("present");
             state.now = state.now.max(c.vtime);
             c.vtime += cost(charge, c.share.weight);
-            state.replace(&id);
+            state.reposition(&id);
             granted += 1;
         }
         granted
@@ -498,7 +498,7 @@ impl Drop for WaitGuard<'_> {
         match removed {
             Some(_) => {
                 state.queued -= 1;
-                state.replace(self.client);
+                state.reposition(self.client);
             }
             None => {
                 // Granted between the timeout and now: give the slot back.

@@ -10,8 +10,8 @@
 //! that cannot take a permit now are stepped over, as the scan stepped over them.
 //!
 //! The index is only correct if every change to a client's virtual time or queue is followed
-//! by [`State::replace`](super::State::replace); the scheduler's tests check it against the
-//! full scan after random operations.
+//! by [`State::reposition`](super::State::reposition); the scheduler's tests check it against
+//! the full scan after random operations.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
