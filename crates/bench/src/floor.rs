@@ -28,7 +28,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{ErrorData as McpError, RoleServer};
 use serde_json::json;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Floor {
     relay: Option<Arc<Relay>>,
 }
@@ -125,6 +125,7 @@ fn page(text: String) -> CallToolResult {
     result.content = vec![ContentBlock::text(text)];
     result
 }
+
 /// Sessions the relay floor keeps, as the server's pool in the capacity runs.
 const RELAY_SESSIONS: usize = 64;
 

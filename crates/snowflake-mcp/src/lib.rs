@@ -69,8 +69,8 @@ pub use snowflake_client::SessionContext as Context;
 /// the allocator, a quarter of that waiting on arena locks (memory freed on another worker
 /// thread than the one that allocated it); with jemalloc's per-thread caches the server spends
 /// 20–35 % less CPU per call under load (BENCHMARKS.md, "What grew with the clients, the
-/// allocator, and the relay floor"). Declared here rather than in
-/// `main.rs` because [`release_free_memory`] must know which allocator holds the memory.
+/// allocator, and the relay floor"). Declared here rather than in `main.rs` because
+/// [`release_free_memory`] must know which allocator holds the memory.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
