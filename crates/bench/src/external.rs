@@ -78,7 +78,9 @@ pub async fn start_haproxy(
          \x20   timeout client 1h\n    timeout server 1h\n    timeout tunnel 1h\n\
          \x20   timeout http-request 10s\n    timeout http-keep-alive 60s\n\n\
          frontend mcp\n    bind 127.0.0.1:{port}\n    default_backend replicas\n\n\
-         backend replicas\n    {balance}\n    option httpchk GET /healthz\n"
+         backend replicas\n    {balance}\n\
+         # The check carries a Host the replicas accept: without one they answer 400.\n\
+         \x20   option httpchk\n    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host 127.0.0.1\n"
     );
     for (i, b) in backends.iter().enumerate() {
         let _ = writeln!(cfg, "    server r{i} {b} check inter 2s");

@@ -126,15 +126,12 @@ fn page(text: String) -> CallToolResult {
     result
 }
 
-/// Sessions the relay floor keeps, as the server's pool in the capacity runs.
-const RELAY_SESSIONS: usize = 64;
-
 /// Serve the floor on `listener` until the process ends; with `backend`, relay each call to
-/// the responder on that port first.
-pub async fn run(listener: tokio::net::TcpListener, backend: Option<u16>) {
+/// the responder on that port first, on `sessions` Snowflake sessions.
+pub async fn run(listener: tokio::net::TcpListener, backend: Option<u16>, sessions: usize) {
     let relay = match backend {
         Some(port) => Some(Arc::new(
-            Relay::connect(port, RELAY_SESSIONS)
+            Relay::connect(port, sessions.max(1))
                 .await
                 .expect("log in to the responder"),
         )),

@@ -125,13 +125,26 @@ pub fn responder_settings(port: u16) -> snowflake_client::ConnectionSettings {
     }
 }
 
+/// Where the relay floor runs its statements: the responder's port, and its pool's size.
+#[derive(Clone, Copy)]
+pub struct RelayTo {
+    pub port: u16,
+    pub sessions: usize,
+}
+
 /// The bare MCP server of [`crate::floor`], as a child process of this benchmark's binary;
-/// with `backend`, the relay floor that runs each call on the responder on that port.
-pub async fn start_floor(backend: Option<u16>) -> Result<Server, String> {
+/// with `backend`, the relay floor that runs each call on the responder on that port, on as
+/// many Snowflake sessions as the backend says.
+pub async fn start_floor(backend: Option<RelayTo>) -> Result<Server, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut args = vec!["floor".to_string()];
-    if let Some(port) = backend {
-        args.extend(["--backend".into(), port.to_string()]);
+    if let Some(RelayTo { port, sessions }) = backend {
+        args.extend([
+            "--backend".into(),
+            port.to_string(),
+            "--sessions".into(),
+            sessions.to_string(),
+        ]);
     }
     let child = tokio::process::Command::new(me)
         .args(args)

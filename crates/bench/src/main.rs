@@ -91,6 +91,9 @@ enum Command {
         /// Relay each call to the responder on this port first (the relay floor).
         #[arg(long)]
         backend: Option<u16>,
+        /// Snowflake sessions the relay floor keeps (as the server's pool).
+        #[arg(long, default_value_t = 64)]
+        sessions: usize,
     },
     /// Only the responder, for manual runs: SNOWFLAKE_HOST=127.0.0.1 SNOWFLAKE_PORT=<port>.
     Responder {
@@ -129,11 +132,11 @@ async fn main() {
             }
             .await
         }
-        Command::Floor { backend } => {
+        Command::Floor { backend, sessions } => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");
-            floor::run(listener, backend).await;
+            floor::run(listener, backend, sessions).await;
             Ok(())
         }
         Command::Throughput => throughput::throughput(&cli.server, secs, &mut out).await,

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use crate::harness::{start_floor, start_responder, start_server, Server, Usage};
+use crate::harness::{start_floor, start_responder, start_server, RelayTo, Server, Usage};
 use crate::load::{self, percentile_ms, sorted};
 
 const CALLS: usize = 2000;
@@ -53,7 +53,7 @@ pub async fn overhead(bin: &str, out: &mut String) -> Result<(), String> {
     let floor = start_floor(None).await?;
     let (bare, bare_cpu) = sequential(&floor).await?;
     drop(floor);
-    let floor = start_floor(Some(port)).await?;
+    let floor = start_floor(Some(RelayTo { port, sessions: 4 })).await?;
     let (relay, relay_cpu) = sequential(&floor).await?;
     drop(floor);
     let server = start_server(bin, port, "[pool]\nmax_sessions = 4\n").await?;

@@ -1,7 +1,8 @@
 //! What `deploy/` ships for teams on Prometheus stays true to the server: every metric the
 //! Grafana dashboard and the alerting rules use exists in a real server's `/metrics` (one with
 //! a Snowflake pool, a shared state store and quotas, so every family is there), and the rules
-//! pass `promtool check rules`.
+//! pass `promtool check rules`; and the shipped HAProxy configuration, run in front of a real
+//! server configured as it says, finds that server up.
 
 mod common;
 
@@ -131,4 +132,81 @@ async fn every_metric_the_dashboard_and_alerts_use_is_served() {
     assert!(missing.is_empty(), "not in /metrics: {missing:?}");
     drop(analyst);
     server.stop().await;
+}
+
+/// The shipped HAProxy configuration in front of a server configured as its header says
+/// (`allowed_hosts = ["mcp.example.com"]`): its health check must pass. HAProxy's plain
+/// `option httpchk GET /readyz` sends HTTP/1.0 without a Host, which the server's DNS-rebinding
+/// guard answers with 400, and every replica was marked down (the benchmark found it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_haproxy_configuration_finds_its_replica_up() {
+    let haproxy = std::env::var("MCP_HAPROXY").unwrap_or_else(|_| "haproxy".into());
+    let config = write_config(
+        "deploy-haproxy",
+        "[server]\nallowed_hosts = [\"mcp.example.com\"]\n",
+    );
+    let server = Server::start(&["--demo", "--config", &config], &[]).await;
+    let replica = server.base.trim_start_matches("http://").to_string();
+    // The shipped file as it is, but for its listener (loopback, plain HTTP), its example
+    // replicas (this server), its check interval (fast, so that failing checks mark the
+    // replica down within the test) and its connection limit (its file descriptors may be
+    // more than a test machine allows a process).
+    let port = testkit::free_port();
+    let mut cfg = String::new();
+    for line in std::fs::read_to_string(deploy("haproxy.cfg"))
+        .unwrap()
+        .lines()
+    {
+        let t = line.trim_start();
+        if t.starts_with("bind ") {
+            cfg.push_str(&format!("    bind 127.0.0.1:{port}\n"));
+        } else if !t.starts_with("server ") {
+            let line = line.replace("check inter 5s", "check inter 200ms");
+            cfg.push_str(&line.replace("maxconn 20000", "maxconn 1000"));
+            cfg.push('\n');
+        }
+    }
+    assert!(
+        cfg.contains("check inter 200ms") && cfg.contains("maxconn 1000"),
+        "{cfg}"
+    );
+    cfg.push_str(&format!("    server mcp1 {replica}\n"));
+    let path = std::env::temp_dir().join(format!("snowflake-mcp-haproxy-{port}.cfg"));
+    std::fs::write(&path, &cfg).unwrap();
+    let valid = std::process::Command::new(&haproxy)
+        .args(["-c", "-q", "-f"])
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {haproxy} ({e}): install it with scripts/test-env.sh (Debian's haproxy package), or run the suite with scripts/test")
+        });
+    assert!(
+        valid.status.success(),
+        "{}",
+        String::from_utf8_lossy(&valid.stderr)
+    );
+    let _proxy = tokio::process::Command::new(&haproxy)
+        .arg("-db")
+        .arg("-f")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let front = format!("http://127.0.0.1:{port}");
+    wait_for("HAProxy to listen", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    // Three failed checks (0.6 s) would mark the replica down: HAProxy then answers 503.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for _ in 0..3 {
+        let (status, _, body) = raw_http(&front, "GET", "/readyz", &[], "").await;
+        assert_eq!(status, 200, "through HAProxy: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let _ = std::fs::remove_file(&path);
 }

@@ -152,22 +152,18 @@ async fn write_batches(
             Message::Flush(done) => acks.push(done),
         };
         take(first, &mut records, &mut acks);
-        // Nobody waits for this batch: gather what comes in the next moment into it, so a
-        // steady stream of calls costs one commit per `LINGER`, not one per call.
-        let gather_until = tokio::time::Instant::now() + LINGER;
+        // Nobody waits for this batch: let what comes in the next moment gather in the buffer
+        // and take it all at once, so a steady stream of calls costs one commit per `LINGER`,
+        // not one per call. The writer does not listen meanwhile: a listening writer is woken
+        // by every record (often from the other worker thread), a sleeping one once. A record
+        // or flush that waits for its commit and arrives now waits out the rest of `LINGER`.
+        if acks.is_empty() {
+            tokio::time::sleep(LINGER).await;
+        }
         while records.len() < BATCH {
-            let next = match inbox.try_recv() {
-                Ok(m) => Some(m),
-                Err(mpsc::error::TryRecvError::Disconnected) => None,
-                Err(mpsc::error::TryRecvError::Empty) if acks.is_empty() => tokio::select! {
-                    m = inbox.recv() => m,
-                    () = tokio::time::sleep_until(gather_until) => None,
-                },
-                Err(mpsc::error::TryRecvError::Empty) => None,
-            };
-            match next {
-                Some(m) => take(m, &mut records, &mut acks),
-                None => break,
+            match inbox.try_recv() {
+                Ok(m) => take(m, &mut records, &mut acks),
+                Err(_) => break,
             }
         }
         if !records.is_empty() {

@@ -14,9 +14,11 @@
 //!
 //! A call that answers within [`QUIET`] sends no stages at all: three notifications for a
 //! statement that took a few milliseconds show the person nothing, yet cost as much to send as
-//! the answer (serialised, buffered for resumption, written). Until then the sender holds only
-//! the latest stage and sends it when `QUIET` is over; an update with news in it (a queue
-//! length, Snowflake's status, an agent's step) is sent at once, after the stage it belongs to.
+//! the answer (serialised, buffered for resumption, written). Until then the reporter only
+//! notes the latest stage — queuing it would wake the sender (often on the other worker
+//! thread) for nothing — and the sender takes it when `QUIET` is over; an update with news in
+//! it (a queue length, Snowflake's status, an agent's step) is sent at once, after the stage it
+//! belongs to.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -51,28 +53,20 @@ impl Stage {
 /// How long a call may take before its stages are sent.
 const QUIET: Duration = Duration::from_millis(200);
 
-/// One update to send: progress, message, and whether it is only a stage (which may wait out
-/// [`QUIET`], replaced by a later one) or news (sent at once).
-type Update = (f64, String, Kind);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Stage,
-    News,
-}
+/// One update to send: its progress and its message.
+type Update = (f64, String);
 
 /// One call's progress: the [`Reporter`] the call's task reports to, and the sender of the
 /// notifications, polled by [`scope`] beside the call.
 pub struct Progress {
-    reporter: Reporter,
+    reporter: Arc<Reporter>,
     sender: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 impl Progress {
     /// Progress for the call that carried `token`, sent through `peer`.
     pub fn new(peer: Peer<RoleServer>, token: ProgressToken) -> Progress {
-        let (stages, receiver) = mpsc::channel::<Update>(4);
-        let sender = Box::pin(forward(receiver, QUIET, move |progress, message| {
+        Progress::sending(QUIET, move |progress, message| {
             let (peer, token) = (peer.clone(), token.clone());
             async move {
                 let param = ProgressNotificationParam::new(token, progress)
@@ -80,44 +74,49 @@ impl Progress {
                     .with_message(message);
                 peer.notify_progress(param).await.is_ok()
             }
-        }));
-        Progress {
-            reporter: Reporter::new(stages),
-            sender,
-        }
+        })
+    }
+
+    /// Progress whose notifications go out through `send`, stages held back for `quiet`.
+    fn sending<F, Fut>(quiet: Duration, send: F) -> Progress
+    where
+        F: FnMut(f64, String) -> Fut + Send + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        let (stages, receiver) = mpsc::channel::<Update>(4);
+        let reporter = Arc::new(Reporter::new(stages, true));
+        let sender = Box::pin(forward(receiver, quiet, reporter.clone(), send));
+        Progress { reporter, sender }
     }
 }
 
-/// Sends what arrives on `updates` with `send`, in order, until the channel closes or `send`
-/// fails (the client is gone; the call notices on its own). For the first `quiet`, a stage is
-/// held rather than sent (a later stage replaces it); news sends the held stage and itself.
-async fn forward<F, Fut>(mut updates: mpsc::Receiver<Update>, quiet: Duration, mut send: F)
-where
+/// Sends what `reporter` queues on `updates` with `send`, in order, until the channel closes or
+/// `send` fails (the client is gone; the call notices on its own). For the first `quiet` the
+/// reporter holds stages instead of queuing them, so a call that answers in time costs no
+/// wake-up of this sender; when `quiet` is over, the stage held is sent, then everything queued.
+/// News within `quiet` ends it at once (the reporter queues its stage before it).
+async fn forward<F, Fut>(
+    mut updates: mpsc::Receiver<Update>,
+    quiet: Duration,
+    reporter: Arc<Reporter>,
+    mut send: F,
+) where
     F: FnMut(f64, String) -> Fut,
     Fut: Future<Output = bool>,
 {
-    let quiet_until = tokio::time::Instant::now() + quiet;
-    let (mut held, mut news) = (None, None);
-    loop {
-        let update = tokio::select! {
-            update = updates.recv() => update,
-            () = tokio::time::sleep_until(quiet_until) => break,
-        };
-        match update {
+    let held = tokio::select! {
+        update = updates.recv() => match update {
             None => return, // answered within `quiet`: nothing to say
-            Some((progress, message, Kind::Stage)) => held = Some((progress, message)),
-            Some((progress, message, Kind::News)) => {
-                news = Some((progress, message));
-                break;
-            }
-        }
-    }
-    for (progress, message) in held.into_iter().chain(news) {
+            Some(update) => Some(update),
+        },
+        () = tokio::time::sleep(quiet) => reporter.end_quiet(),
+    };
+    if let Some((progress, message)) = held {
         if !send(progress, message).await {
             return;
         }
     }
-    while let Some((progress, message, _)) = updates.recv().await {
+    while let Some((progress, message)) = updates.recv().await {
         if !send(progress, message).await {
             break;
         }
@@ -131,14 +130,26 @@ struct Reporter {
     /// progress token (MCP allows progress only while the request is open), and the sender
     /// ends.
     stages: std::sync::Mutex<Option<mpsc::Sender<Update>>>,
-    last: std::sync::Mutex<(Option<Stage>, f64)>,
+    last: std::sync::Mutex<Last>,
+}
+
+/// The stage reached, the progress last reported, and whether stages are still held back
+/// (the quiet period): held, a stage is only noted here, and queuing nothing wakes nobody.
+struct Last {
+    stage: Option<Stage>,
+    progress: f64,
+    quiet: bool,
 }
 
 impl Reporter {
-    fn new(stages: mpsc::Sender<Update>) -> Reporter {
+    fn new(stages: mpsc::Sender<Update>, quiet: bool) -> Reporter {
         Reporter {
             stages: std::sync::Mutex::new(Some(stages)),
-            last: std::sync::Mutex::new((None, 0.0)),
+            last: std::sync::Mutex::new(Last {
+                stage: None,
+                progress: 0.0,
+                quiet,
+            }),
         }
     }
 
@@ -154,23 +165,39 @@ impl Reporter {
 
     fn report(&self, stage: Stage) {
         let mut last = crate::lock(&self.last);
-        if last.0.is_some_and(|l| l >= stage) {
+        if last.stage.is_some_and(|l| l >= stage) {
             return;
         }
-        *last = (Some(stage), stage as u8 as f64);
-        self.send((last.1, stage.message().to_string(), Kind::Stage));
+        last.stage = Some(stage);
+        last.progress = stage as u8 as f64;
+        if !last.quiet {
+            self.send((last.progress, stage.message().to_string()));
+        }
     }
 
     /// An update within the current stage (`queued` or `running`): creeps towards the next
-    /// stage without reaching it.
+    /// stage without reaching it. It is news: it ends the quiet period, after its stage.
     fn waiting(&self, stage: Stage, message: String) {
         let mut last = crate::lock(&self.last);
-        if last.0 != Some(stage) {
+        if last.stage != Some(stage) {
             return;
         }
+        if std::mem::take(&mut last.quiet) {
+            self.send((last.progress, stage.message().to_string()));
+        }
         let next = stage as u8 as f64 + 1.0;
-        last.1 += (next - last.1) / 10.0;
-        self.send((last.1, message, Kind::News));
+        last.progress += (next - last.progress) / 10.0;
+        self.send((last.progress, message));
+    }
+
+    /// End the quiet period; the stage held, if any, to send first. Under the same lock as a
+    /// report, so every stage is either held and returned here or queued after it.
+    fn end_quiet(&self) -> Option<Update> {
+        let mut last = crate::lock(&self.last);
+        if !std::mem::take(&mut last.quiet) {
+            return None;
+        }
+        last.stage.map(|s| (last.progress, s.message().to_string()))
     }
 }
 
@@ -220,7 +247,7 @@ tokio::task_local! {
 /// Before the output is returned, the stages reported are sent (waiting at most 200 ms):
 /// progress must reach the client before the call's result, after which the stream closes.
 pub async fn scope<F: Future>(progress: Option<Progress>, call: F) -> F::Output {
-    let progress = progress.map(|Progress { reporter, sender }| (Arc::new(reporter), sender));
+    let progress = progress.map(|Progress { reporter, sender }| (reporter, sender));
     let state = Call {
         reached: Tracker::default(),
         notify: progress.as_ref().map(|(notify, _)| notify.clone()),
@@ -345,7 +372,7 @@ mod tests {
     async fn stages_are_sent_once_in_increasing_order() {
         let (stages, mut receiver) = mpsc::channel(8);
         let progress = Progress {
-            reporter: Reporter::new(stages),
+            reporter: Arc::new(Reporter::new(stages, false)),
             sender: Box::pin(async {}),
         };
         scope(Some(progress), async {
@@ -368,7 +395,7 @@ mod tests {
         while let Ok(s) = receiver.try_recv() {
             got.push(s);
         }
-        let messages: Vec<&str> = got.iter().map(|(_, m, _)| m.as_str()).collect();
+        let messages: Vec<&str> = got.iter().map(|(_, m)| m.as_str()).collect();
         assert_eq!(
             messages,
             [
@@ -386,40 +413,63 @@ mod tests {
         );
     }
 
-    /// Runs `forward` over `updates` (each after its delay), with a quiet period of 100 ms,
-    /// and returns what it sent.
-    async fn forwarded(updates: Vec<(u64, Update)>) -> Vec<String> {
-        let (tx, rx) = mpsc::channel(8);
+    /// What a call reports, in [`forwarded`].
+    enum Step {
+        Stage(Stage),
+        News(Stage, &'static str),
+    }
+    use Step::News;
+
+    fn stage(s: Stage) -> Step {
+        Step::Stage(s)
+    }
+
+    /// Reports `steps` (each after its delay) with a quiet period of 100 ms, then answers;
+    /// returns what was sent.
+    async fn forwarded(steps: Vec<(u64, Step)>) -> Vec<String> {
         let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = sent.clone();
-        let sender = tokio::spawn(forward(rx, Duration::from_millis(100), move |_, m| {
-            log.lock().unwrap().push(m);
-            async { true }
-        }));
-        for (after_ms, update) in updates {
+        let Progress { reporter, sender } =
+            Progress::sending(Duration::from_millis(100), move |_, m| {
+                log.lock().unwrap().push(m);
+                async { true }
+            });
+        let sender = tokio::spawn(sender);
+        for (after_ms, step) in steps {
             tokio::time::sleep(Duration::from_millis(after_ms)).await;
-            tx.send(update).await.unwrap();
+            match step {
+                Step::Stage(s) => reporter.report(s),
+                News(s, m) => reporter.waiting(s, m.into()),
+            }
         }
-        drop(tx);
+        reporter.close();
         sender.await.unwrap();
         let sent = sent.lock().unwrap().clone();
         sent
     }
 
-    fn stage(p: f64, m: &str) -> Update {
-        (p, m.into(), Kind::Stage)
-    }
-
-    fn news(p: f64, m: &str) -> Update {
-        (p, m.into(), Kind::News)
+    #[test]
+    fn stages_within_the_quiet_period_queue_nothing_to_wake_the_sender_for() {
+        let (stages, mut receiver) = mpsc::channel(8);
+        let reporter = Reporter::new(stages, true);
+        reporter.report(Stage::Queued);
+        reporter.report(Stage::Running);
+        assert!(receiver.try_recv().is_err(), "a held stage was queued");
+        assert_eq!(reporter.end_quiet().map(|u| u.1), Some("running".into()));
+        assert!(reporter.end_quiet().is_none(), "the quiet period ends once");
+        reporter.report(Stage::Fetching);
+        assert_eq!(
+            receiver.try_recv().map(|u| u.1).ok(),
+            Some("fetching rows".into())
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_call_answered_within_the_quiet_period_sends_nothing() {
         let sent = forwarded(vec![
-            (0, stage(1.0, "queued")),
-            (10, stage(2.0, "running")),
-            (10, stage(3.0, "fetching rows")),
+            (0, stage(Stage::Queued)),
+            (10, stage(Stage::Running)),
+            (10, stage(Stage::Fetching)),
         ])
         .await;
         assert!(sent.is_empty(), "{sent:?}");
@@ -428,10 +478,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_longer_call_hears_its_latest_stage_when_the_quiet_period_ends_then_everything() {
         let sent = forwarded(vec![
-            (0, stage(1.0, "queued")),
-            (10, stage(2.0, "running")),
-            (200, news(2.1, "running for 5 s")),
-            (10, stage(3.0, "fetching rows")),
+            (0, stage(Stage::Queued)),
+            (10, stage(Stage::Running)),
+            (200, News(Stage::Running, "running for 5 s")),
+            (10, stage(Stage::Fetching)),
         ])
         .await;
         assert_eq!(sent, ["running", "running for 5 s", "fetching rows"]);
@@ -440,9 +490,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn news_within_the_quiet_period_goes_out_at_once_after_its_stage() {
         let sent = forwarded(vec![
-            (0, stage(2.0, "running")),
-            (5, news(2.1, "agent: Planning the next steps")),
-            (5, news(2.2, "agent: using search")),
+            (0, stage(Stage::Running)),
+            (5, News(Stage::Running, "agent: Planning the next steps")),
+            (5, News(Stage::Running, "agent: using search")),
         ])
         .await;
         assert_eq!(

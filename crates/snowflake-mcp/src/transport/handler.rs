@@ -184,11 +184,11 @@ impl McpServer {
     async fn call(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        context: &RequestContext<RoleServer>,
         answer: Option<Answer>,
     ) -> rmcp::model::CallToolResult {
         use tracing::Instrument;
-        let session = self.session(&context).await;
+        let session = self.session(context).await;
         let span = tracing::info_span!(
             "call",
             tool = %request.name,
@@ -203,7 +203,7 @@ impl McpServer {
     async fn call_in_span(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        context: &RequestContext<RoleServer>,
         session: Arc<SessionState>,
         answer: Option<Answer>,
     ) -> rmcp::model::CallToolResult {
@@ -239,7 +239,7 @@ impl McpServer {
         };
         // Boxed: the tools' futures are large, and deep stacks of them overflow a worker's.
         let work = Box::pin(work);
-        let disconnected = parts(&context)
+        let disconnected = parts(context)
             .and_then(|p| p.extensions.get::<crate::transport::http::Disconnect>())
             .map_or_else(CancellationToken::new, |d| d.0.clone());
         let reporter = context
@@ -451,8 +451,9 @@ impl ServerHandler for McpServer {
         let tasks = request.name == "run_query" && super::tasks::declared(&context);
         // A write a person must confirm is put to them where the client can ask.
         let valid_for = self.app.tools.limits.confirm_within();
-        // Boxed: a call's future is large, and this one may be awaited twice.
-        let call = |request, answer| Box::pin(self.call(request, context.clone(), answer));
+        // Boxed: a call's future is large, and this one may be awaited twice. The context is
+        // lent, not cloned: a clone copies every HTTP extension of the request (its headers).
+        let call = |request, answer| Box::pin(self.call(request, &context, answer));
         let response = super::confirm::call(call, request, &context, valid_for).await?;
         Ok(match response {
             CallToolResponse::Complete(result) if tasks => super::tasks::answer(result),
@@ -490,7 +491,7 @@ impl ServerHandler for McpServer {
             return Ok(viewer.into());
         }
         let max_bytes = self.app.tools.limits.max_result_bytes;
-        let door = |call| self.call(call, context.clone(), None);
+        let door = |call| self.call(call, &context, None);
         super::resources::read(door, request, max_bytes)
             .await
             .map(Into::into)
@@ -501,7 +502,7 @@ impl ServerHandler for McpServer {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, McpError> {
-        super::tasks::get(|call| self.call(call, context.clone(), None), request).await
+        super::tasks::get(|call| self.call(call, &context, None), request).await
     }
 
     async fn cancel_task(
@@ -509,6 +510,6 @@ impl ServerHandler for McpServer {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        super::tasks::cancel(|call| self.call(call, context.clone(), None), request).await
+        super::tasks::cancel(|call| self.call(call, &context, None), request).await
     }
 }
