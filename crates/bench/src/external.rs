@@ -102,12 +102,15 @@ pub async fn start_haproxy(
             String::from_utf8_lossy(&check.stderr)
         ));
     }
+    // Its own words go to a file, to quote if it never answers.
+    let said = dir.join(format!("haproxy-{port}.log"));
+    let log = std::fs::File::create(&said).map_err(|e| e.to_string())?;
     let child = Command::new(exe)
         .arg("-db")
         .arg("-f")
         .arg(&path)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
@@ -121,7 +124,10 @@ pub async fn start_haproxy(
             }
         }
         if Instant::now() > deadline {
-            return Err(format!("haproxy did not answer on port {port} in 10 s"));
+            let said = std::fs::read_to_string(&said).unwrap_or_default();
+            return Err(format!(
+                "haproxy did not answer on port {port} in 10 s; it said:\n{said}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
