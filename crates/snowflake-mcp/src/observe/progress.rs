@@ -18,7 +18,9 @@
 //! notes the latest stage — queuing it would wake the sender (often on the other worker
 //! thread) for nothing — and the sender takes it when `QUIET` is over; an update with news in
 //! it (a queue length, Snowflake's status, an agent's step) is sent at once, after the stage it
-//! belongs to.
+//! belongs to. After `QUIET`, a stage is sent once it has lasted [`SETTLE`], and dropped if a
+//! later stage or the answer comes first: after a long wait in the queue, `running` and
+//! `fetching rows` a millisecond before the answer tell the person nothing either.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -52,9 +54,21 @@ impl Stage {
 
 /// How long a call may take before its stages are sent.
 const QUIET: Duration = Duration::from_millis(200);
+/// How long a stage reported after [`QUIET`] waits before it is sent: a later stage replaces it
+/// and the answer makes it moot. After a long wait in the queue, a statement that takes a
+/// millisecond would otherwise send `running` and `fetching rows` a millisecond before its
+/// answer: two notifications nobody sees, each serialised, buffered for resumption and written.
+const SETTLE: Duration = Duration::from_millis(50);
 
-/// One update to send: its progress and its message.
-type Update = (f64, String);
+/// One update to send: progress, message, and whether it is a stage (which may wait, replaced
+/// by a later one) or news (sent at once).
+type Update = (f64, String, Kind);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Stage,
+    News,
+}
 
 /// One call's progress: the [`Reporter`] the call's task reports to, and the sender of the
 /// notifications, polled by [`scope`] beside the call.
@@ -66,7 +80,7 @@ pub struct Progress {
 impl Progress {
     /// Progress for the call that carried `token`, sent through `peer`.
     pub fn new(peer: Peer<RoleServer>, token: ProgressToken) -> Progress {
-        Progress::sending(QUIET, move |progress, message| {
+        Progress::sending(QUIET, SETTLE, move |progress, message| {
             let (peer, token) = (peer.clone(), token.clone());
             async move {
                 let param = ProgressNotificationParam::new(token, progress)
@@ -77,49 +91,77 @@ impl Progress {
         })
     }
 
-    /// Progress whose notifications go out through `send`, stages held back for `quiet`.
-    fn sending<F, Fut>(quiet: Duration, send: F) -> Progress
+    /// Progress whose notifications go out through `send`: stages held back for `quiet`, and
+    /// after it each stage for `settle`.
+    fn sending<F, Fut>(quiet: Duration, settle: Duration, send: F) -> Progress
     where
         F: FnMut(f64, String) -> Fut + Send + 'static,
         Fut: Future<Output = bool> + Send + 'static,
     {
         let (stages, receiver) = mpsc::channel::<Update>(4);
         let reporter = Arc::new(Reporter::new(stages, true));
-        let sender = Box::pin(forward(receiver, quiet, reporter.clone(), send));
+        let sender = Box::pin(forward(receiver, quiet, settle, reporter.clone(), send));
         Progress { reporter, sender }
     }
+}
+
+/// What the sender does next.
+enum Next {
+    /// The quiet period is over: send the stage the reporter held.
+    QuietOver,
+    /// The pending stage lasted `settle`: send it.
+    Settled,
+    /// Something was queued, or (`None`) the call answered.
+    Update(Option<Update>),
 }
 
 /// Sends what `reporter` queues on `updates` with `send`, in order, until the channel closes or
 /// `send` fails (the client is gone; the call notices on its own). For the first `quiet` the
 /// reporter holds stages instead of queuing them, so a call that answers in time costs no
-/// wake-up of this sender; when `quiet` is over, the stage held is sent, then everything queued.
-/// News within `quiet` ends it at once (the reporter queues its stage before it).
+/// wake-up of this sender; when `quiet` is over, the stage held is sent. After it, news is sent
+/// at once (after the stage it belongs to), and a stage once it has lasted `settle`. A stage
+/// not sent when the call answers is dropped: the answer says more.
 async fn forward<F, Fut>(
     mut updates: mpsc::Receiver<Update>,
     quiet: Duration,
+    settle: Duration,
     reporter: Arc<Reporter>,
     mut send: F,
 ) where
     F: FnMut(f64, String) -> Fut,
     Fut: Future<Output = bool>,
 {
-    let held = tokio::select! {
-        update = updates.recv() => match update {
-            None => return, // answered within `quiet`: nothing to say
-            Some(update) => Some(update),
-        },
-        () = tokio::time::sleep(quiet) => reporter.end_quiet(),
+    let mut next = tokio::select! {
+        update = updates.recv() => Next::Update(update),
+        () = tokio::time::sleep(quiet) => Next::QuietOver,
     };
-    if let Some((progress, message)) = held {
-        if !send(progress, message).await {
-            return;
+    let mut pending = None;
+    loop {
+        let out = match next {
+            Next::QuietOver => reporter.end_quiet().into_iter().collect(),
+            Next::Settled => pending.take().into_iter().collect(),
+            Next::Update(None) => return,
+            Next::Update(Some((progress, message, Kind::Stage))) => {
+                pending = Some((progress, message));
+                Vec::new()
+            }
+            Next::Update(Some((progress, message, Kind::News))) => {
+                let news = Some((progress, message));
+                pending.take().into_iter().chain(news).collect()
+            }
+        };
+        for (progress, message) in out {
+            if !send(progress, message).await {
+                return;
+            }
         }
-    }
-    while let Some((progress, message)) = updates.recv().await {
-        if !send(progress, message).await {
-            break;
-        }
+        next = match pending {
+            None => Next::Update(updates.recv().await),
+            Some(_) => tokio::select! {
+                update = updates.recv() => Next::Update(update),
+                () = tokio::time::sleep(settle) => Next::Settled,
+            },
+        };
     }
 }
 
@@ -171,7 +213,7 @@ impl Reporter {
         last.stage = Some(stage);
         last.progress = stage as u8 as f64;
         if !last.quiet {
-            self.send((last.progress, stage.message().to_string()));
+            self.send((last.progress, stage.message().to_string(), Kind::Stage));
         }
     }
 
@@ -183,16 +225,16 @@ impl Reporter {
             return;
         }
         if std::mem::take(&mut last.quiet) {
-            self.send((last.progress, stage.message().to_string()));
+            self.send((last.progress, stage.message().to_string(), Kind::Stage));
         }
         let next = stage as u8 as f64 + 1.0;
         last.progress += (next - last.progress) / 10.0;
-        self.send((last.progress, message));
+        self.send((last.progress, message, Kind::News));
     }
 
     /// End the quiet period; the stage held, if any, to send first. Under the same lock as a
     /// report, so every stage is either held and returned here or queued after it.
-    fn end_quiet(&self) -> Option<Update> {
+    fn end_quiet(&self) -> Option<(f64, String)> {
         let mut last = crate::lock(&self.last);
         if !std::mem::take(&mut last.quiet) {
             return None;
@@ -365,143 +407,4 @@ pub fn tracker() -> Tracker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn stages_are_sent_once_in_increasing_order() {
-        let (stages, mut receiver) = mpsc::channel(8);
-        let progress = Progress {
-            reporter: Arc::new(Reporter::new(stages, false)),
-            sender: Box::pin(async {}),
-        };
-        scope(Some(progress), async {
-            assert!(!tracker().reached(Stage::Queued));
-            report(Stage::Queued);
-            report(Stage::Queued);
-            waiting("queued: 3 waiting".into());
-            waiting("queued: 2 waiting".into());
-            report(Stage::Running);
-            waiting("too late".into());
-            running("running for 5 s".into());
-            report(Stage::Queued);
-            report(Stage::Fetching);
-            running("too late as well".into());
-            assert!(tracker().reached(Stage::Running));
-        })
-        .await;
-        report(Stage::Running); // outside a scope: ignored
-        let mut got = Vec::new();
-        while let Ok(s) = receiver.try_recv() {
-            got.push(s);
-        }
-        let messages: Vec<&str> = got.iter().map(|(_, m)| m.as_str()).collect();
-        assert_eq!(
-            messages,
-            [
-                "queued",
-                "queued: 3 waiting",
-                "queued: 2 waiting",
-                "running",
-                "running for 5 s",
-                "fetching rows"
-            ]
-        );
-        assert!(
-            got.windows(2).all(|w| w[0].0 < w[1].0),
-            "progress always increases: {got:?}"
-        );
-    }
-
-    /// What a call reports, in [`forwarded`].
-    enum Step {
-        Stage(Stage),
-        News(Stage, &'static str),
-    }
-    use Step::News;
-
-    fn stage(s: Stage) -> Step {
-        Step::Stage(s)
-    }
-
-    /// Reports `steps` (each after its delay) with a quiet period of 100 ms, then answers;
-    /// returns what was sent.
-    async fn forwarded(steps: Vec<(u64, Step)>) -> Vec<String> {
-        let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let log = sent.clone();
-        let Progress { reporter, sender } =
-            Progress::sending(Duration::from_millis(100), move |_, m| {
-                log.lock().unwrap().push(m);
-                async { true }
-            });
-        let sender = tokio::spawn(sender);
-        for (after_ms, step) in steps {
-            tokio::time::sleep(Duration::from_millis(after_ms)).await;
-            match step {
-                Step::Stage(s) => reporter.report(s),
-                News(s, m) => reporter.waiting(s, m.into()),
-            }
-        }
-        reporter.close();
-        sender.await.unwrap();
-        let sent = sent.lock().unwrap().clone();
-        sent
-    }
-
-    #[test]
-    fn stages_within_the_quiet_period_queue_nothing_to_wake_the_sender_for() {
-        let (stages, mut receiver) = mpsc::channel(8);
-        let reporter = Reporter::new(stages, true);
-        reporter.report(Stage::Queued);
-        reporter.report(Stage::Running);
-        assert!(receiver.try_recv().is_err(), "a held stage was queued");
-        assert_eq!(reporter.end_quiet().map(|u| u.1), Some("running".into()));
-        assert!(reporter.end_quiet().is_none(), "the quiet period ends once");
-        reporter.report(Stage::Fetching);
-        assert_eq!(
-            receiver.try_recv().map(|u| u.1).ok(),
-            Some("fetching rows".into())
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_call_answered_within_the_quiet_period_sends_nothing() {
-        let sent = forwarded(vec![
-            (0, stage(Stage::Queued)),
-            (10, stage(Stage::Running)),
-            (10, stage(Stage::Fetching)),
-        ])
-        .await;
-        assert!(sent.is_empty(), "{sent:?}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_longer_call_hears_its_latest_stage_when_the_quiet_period_ends_then_everything() {
-        let sent = forwarded(vec![
-            (0, stage(Stage::Queued)),
-            (10, stage(Stage::Running)),
-            (200, News(Stage::Running, "running for 5 s")),
-            (10, stage(Stage::Fetching)),
-        ])
-        .await;
-        assert_eq!(sent, ["running", "running for 5 s", "fetching rows"]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn news_within_the_quiet_period_goes_out_at_once_after_its_stage() {
-        let sent = forwarded(vec![
-            (0, stage(Stage::Running)),
-            (5, News(Stage::Running, "agent: Planning the next steps")),
-            (5, News(Stage::Running, "agent: using search")),
-        ])
-        .await;
-        assert_eq!(
-            sent,
-            [
-                "running",
-                "agent: Planning the next steps",
-                "agent: using search"
-            ]
-        );
-    }
-}
+mod tests;
