@@ -19,6 +19,8 @@ struct Rate {
     p50_ms: f64,
     /// The server's CPU time per call (over the whole run, warm-up included).
     cpu_per_call: Duration,
+    /// Progress notifications the clients heard per call (in the window).
+    progress_per_call: f64,
 }
 
 /// Calls per second, errors, p50 and CPU per call of `clients` closed-loop sessions on
@@ -43,6 +45,7 @@ async fn rate(server: &Server, clients: usize, secs: Duration) -> Result<Rate, S
         errors: s.5,
         p50_ms: s.2,
         cpu_per_call: Duration::from_secs_f64(cores / s.1.max(1.0)),
+        progress_per_call: reports[0].progress_heard as f64 / reports[0].completed.max(1) as f64,
     })
 }
 
@@ -53,7 +56,7 @@ pub async fn capacity(bin: &str, secs: Duration, out: &mut String) -> Result<(),
         "## Capacity with an instant backend (responder delay 0, pool 64, {} s per row)\n",
         secs.as_secs()
     );
-    let _ = writeln!(out, "| clients | bare rmcp server calls/s | relay floor calls/s | snowflake-mcp calls/s | ratio to bare | ratio to relay | CPU per call, bare / relay / snowflake-mcp ms | snowflake-mcp p50 ms | errors |\n|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "| clients | bare rmcp server calls/s | relay floor calls/s | snowflake-mcp calls/s | ratio to bare | ratio to relay | CPU per call, bare / relay / snowflake-mcp ms | snowflake-mcp p50 ms | progress notifications per call | errors |\n|---|---|---|---|---|---|---|---|---|---|");
     for clients in [50usize, 200, 1000] {
         let floor = start_floor(None).await?;
         let bare = rate(&floor, clients, secs).await?;
@@ -70,7 +73,7 @@ pub async fn capacity(bin: &str, secs: Duration, out: &mut String) -> Result<(),
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let _ = writeln!(
             out,
-            "| {clients} | {:.0} | {:.0} | {:.0} | {ratio:.3} | {to_relay:.3} | {:.3} / {:.3} / {:.3} | {:.1} | {} |",
+            "| {clients} | {:.0} | {:.0} | {:.0} | {ratio:.3} | {to_relay:.3} | {:.3} / {:.3} / {:.3} | {:.1} | {:.2} | {} |",
             bare.calls_per_sec,
             relay.calls_per_sec,
             ours.calls_per_sec,
@@ -78,6 +81,7 @@ pub async fn capacity(bin: &str, secs: Duration, out: &mut String) -> Result<(),
             ms(relay.cpu_per_call),
             ms(ours.cpu_per_call),
             ours.p50_ms,
+            ours.progress_per_call,
             ours.errors
         );
         let errors = ours.errors;

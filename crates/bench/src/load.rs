@@ -6,11 +6,13 @@
 //! back to back; the report gives per-class throughput and latency percentiles, per-session
 //! completions, and Jain's fairness index across classes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rmcp::model::CallToolRequestParams;
-use rmcp::service::RunningService;
+use rmcp::handler::client::ClientHandler;
+use rmcp::model::{CallToolRequestParams, ProgressNotificationParam};
+use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{RoleClient, ServiceExt};
@@ -59,16 +61,44 @@ pub struct ClassReport {
     pub per_session: Vec<usize>,
     /// The first error's text, if any.
     pub first_error: Option<String>,
+    /// Progress notifications all classes' clients heard within the window (the same in
+    /// every class's report).
+    pub progress_heard: u64,
 }
 
-pub type Client = RunningService<RoleClient, ()>;
+/// Progress notifications heard by every client of this process so far.
+pub static PROGRESS_HEARD: AtomicU64 = AtomicU64::new(0);
+
+/// What the load generator's clients do with what the server sends them: rmcp's defaults,
+/// but progress notifications are counted ([`PROGRESS_HEARD`]). rmcp's client asks for
+/// progress on every request, as a client showing it would.
+#[derive(Clone, Copy, Default)]
+pub struct Listener;
+
+impl ClientHandler for Listener {
+    async fn on_progress(
+        &self,
+        _params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        PROGRESS_HEARD.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub type Client = RunningService<RoleClient, Listener>;
+
+/// Progress notifications heard so far (see [`PROGRESS_HEARD`]).
+pub fn progress_heard() -> u64 {
+    PROGRESS_HEARD.load(Ordering::Relaxed)
+}
 
 pub async fn connect(url: &str, token: Option<&str>) -> Result<Client, String> {
     let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_string());
     if let Some(t) = token {
         config = config.auth_header(t.to_string());
     }
-    ().serve(StreamableHttpClientTransport::from_config(config))
+    Listener
+        .serve(StreamableHttpClientTransport::from_config(config))
         .await
         .map_err(|e| e.to_string())
 }
@@ -120,6 +150,12 @@ pub async fn run(
     }
     let start = Instant::now() + warmup;
     let end = start + duration;
+    let heard = tokio::spawn(async move {
+        tokio::time::sleep_until(start.into()).await;
+        let before = progress_heard();
+        tokio::time::sleep_until(end.into()).await;
+        progress_heard() - before
+    });
     let mut tasks = Vec::new();
     for (si, (ci, client)) in sessions.iter().enumerate() {
         for _ in 0..classes[*ci].in_flight {
@@ -159,6 +195,7 @@ pub async fn run(
             latencies: Vec::new(),
             per_session: Vec::new(),
             first_error: None,
+            progress_heard: 0,
         })
         .collect();
     let mut per_session = vec![0usize; sessions.len()];
@@ -172,6 +209,10 @@ pub async fn run(
     }
     for (si, (ci, _)) in sessions.iter().enumerate() {
         reports[*ci].per_session.push(per_session[si]);
+    }
+    let heard = heard.await.map_err(|e| e.to_string())?;
+    for report in &mut reports {
+        report.progress_heard = heard;
     }
     for (_, client) in sessions {
         if let Ok(c) = Arc::try_unwrap(client) {
