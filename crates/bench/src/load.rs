@@ -67,7 +67,7 @@ pub struct ClassReport {
 }
 
 /// Progress notifications heard by every client of this process so far.
-pub static PROGRESS_HEARD: AtomicU64 = AtomicU64::new(0);
+static PROGRESS_HEARD: AtomicU64 = AtomicU64::new(0);
 
 /// What the load generator's clients do with what the server sends them: rmcp's defaults,
 /// but progress notifications are counted ([`PROGRESS_HEARD`]). rmcp's client asks for
