@@ -39,6 +39,7 @@ mod catalog;
 mod databases;
 mod lexical;
 mod lists;
+mod memo;
 mod query;
 mod semantic;
 mod write;
@@ -74,8 +75,14 @@ pub fn check_read_only(sql: &str) -> Result<(), Refusal> {
 
 /// Allow `sql` if it is a single read-only statement, or a write of one of the kinds in
 /// `writes` (see [`write`]); for a write, what it writes. Where it writes is the caller's to
-/// check.
+/// check. A text this thread checked moments ago with the same `writes` gets the same answer
+/// without being parsed again ([`memo`]).
 pub fn check(sql: &str, writes: &[WriteKind]) -> Result<Option<Write>, Refusal> {
+    memo::remembered(sql, writes, || analyzed_check(sql, writes))
+}
+
+/// [`check`], every time.
+fn analyzed_check(sql: &str, writes: &[WriteKind]) -> Result<Option<Write>, Refusal> {
     match analyze(sql, writes)? {
         Analyzed::Query { write, .. } => Ok(write),
         Analyzed::Catalog(_) => Ok(None),

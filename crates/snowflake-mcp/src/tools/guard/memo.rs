@@ -1,0 +1,157 @@
+//! The guard's verdicts on the statement texts a thread checked last.
+//!
+//! Agents, dashboards and retries send the same statement text again and again, and the guard's
+//! verdict ([`super::check`]) depends on nothing but the text and the write kinds the client may
+//! run: no context, no time, no state. Tokenising and parsing it is the larger part of the
+//! guard's cost, which was about 3 % of the server's CPU per instant call (`BENCHMARKS.md`, the
+//! fast path). So each thread keeps the verdicts of its last [`ENTRIES`] texts and answers a
+//! repeat from them.
+//!
+//! What keeps this as safe as checking every time:
+//! * a verdict is reused only for the byte-identical text *and* the identical list of write
+//!   kinds — a client allowed fewer writes never sees a verdict made for one allowed more;
+//! * refusals are kept as well as permissions, so a repeated refusal stays refused;
+//! * the checks that depend on the session's context (the databases and semantic views a
+//!   restricted client reaches) are not memoised here: they run on every call.
+//!
+//! Bounded: per thread at most [`ENTRIES`] texts of at most [`MAX_TEXT`] bytes (longer texts
+//! are checked every time), replaced oldest first. Per thread, not shared, so no lock is taken
+//! that every client's calls would meet.
+
+use std::cell::RefCell;
+
+use super::{Refusal, Write};
+use crate::config::WriteKind;
+
+/// Texts remembered per thread.
+const ENTRIES: usize = 32;
+/// Longer texts are not remembered (they are rarely repeated, and would hold memory).
+const MAX_TEXT: usize = 2048;
+
+type Verdict = Result<Option<Write>, Refusal>;
+
+struct Entry {
+    sql: Box<str>,
+    writes: Box<[WriteKind]>,
+    verdict: Verdict,
+}
+
+#[derive(Default)]
+struct Recent {
+    entries: Vec<Entry>,
+    /// The slot the next new text replaces once `entries` is full.
+    next: usize,
+}
+
+thread_local! {
+    static RECENT: RefCell<Recent> = RefCell::default();
+}
+
+/// `check(sql, writes)`, answered from this thread's recent verdicts when the same text with
+/// the same write kinds was checked before.
+pub(super) fn remembered(
+    sql: &str,
+    writes: &[WriteKind],
+    check: impl FnOnce() -> Verdict,
+) -> Verdict {
+    if sql.len() > MAX_TEXT {
+        return check();
+    }
+    let found = RECENT.with_borrow(|recent| {
+        recent
+            .entries
+            .iter()
+            .find(|e| *e.sql == *sql && *e.writes == *writes)
+            .map(|e| e.verdict.clone())
+    });
+    if let Some(verdict) = found {
+        return verdict;
+    }
+    // Checked outside the borrow: nothing the check calls may reach back in here, but a
+    // panic inside it must not leave the cell borrowed either.
+    let verdict = check();
+    RECENT.with_borrow_mut(|recent| {
+        let entry = Entry {
+            sql: sql.into(),
+            writes: writes.into(),
+            verdict: verdict.clone(),
+        };
+        if recent.entries.len() < ENTRIES {
+            recent.entries.push(entry);
+        } else {
+            let slot = recent.next;
+            recent.entries[slot] = entry;
+            recent.next = (slot + 1) % ENTRIES;
+        }
+    });
+    verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remembered_count() -> usize {
+        RECENT.with_borrow(|r| r.entries.len())
+    }
+
+    #[test]
+    fn a_verdict_is_reused_only_for_the_same_text_and_write_kinds() {
+        let mut checks = 0;
+        let mut check = |sql: &str, writes: &[WriteKind]| {
+            remembered(sql, writes, || {
+                checks += 1;
+                super::super::analyzed_check(sql, writes)
+            })
+        };
+        let insert = "INSERT INTO t VALUES (1)";
+        assert!(check(insert, &[WriteKind::Insert]).unwrap().is_some());
+        assert!(check(insert, &[WriteKind::Insert]).unwrap().is_some());
+        // The same text for a client that may not write is checked anew, and refused.
+        assert!(check(insert, &[]).is_err());
+        assert!(check(insert, &[]).is_err(), "a refusal is remembered too");
+        // One byte more is another text.
+        assert!(check("INSERT INTO t VALUES (1);", &[]).is_err());
+        assert!(check("SELECT 1", &[]).unwrap().is_none());
+        drop(check);
+        assert_eq!(
+            checks, 4,
+            "two repeats answered from memory, four texts checked"
+        );
+    }
+
+    #[test]
+    fn memory_is_bounded_in_entries_and_text_length() {
+        let mut checks = 0;
+        for i in 0..ENTRIES * 3 {
+            let sql = format!("SELECT {i}");
+            remembered(&sql, &[], || {
+                checks += 1;
+                Ok(None)
+            })
+            .unwrap();
+            assert!(remembered_count() <= ENTRIES);
+        }
+        assert_eq!(checks, ENTRIES * 3);
+        // The newest are remembered, the oldest replaced.
+        let newest = format!("SELECT {}", ENTRIES * 3 - 1);
+        remembered(&newest, &[], || panic!("was remembered")).unwrap();
+        let mut again = 0;
+        remembered("SELECT 0", &[], || {
+            again += 1;
+            Ok(None)
+        })
+        .unwrap();
+        assert_eq!(again, 1, "the oldest text was replaced");
+        let long = format!("SELECT '{}'", "x".repeat(MAX_TEXT));
+        let mut long_checks = 0;
+        for _ in 0..2 {
+            remembered(&long, &[], || {
+                long_checks += 1;
+                Ok(None)
+            })
+            .unwrap();
+        }
+        assert_eq!(long_checks, 2, "a long text is checked every time");
+    }
+}
