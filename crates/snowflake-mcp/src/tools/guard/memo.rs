@@ -113,7 +113,6 @@ mod tests {
         // One byte more is another text.
         assert!(check("INSERT INTO t VALUES (1);", &[]).is_err());
         assert!(check("SELECT 1", &[]).unwrap().is_none());
-        drop(check);
         assert_eq!(
             checks, 4,
             "two repeats answered from memory, four texts checked"
