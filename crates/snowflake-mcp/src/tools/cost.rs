@@ -11,7 +11,7 @@ use super::writes::{plan_write, PlannedWrite};
 use super::{success, Caller, Outcome, Tools};
 use crate::error::ToolError;
 use crate::policy::{human_bytes, ClientPolicy, ClientShare};
-use crate::tools::guard::{check, referenced_databases, referenced_semantic_views};
+use crate::tools::guard::{check_for, referenced_databases, referenced_semantic_views};
 use crate::Context;
 
 /// Statements that scan no table (nothing to estimate).
@@ -43,7 +43,7 @@ impl Tools {
             )));
         }
         let kinds = &policy.access.writes.kinds;
-        let write = check(sql, kinds).map_err(|r| ToolError::refused(r.0))?;
+        let write = check_for(&policy.id, sql, kinds).map_err(|r| ToolError::refused(r.0))?;
         if policy.access.is_restricted() {
             // A client limited to some databases may only reach objects of those databases:
             // every reference (tables, functions, SHOW/DESCRIBE scopes) must resolve to one of

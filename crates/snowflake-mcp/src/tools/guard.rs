@@ -44,6 +44,8 @@ mod query;
 mod semantic;
 mod write;
 
+use std::sync::Arc;
+
 use sqlparser::ast::Statement;
 use sqlparser::dialect::SnowflakeDialect;
 use sqlparser::parser::Parser;
@@ -75,18 +77,22 @@ pub fn check_read_only(sql: &str) -> Result<(), Refusal> {
 
 /// Allow `sql` if it is a single read-only statement, or a write of one of the kinds in
 /// `writes` (see [`write`]); for a write, what it writes. Where it writes is the caller's to
-/// check. A text this thread checked moments ago with the same `writes` gets the same answer
-/// without being parsed again ([`memo`]).
+/// check.
 pub fn check(sql: &str, writes: &[WriteKind]) -> Result<Option<Write>, Refusal> {
-    memo::remembered(sql, writes, || analyzed_check(sql, writes))
-}
-
-/// [`check`], every time.
-fn analyzed_check(sql: &str, writes: &[WriteKind]) -> Result<Option<Write>, Refusal> {
     match analyze(sql, writes)? {
         Analyzed::Query { write, .. } => Ok(write),
         Analyzed::Catalog(_) => Ok(None),
     }
+}
+
+/// [`check`] for `client`: a text this thread checked moments ago for the same client with the
+/// same `writes` gets the same answer without being parsed again ([`memo`]).
+pub fn check_for(
+    client: &Arc<str>,
+    sql: &str,
+    writes: &[WriteKind],
+) -> Result<Option<Write>, Refusal> {
+    memo::remembered(client, sql, writes, || check(sql, writes))
 }
 
 /// An allowed statement, as the database check needs it.

@@ -1,4 +1,4 @@
-//! The guard's verdicts on the statement texts a thread checked last.
+//! The guard's verdicts on the statement texts a thread checked last, per client.
 //!
 //! Agents, dashboards and retries send the same statement text again and again, and the guard's
 //! verdict ([`super::check`]) depends on nothing but the text and the write kinds the client may
@@ -10,6 +10,9 @@
 //! What keeps this as safe as checking every time:
 //! * a verdict is reused only for the byte-identical text *and* the identical list of write
 //!   kinds — a client allowed fewer writes never sees a verdict made for one allowed more;
+//! * and only for the client it was made for: verdicts are the same for every client, but how
+//!   fast one comes back (remembered or parsed) must not tell a client which statements another
+//!   client sent moments ago;
 //! * refusals are kept as well as permissions, so a repeated refusal stays refused;
 //! * the checks that depend on the session's context (the databases and semantic views a
 //!   restricted client reaches) are not memoised here: they run on every call.
@@ -19,6 +22,7 @@
 //! that every client's calls would meet.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use super::{Refusal, Write};
 use crate::config::WriteKind;
@@ -31,6 +35,7 @@ const MAX_TEXT: usize = 2048;
 type Verdict = Result<Option<Write>, Refusal>;
 
 struct Entry {
+    client: Arc<str>,
     sql: Box<str>,
     writes: Box<[WriteKind]>,
     verdict: Verdict,
@@ -47,9 +52,10 @@ thread_local! {
     static RECENT: RefCell<Recent> = RefCell::default();
 }
 
-/// `check(sql, writes)`, answered from this thread's recent verdicts when the same text with
-/// the same write kinds was checked before.
+/// `check()`'s verdict on `sql` for `client`, answered from this thread's recent verdicts when
+/// the same client's same text with the same write kinds was checked before.
 pub(super) fn remembered(
+    client: &Arc<str>,
     sql: &str,
     writes: &[WriteKind],
     check: impl FnOnce() -> Verdict,
@@ -61,7 +67,7 @@ pub(super) fn remembered(
         recent
             .entries
             .iter()
-            .find(|e| *e.sql == *sql && *e.writes == *writes)
+            .find(|e| *e.sql == *sql && *e.writes == *writes && e.client == *client)
             .map(|e| e.verdict.clone())
     });
     if let Some(verdict) = found {
@@ -72,6 +78,7 @@ pub(super) fn remembered(
     let verdict = check();
     RECENT.with_borrow_mut(|recent| {
         let entry = Entry {
+            client: client.clone(),
             sql: sql.into(),
             writes: writes.into(),
             verdict: verdict.clone(),
@@ -91,19 +98,25 @@ pub(super) fn remembered(
 mod tests {
     use super::*;
 
+    fn client(id: &str) -> Arc<str> {
+        id.into()
+    }
+
     fn remembered_count() -> usize {
         RECENT.with_borrow(|r| r.entries.len())
     }
 
     #[test]
-    fn a_verdict_is_reused_only_for_the_same_text_and_write_kinds() {
-        let mut checks = 0;
-        let mut check = |sql: &str, writes: &[WriteKind]| {
-            remembered(sql, writes, || {
-                checks += 1;
-                super::super::analyzed_check(sql, writes)
+    fn a_verdict_is_reused_only_for_the_same_client_text_and_write_kinds() {
+        let checks = std::cell::Cell::new(0);
+        let check_by = |who: &Arc<str>, sql: &str, writes: &[WriteKind]| {
+            remembered(who, sql, writes, || {
+                checks.set(checks.get() + 1);
+                super::super::check(sql, writes)
             })
         };
+        let analyst = client("analyst");
+        let check = |sql: &str, writes: &[WriteKind]| check_by(&analyst, sql, writes);
         let insert = "INSERT INTO t VALUES (1)";
         assert!(check(insert, &[WriteKind::Insert]).unwrap().is_some());
         assert!(check(insert, &[WriteKind::Insert]).unwrap().is_some());
@@ -114,17 +127,23 @@ mod tests {
         assert!(check("INSERT INTO t VALUES (1);", &[]).is_err());
         assert!(check("SELECT 1", &[]).unwrap().is_none());
         assert_eq!(
-            checks, 4,
+            checks.get(),
+            4,
             "two repeats answered from memory, four texts checked"
         );
+        // Another client's same text is checked for it: the time a check takes must not say
+        // what the analyst sent.
+        assert!(check_by(&client("bot"), "SELECT 1", &[]).unwrap().is_none());
+        assert_eq!(checks.get(), 5, "another client's text is parsed anew");
     }
 
     #[test]
     fn memory_is_bounded_in_entries_and_text_length() {
+        let one = client("analyst");
         let mut checks = 0;
         for i in 0..ENTRIES * 3 {
             let sql = format!("SELECT {i}");
-            remembered(&sql, &[], || {
+            remembered(&one, &sql, &[], || {
                 checks += 1;
                 Ok(None)
             })
@@ -134,9 +153,9 @@ mod tests {
         assert_eq!(checks, ENTRIES * 3);
         // The newest are remembered, the oldest replaced.
         let newest = format!("SELECT {}", ENTRIES * 3 - 1);
-        remembered(&newest, &[], || panic!("was remembered")).unwrap();
+        remembered(&one, &newest, &[], || panic!("was remembered")).unwrap();
         let mut again = 0;
-        remembered("SELECT 0", &[], || {
+        remembered(&one, "SELECT 0", &[], || {
             again += 1;
             Ok(None)
         })
@@ -145,7 +164,7 @@ mod tests {
         let long = format!("SELECT '{}'", "x".repeat(MAX_TEXT));
         let mut long_checks = 0;
         for _ in 0..2 {
-            remembered(&long, &[], || {
+            remembered(&one, &long, &[], || {
                 long_checks += 1;
                 Ok(None)
             })
