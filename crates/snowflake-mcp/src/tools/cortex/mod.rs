@@ -163,7 +163,7 @@ impl Tools {
             .iter()
             .find_map(|k| args.get(*k).and_then(Value::as_str))
             .map(|q| q.chars().take(10_000).collect());
-        let work = async {
+        let work = Box::pin(async {
             let client = &caller.client;
             client.access.check_cortex(client.display(), name)?;
             let ticket = self.admission.reserve_cortex(client).await?;
@@ -174,7 +174,7 @@ impl Tools {
                     .await;
             }
             outcome
-        };
+        });
         self.audited(name, asked, caller, work).await
     }
 

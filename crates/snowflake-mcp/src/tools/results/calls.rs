@@ -103,13 +103,14 @@ impl Tools {
         self.results.remember(&job);
         let (tools, who, task) = (self.clone(), caller.clone(), job.clone());
         let (client, tag) = attribution::fork();
-        // Boxed where it is made: the statement path's future is large, and unboxed it was
-        // copied whole into each task-local scope and again into the task (`memmove` under
-        // spawn and the scopes was ~2 % of the server's CPU in perf at load; BENCHMARKS.md).
+        // Boxed where they are made: a future is copied whole each time it is moved (into a
+        // task-local scope, into the task, into the future that awaits it), so the statement
+        // path goes on the heap once and only pointers move (`memmove` under spawn and the
+        // scopes was ~2 % of the server's CPU in perf at load; BENCHMARKS.md).
         let work = progress::forked(
             progress::fork(),
             Box::pin(async move {
-                let work = tools.call_now("run_query", args, &who);
+                let work = Box::pin(tools.call_now("run_query", args, &who));
                 let answer = async { work.await.map(|o| (o.result, o.returned)) };
                 task.run(&tools.results, answer).await;
             }),
