@@ -39,6 +39,7 @@ use crate::scheduling::gateway::Gateway;
 use crate::state::{Amounts, Cost, Grant};
 use crate::Context;
 use arguments::*;
+use render::context_result;
 use results::Results;
 
 /// Everything a tool call needs besides its arguments and its caller.
@@ -475,44 +476,6 @@ pub(crate) fn success(structured: Value, text: String) -> CallToolResult {
     let mut result = CallToolResult::structured(structured);
     result.content = vec![ContentBlock::text(text)];
     result
-}
-
-/// The context as a tool result; `get_context` adds the caller's remaining quotas and rate.
-fn context_result(ctx: &Context, limits: Option<Value>, note: Option<&str>) -> CallToolResult {
-    let mut value = json!({"database": ctx.database, "schema": ctx.schema, "warehouse": ctx.warehouse, "role": ctx.role});
-    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
-    let mut text = format!(
-        "database: {}\nschema: {}\nwarehouse: {}\nrole: {}",
-        show(&ctx.database),
-        show(&ctx.schema),
-        show(&ctx.warehouse),
-        show(&ctx.role)
-    );
-    if let Some(limits) = limits {
-        if let Some(quotas) = limits["quotas"].as_object() {
-            for (name, q) in quotas {
-                text.push_str(&format!(
-                    "\n{name}: {} of {} left (resets in {} s)",
-                    q["remaining"], q["limit"], q["resets_in_s"]
-                ));
-            }
-        }
-        if let Some(why) = limits["quotas_unavailable"].as_str() {
-            text.push_str(&format!("\nquotas: unknown for now ({why})"));
-        }
-        if let Some(rate) = limits["rate_limit"].as_object() {
-            text.push_str(&format!(
-                "\nrate limit: {} calls/min, {} available now",
-                rate["per_minute"], rate["available_now"]
-            ));
-        }
-        value["limits"] = limits;
-    }
-    if let Some(note) = note {
-        text.push_str(&format!("\nnote: {note}"));
-        value["note"] = note.into();
-    }
-    success(value, text)
 }
 
 mod arguments;

@@ -7,6 +7,8 @@ use serde_json::{json, Value};
 
 use super::{success, Outcome};
 use crate::backend::QueryOutput;
+use crate::Context;
+use rmcp::model::CallToolResult;
 
 /// Longest cell shown in text.
 const MAX_CELL: usize = 120;
@@ -85,6 +87,48 @@ pub fn page(out: QueryOutput, offset: u64, max_rows: usize, max_bytes: usize) ->
         new_context: None,
         returned: Some(returned),
     }
+}
+
+/// The context as a tool result; `get_context` adds the caller's remaining quotas and rate.
+pub(super) fn context_result(
+    ctx: &Context,
+    limits: Option<Value>,
+    note: Option<&str>,
+) -> CallToolResult {
+    let mut value = json!({"database": ctx.database, "schema": ctx.schema, "warehouse": ctx.warehouse, "role": ctx.role});
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+    let mut text = format!(
+        "database: {}\nschema: {}\nwarehouse: {}\nrole: {}",
+        show(&ctx.database),
+        show(&ctx.schema),
+        show(&ctx.warehouse),
+        show(&ctx.role)
+    );
+    if let Some(limits) = limits {
+        if let Some(quotas) = limits["quotas"].as_object() {
+            for (name, q) in quotas {
+                text.push_str(&format!(
+                    "\n{name}: {} of {} left (resets in {} s)",
+                    q["remaining"], q["limit"], q["resets_in_s"]
+                ));
+            }
+        }
+        if let Some(why) = limits["quotas_unavailable"].as_str() {
+            text.push_str(&format!("\nquotas: unknown for now ({why})"));
+        }
+        if let Some(rate) = limits["rate_limit"].as_object() {
+            text.push_str(&format!(
+                "\nrate limit: {} calls/min, {} available now",
+                rate["per_minute"], rate["available_now"]
+            ));
+        }
+        value["limits"] = limits;
+    }
+    if let Some(note) = note {
+        text.push_str(&format!("\nnote: {note}"));
+        value["note"] = note.into();
+    }
+    success(value, text)
 }
 
 #[cfg(test)]
