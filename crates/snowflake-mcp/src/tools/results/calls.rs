@@ -110,8 +110,10 @@ impl Tools {
         let work = progress::forked(
             progress::fork(),
             Box::pin(async move {
-                let work = Box::pin(tools.call_now("run_query", args, &who));
-                let answer = async { work.await.map(|o| (o.result, o.returned)) };
+                let answer = Box::pin(async {
+                    let outcome = tools.call_now("run_query", args, &who).await;
+                    outcome.map(|o| (o.result, o.returned))
+                });
                 task.run(&tools.results, answer).await;
             }),
         );

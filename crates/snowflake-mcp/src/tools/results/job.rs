@@ -11,6 +11,7 @@
 //! Snowflake, refunds or charges its ticket and records the call as cancelled.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -152,14 +153,14 @@ impl Job {
     }
 
     /// The job's task: run `work` to its end (or until `cancel_query`), writing records as
-    /// described in the module's doc.
+    /// described in the module's doc. `work` comes boxed by its caller, where it is made, so
+    /// that nothing above it holds (and copies) the statement path's future.
     pub(super) async fn run(
         self: Arc<Self>,
         results: &Results,
-        work: impl Future<Output = Answer>,
+        mut work: Pin<Box<dyn Future<Output = Answer> + Send + '_>>,
     ) {
         let _ = self.tracker.set(crate::observe::progress::tracker());
-        let mut work = Box::pin(work);
         let mut detached = false;
         let mut answer = loop {
             tokio::select! {
