@@ -4,7 +4,7 @@
 //! verdict ([`super::check`]) depends on nothing but the text and the write kinds the client may
 //! run: no context, no time, no state. Tokenising and parsing it is the larger part of the
 //! guard's cost, which was about 3 % of the server's CPU per instant call (`BENCHMARKS.md`, the
-//! fast path). So each thread keeps the verdicts of its last [`ENTRIES`] texts and answers a
+//! fast path). So each thread keeps the verdicts of the texts it checked recently and answers a
 //! repeat from them.
 //!
 //! What keeps this as safe as checking every time:
@@ -18,17 +18,25 @@
 //!   restricted client reaches) are not memoised here: they run on every call.
 //!
 //! Bounded: per thread at most [`ENTRIES`] texts of at most [`MAX_TEXT`] bytes (longer texts
-//! are checked every time), replaced oldest first. Per thread, not shared, so no lock is taken
-//! that every client's calls would meet.
+//! are checked every time), so at most 2 MiB of text per worker thread. The verdicts are found
+//! by a hash of the client, the text and the write kinds, and checked against all three on a
+//! hit, so a lookup costs the same however many clients take turns on a thread (a list of 32
+//! scanned in order missed every time once more than a few dozen did). When the table is full
+//! a new text takes the place of one picked by the table's order, in effect at random: unlike
+//! oldest-first, that keeps most of a working set a little larger than the table. Per thread,
+//! not shared, so no lock is taken that every client's calls would meet.
 
 use std::cell::RefCell;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use super::{Refusal, Write};
 use crate::config::WriteKind;
 
 /// Texts remembered per thread.
-const ENTRIES: usize = 32;
+const ENTRIES: usize = 1024;
 /// Longer texts are not remembered (they are rarely repeated, and would hold memory).
 const MAX_TEXT: usize = 2048;
 
@@ -41,15 +49,17 @@ struct Entry {
     verdict: Verdict,
 }
 
-#[derive(Default)]
-struct Recent {
-    entries: Vec<Entry>,
-    /// The slot the next new text replaces once `entries` is full.
-    next: usize,
+thread_local! {
+    /// The verdicts, by [`key`].
+    static RECENT: RefCell<HashMap<u64, Entry>> = RefCell::default();
 }
 
-thread_local! {
-    static RECENT: RefCell<Recent> = RefCell::default();
+/// Where `client`'s `sql` with `writes` is kept. Two pairs may share a key: an entry answers
+/// only when all three match, and the newer pair takes the older one's place.
+fn key(client: &str, sql: &str, writes: &[WriteKind]) -> u64 {
+    let mut h = DefaultHasher::new();
+    (client, sql, writes).hash(&mut h);
+    h.finish()
 }
 
 /// `check()`'s verdict on `sql` for `client`, answered from this thread's recent verdicts when
@@ -63,11 +73,11 @@ pub(super) fn remembered(
     if sql.len() > MAX_TEXT {
         return check();
     }
+    let key = key(client, sql, writes);
     let found = RECENT.with_borrow(|recent| {
         recent
-            .entries
-            .iter()
-            .find(|e| *e.sql == *sql && *e.writes == *writes && e.client == *client)
+            .get(&key)
+            .filter(|e| *e.sql == *sql && *e.writes == *writes && e.client == *client)
             .map(|e| e.verdict.clone())
     });
     if let Some(verdict) = found {
@@ -77,19 +87,20 @@ pub(super) fn remembered(
     // panic inside it must not leave the cell borrowed either.
     let verdict = check();
     RECENT.with_borrow_mut(|recent| {
-        let entry = Entry {
-            client: client.clone(),
-            sql: sql.into(),
-            writes: writes.into(),
-            verdict: verdict.clone(),
-        };
-        if recent.entries.len() < ENTRIES {
-            recent.entries.push(entry);
-        } else {
-            let slot = recent.next;
-            recent.entries[slot] = entry;
-            recent.next = (slot + 1) % ENTRIES;
+        if recent.len() >= ENTRIES && !recent.contains_key(&key) {
+            if let Some(&gone) = recent.keys().next() {
+                recent.remove(&gone);
+            }
         }
+        recent.insert(
+            key,
+            Entry {
+                client: client.clone(),
+                sql: sql.into(),
+                writes: writes.into(),
+                verdict: verdict.clone(),
+            },
+        );
     });
     verdict
 }
@@ -103,7 +114,7 @@ mod tests {
     }
 
     fn remembered_count() -> usize {
-        RECENT.with_borrow(|r| r.entries.len())
+        RECENT.with_borrow(|r| r.len())
     }
 
     #[test]
@@ -151,16 +162,14 @@ mod tests {
             assert!(remembered_count() <= ENTRIES);
         }
         assert_eq!(checks, ENTRIES * 3);
-        // The newest are remembered, the oldest replaced.
+        assert_eq!(
+            remembered_count(),
+            ENTRIES,
+            "the table stays full, not larger"
+        );
+        // The newest is remembered.
         let newest = format!("SELECT {}", ENTRIES * 3 - 1);
         remembered(&one, &newest, &[], || panic!("was remembered")).unwrap();
-        let mut again = 0;
-        remembered(&one, "SELECT 0", &[], || {
-            again += 1;
-            Ok(None)
-        })
-        .unwrap();
-        assert_eq!(again, 1, "the oldest text was replaced");
         let long = format!("SELECT '{}'", "x".repeat(MAX_TEXT));
         let mut long_checks = 0;
         for _ in 0..2 {
@@ -171,5 +180,26 @@ mod tests {
             .unwrap();
         }
         assert_eq!(long_checks, 2, "a long text is checked every time");
+    }
+
+    #[test]
+    fn many_clients_taking_turns_are_each_remembered() {
+        // What a list of 32 scanned in order lost: a thousand clients on one thread, each
+        // repeating its text.
+        let clients: Vec<Arc<str>> = (0..1000).map(|i| client(&format!("c{i}"))).collect();
+        let mut checks = 0;
+        for _round in 0..3 {
+            for c in &clients {
+                remembered(c, "SELECT 1", &[], || {
+                    checks += 1;
+                    Ok(None)
+                })
+                .unwrap();
+            }
+        }
+        assert_eq!(
+            checks, 1000,
+            "each client's text checked once, its repeats remembered"
+        );
     }
 }
