@@ -312,7 +312,14 @@ impl<IO> Guarded<IO> {
 
     /// `Err` when the connection must go: evicted, too slow with its head, or idle too long.
     fn check_timers(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        *lock(&self.conn.waker) = Some(cx.waker().clone());
+        {
+            // The same task polls a connection each time: its waker is cloned once, not on
+            // every read that finds nothing yet.
+            let mut waker = lock(&self.conn.waker);
+            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
+        }
         if self.conn.evicted.load(Ordering::SeqCst) {
             return Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
@@ -364,8 +371,8 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guarded<IO> {
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                let fresh = buf.filled()[before..].to_vec();
-                this.scan(&fresh);
+                // Only the first head is looked for; after it, a read costs a timer reset.
+                this.scan(&buf.filled()[before..]);
                 this.active();
                 Poll::Ready(Ok(()))
             }
