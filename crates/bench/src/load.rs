@@ -251,11 +251,13 @@ pub fn summarize(
 
 /// The `q`-quantile of sorted latencies, in milliseconds.
 pub fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
+    quantile(sorted, q).map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// The value at quantile `q` (0–1) of `sorted`, by nearest rank; `None` when it is empty.
+pub fn quantile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    let last = sorted.len().checked_sub(1)?;
+    Some(sorted[((last as f64) * q).round() as usize])
 }
 
 /// Jain's fairness index of `x`: 1.0 when all are equal, 1/n when one takes everything.

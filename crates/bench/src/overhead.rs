@@ -87,25 +87,21 @@ pub async fn overhead(bin: &str, out: &mut String) -> Result<(), String> {
             }
         }
     }
-    let [bare, relay, via] = paths.map(|p| {
-        let used = Usage::of(p.server.pid).per_call_since(p.before, CALLS);
-        (p.took, used)
-    });
-    // Call by call, the server against the relay floor in the same moment.
-    let mut paired: Vec<f64> = via
-        .0
+    // Call by call, the server against the relay floor in the same round.
+    let [_, relay_floor, server] = &paths;
+    let mut paired: Vec<f64> = server
+        .took
         .iter()
-        .zip(&relay.0)
+        .zip(&relay_floor.took)
         .map(|(v, r)| v.as_secs_f64() * 1e3 - r.as_secs_f64() * 1e3)
         .collect();
     paired.sort_by(f64::total_cmp);
-    let paired_at = |q: f64| paired[((paired.len() - 1) as f64 * q).round() as usize];
-    let (direct, (bare, bare_cpu), (relay, relay_cpu), (via, via_cpu)) = (
-        sorted(direct),
-        (sorted(bare.0), bare.1),
-        (sorted(relay.0), relay.1),
-        (sorted(via.0), via.1),
-    );
+    let paired_at = |q: f64| load::quantile(&paired, q).unwrap_or(f64::NAN);
+    let direct = sorted(direct);
+    let [(bare, bare_cpu), (relay, relay_cpu), (via, via_cpu)] = paths.map(|p| {
+        let used = Usage::of(p.server.pid).per_call_since(p.before, CALLS);
+        (sorted(p.took), used)
+    });
     let p = |v: &[Duration], q: f64| percentile_ms(v, q);
     let _ = writeln!(
         out,
